@@ -1,0 +1,198 @@
+//! The HTTP server: Airlock's own API, its middleware and error shape.
+//!
+//! Every request passes through the request-id middleware (id, problem+json
+//! bodies), then its handler. The server is built from a listener and a
+//! shutdown future, so tests bind port 0 and stop it cleanly.
+
+mod auth;
+mod connections;
+mod jobs;
+pub mod problem;
+pub mod request_id;
+mod whoami;
+
+use std::future::Future;
+use std::sync::{Arc, RwLock};
+
+use airbyte_client::AirbyteClient;
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Json};
+use axum::routing::{get, post};
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+
+use crate::clock::SharedClock;
+use crate::config::Config;
+use crate::connections::Catalog;
+use crate::identity::Authenticator;
+use crate::policy::Policy;
+use crate::store::Store;
+
+pub use auth::Caller;
+pub use problem::{ApiError, Problem};
+pub use request_id::RequestId;
+
+/// Largest request body Airlock reads (triggers and compatible-front writes
+/// are small JSON documents).
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+
+/// Everything handlers share. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+/// The parts of [`AppState`], built by the composition root (`crate::app`).
+#[derive(Debug)]
+pub struct Parts {
+    pub config: Config,
+    pub store: Store,
+    pub airbyte: AirbyteClient,
+    pub catalog: Arc<Catalog>,
+    pub authenticator: Arc<Authenticator>,
+    pub policy: Policy,
+    /// Wakes the dispatcher when a job is queued.
+    pub dispatch: Arc<Notify>,
+    pub clock: SharedClock,
+}
+
+#[derive(Debug)]
+struct Inner {
+    parts: Parts,
+    /// Swapped whole on reload; readers keep the one they took.
+    policy: RwLock<Arc<Policy>>,
+}
+
+impl AppState {
+    /// Builds the state from its parts.
+    pub fn new(parts: Parts) -> Self {
+        let policy = RwLock::new(Arc::new(parts.policy.clone()));
+        Self {
+            inner: Arc::new(Inner { parts, policy }),
+        }
+    }
+
+    /// The configuration the server started with.
+    pub fn config(&self) -> &Config {
+        &self.inner.parts.config
+    }
+
+    /// The job store.
+    pub fn store(&self) -> &Store {
+        &self.inner.parts.store
+    }
+
+    /// Airlock's own client of Airbyte.
+    pub fn airbyte(&self) -> &AirbyteClient {
+        &self.inner.parts.airbyte
+    }
+
+    /// Airbyte's connections as Airlock shows them.
+    pub fn catalog(&self) -> &Catalog {
+        &self.inner.parts.catalog
+    }
+
+    /// Token verification.
+    pub fn authenticator(&self) -> &Authenticator {
+        &self.inner.parts.authenticator
+    }
+
+    /// The policy in force now.
+    pub fn policy(&self) -> Arc<Policy> {
+        Arc::clone(
+            &self
+                .inner
+                .policy
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+    }
+
+    /// Replaces the policy (reload); requests in flight keep the old one.
+    pub fn set_policy(&self, policy: Policy) {
+        *self
+            .inner
+            .policy
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(policy);
+    }
+
+    /// Tells the dispatcher that a job is waiting.
+    pub fn wake_dispatcher(&self) {
+        self.inner.parts.dispatch.notify_one();
+    }
+
+    /// The clock.
+    pub fn now_ms(&self) -> i64 {
+        self.inner.parts.clock.now_ms()
+    }
+}
+
+/// The whole router, with middleware.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/v1/whoami", get(whoami::whoami))
+        .route("/v1/connections", get(connections::list))
+        .route("/v1/connections/{reference}", get(connections::get))
+        .route("/v1/connections/{reference}/sync", post(jobs::trigger_sync))
+        .route(
+            "/v1/connections/{reference}/reset",
+            post(jobs::trigger_reset),
+        )
+        .route("/v1/jobs", get(jobs::list))
+        .route("/v1/jobs/{id}", get(jobs::get))
+        .route("/v1/jobs/{id}/events", get(jobs::events))
+        .route("/v1/jobs/{id}/cancel", post(jobs::cancel))
+        .route("/v1/jobs/{id}/retry", post(jobs::retry))
+        .with_state(state)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(request_id::layer))
+}
+
+/// Serves `router` on `listener` until `shutdown` resolves, then finishes the
+/// requests in flight.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// The process is up. Says nothing about its dependencies (see `/readyz`).
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// Ready to serve: the database answers, Airbyte answers, and every issuer's
+/// keys are loaded. Says which check failed.
+async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+    let database = state.store().ping().await.is_ok();
+    let airbyte = state.airbyte().health().await.is_ok();
+    let issuers: Vec<serde_json::Value> = state
+        .authenticator()
+        .readiness()
+        .into_iter()
+        .map(|r| serde_json::json!({"issuer": r.issuer, "keys_loaded": r.ready}))
+        .collect();
+    let keys = state.authenticator().is_ready();
+    let ready = database && airbyte && keys;
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = serde_json::json!({
+        "ready": ready,
+        "checks": {"database": database, "airbyte": airbyte, "issuer_keys": keys},
+        "issuers": issuers,
+    });
+    (status, Json(body))
+}

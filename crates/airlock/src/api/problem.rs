@@ -1,0 +1,172 @@
+//! Errors as short `application/problem+json` bodies.
+//!
+//! Handlers return [`ApiError`]; its response carries a [`Problem`] in the
+//! response extensions, and the request-id middleware renders the body, so
+//! that every error names the request it belongs to without each handler
+//! threading the id through.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+/// The media type of error bodies.
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// What a client learns about a failure: a status, a stable machine code and
+/// a short title; the detail only where it helps the client fix its request.
+#[derive(Debug, Clone, Serialize)]
+pub struct Problem {
+    #[serde(serialize_with = "serialize_status")]
+    pub status: StatusCode,
+    pub title: &'static str,
+    pub code: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+fn serialize_status<S: serde::Serializer>(status: &StatusCode, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u16(status.as_u16())
+}
+
+impl Problem {
+    /// The body for `request_id`.
+    pub fn to_body(&self, request_id: &str) -> serde_json::Value {
+        let mut value = serde_json::to_value(self).unwrap_or_default();
+        if let Some(object) = value.as_object_mut() {
+            object.insert("request_id".to_owned(), request_id.into());
+        }
+        value
+    }
+
+    /// A full response with the body rendered, for places that know the id.
+    pub fn into_response_with(self, request_id: &str) -> Response {
+        let status = self.status;
+        let body = self.to_body(request_id).to_string();
+        let mut response = (status, body).into_response();
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        if status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+impl IntoResponse for Problem {
+    /// The body is rendered later by the request-id middleware.
+    fn into_response(self) -> Response {
+        let mut response = self.status.into_response();
+        response.extensions_mut().insert(self);
+        response
+    }
+}
+
+/// Everything a handler of Airlock's own API can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// No valid identity. Never says why: the reason is logged.
+    #[error("unauthenticated")]
+    Unauthorized,
+    /// A valid identity without the permission. Never says why.
+    #[error("forbidden")]
+    Forbidden,
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    #[error("unprocessable: {0}")]
+    Unprocessable(String),
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("payload too large")]
+    PayloadTooLarge,
+    #[error("too many requests")]
+    TooManyRequests,
+    /// A dependency (database, Airbyte) is down; the client may retry.
+    #[error("unavailable: {0}")]
+    Unavailable(&'static str),
+    /// A bug or an unexpected failure: logged with its cause, never shown.
+    #[error("internal error: {0:#}")]
+    Internal(#[from] anyhow::Error),
+}
+
+impl ApiError {
+    /// The problem a client sees for this error.
+    pub fn problem(&self) -> Problem {
+        let (status, code, title, detail) = match self {
+            Self::Unauthorized => (
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "Unauthorized",
+                None,
+            ),
+            Self::Forbidden => (StatusCode::FORBIDDEN, "forbidden", "Forbidden", None),
+            Self::NotFound(what) => (
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "Not found",
+                Some(format!("no such {what}")),
+            ),
+            Self::BadRequest(detail) => (
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                "Bad request",
+                Some(detail.clone()),
+            ),
+            Self::Unprocessable(detail) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "unprocessable",
+                "Unprocessable request",
+                Some(detail.clone()),
+            ),
+            Self::Conflict(detail) => (
+                StatusCode::CONFLICT,
+                "conflict",
+                "Conflict",
+                Some(detail.clone()),
+            ),
+            Self::PayloadTooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "Payload too large",
+                None,
+            ),
+            Self::TooManyRequests => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_requests",
+                "Too many requests",
+                None,
+            ),
+            Self::Unavailable(what) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "Service unavailable",
+                Some(format!("{what} is unavailable; retry later")),
+            ),
+            Self::Internal(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "Internal server error",
+                None,
+            ),
+        };
+        Problem {
+            status,
+            title,
+            code,
+            detail,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if let Self::Internal(cause) = &self {
+            tracing::error!(error = format!("{cause:#}"), "request failed");
+        }
+        self.problem().into_response()
+    }
+}

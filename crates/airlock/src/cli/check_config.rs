@@ -1,0 +1,35 @@
+//! `airlock check-config`: validate a configuration and print it redacted.
+
+use std::process::ExitCode;
+
+use crate::config::Config;
+
+/// Flags of `airlock check-config`.
+#[derive(Debug, clap::Args)]
+pub struct CheckConfigArgs {
+    #[command(flatten)]
+    config: super::ConfigArg,
+    /// Print nothing on success.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+pub(super) fn run(args: &CheckConfigArgs) -> anyhow::Result<ExitCode> {
+    let env = super::process_env();
+    let lookup = |name: &str| std::env::var(name).ok();
+    let checked = Config::load(args.config.config.as_deref(), &env)
+        .and_then(|config| config.airbyte.auth(&lookup).map(|_| config));
+    match checked {
+        Ok(config) => {
+            if !args.quiet {
+                print!("{}", config.to_redacted_toml());
+                eprintln!("configuration is valid");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(error) => {
+            eprintln!("invalid configuration: {error}");
+            Ok(ExitCode::from(2))
+        }
+    }
+}

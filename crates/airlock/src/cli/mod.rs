@@ -1,0 +1,86 @@
+//! The `airlock` command line. Each subcommand parses its flags here and
+//! calls into the library; nothing here holds logic of its own.
+
+mod check_config;
+mod demo;
+mod sim;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::telemetry::{self, LogFormat};
+
+/// Airlock: an identity-aware control plane for Airbyte.
+#[derive(Debug, Parser)]
+#[command(name = "airlock", version, about, propagate_version = true)]
+pub struct Cli {
+    /// How log lines are written to standard error.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "AIRLOCK_LOG_FORMAT")]
+    pub log_format: LogFormat,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the whole stack on embedded defaults: a simulated Airbyte and
+    /// instructions to call it. No configuration needed.
+    Demo(demo::DemoArgs),
+    /// Run the Airbyte public API simulator on its own.
+    Sim(sim::SimArgs),
+    /// Validate a configuration file and print it with secrets redacted.
+    CheckConfig(check_config::CheckConfigArgs),
+}
+
+/// The `--config` flag shared by the commands that read a configuration.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ConfigArg {
+    /// The TOML configuration file.
+    #[arg(long, short = 'c', env = "AIRLOCK_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+/// Runs a parsed command line and turns its outcome into an exit code.
+pub fn run(cli: Cli) -> ExitCode {
+    telemetry::init(cli.log_format);
+    let outcome = match cli.command {
+        Command::CheckConfig(args) => check_config::run(&args),
+        Command::Sim(args) => block_on(sim::run(args)),
+        Command::Demo(args) => block_on(demo::run(args)),
+    };
+    match outcome {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn block_on<F: Future<Output = anyhow::Result<ExitCode>>>(future: F) -> anyhow::Result<ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(future)
+}
+
+/// The process environment as pairs, for [`crate::config::Config::load`].
+fn process_env() -> Vec<(String, String)> {
+    std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn command_tree_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
+}

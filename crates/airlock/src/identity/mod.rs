@@ -1,0 +1,502 @@
+//! Identity: turns an `Authorization: Bearer` header into a verified
+//! [`Principal`], or an [`AuthError`] whose [`code`](AuthError::code) goes
+//! to the log and the audit trail (never to the caller).
+//!
+//! The flow in [`Authenticator::verify_token`]:
+//! 1. refuse oversized tokens before parsing; answer from the verified-token
+//!    cache when the token is known, alive and its key still current;
+//! 2. take the JWS apart ([`token`]): strict base64url, strict JSON (no
+//!    duplicate keys), an asymmetric `alg`, no `crit`, no nested JWT;
+//! 3. pick the issuer by the (unverified) `iss` claim and check `alg`
+//!    against *that* issuer's allow-list and its required `typ`;
+//! 4. find the key in *that* issuer's key set ([`keys`]), refetching on an
+//!    unknown `kid` at most once per cooldown; keys in the token are ignored;
+//! 5. verify the signature (`jsonwebtoken` with aws-lc), then `exp`, `nbf`,
+//!    `iat` (with leeway, on the injected [`Clock`](crate::clock::Clock)) and `aud`;
+//! 6. map the claims to a [`Principal`] with the issuer's preset.
+
+mod cache;
+mod claims;
+mod config;
+mod keys;
+mod principal;
+mod token;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use jsonwebtoken::Algorithm;
+use serde_json::Value;
+
+pub use cache::DEFAULT_CACHE_CAPACITY;
+pub(crate) use claims::holds as claim_holds;
+pub use claims::lookup as lookup_claim;
+pub use config::{
+    ClaimPaths, ClaimsConfig, DEFAULT_JWKS_REFRESH_SECS, DEFAULT_LEEWAY_SECS,
+    DEFAULT_UNKNOWN_KID_COOLDOWN_SECS, IssuerConfig, IssuerConfigError, KindRule, Preset,
+    SigningAlgorithm, validate_issuers,
+};
+pub use keys::{
+    Discovery, HttpKeySource, KeyFuture, KeySet, KeySetError, KeySource, KeySourceError, KeyStatus,
+    StaticKeySource, VerifyingKey, discover,
+};
+pub use principal::{Principal, PrincipalKind};
+pub use token::MAX_TOKEN_BYTES;
+
+use crate::clock::Clock;
+use cache::{TokenCache, token_hash};
+use keys::{KeyCache, KeyLookup, Selection};
+use principal::ClaimMapping;
+
+/// Why a request is not authenticated. Every variant becomes the same 401
+/// for the caller; [`AuthError::code`] is for logs and the audit trail.
+/// Messages never contain the token or its claims.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    /// No `Authorization` header, or `Bearer` with nothing after it.
+    #[error("no bearer token")]
+    MissingToken,
+    /// An `Authorization` header with another scheme (`Basic`, ...).
+    #[error("not a bearer token")]
+    WrongScheme,
+    /// Longer than [`MAX_TOKEN_BYTES`].
+    #[error("token too large")]
+    TooLarge,
+    /// Not a well-formed compact JWS.
+    #[error("malformed token: {0}")]
+    Malformed(&'static str),
+    /// `alg` is `none`, HMAC, unknown, or not allowed for the issuer.
+    #[error("signature algorithm not allowed")]
+    AlgNotAllowed,
+    /// The key named by `kid` cannot verify this `alg`.
+    #[error("signature algorithm does not fit the key")]
+    AlgKeyMismatch,
+    /// The header has a `crit` parameter.
+    #[error("critical header extension not supported")]
+    CritUnsupported,
+    /// The token wraps another token (`cty: JWT`).
+    #[error("nested tokens are not accepted")]
+    NestedToken,
+    /// The header's `typ` is not the one the issuer requires.
+    #[error("wrong token type")]
+    WrongType,
+    /// `iss` names no configured issuer.
+    #[error("unknown issuer")]
+    UnknownIssuer,
+    /// The issuer's key set has no key with this `kid`, even after a refetch.
+    #[error("unknown signing key")]
+    UnknownKid,
+    /// The issuer's keys could never be fetched.
+    #[error("issuer keys unavailable")]
+    KeysUnavailable,
+    /// The signature does not verify.
+    #[error("bad signature")]
+    BadSignature,
+    /// Past `exp` (plus leeway).
+    #[error("token expired")]
+    Expired,
+    /// Before `nbf`, or `iat` in the future (beyond leeway).
+    #[error("token not yet valid")]
+    NotYetValid,
+    /// `aud` names none of the issuer's configured audiences.
+    #[error("wrong audience")]
+    WrongAudience,
+    /// A required claim is absent.
+    #[error("missing claim {0}")]
+    MissingClaim(&'static str),
+    /// A claim has the wrong type.
+    #[error("invalid claim {0}")]
+    InvalidClaim(&'static str),
+}
+
+impl AuthError {
+    /// A short, stable reason code for logs and the audit trail.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::MissingToken => "missing_token",
+            Self::WrongScheme => "wrong_scheme",
+            Self::TooLarge => "too_large",
+            Self::Malformed(_) => "malformed",
+            Self::AlgNotAllowed => "alg_not_allowed",
+            Self::AlgKeyMismatch => "alg_key_mismatch",
+            Self::CritUnsupported => "crit_unsupported",
+            Self::NestedToken => "nested_token",
+            Self::WrongType => "wrong_type",
+            Self::UnknownIssuer => "unknown_issuer",
+            Self::UnknownKid => "unknown_kid",
+            Self::KeysUnavailable => "keys_unavailable",
+            Self::BadSignature => "bad_signature",
+            Self::Expired => "expired",
+            Self::NotYetValid => "not_yet_valid",
+            Self::WrongAudience => "wrong_audience",
+            Self::MissingClaim(_) => "missing_claim",
+            Self::InvalidClaim(_) => "invalid_claim",
+        }
+    }
+}
+
+/// What can go wrong building an [`Authenticator`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IdentityError {
+    /// An issuer's configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] IssuerConfigError),
+}
+
+/// One configured issuer, ready to verify its tokens.
+#[derive(Debug)]
+struct Issuer {
+    config: IssuerConfig,
+    algorithms: Vec<Algorithm>,
+    mapping: ClaimMapping,
+    keys: KeyCache,
+}
+
+/// Whether one issuer's keys are loaded, for `/readyz`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuerReadiness {
+    /// The configured issuer.
+    pub issuer: String,
+    /// Its keys are loaded: its tokens can be verified.
+    pub ready: bool,
+    /// Details of its key cache.
+    pub status: KeyStatus,
+}
+
+/// Verifies bearer tokens from the configured issuers. Built once from
+/// configuration (rebuilt on reload) and shared by every request.
+#[derive(Debug)]
+pub struct Authenticator {
+    issuers: Vec<Issuer>,
+    /// `iss` value to index in `issuers` (Google's issuer has two spellings).
+    by_iss: HashMap<String, usize>,
+    cache: TokenCache,
+    clock: Arc<dyn Clock>,
+}
+
+/// The clock's time in whole Unix seconds, as JWT claims count.
+fn unix_secs(clock: &dyn Clock) -> i64 {
+    clock.now_ms().div_euclid(1000)
+}
+
+/// The `iss` values tokens from `config` may carry.
+fn iss_values(config: &IssuerConfig) -> Vec<String> {
+    let mut values = vec![config.issuer.clone()];
+    if config.preset == Preset::Google {
+        // Google ID tokens say either form.
+        let bare = config.issuer.trim_start_matches("https://").to_owned();
+        if bare == "accounts.google.com" {
+            values.push(if config.issuer == bare {
+                format!("https://{bare}")
+            } else {
+                bare
+            });
+        }
+    }
+    values
+}
+
+impl Authenticator {
+    /// An authenticator for `issuers`, each with its key source (HTTP in
+    /// production, [`StaticKeySource`] for the demo provider and tests).
+    pub fn new(
+        issuers: Vec<(IssuerConfig, Arc<dyn KeySource>)>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, IdentityError> {
+        let configs: Vec<IssuerConfig> = issuers.iter().map(|(c, _)| c.clone()).collect();
+        validate_issuers(&configs)?;
+        let mut by_iss = HashMap::new();
+        let issuers: Vec<Issuer> = issuers
+            .into_iter()
+            .enumerate()
+            .map(|(index, (config, source))| {
+                for iss in iss_values(&config) {
+                    by_iss.entry(iss).or_insert(index);
+                }
+                Issuer {
+                    algorithms: config.algorithms.iter().map(|a| a.to_jwt()).collect(),
+                    mapping: ClaimMapping::for_issuer(&config),
+                    keys: KeyCache::new(&config, source),
+                    config,
+                }
+            })
+            .collect();
+        Ok(Self {
+            issuers,
+            by_iss,
+            cache: TokenCache::new(DEFAULT_CACHE_CAPACITY),
+            clock,
+        })
+    }
+
+    /// An authenticator whose issuers' keys are fetched over HTTP (their
+    /// `jwks_url`, or discovery).
+    pub fn from_config(
+        issuers: &[IssuerConfig],
+        http: &reqwest::Client,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, IdentityError> {
+        let with_sources = issuers
+            .iter()
+            .map(|config| {
+                let source: Arc<dyn KeySource> = Arc::new(HttpKeySource::new(http.clone(), config));
+                (config.clone(), source)
+            })
+            .collect();
+        Self::new(with_sources, clock)
+    }
+
+    /// Changes how many verified tokens are remembered (0 turns the cache off).
+    #[must_use]
+    pub fn with_cache_capacity(mut self, capacity: usize) -> Self {
+        self.cache = TokenCache::new(capacity);
+        self
+    }
+
+    /// The configured issuers, in configuration order.
+    pub fn issuers(&self) -> impl Iterator<Item = &IssuerConfig> {
+        self.issuers.iter().map(|i| &i.config)
+    }
+
+    /// How many verified tokens are cached.
+    pub fn cached_tokens(&self) -> usize {
+        self.cache.len()
+    }
+
+    /// Authenticates a request from its `Authorization` header value.
+    pub async fn authenticate(&self, authorization: Option<&str>) -> Result<Principal, AuthError> {
+        let token = token::bearer_token(authorization)?;
+        self.verify_token(token).await
+    }
+
+    /// Verifies a bare token (`airlock policy explain --token`, MCP).
+    pub async fn verify_token(&self, token: &str) -> Result<Principal, AuthError> {
+        if token.is_empty() {
+            return Err(AuthError::MissingToken);
+        }
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(AuthError::TooLarge);
+        }
+        let hash = token_hash(token);
+        if let Some((principal, index, generation)) =
+            self.cache.get(&hash, unix_secs(self.clock.as_ref()))
+            && let Some(issuer) = self.issuers.get(index)
+        {
+            // A cached token is only as good as the key that verified it.
+            issuer
+                .keys
+                .refresh_if_stale_nowait(self.clock.as_ref())
+                .await;
+            if issuer.keys.generation() == generation {
+                return Ok(Principal::clone(&principal));
+            }
+            self.cache.remove(&hash);
+        }
+
+        let parsed = token::parse(token)?;
+        let iss = match parsed.claims.get("iss") {
+            Some(Value::String(iss)) => iss,
+            Some(_) => return Err(AuthError::InvalidClaim("iss")),
+            None => return Err(AuthError::MissingClaim("iss")),
+        };
+        let index = *self.by_iss.get(iss).ok_or(AuthError::UnknownIssuer)?;
+        let issuer = self.issuers.get(index).ok_or(AuthError::UnknownIssuer)?;
+        if !issuer.algorithms.contains(&parsed.alg) {
+            return Err(AuthError::AlgNotAllowed);
+        }
+        if let Some(expected) = &issuer.config.token_type
+            && !token::type_matches(parsed.typ.as_deref(), expected)
+        {
+            return Err(AuthError::WrongType);
+        }
+        let kid = parsed.kid.as_deref();
+        let (keys, generation) = match issuer
+            .keys
+            .lookup(kid, parsed.alg, self.clock.as_ref())
+            .await
+        {
+            KeyLookup::Found { keys, generation } => (keys, generation),
+            KeyLookup::Incompatible => return Err(AuthError::AlgKeyMismatch),
+            KeyLookup::Unknown => return Err(AuthError::UnknownKid),
+            KeyLookup::Unavailable => return Err(AuthError::KeysUnavailable),
+        };
+        let Selection::Found(key) = keys.select(kid, parsed.alg) else {
+            return Err(AuthError::UnknownKid);
+        };
+        if !key.verify(
+            parsed.signing_input.as_bytes(),
+            parsed.signature,
+            parsed.alg,
+        ) {
+            return Err(AuthError::BadSignature);
+        }
+
+        let expires_at = token::check_claims(
+            &parsed.claims,
+            &issuer.config.audiences,
+            issuer.config.leeway_secs,
+            unix_secs(self.clock.as_ref()),
+        )?;
+        let principal = issuer
+            .mapping
+            .principal(&issuer.config.issuer, Value::Object(parsed.claims))
+            .map_err(|_| AuthError::MissingClaim("sub"))?;
+        let principal = Arc::new(principal);
+        self.cache
+            .insert(hash, Arc::clone(&principal), expires_at, index, generation);
+        Ok(Arc::unwrap_or_clone(principal))
+    }
+
+    /// Fetches every issuer's keys now, whatever the cooldown: at start-up,
+    /// so that `/readyz` turns green before the first request.
+    pub async fn refresh_all(&self) -> Vec<(String, Result<usize, KeySourceError>)> {
+        let mut outcomes = Vec::with_capacity(self.issuers.len());
+        for issuer in &self.issuers {
+            let outcome = issuer.keys.refresh(self.clock.as_ref()).await;
+            outcomes.push((issuer.config.issuer.clone(), outcome));
+        }
+        outcomes
+    }
+
+    /// Fetches the keys of every issuer whose keys are older than its
+    /// `jwks_refresh_secs` (and whose last attempt is past the cooldown).
+    pub async fn refresh_stale(&self) {
+        for issuer in &self.issuers {
+            issuer.keys.refresh_if_stale(self.clock.as_ref()).await;
+        }
+    }
+
+    /// Keeps keys fresh in the background until `shutdown` resolves, so
+    /// that requests rarely wait for a fetch. Requests also refresh stale
+    /// keys themselves, so this loop is an optimisation, not a requirement.
+    pub async fn run_refresh(&self, shutdown: impl Future<Output = ()>) {
+        let tick = Duration::from_secs(15);
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                () = &mut shutdown => return,
+                () = tokio::time::sleep(tick) => self.refresh_stale().await,
+            }
+        }
+    }
+
+    /// Whether each issuer's keys are loaded.
+    pub fn readiness(&self) -> Vec<IssuerReadiness> {
+        self.issuers
+            .iter()
+            .map(|issuer| {
+                let status = issuer.keys.status();
+                IssuerReadiness {
+                    issuer: issuer.config.issuer.clone(),
+                    ready: status.keys > 0,
+                    status,
+                }
+            })
+            .collect()
+    }
+
+    /// Whether every issuer's keys are loaded.
+    pub fn is_ready(&self) -> bool {
+        self.readiness().iter().all(|r| r.ready)
+    }
+}
+
+/// Builds a principal from claims WITHOUT verifying anything: the issuer is
+/// picked by the `iss` claim and its preset applied. Only for `airlock
+/// policy explain --claims`, to see what a token would be allowed to do.
+pub fn principal_from_unverified_claims(
+    issuers: &[IssuerConfig],
+    claims: Value,
+) -> Result<Principal, AuthError> {
+    let iss = match claims.get("iss") {
+        Some(Value::String(iss)) => iss.clone(),
+        Some(_) => return Err(AuthError::InvalidClaim("iss")),
+        None => return Err(AuthError::MissingClaim("iss")),
+    };
+    let config = issuers
+        .iter()
+        .find(|config| iss_values(config).contains(&iss))
+        .ok_or(AuthError::UnknownIssuer)?;
+    if !claims.is_object() {
+        return Err(AuthError::Malformed("the claims are not a JSON object"));
+    }
+    ClaimMapping::for_issuer(config)
+        .principal(&config.issuer, claims)
+        .map_err(|_| AuthError::MissingClaim("sub"))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn google_issuer_has_two_spellings() {
+        let mut config = IssuerConfig::new("https://accounts.google.com", &["x"]);
+        config.preset = Preset::Google;
+        assert_eq!(
+            iss_values(&config),
+            vec!["https://accounts.google.com", "accounts.google.com"]
+        );
+        config.preset = Preset::Generic;
+        assert_eq!(iss_values(&config), vec!["https://accounts.google.com"]);
+    }
+
+    #[test]
+    fn unverified_claims_map_with_the_issuers_preset() {
+        let mut kc = IssuerConfig::new("https://kc.example.com/realms/data", &["airlock"]);
+        kc.preset = Preset::Keycloak;
+        let issuers = [IssuerConfig::new("https://other.example", &["airlock"]), kc];
+        let p = principal_from_unverified_claims(
+            &issuers,
+            json!({"iss": "https://kc.example.com/realms/data", "sub": "u1", "realm_access": {"roles": ["airbyte-runner"]}}),
+        )
+        .expect("maps");
+        assert_eq!(p.roles, vec!["airbyte-runner"]);
+        assert_eq!(p.issuer, "https://kc.example.com/realms/data");
+        assert_eq!(
+            principal_from_unverified_claims(&issuers, json!({"iss": "https://evil", "sub": "u"})),
+            Err(AuthError::UnknownIssuer)
+        );
+        assert_eq!(
+            principal_from_unverified_claims(&issuers, json!({"sub": "u"})),
+            Err(AuthError::MissingClaim("iss"))
+        );
+    }
+
+    #[test]
+    fn every_code_is_distinct_snake_case() {
+        let all = [
+            AuthError::MissingToken,
+            AuthError::WrongScheme,
+            AuthError::TooLarge,
+            AuthError::Malformed("x"),
+            AuthError::AlgNotAllowed,
+            AuthError::AlgKeyMismatch,
+            AuthError::CritUnsupported,
+            AuthError::NestedToken,
+            AuthError::WrongType,
+            AuthError::UnknownIssuer,
+            AuthError::UnknownKid,
+            AuthError::KeysUnavailable,
+            AuthError::BadSignature,
+            AuthError::Expired,
+            AuthError::NotYetValid,
+            AuthError::WrongAudience,
+            AuthError::MissingClaim("x"),
+            AuthError::InvalidClaim("x"),
+        ];
+        let mut codes: Vec<_> = all.iter().map(AuthError::code).collect();
+        assert!(
+            codes
+                .iter()
+                .all(|c| c.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'))
+        );
+        codes.sort_unstable();
+        codes.dedup();
+        assert_eq!(codes.len(), all.len());
+    }
+}

@@ -1,0 +1,410 @@
+//! The dispatcher: hands queued jobs to Airbyte, exactly once each.
+//!
+//! A worker claims a job with a lease (one `UPDATE`, no open transaction),
+//! notes durably that a `POST /jobs` is about to go out, sends it while a
+//! heartbeat renews the lease, and records the answer. When the answer is
+//! lost (the client reports it *ambiguous*) or a dispatcher dies mid-way,
+//! whoever holds the job next first looks for an Airbyte job created for the
+//! connection since the request went out, and adopts it instead of starting
+//! a second one.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use airbyte_client::{AirbyteClient, ConflictKind, Error as AirbyteError, JobFilter, JobOrder};
+use time::OffsetDateTime;
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+use super::config::JobsConfig;
+use super::model::{Job, JobState, JobType};
+use crate::clock::SharedClock;
+use crate::store::jobs::Requeue;
+use crate::store::{Store, StoreError};
+
+/// How far back, before a `POST /jobs` went out, an Airbyte job may have
+/// been created and still be the answer to it (clock skew between hosts).
+const RECONCILE_SLACK_MS: i64 = 120_000;
+
+/// Starts queued jobs in Airbyte.
+#[derive(Debug, Clone)]
+pub struct Dispatcher {
+    store: Store,
+    airbyte: AirbyteClient,
+    config: JobsConfig,
+    clock: SharedClock,
+    /// This replica's name in leases.
+    owner: String,
+    /// Poked when a job is queued, so it starts without waiting for a poll.
+    wake: Arc<Notify>,
+}
+
+/// What became of one claimed job (for logs and tests).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Airbyte accepted it (or had already, found by reconciling).
+    Started { airbyte_job_id: i64, adopted: bool },
+    /// Back in the queue for later.
+    Requeued,
+    /// Failed for good.
+    Failed,
+    /// Cancelled before it reached Airbyte.
+    Cancelled,
+    /// The lease was lost to another dispatcher; nothing was recorded.
+    LostLease,
+}
+
+impl Dispatcher {
+    /// A dispatcher for this replica (`owner` names it in leases).
+    pub fn new(
+        store: Store,
+        airbyte: AirbyteClient,
+        config: JobsConfig,
+        clock: SharedClock,
+        owner: String,
+    ) -> Self {
+        Self {
+            store,
+            airbyte,
+            config,
+            clock,
+            owner,
+            wake: Arc::new(Notify::new()),
+        }
+    }
+
+    /// The handle that makes idle workers look at the queue now.
+    pub fn waker(&self) -> Arc<Notify> {
+        Arc::clone(&self.wake)
+    }
+
+    /// Runs `dispatch_concurrency` workers until `stop` is notified.
+    pub async fn run(self, stop: Arc<Notify>) {
+        let mut workers = tokio::task::JoinSet::new();
+        for index in 0..self.config.dispatch_concurrency {
+            let me = self.clone();
+            let stop = Arc::clone(&stop);
+            workers.spawn(async move { me.worker(index, stop).await });
+        }
+        while workers.join_next().await.is_some() {}
+    }
+
+    async fn worker(&self, index: usize, stop: Arc<Notify>) {
+        let idle = Duration::from_millis(500);
+        loop {
+            let worked = match self.dispatch_one().await {
+                Ok(Some(_)) => true,
+                Ok(None) => false,
+                Err(error) => {
+                    tracing::warn!(worker = index, error = %error, "dispatcher cannot reach the database");
+                    false
+                }
+            };
+            if worked {
+                continue;
+            }
+            tokio::select! {
+                () = stop.notified() => return,
+                () = self.wake.notified() => {}
+                () = tokio::time::sleep(idle) => {}
+            }
+        }
+    }
+
+    /// Claims and handles one job; `None` when nothing was ready.
+    pub async fn dispatch_one(&self) -> Result<Option<(Job, Outcome)>, StoreError> {
+        let lease_ms = duration_ms(Duration::from_secs(self.config.lease_secs));
+        let Some(job) = self
+            .store
+            .claim_job(&self.owner, lease_ms, self.clock.now_ms())
+            .await?
+        else {
+            return Ok(None);
+        };
+        let outcome = self.handle(&job).await?;
+        tracing::info!(
+            job_id = %job.id,
+            connection_id = %job.connection_id,
+            outcome = ?outcome,
+            "dispatched"
+        );
+        Ok(Some((job, outcome)))
+    }
+
+    async fn handle(&self, job: &Job) -> Result<Outcome, StoreError> {
+        let Ok(connection_id) = Uuid::parse_str(&job.connection_id) else {
+            return self.fail(job, "the connection id is not a UUID").await;
+        };
+        if job.cancel_requested {
+            self.store
+                .update_job(
+                    &job.id,
+                    JobState::Cancelled,
+                    None,
+                    None,
+                    None,
+                    None,
+                    self.clock.now_ms(),
+                )
+                .await?;
+            return Ok(Outcome::Cancelled);
+        }
+        // A POST may already have gone out for this job: adopt its result.
+        if let Some(requested_at) = job.start_requested_at {
+            match self.find_started(job, connection_id, requested_at).await {
+                Ok(Some(found)) => return self.started(job, found, true).await,
+                Ok(None) => {}
+                Err(error) => {
+                    return self
+                        .requeue(
+                            job,
+                            &format!("cannot reconcile with Airbyte: {error}"),
+                            false,
+                            true,
+                        )
+                        .await;
+                }
+            }
+        }
+        if !self
+            .store
+            .mark_start_requested(&job.id, &self.owner, self.clock.now_ms())
+            .await?
+        {
+            return Ok(Outcome::LostLease);
+        }
+        let requested_at = self.clock.now_ms();
+        let job_type = match job.job_type {
+            JobType::Sync => airbyte_client::JobType::Sync,
+            JobType::Reset => airbyte_client::JobType::Reset,
+        };
+        let answer = self
+            .with_heartbeat(job, self.airbyte.create_job(connection_id, job_type))
+            .await;
+        match answer {
+            Ok(created) => self.started(job, created, false).await,
+            Err(error) if error.is_ambiguous() => {
+                tracing::warn!(job_id = %job.id, error = %error, "POST /jobs outcome unknown; reconciling");
+                match self.find_started(job, connection_id, requested_at).await {
+                    Ok(Some(found)) => self.started(job, found, true).await,
+                    // Not there (yet): try again later, reconciling first.
+                    Ok(None) | Err(_) => {
+                        self.requeue(job, "Airbyte's answer was lost", false, true)
+                            .await
+                    }
+                }
+            }
+            Err(AirbyteError::Conflict {
+                kind: ConflictKind::SyncRunning,
+                ..
+            }) => self.wait_busy(job).await,
+            Err(
+                error @ (AirbyteError::NotFound { .. }
+                | AirbyteError::BadRequest { .. }
+                | AirbyteError::InvalidInput(_)),
+            ) => {
+                self.fail(job, &format!("Airbyte refused the job: {error}"))
+                    .await
+            }
+            Err(error) => {
+                self.requeue(
+                    job,
+                    &format!("cannot start in Airbyte: {error}"),
+                    true,
+                    false,
+                )
+                .await
+            }
+        }
+    }
+
+    /// Runs `call` while renewing the lease every third of its length.
+    async fn with_heartbeat<T>(&self, job: &Job, call: impl Future<Output = T>) -> T {
+        let lease = Duration::from_secs(self.config.lease_secs);
+        let beat = async {
+            loop {
+                tokio::time::sleep(lease / 3).await;
+                let renewed = self
+                    .store
+                    .heartbeat(
+                        &job.id,
+                        &self.owner,
+                        duration_ms(lease),
+                        self.clock.now_ms(),
+                    )
+                    .await;
+                if !matches!(renewed, Ok(true)) {
+                    tracing::warn!(job_id = %job.id, "lease not renewed");
+                }
+            }
+        };
+        tokio::select! {
+            result = call => result,
+            () = beat => unreachable!("the heartbeat loop never ends"),
+        }
+    }
+
+    /// An Airbyte job of the connection created since `since` (minus slack)
+    /// that no Airlock job has claimed: the answer to a lost `POST /jobs`.
+    async fn find_started(
+        &self,
+        job: &Job,
+        connection_id: Uuid,
+        since: i64,
+    ) -> Result<Option<airbyte_client::Job>, AirbyteError> {
+        let from = OffsetDateTime::from_unix_timestamp_nanos(
+            i128::from(since - RECONCILE_SLACK_MS) * 1_000_000,
+        )
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        let filter = JobFilter {
+            connection_id: Some(connection_id),
+            created_at_start: Some(from),
+            order_by: Some(JobOrder::CreatedAtAsc),
+            limit: Some(100),
+            ..JobFilter::default()
+        };
+        let candidates = self.airbyte.list_all_jobs(&filter).await?;
+        for candidate in candidates {
+            let same_type = matches!(
+                (&candidate.job_type, job.job_type),
+                (airbyte_client::JobType::Sync, JobType::Sync)
+                    | (
+                        airbyte_client::JobType::Reset | airbyte_client::JobType::Clear,
+                        JobType::Reset
+                    )
+            );
+            if !same_type {
+                continue;
+            }
+            match self.store.get_job_by_airbyte_id(candidate.job_id).await {
+                Ok(None) => return Ok(Some(candidate)),
+                Ok(Some(_)) => {}
+                Err(error) => {
+                    return Err(AirbyteError::InvalidResponse(format!("database: {error}")));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    async fn started(
+        &self,
+        job: &Job,
+        created: airbyte_client::Job,
+        adopted: bool,
+    ) -> Result<Outcome, StoreError> {
+        let state = map_status(&created.status).unwrap_or(JobState::Pending);
+        // A job that already ended by the time we learn of it is recorded as
+        // started; the tracker records its end on its next pass.
+        let state = if state.is_terminal() {
+            JobState::Running
+        } else {
+            state
+        };
+        if self
+            .store
+            .mark_started(
+                &job.id,
+                &self.owner,
+                created.job_id,
+                state,
+                self.clock.now_ms(),
+            )
+            .await?
+        {
+            Ok(Outcome::Started {
+                airbyte_job_id: created.job_id,
+                adopted,
+            })
+        } else {
+            Ok(Outcome::LostLease)
+        }
+    }
+
+    async fn wait_busy(&self, job: &Job) -> Result<Outcome, StoreError> {
+        let run_after =
+            self.clock.now_ms() + duration_ms(Duration::from_secs(self.config.busy_retry_secs));
+        let requeue = Requeue {
+            run_after,
+            count_attempt: false,
+            error: "a sync is already running on this connection in Airbyte",
+            start_may_exist: false,
+        };
+        self.store
+            .requeue(&job.id, Some(&self.owner), &requeue, self.clock.now_ms())
+            .await?;
+        Ok(Outcome::Requeued)
+    }
+
+    async fn requeue(
+        &self,
+        job: &Job,
+        error: &str,
+        count_attempt: bool,
+        start_may_exist: bool,
+    ) -> Result<Outcome, StoreError> {
+        let attempts = job.attempts + i64::from(count_attempt);
+        if count_attempt && attempts >= job.max_attempts {
+            return self.fail(job, error).await;
+        }
+        let delay = if count_attempt {
+            jitter(self.config.backoff(attempts - 1))
+        } else {
+            Duration::from_secs(1)
+        };
+        let requeue = Requeue {
+            run_after: self.clock.now_ms() + duration_ms(delay),
+            count_attempt,
+            error,
+            start_may_exist,
+        };
+        if self
+            .store
+            .requeue(&job.id, Some(&self.owner), &requeue, self.clock.now_ms())
+            .await?
+        {
+            Ok(Outcome::Requeued)
+        } else {
+            Ok(Outcome::LostLease)
+        }
+    }
+
+    async fn fail(&self, job: &Job, error: &str) -> Result<Outcome, StoreError> {
+        self.store
+            .update_job(
+                &job.id,
+                JobState::Failed,
+                None,
+                None,
+                None,
+                Some(error),
+                self.clock.now_ms(),
+            )
+            .await?;
+        Ok(Outcome::Failed)
+    }
+}
+
+/// Airlock's state for an Airbyte status; `None` for a status this version
+/// does not know (the job is left as it was).
+pub fn map_status(status: &airbyte_client::JobStatus) -> Option<JobState> {
+    use airbyte_client::JobStatus as S;
+    match status {
+        S::Pending | S::Queued => Some(JobState::Pending),
+        S::Running | S::Incomplete => Some(JobState::Running),
+        S::Succeeded => Some(JobState::Succeeded),
+        S::Failed => Some(JobState::Failed),
+        S::Cancelled => Some(JobState::Cancelled),
+        _ => None,
+    }
+}
+
+/// Up to 25% off, so that retries of many jobs spread out.
+fn jitter(delay: Duration) -> Duration {
+    let factor = 0.75 + rand::random::<f64>() * 0.25;
+    delay.mul_f64(factor)
+}
+
+fn duration_ms(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}

@@ -1,0 +1,336 @@
+//! The tracker: follows jobs in Airbyte until they end.
+//!
+//! It never asks for jobs one by one. Each pass lists, per workspace, the
+//! Airbyte jobs updated since the previous pass (minus some slack), a page
+//! of 100 at a time; every few passes, or after a failed pass, it lists the
+//! active jobs instead, to catch anything a time filter could miss. So the
+//! calls per pass grow with workspaces and changes, not with the number of
+//! tracked jobs. Jobs that Airbyte started by itself on known connections
+//! are recorded too.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use airbyte_client::{AirbyteClient, JobFilter, JobOrder, JobStatus};
+use time::OffsetDateTime;
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+use super::config::JobsConfig;
+use super::dispatcher::map_status;
+use super::model::{Job, JobState, JobType};
+use crate::clock::SharedClock;
+use crate::store::jobs::{AirbyteReport, Requeue};
+use crate::store::{Store, StoreError};
+
+/// Overlap between passes, so a change stamped just before a pass began is
+/// not missed (clocks differ between hosts).
+const OVERLAP_MS: i64 = 60_000;
+
+/// Every this many passes, list active jobs instead of recent changes.
+const FULL_PASS_EVERY: u64 = 12;
+
+/// What a pass did (for logs and tests).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PassReport {
+    pub workspaces: usize,
+    pub airbyte_calls: usize,
+    pub jobs_seen: usize,
+    pub updated: usize,
+    pub discovered: usize,
+    pub full: bool,
+}
+
+/// Where the set of known connections comes from (the connection catalog).
+pub trait KnownConnections: Send + Sync + std::fmt::Debug {
+    /// The workspace of a known connection.
+    fn workspace_of(&self, connection_id: &str) -> Option<String>;
+    /// Every workspace that has known connections.
+    fn workspaces(&self) -> Vec<String>;
+}
+
+/// Follows Airbyte jobs.
+#[derive(Debug)]
+pub struct Tracker {
+    store: Store,
+    airbyte: AirbyteClient,
+    config: JobsConfig,
+    clock: SharedClock,
+    connections: Arc<dyn KnownConnections>,
+    passes: u64,
+    /// Start of the last pass that completed, per workspace.
+    last_pass: HashMap<String, i64>,
+}
+
+impl Tracker {
+    /// A tracker; call [`Tracker::run`] or [`Tracker::pass`].
+    pub fn new(
+        store: Store,
+        airbyte: AirbyteClient,
+        config: JobsConfig,
+        clock: SharedClock,
+        connections: Arc<dyn KnownConnections>,
+    ) -> Self {
+        Self {
+            store,
+            airbyte,
+            config,
+            clock,
+            connections,
+            passes: 0,
+            last_pass: HashMap::new(),
+        }
+    }
+
+    /// Runs a pass every poll interval until `stop` is notified.
+    pub async fn run(mut self, stop: Arc<Notify>) {
+        let interval = Duration::from_secs(self.config.poll_interval_secs);
+        loop {
+            match self.pass().await {
+                Ok(report) if report.updated > 0 || report.discovered > 0 => {
+                    tracing::debug!(?report, "tracker pass");
+                }
+                Ok(_) => {}
+                Err(error) => tracing::warn!(error = %error, "tracker pass failed"),
+            }
+            tokio::select! {
+                () = stop.notified() => return,
+                () = tokio::time::sleep(interval) => {}
+            }
+        }
+    }
+
+    /// One pass over every workspace with tracked jobs or known connections.
+    pub async fn pass(&mut self) -> Result<PassReport, TrackError> {
+        let started = self.clock.now_ms();
+        let tracked = self.store.jobs_in_airbyte().await?;
+        let mut by_airbyte_id: HashMap<i64, Job> = tracked
+            .into_iter()
+            .filter_map(|job| job.airbyte_job_id.map(|id| (id, job)))
+            .collect();
+        let mut workspaces: BTreeSet<String> = by_airbyte_id
+            .values()
+            .map(|j| j.workspace_id.clone())
+            .collect();
+        workspaces.extend(self.connections.workspaces());
+        let full = self.passes.is_multiple_of(FULL_PASS_EVERY);
+        self.passes += 1;
+        let mut report = PassReport {
+            workspaces: workspaces.len(),
+            full,
+            ..PassReport::default()
+        };
+        let mut failed = None;
+        for workspace in workspaces {
+            let Ok(workspace_uuid) = Uuid::parse_str(&workspace) else {
+                continue;
+            };
+            let since = self.last_pass.get(&workspace).copied();
+            let filters = match (full, since) {
+                (false, Some(since)) => vec![JobFilter {
+                    workspace_ids: vec![workspace_uuid],
+                    updated_at_start: Some(to_time(since - OVERLAP_MS)),
+                    order_by: Some(JobOrder::UpdatedAtAsc),
+                    limit: Some(100),
+                    ..JobFilter::default()
+                }],
+                _ => [
+                    JobStatus::Pending,
+                    JobStatus::Queued,
+                    JobStatus::Running,
+                    JobStatus::Incomplete,
+                ]
+                .into_iter()
+                .map(|status| JobFilter {
+                    workspace_ids: vec![workspace_uuid],
+                    status: Some(status),
+                    limit: Some(100),
+                    ..JobFilter::default()
+                })
+                .collect(),
+            };
+            let mut ok = true;
+            for filter in filters {
+                let mut pages = self.airbyte.list_jobs_pages(&filter);
+                loop {
+                    report.airbyte_calls += 1;
+                    match pages.next_page().await {
+                        Ok(Some(jobs)) => {
+                            for seen in jobs {
+                                report.jobs_seen += 1;
+                                self.apply(&seen, &mut by_airbyte_id, &mut report).await?;
+                            }
+                        }
+                        Ok(None) => break,
+                        Err(error) => {
+                            ok = false;
+                            failed = Some(error);
+                            break;
+                        }
+                    }
+                }
+            }
+            if ok {
+                self.last_pass.insert(workspace, started);
+            } else {
+                // Next pass lists active jobs in full for this workspace.
+                self.last_pass.remove(&workspace);
+            }
+        }
+        // A tracked job that a full pass did not see as active has ended
+        // without our noticing (or was deleted): ask for it directly.
+        if full && failed.is_none() {
+            for job in by_airbyte_id.into_values() {
+                let Some(airbyte_id) = job.airbyte_job_id else {
+                    continue;
+                };
+                report.airbyte_calls += 1;
+                match self.airbyte.get_job(airbyte_id).await {
+                    Ok(seen) => {
+                        let mut none = HashMap::from([(airbyte_id, job)]);
+                        self.apply(&seen, &mut none, &mut report).await?;
+                    }
+                    Err(error) => failed = Some(error),
+                }
+            }
+        }
+        match failed {
+            Some(error) => Err(TrackError::Airbyte(error)),
+            None => Ok(report),
+        }
+    }
+
+    /// Records what Airbyte says of one job.
+    async fn apply(
+        &self,
+        seen: &airbyte_client::Job,
+        tracked: &mut HashMap<i64, Job>,
+        report: &mut PassReport,
+    ) -> Result<(), StoreError> {
+        let Some(state) = map_status(&seen.status) else {
+            return Ok(());
+        };
+        let now = self.clock.now_ms();
+        let known = match tracked.remove(&seen.job_id) {
+            Some(job) => Some(job),
+            None => self.store.get_job_by_airbyte_id(seen.job_id).await?,
+        };
+        let Some(job) = known else {
+            return self.discover(seen, state, report).await;
+        };
+        let report_of = AirbyteReport {
+            airbyte_job_id: seen.job_id,
+            state,
+            rows_synced: seen.rows_synced,
+            bytes_synced: seen.bytes_synced,
+            duration: seen.duration.as_deref(),
+        };
+        if job.state.is_terminal() {
+            return Ok(());
+        }
+        if job.state == state {
+            if seen.rows_synced.is_some() && seen.rows_synced != job.rows_synced {
+                self.store.update_progress(&job.id, &report_of, now).await?;
+            }
+            return Ok(());
+        }
+        if state == JobState::Failed && job.attempts < job.max_attempts && !job.cancel_requested {
+            // Another attempt: a new Airbyte job after the backoff.
+            let delay = self.config.backoff(job.attempts - 1);
+            let error = format!("Airbyte job {} failed", seen.job_id);
+            let requeue = Requeue {
+                run_after: now + i64::try_from(delay.as_millis()).unwrap_or(i64::MAX),
+                count_attempt: false,
+                error: &error,
+                start_may_exist: false,
+            };
+            if self.store.requeue(&job.id, None, &requeue, now).await? {
+                report.updated += 1;
+            }
+            return Ok(());
+        }
+        let error =
+            (state == JobState::Failed).then(|| format!("Airbyte job {} failed", seen.job_id));
+        let changed = self
+            .store
+            .update_job(
+                &job.id,
+                state,
+                seen.rows_synced,
+                seen.bytes_synced,
+                seen.duration.as_deref(),
+                error.as_deref(),
+                now,
+            )
+            .await?;
+        if changed && job.state != state {
+            report.updated += 1;
+        }
+        Ok(())
+    }
+
+    /// A job Airbyte started by itself on a known connection.
+    async fn discover(
+        &self,
+        seen: &airbyte_client::Job,
+        state: JobState,
+        report: &mut PassReport,
+    ) -> Result<(), StoreError> {
+        let connection_id = seen.connection_id.to_string();
+        let Some(workspace_id) = self.connections.workspace_of(&connection_id) else {
+            return Ok(());
+        };
+        // One of ours may be this very job, its POST answer lost: leave it
+        // to the dispatcher, which reconciles.
+        let unresolved = self
+            .store
+            .unfinished_jobs_of(&connection_id)
+            .await?
+            .iter()
+            .any(|job| job.start_requested_at.is_some() && job.airbyte_job_id.is_none());
+        if unresolved {
+            return Ok(());
+        }
+        let job_type = match seen.job_type {
+            airbyte_client::JobType::Sync => JobType::Sync,
+            airbyte_client::JobType::Reset | airbyte_client::JobType::Clear => JobType::Reset,
+            _ => return Ok(()),
+        };
+        let seen = AirbyteReport {
+            airbyte_job_id: seen.job_id,
+            state,
+            rows_synced: seen.rows_synced,
+            bytes_synced: seen.bytes_synced,
+            duration: seen.duration.as_deref(),
+        };
+        let inserted = self
+            .store
+            .insert_external_job(
+                &connection_id,
+                &workspace_id,
+                job_type,
+                &seen,
+                self.clock.now_ms(),
+            )
+            .await?;
+        if inserted.is_some() {
+            report.discovered += 1;
+        }
+        Ok(())
+    }
+}
+
+/// What a tracker pass can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum TrackError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("Airbyte: {0}")]
+    Airbyte(#[from] airbyte_client::Error),
+}
+
+fn to_time(ms: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}

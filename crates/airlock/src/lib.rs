@@ -1,0 +1,53 @@
+//! Airlock: an identity-aware control plane for Airbyte.
+//!
+//! A tour of the modules:
+//! - [`api`]: the HTTP server, its middleware (request ids) and error shape
+//!   (problem+json).
+//! - [`cli`]: the `airlock` command line; each subcommand is a thin call
+//!   into the modules below.
+//! - [`config`]: the TOML configuration, its `AIRLOCK_*` overrides and the
+//!   secrets it names.
+//! - [`identity`]: verifies bearer tokens against the configured issuers'
+//!   keys and maps their claims to a `Principal`.
+//! - [`policy`]: roles and grants; decides what a principal may do on which
+//!   workspace or connection (deny by default).
+//! - [`telemetry`]: logs, as text or JSON lines.
+//!
+//! Airbyte itself is reached through the `airbyte-client` crate, and
+//! `airlock sim` / `airlock demo` run the `airbyte-sim` crate, an Airbyte
+//! simulator, so that everything works with no Airbyte at hand.
+
+pub mod api;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod connections;
+pub mod identity;
+pub mod jobs;
+pub mod policy;
+pub mod store;
+pub mod telemetry;
+
+/// Resolves when the process is asked to stop (Ctrl-C or SIGTERM).
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}

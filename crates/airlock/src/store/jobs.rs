@@ -1,0 +1,748 @@
+//! Job rows: inserting triggers (with idempotency keys), claiming them for
+//! dispatch under a lease, and recording what Airbyte says of them.
+//!
+//! Every function takes `now` (unix ms) from the caller, so that tests drive
+//! leases, backoff and key expiry with their own clock.
+
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, AssertSqlSafe, Row};
+
+use super::{Backend, Store, StoreError};
+use crate::jobs::model::{Job, JobId, JobState, JobType, NewJob};
+
+/// How long an idempotency key holds: 24 hours.
+pub const IDEMPOTENCY_TTL_MS: i64 = 24 * 60 * 60 * 1000;
+
+const COLUMNS: &str = "id, connection_id, workspace_id, job_type, state, airbyte_job_id, attempts, \
+    max_attempts, run_after, lease_owner, lease_until, start_requested_at, cancel_requested, requested_by, requester, \
+    channel, retry_of, created_at, updated_at, finished_at, rows_synced, bytes_synced, duration, error";
+
+/// An idempotency key as a trigger presents it.
+#[derive(Debug, Clone)]
+pub struct IdempotencyKey {
+    /// Whose key it is (issuer and subject): keys never collide across callers.
+    pub principal: String,
+    pub key: String,
+    /// A hash of what the request asked for, to catch a reused key.
+    pub request_hash: String,
+}
+
+/// The outcome of storing a trigger.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Inserted {
+    /// A new job, durably stored.
+    New(Job),
+    /// The idempotency key was seen before with the same request: its job.
+    Existing(Job),
+    /// The idempotency key was seen before with a different request.
+    KeyReused,
+}
+
+/// Filters of a job listing; `None` means any.
+#[derive(Debug, Clone, Default)]
+pub struct JobFilter {
+    pub connection_ids: Option<Vec<String>>,
+    pub state: Option<JobState>,
+    pub job_type: Option<JobType>,
+    pub requested_by: Option<String>,
+    /// Created at or after (unix ms).
+    pub since: Option<i64>,
+    /// Only jobs whose id sorts before this one (newest first pagination).
+    pub before: Option<JobId>,
+    pub limit: i64,
+}
+
+fn decode(row: &AnyRow) -> Result<Job, StoreError> {
+    let corrupt = |what: String| StoreError::Corrupt(what);
+    let text = |name: &str| row.try_get::<String, _>(name).map_err(StoreError::from);
+    let opt_text = |name: &str| {
+        row.try_get::<Option<String>, _>(name)
+            .map_err(StoreError::from)
+    };
+    let int = |name: &str| row.try_get::<i64, _>(name).map_err(StoreError::from);
+    let opt_int = |name: &str| {
+        row.try_get::<Option<i64>, _>(name)
+            .map_err(StoreError::from)
+    };
+    Ok(Job {
+        id: text("id")?.parse().map_err(corrupt)?,
+        connection_id: text("connection_id")?,
+        workspace_id: text("workspace_id")?,
+        job_type: text("job_type")?.parse().map_err(corrupt)?,
+        state: text("state")?.parse().map_err(corrupt)?,
+        airbyte_job_id: opt_int("airbyte_job_id")?,
+        attempts: int("attempts")?,
+        max_attempts: int("max_attempts")?,
+        run_after: int("run_after")?,
+        lease_owner: opt_text("lease_owner")?,
+        lease_until: opt_int("lease_until")?,
+        start_requested_at: opt_int("start_requested_at")?,
+        cancel_requested: int("cancel_requested")? != 0,
+        requested_by: text("requested_by")?,
+        requester: serde_json::from_str(&text("requester")?).map_err(|e| corrupt(e.to_string()))?,
+        channel: text("channel")?.parse().map_err(corrupt)?,
+        retry_of: opt_text("retry_of")?
+            .map(|s| s.parse())
+            .transpose()
+            .map_err(corrupt)?,
+        created_at: int("created_at")?,
+        updated_at: int("updated_at")?,
+        finished_at: opt_int("finished_at")?,
+        rows_synced: opt_int("rows_synced")?,
+        bytes_synced: opt_int("bytes_synced")?,
+        duration: opt_text("duration")?,
+        error: opt_text("error")?,
+    })
+}
+
+/// True when `error` is a unique-constraint violation (a lost race).
+fn is_unique_violation(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
+/// Appends a state to a job's timeline.
+async fn record_event(
+    conn: &mut AnyConnection,
+    job_id: &JobId,
+    state: JobState,
+    now: i64,
+    detail: Option<&str>,
+) -> Result<(), StoreError> {
+    sqlx::query("INSERT INTO job_events (job_id, state, at, detail) VALUES ($1, $2, $3, $4)")
+        .bind(job_id.as_str())
+        .bind(state.as_str())
+        .bind(now)
+        .bind(detail)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// How a job goes back to the queue.
+#[derive(Debug, Clone)]
+pub struct Requeue<'a> {
+    /// Not dispatched again before this (unix ms).
+    pub run_after: i64,
+    /// False when Airbyte refused for a reason that is not the job's fault
+    /// (a sync already running there).
+    pub count_attempt: bool,
+    /// Why, in a few words (shown as the job's `error`).
+    pub error: &'a str,
+    /// True when a `POST /jobs` for it may have created an Airbyte job
+    /// (an ambiguous answer): the next dispatcher reconciles first.
+    pub start_may_exist: bool,
+}
+
+/// What Airbyte reported of one of its jobs.
+#[derive(Debug, Clone, Copy)]
+pub struct AirbyteReport<'a> {
+    pub airbyte_job_id: i64,
+    pub state: JobState,
+    pub rows_synced: Option<i64>,
+    pub bytes_synced: Option<i64>,
+    pub duration: Option<&'a str>,
+}
+
+/// One entry of a job's timeline.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct JobEvent {
+    pub seq: i64,
+    pub state: JobState,
+    pub at: i64,
+    pub detail: Option<String>,
+}
+
+impl Store {
+    /// Stores a trigger, honouring its idempotency key, in one transaction:
+    /// when this returns `New`, the job is durable.
+    pub async fn insert_job(
+        &self,
+        new: &NewJob,
+        key: Option<&IdempotencyKey>,
+        now: i64,
+    ) -> Result<Inserted, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        if let Some(key) = key {
+            sqlx::query("DELETE FROM idempotency_keys WHERE principal = $1 AND key = $2 AND created_at < $3")
+                .bind(&key.principal)
+                .bind(&key.key)
+                .bind(now - IDEMPOTENCY_TTL_MS)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let job = Job {
+            id: JobId::generate(),
+            connection_id: new.connection_id.clone(),
+            workspace_id: new.workspace_id.clone(),
+            job_type: new.job_type,
+            state: JobState::Queued,
+            airbyte_job_id: None,
+            attempts: 0,
+            max_attempts: new.max_attempts,
+            run_after: now,
+            lease_owner: None,
+            lease_until: None,
+            start_requested_at: None,
+            cancel_requested: false,
+            requested_by: new.requested_by.clone(),
+            requester: new.requester.clone(),
+            channel: new.channel,
+            retry_of: new.retry_of.clone(),
+            created_at: now,
+            updated_at: now,
+            finished_at: None,
+            rows_synced: None,
+            bytes_synced: None,
+            duration: None,
+            error: None,
+        };
+        if let Some(key) = key {
+            let claimed = sqlx::query(
+                "INSERT INTO idempotency_keys (principal, key, request_hash, job_id, created_at) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+            )
+            .bind(&key.principal)
+            .bind(&key.key)
+            .bind(&key.request_hash)
+            .bind(job.id.as_str())
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if claimed == 0 {
+                let row = sqlx::query("SELECT request_hash, job_id FROM idempotency_keys WHERE principal = $1 AND key = $2")
+                    .bind(&key.principal)
+                    .bind(&key.key)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                let hash: String = row.try_get("request_hash")?;
+                let job_id: String = row.try_get("job_id")?;
+                tx.rollback().await?;
+                if hash != key.request_hash {
+                    return Ok(Inserted::KeyReused);
+                }
+                let id = job_id.parse().map_err(StoreError::Corrupt)?;
+                let existing = self.get_job(&id).await?.ok_or_else(|| {
+                    StoreError::Corrupt(format!("idempotency key names missing job {id}"))
+                })?;
+                return Ok(Inserted::Existing(existing));
+            }
+        }
+        sqlx::query(
+            "INSERT INTO jobs (id, connection_id, workspace_id, job_type, state, attempts, max_attempts, \
+             run_after, cancel_requested, requested_by, requester, channel, retry_of, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, 0, $6, $7, 0, $8, $9, $10, $11, $12, $12)",
+        )
+        .bind(job.id.as_str())
+        .bind(&job.connection_id)
+        .bind(&job.workspace_id)
+        .bind(job.job_type.as_str())
+        .bind(job.state.as_str())
+        .bind(job.max_attempts)
+        .bind(job.run_after)
+        .bind(&job.requested_by)
+        .bind(job.requester.to_string())
+        .bind(job.channel.as_str())
+        .bind(job.retry_of.as_ref().map(JobId::as_str))
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        record_event(&mut tx, &job.id, JobState::Queued, now, None).await?;
+        tx.commit().await?;
+        Ok(Inserted::New(job))
+    }
+
+    /// One job by id.
+    pub async fn get_job(&self, id: &JobId) -> Result<Option<Job>, StoreError> {
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM jobs WHERE id = $1"
+        )))
+        .bind(id.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(decode).transpose()
+    }
+
+    /// The job Airlock recorded for an Airbyte job id, if any.
+    pub async fn get_job_by_airbyte_id(
+        &self,
+        airbyte_job_id: i64,
+    ) -> Result<Option<Job>, StoreError> {
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM jobs WHERE airbyte_job_id = $1"
+        )))
+        .bind(airbyte_job_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(decode).transpose()
+    }
+
+    /// Jobs matching `filter`, newest first.
+    pub async fn list_jobs(&self, filter: &JobFilter) -> Result<Vec<Job>, StoreError> {
+        let mut q = Where::new(format!("SELECT {COLUMNS} FROM jobs WHERE 1 = 1"));
+        if let Some(ids) = &filter.connection_ids {
+            if ids.is_empty() {
+                return Ok(Vec::new());
+            }
+            let placeholders: Vec<String> = ids
+                .iter()
+                .map(|id| q.bind(Bind::Text(id.clone())))
+                .collect();
+            q.sql.push_str(&format!(
+                " AND connection_id IN ({})",
+                placeholders.join(", ")
+            ));
+        }
+        if let Some(state) = filter.state {
+            q.and("state =", Bind::Text(state.as_str().to_owned()));
+        }
+        if let Some(job_type) = filter.job_type {
+            q.and("job_type =", Bind::Text(job_type.as_str().to_owned()));
+        }
+        if let Some(who) = &filter.requested_by {
+            q.and("requested_by =", Bind::Text(who.clone()));
+        }
+        if let Some(since) = filter.since {
+            q.and("created_at >=", Bind::Int(since));
+        }
+        if let Some(before) = &filter.before {
+            q.and("id <", Bind::Text(before.as_str().to_owned()));
+        }
+        let limit = q.bind(Bind::Int(filter.limit.clamp(1, 1000)));
+        q.sql.push_str(&format!(" ORDER BY id DESC LIMIT {limit}"));
+        let mut query = sqlx::query(AssertSqlSafe(q.sql));
+        for bind in q.binds {
+            query = match bind {
+                Bind::Text(s) => query.bind(s),
+                Bind::Int(i) => query.bind(i),
+            };
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        rows.iter().map(decode).collect()
+    }
+
+    /// The jobs of a connection that are not finished, oldest first.
+    pub async fn unfinished_jobs_of(&self, connection_id: &str) -> Result<Vec<Job>, StoreError> {
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM jobs WHERE connection_id = $1 \
+             AND state IN ('queued', 'starting', 'pending', 'running') ORDER BY id"
+        )))
+        .bind(connection_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(decode).collect()
+    }
+
+    /// Claims the next job to hand to Airbyte: the oldest queued job whose
+    /// time has come on a connection with no job in Airbyte's hands, or a
+    /// job whose dispatcher died while starting it (lease expired; the new
+    /// owner must reconcile before asking Airbyte again).
+    ///
+    /// No transaction stays open: the claim is one `UPDATE`, and the lease
+    /// (`lease_until`) is what keeps other dispatchers away.
+    pub async fn claim_job(
+        &self,
+        owner: &str,
+        lease_ms: i64,
+        now: i64,
+    ) -> Result<Option<Job>, StoreError> {
+        let lock = match self.backend {
+            Backend::Postgres => "FOR UPDATE SKIP LOCKED",
+            Backend::Sqlite => "",
+        };
+        let sql = format!(
+            "UPDATE jobs SET state = 'starting', lease_owner = $1, lease_until = $2, updated_at = $3 \
+             WHERE id = ( \
+               SELECT j.id FROM jobs j \
+               WHERE ((j.state = 'queued' AND j.run_after <= $3 AND j.cancel_requested = 0 \
+                       AND NOT EXISTS (SELECT 1 FROM jobs o WHERE o.connection_id = j.connection_id \
+                                       AND o.state IN ('starting', 'pending', 'running')) \
+                       AND NOT EXISTS (SELECT 1 FROM jobs o WHERE o.connection_id = j.connection_id \
+                                       AND o.state = 'queued' AND o.id < j.id)) \
+                   OR (j.state = 'starting' AND j.lease_until < $3)) \
+               ORDER BY j.run_after, j.id LIMIT 1 {lock}) \
+             AND (state = 'queued' OR (state = 'starting' AND lease_until < $3)) \
+             RETURNING {COLUMNS}"
+        );
+        let result = sqlx::query(AssertSqlSafe(sql))
+            .bind(owner)
+            .bind(now + lease_ms)
+            .bind(now)
+            .fetch_optional(&self.pool)
+            .await;
+        match result {
+            Ok(Some(row)) => {
+                let job = decode(&row)?;
+                Ok(Some(job))
+            }
+            Ok(None) => Ok(None),
+            // Another dispatcher won the connection in the same instant.
+            Err(error) if is_unique_violation(&error) => Ok(None),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// Extends the lease of a job being started; false when the lease was
+    /// lost (another dispatcher took over).
+    pub async fn heartbeat(
+        &self,
+        id: &JobId,
+        owner: &str,
+        lease_ms: i64,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE jobs SET lease_until = $1 WHERE id = $2 AND lease_owner = $3 AND state = 'starting'",
+        )
+        .bind(now + lease_ms)
+        .bind(id.as_str())
+        .bind(owner)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(done == 1)
+    }
+
+    /// Records that Airbyte accepted the job as `airbyte_job_id`. Counts the
+    /// attempt and releases the lease: from now on the tracker follows it.
+    pub async fn mark_started(
+        &self,
+        id: &JobId,
+        owner: &str,
+        airbyte_job_id: i64,
+        state: JobState,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(
+            "UPDATE jobs SET state = $1, airbyte_job_id = $2, attempts = attempts + 1, lease_owner = NULL, \
+             lease_until = NULL, start_requested_at = NULL, updated_at = $3, error = NULL \
+             WHERE id = $4 AND lease_owner = $5 AND state = 'starting'",
+        )
+        .bind(state.as_str())
+        .bind(airbyte_job_id)
+        .bind(now)
+        .bind(id.as_str())
+        .bind(owner)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if done == 1 {
+            record_event(
+                &mut tx,
+                id,
+                state,
+                now,
+                Some(&format!("airbyte job {airbyte_job_id}")),
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(done == 1)
+    }
+
+    /// Notes, durably and before the request goes out, that a `POST /jobs`
+    /// is about to be sent for this job. False when the lease was lost.
+    pub async fn mark_start_requested(
+        &self,
+        id: &JobId,
+        owner: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE jobs SET start_requested_at = $1, updated_at = $1 \
+             WHERE id = $2 AND lease_owner = $3 AND state = 'starting'",
+        )
+        .bind(now)
+        .bind(id.as_str())
+        .bind(owner)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(done == 1)
+    }
+
+    /// Puts a job back in the queue, releasing any lease.
+    pub async fn requeue(
+        &self,
+        id: &JobId,
+        owner: Option<&str>,
+        requeue: &Requeue<'_>,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(
+            "UPDATE jobs SET state = 'queued', airbyte_job_id = NULL, run_after = $1, \
+             attempts = attempts + $2, lease_owner = NULL, lease_until = NULL, updated_at = $3, error = $4, \
+             start_requested_at = CASE WHEN $7 = 1 THEN start_requested_at ELSE NULL END \
+             WHERE id = $5 AND ($6 IS NULL OR lease_owner = $6) AND state IN ('starting', 'pending', 'running')",
+        )
+        .bind(requeue.run_after)
+        .bind(i64::from(requeue.count_attempt))
+        .bind(now)
+        .bind(requeue.error)
+        .bind(id.as_str())
+        .bind(owner)
+        .bind(i64::from(requeue.start_may_exist))
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if done == 1 {
+            record_event(&mut tx, id, JobState::Queued, now, Some(requeue.error)).await?;
+        }
+        tx.commit().await?;
+        Ok(done == 1)
+    }
+
+    /// Moves a job to `state` with what Airbyte reported. A terminal state
+    /// sets `finished_at` and is final: later updates are ignored.
+    #[expect(clippy::too_many_arguments, reason = "one row's worth of fields")]
+    pub async fn update_job(
+        &self,
+        id: &JobId,
+        state: JobState,
+        rows_synced: Option<i64>,
+        bytes_synced: Option<i64>,
+        duration: Option<&str>,
+        error: Option<&str>,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let finished_at = state.is_terminal().then_some(now);
+        let done = sqlx::query(
+            "UPDATE jobs SET state = $1, rows_synced = COALESCE($2, rows_synced), \
+             bytes_synced = COALESCE($3, bytes_synced), duration = COALESCE($4, duration), \
+             error = COALESCE($5, error), finished_at = $6, updated_at = $7, lease_owner = NULL, lease_until = NULL \
+             WHERE id = $8 AND state NOT IN ('succeeded', 'failed', 'cancelled')",
+        )
+        .bind(state.as_str())
+        .bind(rows_synced)
+        .bind(bytes_synced)
+        .bind(duration)
+        .bind(error)
+        .bind(finished_at)
+        .bind(now)
+        .bind(id.as_str())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if done == 1 {
+            record_event(&mut tx, id, state, now, error).await?;
+        }
+        tx.commit().await?;
+        Ok(done == 1)
+    }
+
+    /// Marks a cancel as asked for. Returns the job as it now stands; a job
+    /// still queued is cancelled on the spot.
+    pub async fn request_cancel(&self, id: &JobId, now: i64) -> Result<Option<Job>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let cancelled_here = sqlx::query(
+            "UPDATE jobs SET state = 'cancelled', cancel_requested = 1, finished_at = $1, updated_at = $1 \
+             WHERE id = $2 AND state = 'queued'",
+        )
+        .bind(now)
+        .bind(id.as_str())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if cancelled_here == 1 {
+            record_event(
+                &mut tx,
+                id,
+                JobState::Cancelled,
+                now,
+                Some("cancelled before it started"),
+            )
+            .await?;
+        } else {
+            sqlx::query(
+                "UPDATE jobs SET cancel_requested = 1, updated_at = $1 \
+                 WHERE id = $2 AND state IN ('starting', 'pending', 'running')",
+            )
+            .bind(now)
+            .bind(id.as_str())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        self.get_job(id).await
+    }
+
+    /// Jobs that Airbyte has and that have not finished: what the tracker follows.
+    pub async fn jobs_in_airbyte(&self) -> Result<Vec<Job>, StoreError> {
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM jobs WHERE state IN ('pending', 'running') AND airbyte_job_id IS NOT NULL"
+        )))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(decode).collect()
+    }
+
+    /// Jobs whose cancel was asked for and is not done yet.
+    pub async fn cancels_pending(&self) -> Result<Vec<Job>, StoreError> {
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM jobs WHERE cancel_requested = 1 AND state IN ('pending', 'running') \
+             AND airbyte_job_id IS NOT NULL"
+        )))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(decode).collect()
+    }
+
+    /// Records a job that Airbyte started by itself (its scheduler, its UI)
+    /// on a known connection, so that it appears next to Airlock's own.
+    /// Returns `None` when it is already known.
+    pub async fn insert_external_job(
+        &self,
+        connection_id: &str,
+        workspace_id: &str,
+        job_type: JobType,
+        seen: &AirbyteReport<'_>,
+        now: i64,
+    ) -> Result<Option<Job>, StoreError> {
+        let id = JobId::generate();
+        let mut tx = self.pool.begin().await?;
+        let result = sqlx::query(
+            "INSERT INTO jobs (id, connection_id, workspace_id, job_type, state, airbyte_job_id, attempts, \
+             max_attempts, run_after, cancel_requested, requested_by, requester, channel, created_at, updated_at, \
+             finished_at, rows_synced, bytes_synced, duration) \
+             VALUES ($1, $2, $3, $4, $5, $6, 1, 1, $7, 0, 'airbyte', '{\"kind\":\"airbyte\"}', 'airbyte', $7, $7, $8, $9, $10, $11)",
+        )
+        .bind(id.as_str())
+        .bind(connection_id)
+        .bind(workspace_id)
+        .bind(job_type.as_str())
+        .bind(seen.state.as_str())
+        .bind(seen.airbyte_job_id)
+        .bind(now)
+        .bind(seen.state.is_terminal().then_some(now))
+        .bind(seen.rows_synced)
+        .bind(seen.bytes_synced)
+        .bind(seen.duration)
+        .execute(&mut *tx)
+        .await;
+        match result {
+            Ok(_) => {}
+            Err(error) if is_unique_violation(&error) => {
+                tx.rollback().await?;
+                return Ok(None);
+            }
+            Err(error) => return Err(error.into()),
+        }
+        let detail = format!("started in Airbyte as job {}", seen.airbyte_job_id);
+        record_event(&mut tx, &id, seen.state, now, Some(&detail)).await?;
+        tx.commit().await?;
+        self.get_job(&id).await
+    }
+
+    /// Records rows, bytes and duration of a job still running (no new
+    /// state, so nothing is added to its timeline).
+    pub async fn update_progress(
+        &self,
+        id: &JobId,
+        seen: &AirbyteReport<'_>,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE jobs SET rows_synced = COALESCE($1, rows_synced), bytes_synced = COALESCE($2, bytes_synced), \
+             duration = COALESCE($3, duration), updated_at = $4 \
+             WHERE id = $5 AND state NOT IN ('succeeded', 'failed', 'cancelled')",
+        )
+        .bind(seen.rows_synced)
+        .bind(seen.bytes_synced)
+        .bind(seen.duration)
+        .bind(now)
+        .bind(id.as_str())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// A job's timeline after `after_seq`, oldest first.
+    pub async fn job_events(
+        &self,
+        id: &JobId,
+        after_seq: i64,
+    ) -> Result<Vec<JobEvent>, StoreError> {
+        let rows = sqlx::query("SELECT seq, state, at, detail FROM job_events WHERE job_id = $1 AND seq > $2 ORDER BY seq")
+            .bind(id.as_str())
+            .bind(after_seq)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(JobEvent {
+                    seq: row.try_get("seq")?,
+                    state: row
+                        .try_get::<String, _>("state")?
+                        .parse()
+                        .map_err(StoreError::Corrupt)?,
+                    at: row.try_get("at")?,
+                    detail: row.try_get("detail")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Forgets idempotency keys older than their 24 hours.
+    pub async fn purge_idempotency_keys(&self, now: i64) -> Result<u64, StoreError> {
+        Ok(
+            sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1")
+                .bind(now - IDEMPOTENCY_TTL_MS)
+                .execute(&self.pool)
+                .await?
+                .rows_affected(),
+        )
+    }
+
+    /// Counts of jobs by state (for metrics and the queue depth).
+    pub async fn count_jobs_by_state(&self) -> Result<Vec<(JobState, i64)>, StoreError> {
+        let rows = sqlx::query("SELECT state, COUNT(*) AS n FROM jobs GROUP BY state")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let state: String = row.try_get("state")?;
+                Ok((
+                    state.parse().map_err(StoreError::Corrupt)?,
+                    row.try_get("n")?,
+                ))
+            })
+            .collect()
+    }
+}
+
+/// A value for a placeholder of a query built at run time.
+enum Bind {
+    Text(String),
+    Int(i64),
+}
+
+/// A `WHERE` clause built at run time, numbering its `$N` placeholders.
+struct Where {
+    sql: String,
+    binds: Vec<Bind>,
+}
+
+impl Where {
+    fn new(sql: String) -> Self {
+        Self {
+            sql,
+            binds: Vec::new(),
+        }
+    }
+
+    /// Adds a value; returns its placeholder.
+    fn bind(&mut self, value: Bind) -> String {
+        self.binds.push(value);
+        format!("${}", self.binds.len())
+    }
+
+    /// Adds ` AND {condition} $N`.
+    fn and(&mut self, condition: &str, value: Bind) {
+        let placeholder = self.bind(value);
+        self.sql
+            .push_str(&format!(" AND {condition} {placeholder}"));
+    }
+}

@@ -1,0 +1,204 @@
+//! Durable storage on SQLite (the default) or Postgres (several replicas).
+//!
+//! One schema, written in the SQL both databases understand, with `$N`
+//! placeholders (which sqlx's SQLite driver reads too) and times as unix
+//! milliseconds. Where the dialects differ (claiming jobs, the migration
+//! lock), [`Backend`] says which one we talk to. Migrations live next to this
+//! file, are compiled into the binary and run at start-up.
+
+pub mod jobs;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, ConnectOptions, Connection, Executor};
+
+/// Which database is behind the pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// What can go wrong with storage.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("unsupported storage url (expected sqlite: or postgres://)")]
+    UnsupportedUrl,
+    #[error("database unavailable: {0}")]
+    Unavailable(#[source] sqlx::Error),
+    #[error("database error: {0}")]
+    Database(#[source] sqlx::Error),
+    #[error("migration {version} failed: {source}")]
+    Migration {
+        version: i64,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("stored data is invalid: {0}")]
+    Corrupt(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(error: sqlx::Error) -> Self {
+        match error {
+            sqlx::Error::Io(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Tls(_) => Self::Unavailable(error),
+            other => Self::Database(other),
+        }
+    }
+}
+
+impl StoreError {
+    /// True when the database could not be reached (a 503, not a 500).
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, Self::Unavailable(_))
+    }
+}
+
+/// A migration: its version and its SQL for each backend.
+struct Migration {
+    version: i64,
+    sqlite: &'static str,
+    postgres: &'static str,
+}
+
+const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    sqlite: include_str!("migrations/sqlite/0001_jobs.sql"),
+    postgres: include_str!("migrations/postgres/0001_jobs.sql"),
+}];
+
+/// The pool and the backend it talks to. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl Store {
+    /// Connects (creating a SQLite file when missing) and runs migrations.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Backend::Postgres
+        } else {
+            return Err(StoreError::UnsupportedUrl);
+        };
+        let url = match backend {
+            Backend::Sqlite if !url.contains("mode=") => {
+                let sep = if url.contains('?') { '&' } else { '?' };
+                format!("{url}{sep}mode=rwc")
+            }
+            _ => url.to_owned(),
+        };
+        let options = AnyConnectOptions::from_str(&url)?.disable_statement_logging();
+        let mut pool = AnyPoolOptions::new()
+            .acquire_timeout(Duration::from_secs(5))
+            .max_connections(match backend {
+                // One writer at a time in SQLite anyway; a few readers help.
+                Backend::Sqlite => 4,
+                Backend::Postgres => 16,
+            });
+        if backend == Backend::Sqlite {
+            pool = pool.after_connect(|conn, _meta| {
+                Box::pin(async move {
+                    conn.execute("PRAGMA journal_mode = WAL").await?;
+                    conn.execute("PRAGMA synchronous = FULL").await?;
+                    conn.execute("PRAGMA busy_timeout = 5000").await?;
+                    conn.execute("PRAGMA foreign_keys = ON").await?;
+                    Ok(())
+                })
+            });
+        }
+        let pool = pool.connect_with(options).await?;
+        let store = Self { pool, backend };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// The backend behind the pool.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The pool, for modules that run their own queries.
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Checks the database answers (for `/readyz`).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        conn.ping().await?;
+        Ok(())
+    }
+
+    /// Applies the migrations not applied yet, under a lock so that several
+    /// replicas starting together apply each one once.
+    async fn migrate(&self) -> Result<(), StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        match self.backend {
+            // An exclusive transaction serializes SQLite writers.
+            Backend::Sqlite => {
+                conn.execute("BEGIN IMMEDIATE").await?;
+            }
+            Backend::Postgres => {
+                conn.execute("BEGIN").await?;
+                conn.execute("SELECT pg_advisory_xact_lock(7242010001)")
+                    .await?;
+            }
+        }
+        let result = async {
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)",
+            )
+            .await?;
+            let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM schema_migrations")
+                .fetch_all(&mut *conn)
+                .await?;
+            for migration in MIGRATIONS.iter().filter(|m| !applied.contains(&m.version)) {
+                let sql = match self.backend {
+                    Backend::Sqlite => migration.sqlite,
+                    Backend::Postgres => migration.postgres,
+                };
+                conn.execute(sql).await.map_err(|source| StoreError::Migration {
+                    version: migration.version,
+                    source,
+                })?;
+                sqlx::query("INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)")
+                    .bind(migration.version)
+                    .bind(now_ms())
+                    .execute(&mut *conn)
+                    .await?;
+                tracing::info!(version = migration.version, "applied migration");
+            }
+            Ok::<_, StoreError>(())
+        }
+        .await;
+        match result {
+            Ok(()) => {
+                conn.execute("COMMIT").await?;
+                Ok(())
+            }
+            Err(error) => {
+                // The connection goes back to the pool: leave no transaction open.
+                let _rolled_back = conn.execute("ROLLBACK").await;
+                Err(error)
+            }
+        }
+    }
+}
+
+/// The current time as unix milliseconds, the unit every stored time uses.
+pub fn now_ms() -> i64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    i64::try_from(now.as_millis()).unwrap_or(i64::MAX)
+}

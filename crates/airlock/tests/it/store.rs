@@ -1,0 +1,379 @@
+//! The job store on both backends: idempotency, claiming with leases, one
+//! active job per connection, the timeline.
+
+use airlock::jobs::{Channel, JobState, JobType, NewJob};
+use airlock::store::Store;
+use airlock::store::jobs::{IdempotencyKey, Inserted, JobFilter, Requeue};
+
+use crate::support::{Db, fresh_database};
+
+fn new_job(connection: &str) -> NewJob {
+    NewJob {
+        connection_id: connection.to_owned(),
+        workspace_id: "w1".to_owned(),
+        job_type: JobType::Sync,
+        max_attempts: 3,
+        requested_by: "alice".to_owned(),
+        requester: serde_json::json!({"sub": "alice"}),
+        channel: Channel::Api,
+        retry_of: None,
+    }
+}
+
+fn key(principal: &str, key: &str, hash: &str) -> IdempotencyKey {
+    IdempotencyKey {
+        principal: principal.to_owned(),
+        key: key.to_owned(),
+        request_hash: hash.to_owned(),
+    }
+}
+
+async fn store(kind: Db) -> Store {
+    Store::connect(&fresh_database(kind).await)
+        .await
+        .expect("store connects and migrates")
+}
+
+async fn idempotency_keys_return_the_same_job(kind: Db) {
+    let store = store(kind).await;
+    let now = 1_000_000;
+    let Inserted::New(first) = store
+        .insert_job(&new_job("c1"), Some(&key("alice", "k1", "h1")), now)
+        .await
+        .expect("insert")
+    else {
+        panic!("first insert is new");
+    };
+    let again = store
+        .insert_job(&new_job("c1"), Some(&key("alice", "k1", "h1")), now + 1)
+        .await
+        .expect("insert");
+    assert_eq!(again, Inserted::Existing(first.clone()));
+    let reused = store
+        .insert_job(&new_job("c1"), Some(&key("alice", "k1", "h2")), now + 2)
+        .await
+        .expect("insert");
+    assert_eq!(reused, Inserted::KeyReused);
+    let other = store
+        .insert_job(&new_job("c1"), Some(&key("bob", "k1", "h1")), now + 3)
+        .await
+        .expect("insert");
+    assert!(
+        matches!(other, Inserted::New(ref job) if job.id != first.id),
+        "{other:?}"
+    );
+    // After 24 h the key is free again.
+    let later = now + airlock::store::jobs::IDEMPOTENCY_TTL_MS + 1;
+    let fresh = store
+        .insert_job(&new_job("c1"), Some(&key("alice", "k1", "h9")), later)
+        .await
+        .expect("insert");
+    assert!(
+        matches!(fresh, Inserted::New(ref job) if job.id != first.id),
+        "{fresh:?}"
+    );
+    let all = store
+        .list_jobs(&JobFilter {
+            limit: 100,
+            ..JobFilter::default()
+        })
+        .await
+        .expect("list");
+    assert_eq!(all.len(), 3, "exactly three jobs stored");
+}
+
+async fn claims_one_job_per_connection_in_order(kind: Db) {
+    let store = store(kind).await;
+    let now = 1_000_000;
+    let mut ids = Vec::new();
+    for connection in ["c1", "c1", "c2"] {
+        let Inserted::New(job) = store
+            .insert_job(&new_job(connection), None, now)
+            .await
+            .expect("insert")
+        else {
+            panic!("new");
+        };
+        ids.push(job.id);
+    }
+    let a = store
+        .claim_job("d1", 60_000, now)
+        .await
+        .expect("claim")
+        .expect("a job");
+    let b = store
+        .claim_job("d2", 60_000, now)
+        .await
+        .expect("claim")
+        .expect("a job");
+    assert_eq!(
+        (a.id.clone(), b.id.clone()),
+        (ids[0].clone(), ids[2].clone()),
+        "oldest first, one per connection"
+    );
+    assert_eq!(a.state, JobState::Starting);
+    assert!(
+        store
+            .claim_job("d3", 60_000, now)
+            .await
+            .expect("claim")
+            .is_none(),
+        "c1 is busy"
+    );
+
+    // Airbyte accepts c1's first job; the second still waits behind it.
+    assert!(
+        store
+            .mark_start_requested(&a.id, "d1", now)
+            .await
+            .expect("mark")
+    );
+    assert!(
+        store
+            .mark_started(&a.id, "d1", 77, JobState::Pending, now)
+            .await
+            .expect("started")
+    );
+    assert!(
+        store
+            .claim_job("d3", 60_000, now)
+            .await
+            .expect("claim")
+            .is_none()
+    );
+    let found = store
+        .get_job_by_airbyte_id(77)
+        .await
+        .expect("get")
+        .expect("found");
+    assert_eq!(
+        (found.id, found.attempts, found.state),
+        (a.id.clone(), 1, JobState::Pending)
+    );
+
+    // It ends; the next job of c1 is free to go.
+    assert!(
+        store
+            .update_job(
+                &a.id,
+                JobState::Succeeded,
+                Some(10),
+                Some(100),
+                Some("PT5S"),
+                None,
+                now + 5
+            )
+            .await
+            .expect("update")
+    );
+    let c = store
+        .claim_job("d3", 60_000, now + 5)
+        .await
+        .expect("claim")
+        .expect("next");
+    assert_eq!(c.id, ids[1]);
+    let events: Vec<JobState> = store
+        .job_events(&a.id, 0)
+        .await
+        .expect("events")
+        .into_iter()
+        .map(|e| e.state)
+        .collect();
+    assert_eq!(
+        events,
+        [JobState::Queued, JobState::Pending, JobState::Succeeded]
+    );
+    // A terminal state is final.
+    assert!(
+        !store
+            .update_job(&a.id, JobState::Failed, None, None, None, None, now + 6)
+            .await
+            .expect("update")
+    );
+}
+
+async fn an_expired_lease_is_taken_over_and_must_reconcile(kind: Db) {
+    let store = store(kind).await;
+    let now = 1_000_000;
+    store
+        .insert_job(&new_job("c1"), None, now)
+        .await
+        .expect("insert");
+    let job = store
+        .claim_job("dead", 10_000, now)
+        .await
+        .expect("claim")
+        .expect("job");
+    assert!(
+        store
+            .mark_start_requested(&job.id, "dead", now)
+            .await
+            .expect("mark")
+    );
+    assert!(
+        store
+            .claim_job("d2", 10_000, now + 5_000)
+            .await
+            .expect("claim")
+            .is_none(),
+        "lease still held"
+    );
+    assert!(
+        store
+            .heartbeat(&job.id, "dead", 10_000, now + 5_000)
+            .await
+            .expect("beat")
+    );
+    assert!(
+        store
+            .claim_job("d2", 10_000, now + 12_000)
+            .await
+            .expect("claim")
+            .is_none(),
+        "heartbeat extended it"
+    );
+    let taken = store
+        .claim_job("d2", 10_000, now + 16_000)
+        .await
+        .expect("claim")
+        .expect("taken over");
+    assert_eq!(taken.id, job.id);
+    assert_eq!(
+        taken.start_requested_at,
+        Some(now),
+        "the new owner knows a POST may have gone out"
+    );
+    assert!(
+        !store
+            .heartbeat(&job.id, "dead", 10_000, now + 16_000)
+            .await
+            .expect("beat"),
+        "the old owner lost it"
+    );
+    assert!(
+        !store
+            .mark_started(&job.id, "dead", 5, JobState::Pending, now + 16_000)
+            .await
+            .expect("stale owner")
+    );
+
+    // Ambiguous: back to the queue, remembering that a job may exist.
+    let requeue = Requeue {
+        run_after: now + 20_000,
+        count_attempt: false,
+        error: "lost",
+        start_may_exist: true,
+    };
+    assert!(
+        store
+            .requeue(&job.id, Some("d2"), &requeue, now + 16_000)
+            .await
+            .expect("requeue")
+    );
+    assert!(
+        store
+            .claim_job("d3", 10_000, now + 19_000)
+            .await
+            .expect("claim")
+            .is_none(),
+        "not before run_after"
+    );
+    let again = store
+        .claim_job("d3", 10_000, now + 20_000)
+        .await
+        .expect("claim")
+        .expect("again");
+    assert_eq!(again.start_requested_at, Some(now));
+}
+
+async fn cancelling_a_queued_job_is_immediate(kind: Db) {
+    let store = store(kind).await;
+    let Inserted::New(job) = store
+        .insert_job(&new_job("c1"), None, 1)
+        .await
+        .expect("insert")
+    else {
+        panic!("new");
+    };
+    let cancelled = store
+        .request_cancel(&job.id, 2)
+        .await
+        .expect("cancel")
+        .expect("job");
+    assert_eq!(cancelled.state, JobState::Cancelled);
+    assert_eq!(cancelled.finished_at, Some(2));
+    assert!(
+        store
+            .claim_job("d", 1_000, 3)
+            .await
+            .expect("claim")
+            .is_none()
+    );
+}
+
+async fn concurrent_claims_never_share_a_connection(kind: Db) {
+    let store = store(kind).await;
+    let now = 1_000_000;
+    for i in 0..40 {
+        store
+            .insert_job(&new_job(&format!("c{}", i % 8)), None, now)
+            .await
+            .expect("insert");
+    }
+    let mut tasks = tokio::task::JoinSet::new();
+    for d in 0..8 {
+        let store = store.clone();
+        tasks.spawn(async move {
+            let mut got = Vec::new();
+            for _ in 0..10 {
+                if let Some(job) = store
+                    .claim_job(&format!("d{d}"), 60_000, now)
+                    .await
+                    .expect("claim")
+                {
+                    got.push(job.connection_id);
+                }
+            }
+            got
+        });
+    }
+    let mut claimed = Vec::new();
+    while let Some(result) = tasks.join_next().await {
+        claimed.extend(result.expect("task"));
+    }
+    claimed.sort();
+    let expected: Vec<String> = (0..8).map(|i| format!("c{i}")).collect();
+    assert_eq!(
+        claimed, expected,
+        "exactly one job per connection was claimed"
+    );
+}
+
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(crate::support::Db::Sqlite).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(crate::support::Db::Postgres).await;
+                }
+            )*
+        }
+    };
+}
+
+on_both_backends!(
+    idempotency_keys_return_the_same_job,
+    claims_one_job_per_connection_in_order,
+    an_expired_lease_is_taken_over_and_must_reconcile,
+    cancelling_a_queued_job_is_immediate,
+    concurrent_claims_never_share_a_connection,
+);
