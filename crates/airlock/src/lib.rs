@@ -18,10 +18,12 @@
 //! simulator, so that everything works with no Airbyte at hand.
 
 pub mod api;
+pub mod app;
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod connections;
+pub mod devidp;
 pub mod identity;
 pub mod jobs;
 pub mod policy;

@@ -3,6 +3,7 @@
 
 mod check_config;
 mod demo;
+mod serve;
 mod sim;
 
 use std::path::PathBuf;
@@ -27,9 +28,11 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the whole stack on embedded defaults: a simulated Airbyte and
-    /// instructions to call it. No configuration needed.
+    /// Run the whole stack on embedded defaults: a simulated Airbyte, a
+    /// development identity provider and Airlock. No configuration needed.
     Demo(demo::DemoArgs),
+    /// Run the control plane from a configuration file.
+    Serve(serve::ServeArgs),
     /// Run the Airbyte public API simulator on its own.
     Sim(sim::SimArgs),
     /// Validate a configuration file and print it with secrets redacted.
@@ -51,6 +54,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::CheckConfig(args) => check_config::run(&args),
         Command::Sim(args) => block_on(sim::run(args)),
         Command::Demo(args) => block_on(demo::run(args)),
+        Command::Serve(args) => block_on(serve::run(args)),
     };
     match outcome {
         Ok(code) => code,

@@ -156,10 +156,11 @@ pub(crate) fn parse(token: &str) -> Result<Unverified<'_>, AuthError> {
 pub(crate) fn type_matches(typ: Option<&str>, expected: &str) -> bool {
     let normalize = |t: &str| {
         let t = t.trim();
-        let t = if t.len() >= 12 && t[..12].eq_ignore_ascii_case("application/") {
-            &t[12..]
-        } else {
-            t
+        // `get` rather than indexing: the header is untrusted and may put a
+        // multi-byte character across byte 12.
+        let t = match (t.get(..12), t.get(12..)) {
+            (Some(prefix), Some(rest)) if prefix.eq_ignore_ascii_case("application/") => rest,
+            _ => t,
         };
         t.to_ascii_lowercase()
     };
@@ -327,6 +328,8 @@ mod tests {
     fn typ_comparison() {
         assert!(type_matches(Some("at+jwt"), "at+jwt"));
         assert!(type_matches(Some("application/AT+JWT"), "at+jwt"));
+        assert!(!type_matches(Some("applicatioñ+jwt"), "at+jwt"), "no panic on a split character");
+        assert!(!type_matches(Some("ééééééé"), "at+jwt"));
         assert!(!type_matches(Some("JWT"), "at+jwt"));
         assert!(!type_matches(None, "at+jwt"));
     }

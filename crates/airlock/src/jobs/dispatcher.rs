@@ -78,6 +78,11 @@ impl Dispatcher {
         Arc::clone(&self.wake)
     }
 
+    /// Uses `wake` (shared with the API) as the waker.
+    pub fn set_waker(&mut self, wake: Arc<Notify>) {
+        self.wake = wake;
+    }
+
     /// Runs `dispatch_concurrency` workers until `stop` is notified.
     pub async fn run(self, stop: Arc<Notify>) {
         let mut workers = tokio::task::JoinSet::new();

@@ -104,6 +104,7 @@ impl Tracker {
     /// One pass over every workspace with tracked jobs or known connections.
     pub async fn pass(&mut self) -> Result<PassReport, TrackError> {
         let started = self.clock.now_ms();
+        self.send_pending_cancels().await?;
         let tracked = self.store.jobs_in_airbyte().await?;
         let mut by_airbyte_id: HashMap<i64, Job> = tracked
             .into_iter()
@@ -199,6 +200,36 @@ impl Tracker {
             Some(error) => Err(TrackError::Airbyte(error)),
             None => Ok(report),
         }
+    }
+
+    /// Cancels asked for while Airbyte could not be reached are sent again.
+    async fn send_pending_cancels(&self) -> Result<(), StoreError> {
+        for job in self.store.cancels_pending().await? {
+            let Some(airbyte_id) = job.airbyte_job_id else {
+                continue;
+            };
+            match self.airbyte.cancel_job(airbyte_id).await {
+                Ok(_) => {
+                    self.store
+                        .update_job(
+                            &job.id,
+                            JobState::Cancelled,
+                            None,
+                            None,
+                            None,
+                            None,
+                            self.clock.now_ms(),
+                        )
+                        .await?;
+                }
+                // It ended first: the listing records how.
+                Err(error) if error.conflict_kind().is_some() => {}
+                Err(error) => {
+                    tracing::warn!(job_id = %job.id, error = %error, "cancel not delivered yet")
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Records what Airbyte says of one job.

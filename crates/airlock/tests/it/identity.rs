@@ -228,6 +228,20 @@ async fn valid_tokens_from_every_key_type_are_accepted_and_mapped() {
         w.auth.verify_token(&skewed).await.is_ok(),
         "within the 60 s leeway"
     );
+
+    // Cached or not, a token dies at exp + leeway.
+    let token = w.rsa.token(&claims(json!({})));
+    assert!(w.auth.verify_token(&token).await.is_ok());
+    w.clock.advance_ms(seconds(359));
+    assert!(
+        w.auth.verify_token(&token).await.is_ok(),
+        "within the leeway after exp"
+    );
+    w.clock.advance_ms(seconds(1));
+    assert_eq!(
+        w.auth.verify_token(&token).await.err(),
+        Some(AuthError::Expired)
+    );
 }
 
 /// One attack: what is sent, and the reason code it must be refused with
@@ -452,7 +466,7 @@ fn attack_cases(w: &World) -> Vec<Case> {
         // Encoding.
         case("oversized token", w.rsa.token(&claims(json!({"pad": big_claim}))), "too_large"),
         case("padded base64", { let mut p: Vec<String> = valid.split('.').map(str::to_owned).collect(); p[0].push('='); p.join(".") }, "malformed"),
-        case("standard base64 alphabet", valid.replacen(|c| c == '-' || c == '_' || c == 'e', "+", 1), "malformed"),
+        case("standard base64 alphabet", valid.replacen(['-', '_', 'e'], "+", 1), "malformed"),
         case("header not base64", format!("!!!.{}", valid.split_once('.').expect("parts").1), "malformed"),
         case("header not JSON", w.rsa.sign_raw("{alg:RS256}", &good_text), "malformed"),
         case("payload not JSON", w.rsa.sign_raw(&rsa_header.to_string(), "{\"iss\":"), "malformed"),
@@ -845,4 +859,167 @@ async fn stale_keys_are_refreshed_by_requests_and_by_the_loop() {
     r.auth.verify_token(&token).await.expect("valid");
     assert_eq!(r.source.fetches(), 3, "a request refreshes stale keys");
     assert_eq!(r.clock.now_ms(), (NOW + 600) * 1000);
+}
+
+/// A provider over HTTP, as `HttpKeySource` meets it: discovery, then JWKS.
+mod over_http {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    use airlock::clock::ManualClock;
+    use airlock::identity::{AuthError, Authenticator, IssuerConfig};
+    use axum::Router;
+    use axum::extract::State;
+    use axum::http::StatusCode;
+    use axum::response::{IntoResponse, Response};
+    use axum::routing::get;
+    use serde_json::{Value, json};
+
+    use super::{NOW, RSA_A, Signer, claims};
+
+    #[derive(Default)]
+    struct Served {
+        /// The issuer the discovery document states.
+        stated_issuer: Mutex<String>,
+        /// The JWKS body, and the status to answer with.
+        jwks: Mutex<(StatusCode, String)>,
+        discovery_hits: AtomicUsize,
+        jwks_hits: AtomicUsize,
+    }
+
+    async fn discovery(State(s): State<Arc<Served>>) -> Response {
+        s.discovery_hits.fetch_add(1, Ordering::SeqCst);
+        let issuer = s.stated_issuer.lock().expect("lock").clone();
+        axum::Json(json!({"issuer": issuer, "jwks_uri": format!("{issuer}/jwks"), "token_endpoint": format!("{issuer}/token")}))
+            .into_response()
+    }
+
+    async fn jwks(State(s): State<Arc<Served>>) -> Response {
+        s.jwks_hits.fetch_add(1, Ordering::SeqCst);
+        let (status, body) = s.jwks.lock().expect("lock").clone();
+        (status, [("content-type", "application/json")], body).into_response()
+    }
+
+    async fn serve() -> (String, Arc<Served>) {
+        let served = Arc::new(Served::default());
+        let app = Router::new()
+            .route("/.well-known/openid-configuration", get(discovery))
+            .route("/jwks", get(jwks))
+            .with_state(Arc::clone(&served));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        *served.stated_issuer.lock().expect("lock") = base.clone();
+        (base, served)
+    }
+
+    fn set_jwks(served: &Served, status: StatusCode, body: &Value) {
+        *served.jwks.lock().expect("lock") = (status, body.to_string());
+    }
+
+    fn authenticator(config: IssuerConfig) -> Authenticator {
+        Authenticator::from_config(
+            &[config],
+            &reqwest::Client::new(),
+            Arc::new(ManualClock::new(NOW * 1000)),
+        )
+        .expect("valid")
+    }
+
+    #[tokio::test]
+    async fn keys_are_found_through_discovery_once() {
+        let (base, served) = serve().await;
+        let signer = Signer::rsa(RSA_A, "k1");
+        set_jwks(&served, StatusCode::OK, &json!({"keys": [signer.jwk()]}));
+        let auth = authenticator(IssuerConfig::new(base.clone(), &["airlock"]));
+        let token = signer.token(&claims(json!({"iss": base})));
+        let p = auth
+            .verify_token(&token)
+            .await
+            .expect("verified through discovery");
+        assert_eq!(p.issuer, base);
+        assert_eq!(auth.refresh_all().await[0].1, Ok(1));
+        assert_eq!(
+            served.discovery_hits.load(Ordering::SeqCst),
+            1,
+            "discovery is remembered"
+        );
+        assert_eq!(served.jwks_hits.load(Ordering::SeqCst), 2);
+        let discovered = airlock::identity::discover(&reqwest::Client::new(), &base, false)
+            .await
+            .expect("discovery");
+        assert_eq!(discovered.token_endpoint, Some(format!("{base}/token")));
+    }
+
+    #[tokio::test]
+    async fn configured_jwks_url_skips_discovery() {
+        let (base, served) = serve().await;
+        let signer = Signer::rsa(RSA_A, "k1");
+        set_jwks(&served, StatusCode::OK, &json!({"keys": [signer.jwk()]}));
+        let mut config = IssuerConfig::new("https://login.example.com", &["airlock"]);
+        config.jwks_url = Some(format!("{base}/jwks"));
+        let auth = authenticator(config);
+        let token = signer.token(&claims(json!({"iss": "https://login.example.com"})));
+        assert!(auth.verify_token(&token).await.is_ok());
+        assert_eq!(served.discovery_hits.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test]
+    async fn a_discovery_document_for_another_issuer_is_refused() {
+        let (base, served) = serve().await;
+        let signer = Signer::rsa(RSA_A, "k1");
+        set_jwks(&served, StatusCode::OK, &json!({"keys": [signer.jwk()]}));
+        *served.stated_issuer.lock().expect("lock") = "https://evil.example".into();
+        let auth = authenticator(IssuerConfig::new(base.clone(), &["airlock"]));
+        let outcome = auth.refresh_all().await.remove(0).1;
+        assert!(
+            outcome
+                .expect_err("mismatch")
+                .to_string()
+                .contains("another issuer")
+        );
+        let token = signer.token(&claims(json!({"iss": base})));
+        assert_eq!(
+            auth.verify_token(&token).await.err(),
+            Some(AuthError::KeysUnavailable)
+        );
+        assert_eq!(
+            served.jwks_hits.load(Ordering::SeqCst),
+            0,
+            "keys never fetched from elsewhere"
+        );
+    }
+
+    #[tokio::test]
+    async fn broken_key_sets_are_errors_not_empty_sets() {
+        let (base, served) = serve().await;
+        let auth = authenticator(IssuerConfig::new(base.clone(), &["airlock"]));
+        for (status, body, expected) in [
+            (StatusCode::INTERNAL_SERVER_ERROR, json!({}), "answered 500"),
+            (
+                StatusCode::OK,
+                json!({"keys": []}),
+                "no usable signature key",
+            ),
+            (
+                StatusCode::OK,
+                json!({"keys": [{"kty": "oct", "k": "c2VjcmV0"}]}),
+                "no usable signature key",
+            ),
+            (StatusCode::OK, json!({"nope": 1}), "not a JWKS document"),
+            (
+                StatusCode::OK,
+                json!({"keys": [], "pad": "x".repeat(600 * 1024)}),
+                "larger than",
+            ),
+        ] {
+            set_jwks(&served, status, &body);
+            let outcome = auth.refresh_all().await.remove(0).1;
+            let message = outcome.expect_err(expected).to_string();
+            assert!(message.contains(expected), "{expected}: {message}");
+            assert!(!auth.is_ready());
+        }
+    }
 }

@@ -2,6 +2,8 @@
 //! typed helpers in `support`.
 
 mod identity;
+mod oidc;
+mod policy;
 mod sdk;
 mod store;
 mod support;

@@ -1,0 +1,230 @@
+//! The composition root: builds every part from the configuration, starts
+//! the background loops (dispatcher, tracker, catalog and key refresh) and
+//! serves HTTP until asked to stop.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use airbyte_client::{AirbyteClient, Auth, ClientConfig, Url};
+use anyhow::Context;
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tokio::task::JoinSet;
+
+use crate::api::{self, AppState, Parts};
+use crate::clock::{SharedClock, SystemClock};
+use crate::config::{AirbyteAuth, Config};
+use crate::connections::Catalog;
+use crate::identity::{Authenticator, HttpKeySource, IssuerConfig, KeySource};
+use crate::jobs::dispatcher::Dispatcher;
+use crate::jobs::tracker::Tracker;
+use crate::policy::Policy;
+use crate::store::Store;
+
+/// Extra parts the demo (or a test) adds to what the configuration says.
+#[derive(Debug, Default)]
+pub struct Extras {
+    /// Issuers whose keys are known in-process (the demo provider).
+    pub issuers: Vec<(IssuerConfig, Arc<dyn KeySource>)>,
+    /// Routes mounted next to Airlock's own (the demo provider's).
+    pub routes: Option<Router>,
+    /// The clock; the system clock when `None`.
+    pub clock: Option<SharedClock>,
+    /// Name of this replica in job leases; generated when `None`.
+    pub replica: Option<String>,
+}
+
+/// A built application, ready to serve.
+#[derive(Debug)]
+pub struct App {
+    state: AppState,
+    extra_routes: Option<Router>,
+    dispatcher: Dispatcher,
+    tracker: Tracker,
+    catalog: Arc<Catalog>,
+    authenticator: Arc<Authenticator>,
+    refresh_every: Duration,
+}
+
+/// Airlock's Airbyte client, from `[airbyte]`.
+pub fn airbyte_client(
+    config: &Config,
+    lookup_env: &dyn Fn(&str) -> Option<String>,
+) -> anyhow::Result<AirbyteClient> {
+    let auth = match config.airbyte.auth(lookup_env)? {
+        AirbyteAuth::ClientCredentials {
+            client_id,
+            client_secret,
+        } => Auth::ClientCredentials {
+            client_id,
+            client_secret: client_secret.to_secret_string(),
+        },
+        AirbyteAuth::Bearer(token) => Auth::Bearer(token.to_secret_string()),
+        AirbyteAuth::Basic { username, password } => Auth::Basic {
+            username,
+            password: password.to_secret_string(),
+        },
+        AirbyteAuth::None => Auth::None,
+    };
+    let base = Url::parse(&config.airbyte.url).context("airbyte.url")?;
+    let mut client_config = ClientConfig::new(base, auth);
+    client_config.timeout = config.airbyte.timeout();
+    if let Some(url) = &config.airbyte.config_api_url {
+        client_config.config_api_url = Some(Url::parse(url).context("airbyte.config_api_url")?);
+    }
+    AirbyteClient::new(client_config).context("cannot build the Airbyte client")
+}
+
+impl App {
+    /// Builds everything; connects to the database (running migrations).
+    pub async fn build(config: Config, extras: Extras) -> anyhow::Result<Self> {
+        let lookup = |name: &str| std::env::var(name).ok();
+        let clock = extras.clock.unwrap_or_else(|| Arc::new(SystemClock));
+        let store = Store::connect(&config.storage.url)
+            .await
+            .with_context(|| format!("cannot open storage {}", redact_url(&config.storage.url)))?;
+        let airbyte = airbyte_client(&config, &lookup)?;
+        let catalog = Arc::new(Catalog::new(
+            airbyte.clone(),
+            config.connections.slugs.clone(),
+        ));
+        if let Err(error) = catalog.refresh().await {
+            tracing::warn!(error = %error, "cannot list Airbyte connections yet; will retry");
+        }
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .context("cannot build the HTTP client for identity providers")?;
+        let mut issuers: Vec<(IssuerConfig, Arc<dyn KeySource>)> = config
+            .issuers
+            .iter()
+            .map(|issuer| {
+                let source: Arc<dyn KeySource> = Arc::new(HttpKeySource::new(http.clone(), issuer));
+                (issuer.clone(), source)
+            })
+            .collect();
+        issuers.extend(extras.issuers);
+        let authenticator = Arc::new(Authenticator::new(issuers, Arc::clone(&clock))?);
+        authenticator.refresh_all().await;
+        let policy = Policy::from_config(&config)?;
+        let dispatch = Arc::new(Notify::new());
+        let replica = extras
+            .replica
+            .unwrap_or_else(|| format!("{}-{}", hostname(), uuid::Uuid::new_v4().simple()));
+        let mut dispatcher = Dispatcher::new(
+            store.clone(),
+            airbyte.clone(),
+            config.jobs.clone(),
+            Arc::clone(&clock),
+            replica,
+        );
+        dispatcher.set_waker(Arc::clone(&dispatch));
+        let tracker = Tracker::new(
+            store.clone(),
+            airbyte.clone(),
+            config.jobs.clone(),
+            Arc::clone(&clock),
+            Arc::clone(&catalog) as Arc<dyn crate::jobs::tracker::KnownConnections>,
+        );
+        let refresh_every = Duration::from_secs(config.connections.refresh_secs);
+        let state = AppState::new(Parts {
+            config,
+            store,
+            airbyte,
+            catalog: Arc::clone(&catalog),
+            authenticator: Arc::clone(&authenticator),
+            policy,
+            dispatch,
+            clock,
+        });
+        Ok(Self {
+            state,
+            extra_routes: extras.routes,
+            dispatcher,
+            tracker,
+            catalog,
+            authenticator,
+            refresh_every,
+        })
+    }
+
+    /// The shared state (for tests that drive the router in memory).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves on `listener` until `shutdown` resolves; then stops the
+    /// background loops (releasing nothing half-done: leases expire).
+    pub async fn run(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let stop = Arc::new(Notify::new());
+        let mut tasks = JoinSet::new();
+        tasks.spawn(self.dispatcher.run(Arc::clone(&stop)));
+        tasks.spawn(self.tracker.run(Arc::clone(&stop)));
+        tasks.spawn(Arc::clone(&self.catalog).run(self.refresh_every, Arc::clone(&stop)));
+        let authenticator = Arc::clone(&self.authenticator);
+        let key_stop = Arc::clone(&stop);
+        tasks.spawn(async move {
+            authenticator
+                .run_refresh(async move { key_stop.notified().await })
+                .await
+        });
+
+        let mut router = api::router(self.state.clone());
+        if let Some(extra) = self.extra_routes {
+            router = router.merge(extra);
+        }
+        let app = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await;
+        stop.notify_waiters();
+        // Background loops end at their next await point.
+        let _finished = tokio::time::timeout(Duration::from_secs(5), async {
+            while tasks.join_next().await.is_some() {}
+        })
+        .await;
+        served.context("server failed")
+    }
+}
+
+/// A storage URL without its password, for messages.
+fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:[redacted]{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_owned())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "airlock".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn storage_urls_lose_their_password() {
+        assert_eq!(
+            super::redact_url("postgres://app:hunter2@db/airlock"),
+            "postgres://app:[redacted]@db/airlock"
+        );
+        assert_eq!(
+            super::redact_url("sqlite://airlock.db"),
+            "sqlite://airlock.db"
+        );
+    }
+}
