@@ -45,6 +45,7 @@ pub struct App {
     catalog: Arc<Catalog>,
     authenticator: Arc<Authenticator>,
     refresh_every: Duration,
+    webhooks: crate::webhooks::Deliverer,
 }
 
 /// Airlock's Airbyte client, from `[airbyte]`.
@@ -128,6 +129,13 @@ impl App {
             Arc::clone(&catalog) as Arc<dyn crate::jobs::tracker::KnownConnections>,
         );
         let refresh_every = Duration::from_secs(config.connections.refresh_secs);
+        let webhooks = crate::webhooks::Deliverer::new(
+            &config.webhooks,
+            &lookup,
+            store.clone(),
+            Arc::clone(&clock),
+            Arc::clone(&catalog) as Arc<dyn crate::webhooks::Directory>,
+        )?;
         let state = AppState::new(Parts {
             config,
             store,
@@ -146,6 +154,7 @@ impl App {
             catalog,
             authenticator,
             refresh_every,
+            webhooks,
         })
     }
 
@@ -165,6 +174,7 @@ impl App {
         let mut tasks = JoinSet::new();
         tasks.spawn(self.dispatcher.run(Arc::clone(&stop)));
         tasks.spawn(self.tracker.run(Arc::clone(&stop)));
+        tasks.spawn(self.webhooks.run(Arc::clone(&stop)));
         tasks.spawn(Arc::clone(&self.catalog).run(self.refresh_every, Arc::clone(&stop)));
         let authenticator = Arc::clone(&self.authenticator);
         let key_stop = Arc::clone(&stop);

@@ -12,6 +12,8 @@
 //! - [`policy`]: roles and grants; decides what a principal may do on which
 //!   workspace or connection (deny by default).
 //! - [`telemetry`]: logs, as text or JSON lines.
+//! - [`webhooks`]: job events POSTed to receivers, signed, from a durable
+//!   outbox fed by the job timeline.
 //!
 //! Airbyte itself is reached through the `airbyte-client` crate, and
 //! `airlock sim` / `airlock demo` run the `airbyte-sim` crate, an Airbyte
@@ -19,6 +21,7 @@
 
 pub mod api;
 pub mod app;
+pub mod audit;
 pub mod cli;
 pub mod clock;
 pub mod config;
@@ -29,6 +32,7 @@ pub mod jobs;
 pub mod policy;
 pub mod store;
 pub mod telemetry;
+pub mod webhooks;
 
 /// Resolves when the process is asked to stop (Ctrl-C or SIGTERM).
 pub async fn shutdown_signal() {

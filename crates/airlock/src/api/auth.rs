@@ -1,19 +1,59 @@
 //! Who is calling, and may they: the `Caller` extractor and the one place
-//! where authorization decisions are taken and logged.
+//! where authorization decisions are taken, logged and (when denied)
+//! written to the audit trail.
 
-use axum::extract::FromRequestParts;
-use axum::http::header::AUTHORIZATION;
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::header::{AUTHORIZATION, USER_AGENT};
 use axum::http::request::Parts;
 
 use super::{ApiError, AppState, RequestId};
+use crate::audit;
 use crate::identity::Principal;
 use crate::policy::{Decision, Permission, Resource};
 
-/// A verified caller and the id of its request.
+/// A verified caller, the id of its request and where it came from.
 #[derive(Debug, Clone)]
 pub struct Caller {
     pub principal: Principal,
     pub request_id: RequestId,
+    pub origin: audit::Origin,
+    /// Which door the request came through (`api`, `front`, `mcp`).
+    pub channel: &'static str,
+}
+
+/// Where a request came from, for the audit trail.
+pub(crate) fn origin_of(parts: &Parts, request_id: &RequestId) -> audit::Origin {
+    audit::Origin {
+        request_id: Some(request_id.0.clone()),
+        source_ip: parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(addr)| addr.ip().to_string()),
+        user_agent: parts
+            .headers
+            .get(USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.chars().take(256).collect()),
+    }
+}
+
+/// The audit name of a permission's action: `jobs:sync` is `jobs.sync`.
+pub(crate) fn action_of(permission: Permission) -> String {
+    permission.as_str().replace(':', ".")
+}
+
+/// The audit trail's view of a resource.
+pub(crate) fn place(entry: &mut audit::Entry, resource: &Resource) {
+    match resource {
+        Resource::Global => {}
+        Resource::Workspace(w) => entry.workspace_id = Some(w.id.clone()),
+        Resource::Connection(c) => {
+            entry.workspace_id = Some(c.workspace_id.clone());
+            entry.connection_id = Some(c.id.clone());
+        }
+    }
 }
 
 impl FromRequestParts<AppState> for Caller {
@@ -28,6 +68,7 @@ impl FromRequestParts<AppState> for Caller {
             .get::<RequestId>()
             .cloned()
             .unwrap_or_else(|| RequestId::from_header(None));
+        let origin = origin_of(parts, &request_id);
         let header = parts
             .headers
             .get(AUTHORIZATION)
@@ -36,16 +77,29 @@ impl FromRequestParts<AppState> for Caller {
             Ok(principal) => Ok(Self {
                 principal,
                 request_id,
+                origin,
+                channel: "api",
             }),
             Err(error) => {
-                // The reason goes to the log (and the audit trail), never
-                // to the caller.
+                // The reason goes to the log and the audit trail, never to
+                // the caller.
                 tracing::info!(
                     request_id = %request_id.0,
                     reason = error.code(),
                     path = %parts.uri.path(),
                     "authentication failed"
                 );
+                let entry = audit::Entry {
+                    origin,
+                    channel: "api".to_owned(),
+                    action: "authenticate".to_owned(),
+                    decision: "deny".to_owned(),
+                    reason: Some(error.code().to_owned()),
+                    outcome: Some("401".to_owned()),
+                    detail: Some(serde_json::json!({"path": parts.uri.path()})),
+                    ..audit::Entry::default()
+                };
+                state.audit(&entry).await;
                 Err(ApiError::Unauthorized)
             }
         }
@@ -53,8 +107,21 @@ impl FromRequestParts<AppState> for Caller {
 }
 
 impl Caller {
-    /// Decides and logs; `Forbidden` unless allowed.
-    pub fn authorize(
+    /// An audit record of this caller doing `action`.
+    pub fn entry(&self, action: &str, decision: &Decision) -> audit::Entry {
+        audit::Entry {
+            origin: self.origin.clone(),
+            actor: audit::Actor::of(&self.principal),
+            channel: self.channel.to_owned(),
+            action: action.to_owned(),
+            decision: if decision.allowed { "allow" } else { "deny" }.to_owned(),
+            reason: Some(decision.reason.to_string()),
+            ..audit::Entry::default()
+        }
+    }
+
+    /// Decides; a denial is logged, audited and answered 403.
+    pub async fn authorize(
         &self,
         state: &AppState,
         permission: Permission,
@@ -62,38 +129,73 @@ impl Caller {
     ) -> Result<Decision, ApiError> {
         let decision = state.policy().decide(&self.principal, permission, resource);
         if decision.allowed {
-            Ok(decision)
-        } else {
-            tracing::info!(
-                request_id = %self.request_id.0,
-                subject = %self.principal.subject,
-                permission = permission.as_str(),
-                reason = %decision.reason,
-                "denied"
-            );
-            Err(ApiError::Forbidden)
+            return Ok(decision);
         }
+        self.deny(state, permission, resource, &decision.reason.to_string())
+            .await;
+        Err(ApiError::Forbidden)
     }
 
     /// `Forbidden` unless some grant gives `permission` somewhere: checked
     /// before looking anything up, so that callers without the permission
     /// learn nothing about what exists.
-    pub fn require_somewhere(
+    pub async fn require_somewhere(
         &self,
         state: &AppState,
         permission: Permission,
     ) -> Result<(), ApiError> {
         if state.policy().can_anywhere(&self.principal, permission) {
-            Ok(())
-        } else {
-            tracing::info!(
-                request_id = %self.request_id.0,
-                subject = %self.principal.subject,
-                permission = permission.as_str(),
-                reason = "no_grant_anywhere",
-                "denied"
-            );
-            Err(ApiError::Forbidden)
+            return Ok(());
         }
+        self.deny(state, permission, &Resource::Global, "no_grant_anywhere")
+            .await;
+        Err(ApiError::Forbidden)
+    }
+
+    /// Records a successful read, when `[audit] record_reads` asks for it.
+    pub async fn read(&self, state: &AppState, action: &str, resource: &Resource) {
+        if !state.config().audit.record_reads {
+            return;
+        }
+        let mut entry = audit::Entry {
+            origin: self.origin.clone(),
+            actor: audit::Actor::of(&self.principal),
+            channel: self.channel.to_owned(),
+            action: action.to_owned(),
+            decision: "allow".to_owned(),
+            outcome: Some("200".to_owned()),
+            ..audit::Entry::default()
+        };
+        place(&mut entry, resource);
+        state.audit(&entry).await;
+    }
+
+    /// Logs and audits a denial.
+    pub async fn deny(
+        &self,
+        state: &AppState,
+        permission: Permission,
+        resource: &Resource,
+        reason: &str,
+    ) {
+        tracing::info!(
+            request_id = %self.request_id.0,
+            subject = %self.principal.subject,
+            permission = permission.as_str(),
+            reason,
+            "denied"
+        );
+        let mut entry = audit::Entry {
+            origin: self.origin.clone(),
+            actor: audit::Actor::of(&self.principal),
+            channel: self.channel.to_owned(),
+            action: action_of(permission),
+            decision: "deny".to_owned(),
+            reason: Some(reason.to_owned()),
+            outcome: Some("403".to_owned()),
+            ..audit::Entry::default()
+        };
+        place(&mut entry, resource);
+        state.audit(&entry).await;
     }
 }

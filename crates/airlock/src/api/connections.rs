@@ -81,7 +81,9 @@ pub(super) async fn list(
     caller: Caller,
     Query(query): Query<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    caller.require_somewhere(&state, Permission::ConnectionsRead)?;
+    caller
+        .require_somewhere(&state, Permission::ConnectionsRead)
+        .await?;
     let mut snapshot = state.catalog().snapshot();
     if snapshot.fetched_at == 0 {
         snapshot = state.catalog().refresh().await.map_err(|error| {
@@ -109,6 +111,9 @@ pub(super) async fn list(
         })
         .collect();
     let data: Vec<Value> = visible.iter().map(|c| render(c, None)).collect();
+    caller
+        .read(&state, "connections.list", &Resource::Global)
+        .await;
     Ok(Json(json!({"data": data, "next_cursor": null})))
 }
 
@@ -118,13 +123,17 @@ pub(super) async fn get(
     caller: Caller,
     Path(reference): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    caller.require_somewhere(&state, Permission::ConnectionsRead)?;
+    caller
+        .require_somewhere(&state, Permission::ConnectionsRead)
+        .await?;
     let connection = resolve(&state, &reference).await?;
-    caller.authorize(
-        &state,
-        Permission::ConnectionsRead,
-        &resource_of(&connection),
-    )?;
+    caller
+        .authorize(
+            &state,
+            Permission::ConnectionsRead,
+            &resource_of(&connection),
+        )
+        .await?;
     let last = state
         .store()
         .list_jobs(&JobFilter {
@@ -134,5 +143,8 @@ pub(super) async fn get(
         })
         .await
         .map_err(super::jobs::store_error)?;
+    caller
+        .read(&state, "connections.get", &resource_of(&connection))
+        .await;
     Ok(Json(render(&connection, last.first())))
 }

@@ -240,7 +240,7 @@ async fn trigger(
     job_type: JobType,
 ) -> Result<Response, ApiError> {
     let permission = permission_for(job_type);
-    caller.require_somewhere(&state, permission)?;
+    caller.require_somewhere(&state, permission).await?;
     let options = query.merge(parse_body(&body)?);
     let key = idempotency_key(&headers)?;
     let wait = options
@@ -268,7 +268,9 @@ async fn trigger(
         None => state.config().jobs.max_attempts,
     };
     let connection = resolve(&state, &reference).await?;
-    caller.authorize(&state, permission, &resource_of(&connection))?;
+    let decision = caller
+        .authorize(&state, permission, &resource_of(&connection))
+        .await?;
     let if_running = options.if_running.unwrap_or_default();
 
     if if_running != IfRunning::Queue {
@@ -307,9 +309,11 @@ async fn trigger(
         key,
         request_hash: request_hash(&connection, job_type, if_running, max_attempts),
     });
+    let mut entry = caller.entry(&super::auth::action_of(permission), &decision);
+    entry.detail = Some(json!({"if_running": if_running.as_str(), "max_attempts": max_attempts}));
     let inserted = state
         .store()
-        .insert_job(&new, key.as_ref(), state.now_ms())
+        .insert_job(&new, key.as_ref(), state.now_ms(), &entry)
         .await
         .map_err(store_error)?;
     let job = match inserted {
@@ -417,7 +421,7 @@ async fn load(
     id: &str,
     permission: Permission,
 ) -> Result<Job, ApiError> {
-    caller.require_somewhere(state, permission)?;
+    caller.require_somewhere(state, permission).await?;
     let id: JobId = id.parse().map_err(|_| ApiError::NotFound("job"))?;
     let job = state
         .store()
@@ -431,7 +435,7 @@ async fn load(
             .policy()
             .allows(&caller.principal, permission, &resource)
         {
-            caller.authorize(state, permission, &resource).ok();
+            caller.authorize(state, permission, &resource).await.ok();
             return Err(ApiError::NotFound("job"));
         }
     } else {
@@ -442,7 +446,7 @@ async fn load(
         {
             return Err(ApiError::NotFound("job"));
         }
-        caller.authorize(state, permission, &resource)?;
+        caller.authorize(state, permission, &resource).await?;
     }
     Ok(job)
 }
@@ -454,6 +458,9 @@ pub(super) async fn get(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let job = load(&state, &caller, &id, Permission::JobsRead).await?;
+    caller
+        .read(&state, "jobs.get", &job_resource(&state, &job))
+        .await;
     Ok(Json(render(&job)))
 }
 
@@ -481,7 +488,9 @@ pub(super) async fn list(
     caller: Caller,
     Query(query): Query<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    caller.require_somewhere(&state, Permission::JobsRead)?;
+    caller
+        .require_somewhere(&state, Permission::JobsRead)
+        .await?;
     let limit = query.limit.unwrap_or(50);
     if !(1..=200).contains(&limit) {
         return Err(ApiError::BadRequest("limit must be 1 to 200".into()));
@@ -547,6 +556,7 @@ pub(super) async fn list(
     let next_cursor = (i64::try_from(jobs.len()).unwrap_or(0) == limit)
         .then(|| jobs.last().map(|j| j.id.to_string()))
         .flatten();
+    caller.read(&state, "jobs.list", &Resource::Global).await;
     Ok(Json(json!({
         "data": visible.iter().map(|j| render(j)).collect::<Vec<_>>(),
         "next_cursor": next_cursor,
@@ -631,9 +641,20 @@ pub(super) async fn cancel(
             job.id, job.state
         )));
     }
+    let decision = state.policy().decide(
+        &caller.principal,
+        Permission::JobsCancel,
+        &job_resource(&state, &job),
+    );
+    let mut entry = caller.entry("jobs.cancel", &decision);
+    entry.job_id = Some(job.id.to_string());
+    entry.connection_id = Some(job.connection_id.clone());
+    entry.workspace_id = Some(job.workspace_id.clone());
+    entry.airbyte_job_id = job.airbyte_job_id;
+    entry.outcome = Some("cancel_requested".to_owned());
     let mut job = state
         .store()
-        .request_cancel(&job.id, state.now_ms())
+        .request_cancel(&job.id, state.now_ms(), &entry)
         .await
         .map_err(store_error)?
         .ok_or(ApiError::NotFound("job"))?;
@@ -695,9 +716,16 @@ pub(super) async fn retry(
         channel: Channel::Api,
         retry_of: Some(job.id.clone()),
     };
+    let decision = state.policy().decide(
+        &caller.principal,
+        Permission::JobsRetry,
+        &job_resource(&state, &job),
+    );
+    let mut entry = caller.entry("jobs.retry", &decision);
+    entry.detail = Some(json!({"retry_of": job.id}));
     let Inserted::New(created) = state
         .store()
-        .insert_job(&new, None, state.now_ms())
+        .insert_job(&new, None, state.now_ms(), &entry)
         .await
         .map_err(store_error)?
     else {

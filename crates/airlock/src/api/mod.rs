@@ -4,7 +4,8 @@
 //! bodies), then its handler. The server is built from a listener and a
 //! shutdown future, so tests bind port 0 and stop it cleanly.
 
-mod auth;
+pub(crate) mod audit;
+pub(crate) mod auth;
 mod connections;
 mod jobs;
 pub mod problem;
@@ -30,6 +31,7 @@ use crate::identity::Authenticator;
 use crate::policy::Policy;
 use crate::store::Store;
 
+pub use audit::render as render_audit;
 pub use auth::Caller;
 pub use problem::{ApiError, Problem};
 pub use request_id::RequestId;
@@ -124,6 +126,14 @@ impl AppState {
         self.inner.parts.dispatch.notify_one();
     }
 
+    /// Writes a record that goes with no other change (a denial, a read).
+    /// A failure is logged: the request's answer does not change.
+    pub async fn audit(&self, entry: &crate::audit::Entry) {
+        if let Err(error) = self.store().append_audit(entry, self.now_ms()).await {
+            tracing::error!(error = %error, action = %entry.action, "cannot write the audit record");
+        }
+    }
+
     /// The clock.
     pub fn now_ms(&self) -> i64 {
         self.inner.parts.clock.now_ms()
@@ -143,6 +153,7 @@ pub fn router(state: AppState) -> Router {
             "/v1/connections/{reference}/reset",
             post(jobs::trigger_reset),
         )
+        .route("/v1/audit", get(audit::list))
         .route("/v1/jobs", get(jobs::list))
         .route("/v1/jobs/{id}", get(jobs::get))
         .route("/v1/jobs/{id}/events", get(jobs::events))

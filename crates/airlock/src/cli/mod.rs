@@ -1,6 +1,7 @@
 //! The `airlock` command line. Each subcommand parses its flags here and
 //! calls into the library; nothing here holds logic of its own.
 
+mod audit;
 mod check_config;
 mod demo;
 mod serve;
@@ -37,6 +38,8 @@ pub enum Command {
     Sim(sim::SimArgs),
     /// Validate a configuration file and print it with secrets redacted.
     CheckConfig(check_config::CheckConfigArgs),
+    /// Verify, export or checkpoint the audit trail.
+    Audit(audit::AuditArgs),
 }
 
 /// The `--config` flag shared by the commands that read a configuration.
@@ -55,6 +58,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Sim(args) => block_on(sim::run(args)),
         Command::Demo(args) => block_on(demo::run(args)),
         Command::Serve(args) => block_on(serve::run(args)),
+        Command::Audit(args) => block_on(audit::run(args)),
     };
     match outcome {
         Ok(code) => code,

@@ -27,6 +27,7 @@ pub use secret::{Secret, SecretSource};
 use crate::identity::IssuerConfig;
 use crate::jobs::JobsConfig;
 use crate::policy::{GrantConfig, Policy, RoleConfig};
+use crate::webhooks::WebhookConfig;
 
 /// The whole configuration file, one struct per subsystem.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -51,6 +52,22 @@ pub struct Config {
     pub jobs: JobsConfig,
     #[serde(default)]
     pub connections: ConnectionsConfig,
+    #[serde(default)]
+    pub audit: AuditConfig,
+    /// Receivers of job events.
+    #[serde(default)]
+    pub webhooks: Vec<WebhookConfig>,
+}
+
+/// `[audit]`: what the trail records beyond decisions and changes.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// Record successful reads too (every list and get), not only denials
+    /// and changes.
+    pub record_reads: bool,
+    /// Signs exported checkpoints (HMAC-SHA256) so they cannot be forged.
+    pub checkpoint_key: Option<SecretSource>,
 }
 
 /// How Airlock presents Airbyte's connections.
@@ -308,6 +325,8 @@ impl Config {
     fn validate(&self) -> Result<(), ConfigError> {
         self.jobs
             .validate()
+            .map_err(|(key, message)| ConfigError::invalid(key, message))?;
+        WebhookConfig::validate_all(&self.webhooks)
             .map_err(|(key, message)| ConfigError::invalid(key, message))?;
         for (id, slug) in &self.connections.slugs {
             if slug.is_empty()

@@ -328,7 +328,10 @@ mod tests {
     fn typ_comparison() {
         assert!(type_matches(Some("at+jwt"), "at+jwt"));
         assert!(type_matches(Some("application/AT+JWT"), "at+jwt"));
-        assert!(!type_matches(Some("applicatioñ+jwt"), "at+jwt"), "no panic on a split character");
+        assert!(
+            !type_matches(Some("applicatioñ+jwt"), "at+jwt"),
+            "no panic on a split character"
+        );
         assert!(!type_matches(Some("ééééééé"), "at+jwt"));
         assert!(!type_matches(Some("JWT"), "at+jwt"));
         assert!(!type_matches(None, "at+jwt"));

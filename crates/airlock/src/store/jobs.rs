@@ -8,6 +8,7 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, AssertSqlSafe, Row};
 
 use super::{Backend, Store, StoreError};
+use crate::audit;
 use crate::jobs::model::{Job, JobId, JobState, JobType, NewJob};
 
 /// How long an idempotency key holds: 24 hours.
@@ -100,8 +101,9 @@ fn is_unique_violation(error: &sqlx::Error) -> bool {
     matches!(error, sqlx::Error::Database(db) if db.is_unique_violation())
 }
 
-/// Appends a state to a job's timeline.
-async fn record_event(
+/// Appends a state to a job's timeline, without an audit record (the
+/// caller writes a richer one).
+async fn insert_event(
     conn: &mut AnyConnection,
     job_id: &JobId,
     state: JobState,
@@ -115,6 +117,45 @@ async fn record_event(
         .bind(detail)
         .execute(conn)
         .await?;
+    Ok(())
+}
+
+/// Appends a state to a job's timeline and records the change in the audit
+/// trail, in the caller's transaction.
+async fn record_event(
+    conn: &mut AnyConnection,
+    job_id: &JobId,
+    state: JobState,
+    now: i64,
+    detail: Option<&str>,
+) -> Result<(), StoreError> {
+    insert_event(conn, job_id, state, now, detail).await?;
+    let row = sqlx::query(
+        "SELECT connection_id, workspace_id, airbyte_job_id, channel FROM jobs WHERE id = $1",
+    )
+    .bind(job_id.as_str())
+    .fetch_one(&mut *conn)
+    .await?;
+    let channel: String = row.try_get("channel")?;
+    let entry = audit::Entry {
+        actor: audit::Actor::system(),
+        // Jobs Airbyte started by itself: the change was seen there.
+        channel: if channel == "airbyte" {
+            "airbyte".to_owned()
+        } else {
+            "airlock".to_owned()
+        },
+        action: "job.state".to_owned(),
+        workspace_id: row.try_get("workspace_id")?,
+        connection_id: row.try_get("connection_id")?,
+        job_id: Some(job_id.to_string()),
+        airbyte_job_id: row.try_get("airbyte_job_id")?,
+        decision: "system".to_owned(),
+        outcome: Some(state.as_str().to_owned()),
+        detail: detail.map(|d| serde_json::json!({ "detail": d })),
+        ..audit::Entry::default()
+    };
+    audit::append(conn, &entry, now).await?;
     Ok(())
 }
 
@@ -155,11 +196,16 @@ pub struct JobEvent {
 impl Store {
     /// Stores a trigger, honouring its idempotency key, in one transaction:
     /// when this returns `New`, the job is durable.
+    ///
+    /// `request` is the audit record of the request that asked for it (its
+    /// job id and outcome are filled in here); it is written in the same
+    /// transaction, only when a new job is stored.
     pub async fn insert_job(
         &self,
         new: &NewJob,
         key: Option<&IdempotencyKey>,
         now: i64,
+        request: &audit::Entry,
     ) -> Result<Inserted, StoreError> {
         let mut tx = self.pool.begin().await?;
         if let Some(key) = key {
@@ -247,7 +293,13 @@ impl Store {
         .bind(now)
         .execute(&mut *tx)
         .await?;
-        record_event(&mut tx, &job.id, JobState::Queued, now, None).await?;
+        insert_event(&mut tx, &job.id, JobState::Queued, now, None).await?;
+        let mut entry = request.clone();
+        entry.job_id = Some(job.id.to_string());
+        entry.connection_id = Some(job.connection_id.clone());
+        entry.workspace_id = Some(job.workspace_id.clone());
+        entry.outcome = Some(JobState::Queued.as_str().to_owned());
+        audit::append(&mut tx, &entry, now).await?;
         tx.commit().await?;
         Ok(Inserted::New(job))
     }
@@ -534,9 +586,16 @@ impl Store {
     }
 
     /// Marks a cancel as asked for. Returns the job as it now stands; a job
-    /// still queued is cancelled on the spot.
-    pub async fn request_cancel(&self, id: &JobId, now: i64) -> Result<Option<Job>, StoreError> {
+    /// still queued is cancelled on the spot. `request` (the cancel's audit
+    /// record) is written in the same transaction.
+    pub async fn request_cancel(
+        &self,
+        id: &JobId,
+        now: i64,
+        request: &audit::Entry,
+    ) -> Result<Option<Job>, StoreError> {
         let mut tx = self.pool.begin().await?;
+        audit::append(&mut tx, request, now).await?;
         let cancelled_here = sqlx::query(
             "UPDATE jobs SET state = 'cancelled', cancel_requested = 1, finished_at = $1, updated_at = $1 \
              WHERE id = $2 AND state = 'queued'",

@@ -66,11 +66,23 @@ struct Migration {
     postgres: &'static str,
 }
 
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    sqlite: include_str!("migrations/sqlite/0001_jobs.sql"),
-    postgres: include_str!("migrations/postgres/0001_jobs.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        sqlite: include_str!("migrations/sqlite/0001_jobs.sql"),
+        postgres: include_str!("migrations/postgres/0001_jobs.sql"),
+    },
+    Migration {
+        version: 2,
+        sqlite: include_str!("migrations/sqlite/0002_webhooks.sql"),
+        postgres: include_str!("migrations/postgres/0002_webhooks.sql"),
+    },
+    Migration {
+        version: 3,
+        sqlite: include_str!("migrations/sqlite/0003_audit.sql"),
+        postgres: include_str!("migrations/postgres/0003_audit.sql"),
+    },
+];
 
 /// The pool and the backend it talks to. Cheap to clone.
 #[derive(Debug, Clone)]

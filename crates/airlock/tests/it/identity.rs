@@ -545,6 +545,38 @@ async fn jwt_attack_suite_is_refused_with_the_right_reason() {
 }
 
 #[tokio::test]
+async fn every_mutation_and_truncation_is_refused_without_panic() {
+    let w = world();
+    let valid = w.ec.token(&claims(json!({})));
+    let mut tried = 0;
+    for i in 0..valid.len() {
+        for replacement in ["A", "_", ".", "=", "é", "\0"] {
+            let mut mutated = valid.clone();
+            if mutated.get(i..=i) == Some(replacement) {
+                continue;
+            }
+            mutated.replace_range(i..=i, replacement);
+            tried += 1;
+            let outcome = w.auth.verify_token(&mutated).await;
+            assert!(
+                outcome.is_err(),
+                "mutation at {i} with {replacement:?} was accepted"
+            );
+        }
+        tried += 1;
+        assert!(
+            w.auth.verify_token(&valid[..i]).await.is_err(),
+            "truncation to {i} accepted"
+        );
+    }
+    assert!(tried > 1_000, "{tried}");
+    assert!(
+        w.auth.verify_token(&valid).await.is_ok(),
+        "the original still verifies"
+    );
+}
+
+#[tokio::test]
 async fn required_token_type_is_checked() {
     let signer = Signer::rsa(RSA_A, "rsa-1");
     let mut config = IssuerConfig::new(ISSUER, &["airlock"]);
@@ -859,6 +891,21 @@ async fn stale_keys_are_refreshed_by_requests_and_by_the_loop() {
     r.auth.verify_token(&token).await.expect("valid");
     assert_eq!(r.source.fetches(), 3, "a request refreshes stale keys");
     assert_eq!(r.clock.now_ms(), (NOW + 600) * 1000);
+
+    // The background loop stops when asked.
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let auth = Arc::clone(&r.auth);
+    let refresher = tokio::spawn(async move {
+        auth.run_refresh(async {
+            let _ = stopped.await;
+        })
+        .await;
+    });
+    stop.send(()).expect("loop running");
+    tokio::time::timeout(Duration::from_secs(5), refresher)
+        .await
+        .expect("the loop stops promptly")
+        .expect("no panic");
 }
 
 /// A provider over HTTP, as `HttpKeySource` meets it: discovery, then JWKS.

@@ -28,6 +28,16 @@ fn key(principal: &str, key: &str, hash: &str) -> IdempotencyKey {
     }
 }
 
+/// The audit record of the (test) request behind a change.
+fn request() -> airlock::audit::Entry {
+    airlock::audit::Entry {
+        channel: "api".to_owned(),
+        action: "jobs.sync".to_owned(),
+        decision: "allow".to_owned(),
+        ..airlock::audit::Entry::default()
+    }
+}
+
 async fn store(kind: Db) -> Store {
     Store::connect(&fresh_database(kind).await)
         .await
@@ -38,24 +48,44 @@ async fn idempotency_keys_return_the_same_job(kind: Db) {
     let store = store(kind).await;
     let now = 1_000_000;
     let Inserted::New(first) = store
-        .insert_job(&new_job("c1"), Some(&key("alice", "k1", "h1")), now)
+        .insert_job(
+            &new_job("c1"),
+            Some(&key("alice", "k1", "h1")),
+            now,
+            &request(),
+        )
         .await
         .expect("insert")
     else {
         panic!("first insert is new");
     };
     let again = store
-        .insert_job(&new_job("c1"), Some(&key("alice", "k1", "h1")), now + 1)
+        .insert_job(
+            &new_job("c1"),
+            Some(&key("alice", "k1", "h1")),
+            now + 1,
+            &request(),
+        )
         .await
         .expect("insert");
     assert_eq!(again, Inserted::Existing(first.clone()));
     let reused = store
-        .insert_job(&new_job("c1"), Some(&key("alice", "k1", "h2")), now + 2)
+        .insert_job(
+            &new_job("c1"),
+            Some(&key("alice", "k1", "h2")),
+            now + 2,
+            &request(),
+        )
         .await
         .expect("insert");
     assert_eq!(reused, Inserted::KeyReused);
     let other = store
-        .insert_job(&new_job("c1"), Some(&key("bob", "k1", "h1")), now + 3)
+        .insert_job(
+            &new_job("c1"),
+            Some(&key("bob", "k1", "h1")),
+            now + 3,
+            &request(),
+        )
         .await
         .expect("insert");
     assert!(
@@ -65,7 +95,12 @@ async fn idempotency_keys_return_the_same_job(kind: Db) {
     // After 24 h the key is free again.
     let later = now + airlock::store::jobs::IDEMPOTENCY_TTL_MS + 1;
     let fresh = store
-        .insert_job(&new_job("c1"), Some(&key("alice", "k1", "h9")), later)
+        .insert_job(
+            &new_job("c1"),
+            Some(&key("alice", "k1", "h9")),
+            later,
+            &request(),
+        )
         .await
         .expect("insert");
     assert!(
@@ -88,7 +123,7 @@ async fn claims_one_job_per_connection_in_order(kind: Db) {
     let mut ids = Vec::new();
     for connection in ["c1", "c1", "c2"] {
         let Inserted::New(job) = store
-            .insert_job(&new_job(connection), None, now)
+            .insert_job(&new_job(connection), None, now, &request())
             .await
             .expect("insert")
         else {
@@ -196,7 +231,7 @@ async fn an_expired_lease_is_taken_over_and_must_reconcile(kind: Db) {
     let store = store(kind).await;
     let now = 1_000_000;
     store
-        .insert_job(&new_job("c1"), None, now)
+        .insert_job(&new_job("c1"), None, now, &request())
         .await
         .expect("insert");
     let job = store
@@ -289,14 +324,14 @@ async fn an_expired_lease_is_taken_over_and_must_reconcile(kind: Db) {
 async fn cancelling_a_queued_job_is_immediate(kind: Db) {
     let store = store(kind).await;
     let Inserted::New(job) = store
-        .insert_job(&new_job("c1"), None, 1)
+        .insert_job(&new_job("c1"), None, 1, &request())
         .await
         .expect("insert")
     else {
         panic!("new");
     };
     let cancelled = store
-        .request_cancel(&job.id, 2)
+        .request_cancel(&job.id, 2, &request())
         .await
         .expect("cancel")
         .expect("job");
@@ -316,7 +351,7 @@ async fn concurrent_claims_never_share_a_connection(kind: Db) {
     let now = 1_000_000;
     for i in 0..40 {
         store
-            .insert_job(&new_job(&format!("c{}", i % 8)), None, now)
+            .insert_job(&new_job(&format!("c{}", i % 8)), None, now, &request())
             .await
             .expect("insert");
     }

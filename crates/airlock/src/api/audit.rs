@@ -1,0 +1,102 @@
+//! `GET /v1/audit`: the audit trail, for auditors.
+
+use axum::extract::{Query, State};
+use axum::response::Json;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use super::jobs::{rfc3339, store_error};
+use super::{ApiError, AppState, Caller};
+use crate::audit::{AuditFilter, Record};
+use crate::policy::{Permission, Resource};
+
+/// Filters of the audit listing.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct AuditQuery {
+    /// The principal's subject.
+    actor: Option<String>,
+    action: Option<String>,
+    /// A connection id.
+    connection: Option<String>,
+    /// An Airlock job id.
+    job: Option<String>,
+    airbyte_job_id: Option<i64>,
+    /// `allow`, `deny` or `system`.
+    decision: Option<String>,
+    /// RFC 3339, inclusive.
+    since: Option<String>,
+    /// RFC 3339, exclusive.
+    until: Option<String>,
+    /// From `next_cursor` of the previous page.
+    cursor: Option<i64>,
+    /// 1 to 500, default 100.
+    limit: Option<i64>,
+}
+
+fn parse_time(name: &str, text: Option<&String>) -> Result<Option<i64>, ApiError> {
+    text.map(|t| {
+        OffsetDateTime::parse(t, &Rfc3339)
+            .map(|at| i64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(0))
+            .map_err(|_| ApiError::BadRequest(format!("{name} must be an RFC 3339 time")))
+    })
+    .transpose()
+}
+
+/// A record as the API shows it.
+pub fn render(record: &Record) -> Value {
+    let mut value = serde_json::to_value(record).unwrap_or_default();
+    if let Some(object) = value.as_object_mut() {
+        object.insert("time".to_owned(), json!(rfc3339(record.at)));
+    }
+    value
+}
+
+/// Newest first; `audit:read` anywhere is required (the trail is global).
+pub(super) async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(query): Query<AuditQuery>,
+) -> Result<Json<Value>, ApiError> {
+    caller
+        .authorize(&state, Permission::AuditRead, &Resource::Global)
+        .await?;
+    let limit = query.limit.unwrap_or(100);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::BadRequest("limit must be 1 to 500".into()));
+    }
+    if let Some(decision) = &query.decision
+        && !["allow", "deny", "system"].contains(&decision.as_str())
+    {
+        return Err(ApiError::BadRequest(
+            "decision is allow, deny or system".into(),
+        ));
+    }
+    let filter = AuditFilter {
+        actor: query.actor.clone(),
+        action: query.action.clone(),
+        connection_id: query.connection.clone(),
+        job_id: query.job.clone(),
+        airbyte_job_id: query.airbyte_job_id,
+        decision: query.decision.clone(),
+        since: parse_time("since", query.since.as_ref())?,
+        until: parse_time("until", query.until.as_ref())?,
+        before_seq: query.cursor,
+        limit,
+        ..AuditFilter::default()
+    };
+    let records = state
+        .store()
+        .audit_records(&filter)
+        .await
+        .map_err(store_error)?;
+    let next_cursor = (i64::try_from(records.len()).unwrap_or(0) == limit)
+        .then(|| records.last().map(|r| r.seq))
+        .flatten();
+    Ok(Json(json!({
+        "data": records.iter().map(render).collect::<Vec<_>>(),
+        "next_cursor": next_cursor,
+    })))
+}

@@ -1,0 +1,438 @@
+//! Service accounts: client credentials that Airlock checks itself (secrets
+//! stored as PBKDF2-HMAC-SHA256 hashes) and ES256 tokens that Airlock signs
+//! for them, published as an ordinary issuer (JWKS and discovery) so that
+//! they are verified like any identity provider's.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::num::NonZeroU32;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use aws_lc_rs::pbkdf2;
+use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::{Value, json};
+
+use super::config::ServiceAccountConfig;
+use crate::config::Config;
+use crate::identity::{IssuerConfig, KeySet, SigningAlgorithm};
+
+/// The audience of service-account tokens (Airlock's own).
+pub const AUDIENCE: &str = "airlock";
+
+/// The `typ` header of service-account tokens (RFC 9068).
+const TOKEN_TYPE: &str = "at+jwt";
+
+/// The hash format's name.
+const SCHEME: &str = "pbkdf2-sha256";
+
+/// Fewest PBKDF2 iterations a stored hash may use.
+pub const MIN_ITERATIONS: u32 = 10_000;
+
+/// What `hash_secret` uses by default (OWASP's 2023 advice for SHA-256).
+pub const DEFAULT_ITERATIONS: u32 = 600_000;
+
+/// A parsed `pbkdf2-sha256$<iterations>$<salt b64>$<hash b64>`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretHash {
+    iterations: NonZeroU32,
+    salt: Vec<u8>,
+    hash: Vec<u8>,
+}
+
+impl fmt::Debug for SecretHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SecretHash")
+            .field("iterations", &self.iterations)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FromStr for SecretHash {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let expected =
+            format!("expected {SCHEME}$<iterations>$<salt base64>$<hash base64> (see `hash_secret`)");
+        let mut parts = s.split('$');
+        let (Some(scheme), Some(iterations), Some(salt), Some(hash), None) = (
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+        ) else {
+            return Err(expected);
+        };
+        if scheme != SCHEME {
+            return Err(expected);
+        }
+        let iterations: u32 = iterations.parse().map_err(|_| expected.clone())?;
+        if iterations < MIN_ITERATIONS {
+            return Err(format!(
+                "{iterations} iterations is fewer than the minimum of {MIN_ITERATIONS}"
+            ));
+        }
+        let decode = |text: &str| {
+            STANDARD
+                .decode(text)
+                .or_else(|_| base64::engine::general_purpose::STANDARD_NO_PAD.decode(text))
+                .map_err(|_| expected.clone())
+        };
+        let salt = decode(salt)?;
+        let hash = decode(hash)?;
+        if salt.len() < 16 {
+            return Err("the salt must be at least 16 bytes".to_owned());
+        }
+        if hash.len() != 32 {
+            return Err("the hash must be 32 bytes (SHA-256)".to_owned());
+        }
+        Ok(Self {
+            iterations: NonZeroU32::new(iterations).ok_or(expected)?,
+            salt,
+            hash,
+        })
+    }
+}
+
+impl SecretHash {
+    /// Whether `secret` is the one hashed; constant time in the comparison.
+    /// Costs the configured iterations: call it off the async threads.
+    pub fn verify(&self, secret: &str) -> bool {
+        pbkdf2::verify(
+            pbkdf2::PBKDF2_HMAC_SHA256,
+            self.iterations,
+            &self.salt,
+            secret.as_bytes(),
+            &self.hash,
+        )
+        .is_ok()
+    }
+}
+
+/// Hashes `secret` for `[[service_accounts]] secret_hash`, with a fresh salt.
+pub fn hash_secret(secret: &str, iterations: u32) -> Result<String, String> {
+    let iterations = NonZeroU32::new(iterations.max(MIN_ITERATIONS)).ok_or("zero iterations")?;
+    let mut salt = [0u8; 16];
+    SystemRandom::new()
+        .fill(&mut salt)
+        .map_err(|_| "no randomness available".to_owned())?;
+    let mut hash = [0u8; 32];
+    pbkdf2::derive(
+        pbkdf2::PBKDF2_HMAC_SHA256,
+        iterations,
+        &salt,
+        secret.as_bytes(),
+        &mut hash,
+    );
+    Ok(format!(
+        "{SCHEME}${iterations}${}${}",
+        STANDARD.encode(salt),
+        STANDARD.encode(hash)
+    ))
+}
+
+/// One service account, its hash parsed.
+#[derive(Debug, Clone)]
+pub(crate) struct ServiceAccount {
+    pub(crate) client_id: String,
+    pub(crate) hash: SecretHash,
+    pub(crate) roles: Vec<String>,
+}
+
+/// The issuer of service-account tokens: `front.public_url`, or
+/// `http://` + `server.listen`.
+pub fn issuer_url(config: &Config) -> String {
+    config.front.public_url.as_ref().map_or_else(
+        || format!("http://{}", config.server.listen),
+        |url| url.trim_end_matches('/').to_owned(),
+    )
+}
+
+/// What can go wrong preparing service accounts.
+#[derive(Debug, thiserror::Error)]
+pub enum AccountsError {
+    #[error("front.signing_key: {0}")]
+    SigningKey(String),
+    #[error("service_accounts[{index}].secret_hash: {message}")]
+    Hash { index: usize, message: String },
+}
+
+/// Airlock's own issuer: the service accounts and the key that signs their
+/// tokens.
+pub(crate) struct Accounts {
+    issuer: String,
+    kid: String,
+    key: Arc<EncodingKey>,
+    jwks: Value,
+    by_client: BTreeMap<String, ServiceAccount>,
+    lifetime_secs: u64,
+}
+
+impl fmt::Debug for Accounts {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Accounts")
+            .field("issuer", &self.issuer)
+            .field("kid", &self.kid)
+            .field("accounts", &self.by_client.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Accounts {
+    /// The issuer for `config`'s service accounts, or `None` when there are
+    /// none. Reads (or generates) the signing key.
+    pub(crate) fn from_config(
+        config: &Config,
+        lookup_env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Option<Self>, AccountsError> {
+        if config.service_accounts.is_empty() {
+            return Ok(None);
+        }
+        let pair = match &config.front.signing_key {
+            Some(source) => {
+                let pem = source
+                    .resolve(lookup_env)
+                    .map_err(AccountsError::SigningKey)?;
+                let der = pem_to_der(pem.expose()).map_err(AccountsError::SigningKey)?;
+                EcdsaKeyPair::from_private_key_der(&ECDSA_P256_SHA256_FIXED_SIGNING, &der)
+                    .map_err(|e| {
+                        AccountsError::SigningKey(format!("not a P-256 private key: {e}"))
+                    })?
+            }
+            None => EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING)
+                .map_err(|e| AccountsError::SigningKey(e.to_string()))?,
+        };
+        let by_client = config
+            .service_accounts
+            .iter()
+            .enumerate()
+            .map(|(index, account)| parse_account(index, account))
+            .collect::<Result<_, _>>()?;
+        Self::new(
+            issuer_url(config),
+            &pair,
+            by_client,
+            config.front.token_lifetime_secs,
+        )
+        .map(Some)
+    }
+
+    fn new(
+        issuer: String,
+        pair: &EcdsaKeyPair,
+        by_client: BTreeMap<String, ServiceAccount>,
+        lifetime_secs: u64,
+    ) -> Result<Self, AccountsError> {
+        let pkcs8 = pair
+            .to_pkcs8v1()
+            .map_err(|e| AccountsError::SigningKey(e.to_string()))?;
+        // An uncompressed point: 0x04, then x and y, 32 bytes each.
+        let point = pair.public_key().as_ref();
+        if point.len() != 65 {
+            return Err(AccountsError::SigningKey(
+                "unexpected public key size".to_owned(),
+            ));
+        }
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, point);
+        let kid = format!("airlock-{}", &URL_SAFE_NO_PAD.encode(digest.as_ref())[..16]);
+        let jwks = json!({"keys": [{
+            "kty": "EC",
+            "crv": "P-256",
+            "x": URL_SAFE_NO_PAD.encode(&point[1..33]),
+            "y": URL_SAFE_NO_PAD.encode(&point[33..65]),
+            "kid": kid,
+            "alg": "ES256",
+            "use": "sig",
+        }]});
+        Ok(Self {
+            issuer,
+            kid,
+            key: Arc::new(EncodingKey::from_ec_der(pkcs8.as_ref())),
+            jwks,
+            by_client,
+            lifetime_secs,
+        })
+    }
+
+    /// The issuer URL its tokens carry.
+    pub(crate) fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    /// The published key set.
+    pub(crate) fn jwks(&self) -> &Value {
+        &self.jwks
+    }
+
+    /// Its keys, for Airlock's verifier (no HTTP round trip).
+    pub(crate) fn key_set(&self) -> KeySet {
+        // Built above from a valid key: it always parses.
+        KeySet::from_jwks(&self.jwks).unwrap_or_default()
+    }
+
+    /// How Airlock verifies its own tokens: ES256, `typ` at+jwt, audience
+    /// [`AUDIENCE`]. Keys never come over HTTP, so an `http://` issuer on
+    /// any host is harmless.
+    pub(crate) fn issuer_config(&self) -> IssuerConfig {
+        let mut config = IssuerConfig::new(self.issuer.clone(), &[AUDIENCE]);
+        config.algorithms = vec![SigningAlgorithm::Es256];
+        config.token_type = Some(TOKEN_TYPE.to_owned());
+        config.allow_insecure_http = true;
+        config
+    }
+
+    /// The OpenID discovery document of this issuer.
+    pub(crate) fn discovery(&self) -> Value {
+        json!({
+            "issuer": self.issuer,
+            "jwks_uri": format!("{}/.well-known/jwks.json", self.issuer),
+            "token_endpoint": format!("{}/applications/token", self.issuer),
+            "grant_types_supported": ["client_credentials"],
+            "token_endpoint_auth_methods_supported": ["client_secret_post", "client_secret_basic"],
+            "id_token_signing_alg_values_supported": ["ES256"],
+        })
+    }
+
+    /// The service account called `client_id`.
+    pub(crate) fn get(&self, client_id: &str) -> Option<&ServiceAccount> {
+        self.by_client.get(client_id)
+    }
+
+    /// A signed token for `account`, issued at `now_ms`; with its lifetime.
+    pub(crate) fn token_for(&self, account: &ServiceAccount, now_ms: i64) -> Option<(String, u64)> {
+        let now = now_ms.div_euclid(1000);
+        let lifetime = i64::try_from(self.lifetime_secs).ok()?;
+        let claims = json!({
+            "iss": self.issuer,
+            "sub": account.client_id,
+            "aud": AUDIENCE,
+            "iat": now,
+            "nbf": now,
+            "exp": now + lifetime,
+            "jti": uuid::Uuid::new_v4().to_string(),
+            "client_id": account.client_id,
+            "roles": account.roles,
+        });
+        let mut header = Header::new(Algorithm::ES256);
+        header.kid = Some(self.kid.clone());
+        header.typ = Some(TOKEN_TYPE.to_owned());
+        let token = jsonwebtoken::encode(&header, &claims, &self.key).ok()?;
+        Some((token, self.lifetime_secs))
+    }
+}
+
+fn parse_account(
+    index: usize,
+    account: &ServiceAccountConfig,
+) -> Result<(String, ServiceAccount), AccountsError> {
+    let hash = account
+        .secret_hash
+        .parse()
+        .map_err(|message| AccountsError::Hash { index, message })?;
+    Ok((
+        account.client_id.clone(),
+        ServiceAccount {
+            client_id: account.client_id.clone(),
+            hash,
+            roles: account.roles.clone(),
+        },
+    ))
+}
+
+/// The DER inside a PEM document (`PRIVATE KEY` or `EC PRIVATE KEY`).
+fn pem_to_der(pem: &str) -> Result<Vec<u8>, String> {
+    let mut inside = false;
+    let mut body = String::new();
+    for line in pem.lines().map(str::trim) {
+        if line.starts_with("-----BEGIN ") {
+            if !(line.contains("PRIVATE KEY")) {
+                return Err("expected a PEM private key".to_owned());
+            }
+            inside = true;
+        } else if line.starts_with("-----END ") {
+            break;
+        } else if inside {
+            body.push_str(line);
+        }
+    }
+    if body.is_empty() {
+        return Err("no PEM private key found".to_owned());
+    }
+    STANDARD
+        .decode(body)
+        .map_err(|_| "the PEM body is not base64".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hashes_round_trip_and_reject_other_secrets() {
+        let stored = hash_secret("s3cret", MIN_ITERATIONS).expect("hash");
+        assert!(stored.starts_with("pbkdf2-sha256$10000$"), "{stored}");
+        let parsed: SecretHash = stored.parse().expect("parses");
+        assert!(parsed.verify("s3cret"));
+        assert!(!parsed.verify("s3cret "));
+        assert!(!parsed.verify(""));
+        assert!(!format!("{parsed:?}").contains(stored.rsplit('$').next().unwrap_or("x")));
+    }
+
+    #[test]
+    fn malformed_hashes_are_explained() {
+        for bad in [
+            "",
+            "argon2$1$2$3",
+            "pbkdf2-sha256$abc$AAAA$AAAA",
+            "pbkdf2-sha256$100$AAAAAAAAAAAAAAAAAAAAAA==$AAAA",
+            "pbkdf2-sha256$10000$AAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+            "pbkdf2-sha256$10000$AAAAAAAAAAAAAAAAAAAAAA==$AAAA",
+            "pbkdf2-sha256$10000$AAAAAAAAAAAAAAAAAAAAAA==$AAAA$extra",
+        ] {
+            assert!(bad.parse::<SecretHash>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn pem_keys_load_and_tokens_verify_against_the_published_keys() {
+        let pem = include_str!("../../tests/fixtures/ec-a.pem");
+        let der = pem_to_der(pem).expect("pem");
+        let pair = EcdsaKeyPair::from_private_key_der(&ECDSA_P256_SHA256_FIXED_SIGNING, &der)
+            .expect("P-256");
+        let account = ServiceAccount {
+            client_id: "ci".to_owned(),
+            hash: hash_secret("x", MIN_ITERATIONS)
+                .expect("hash")
+                .parse()
+                .expect("parses"),
+            roles: vec!["runner".to_owned()],
+        };
+        let accounts = Accounts::new(
+            "https://airlock.example".to_owned(),
+            &pair,
+            BTreeMap::from([("ci".to_owned(), account.clone())]),
+            900,
+        )
+        .expect("accounts");
+        let again = Accounts::new(
+            "https://airlock.example".to_owned(),
+            &pair,
+            BTreeMap::new(),
+            900,
+        )
+        .expect("accounts");
+        assert_eq!(accounts.kid, again.kid, "the kid is derived from the key");
+        assert_eq!(accounts.key_set().len(), 1);
+        let (token, lifetime) = accounts.token_for(&account, 1_000_000).expect("signed");
+        assert_eq!(lifetime, 900);
+        let header = jsonwebtoken::decode_header(&token).expect("header");
+        assert_eq!(header.typ.as_deref(), Some("at+jwt"));
+        assert_eq!(header.kid.as_deref(), Some(accounts.kid.as_str()));
+        assert!(pem_to_der("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----").is_err());
+    }
+}

@@ -1,0 +1,179 @@
+//! `[front]` and `[[service_accounts]]`: how the Airbyte-compatible front
+//! exchanges client credentials, and the small-setup service accounts whose
+//! tokens Airlock signs itself.
+
+use serde::{Deserialize, Serialize};
+
+use super::accounts::SecretHash;
+use crate::config::SecretSource;
+
+/// Shortest lifetime a configuration may give service-account tokens.
+const MIN_TOKEN_LIFETIME_SECS: u64 = 60;
+/// Longest lifetime a configuration may give service-account tokens.
+const MAX_TOKEN_LIFETIME_SECS: u64 = 24 * 3600;
+
+/// `[front]`: the Airbyte-compatible front.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FrontConfig {
+    /// Airlock's address as its clients reach it (`https://airlock.example.com`):
+    /// the issuer of service-account tokens and the base of page links.
+    /// Default: `http://` + `server.listen` (and the request's `Host` for links).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_url: Option<String>,
+    /// The `[[issuers]]` entry whose token endpoint receives callers' client
+    /// credentials. Default: the only issuer, when exactly one is configured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_issuer: Option<String>,
+    /// Sent to that token endpoint as `audience` (Auth0) and, when it is an
+    /// absolute URI, as `resource` (RFC 8707, oidc-provider). Default: the
+    /// issuer's first audience.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_audience: Option<String>,
+    /// Sent as `scope` when set (Entra ID needs `api://.../.default`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_scope: Option<String>,
+    /// How the caller's credentials are presented to the token endpoint.
+    pub token_auth_method: TokenAuthMethod,
+    /// The ES256 key (PKCS#8 or SEC1 PEM) that signs service-account tokens;
+    /// generated at start-up when absent (tokens then die with the process).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signing_key: Option<SecretSource>,
+    /// Lifetime of service-account tokens, in seconds (Airbyte's is 900).
+    pub token_lifetime_secs: u64,
+}
+
+impl Default for FrontConfig {
+    fn default() -> Self {
+        Self {
+            public_url: None,
+            token_issuer: None,
+            token_audience: None,
+            token_scope: None,
+            token_auth_method: TokenAuthMethod::default(),
+            signing_key: None,
+            token_lifetime_secs: 900,
+        }
+    }
+}
+
+/// How client credentials go to an identity provider's token endpoint
+/// (OpenID Connect Core, section 9).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenAuthMethod {
+    /// HTTP Basic (what RFC 6749 requires every server to accept).
+    #[default]
+    ClientSecretBasic,
+    /// `client_id` and `client_secret` in the form body.
+    ClientSecretPost,
+}
+
+/// `[[service_accounts]]`: a client whose credentials Airlock checks itself
+/// and whose tokens it signs, for setups without a suitable identity provider.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceAccountConfig {
+    /// The client id callers present.
+    pub client_id: String,
+    /// `pbkdf2-sha256$<iterations>$<salt b64>$<hash b64>` of its secret.
+    #[serde(serialize_with = "redacted")]
+    pub secret_hash: String,
+    /// Identity-provider-style roles put in its tokens' `roles` claim, so
+    /// that `[[grants]]` match them like any issuer's roles.
+    #[serde(default)]
+    pub roles: Vec<String>,
+}
+
+fn redacted<S: serde::Serializer>(_: &str, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(crate::config::Secret::REDACTED)
+}
+
+fn valid_client_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 128
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-@".contains(&b))
+}
+
+/// Checks `[front]` and `[[service_accounts]]` against the rest of the
+/// configuration; the error names the key.
+pub(crate) fn validate(config: &crate::config::Config) -> Result<(), (String, String)> {
+    let front = &config.front;
+    let err = |key: &str, message: String| Err((key.to_owned(), message));
+    if let Some(url) = &front.public_url {
+        if !(url.starts_with("http://") || url.starts_with("https://"))
+            || url.chars().any(char::is_whitespace)
+            || url.contains(['?', '#'])
+        {
+            return err(
+                "front.public_url",
+                format!("`{url}` is not an http(s) base URL"),
+            );
+        }
+    }
+    if let Some(issuer) = &front.token_issuer
+        && !config.issuers.iter().any(|i| &i.issuer == issuer)
+    {
+        return err(
+            "front.token_issuer",
+            format!("`{issuer}` is not a configured issuer"),
+        );
+    }
+    for (key, value) in [
+        ("front.token_audience", &front.token_audience),
+        ("front.token_scope", &front.token_scope),
+    ] {
+        if value.as_ref().is_some_and(|v| v.trim().is_empty()) {
+            return err(key, "must not be empty when set".to_owned());
+        }
+    }
+    if !(MIN_TOKEN_LIFETIME_SECS..=MAX_TOKEN_LIFETIME_SECS).contains(&front.token_lifetime_secs) {
+        return err(
+            "front.token_lifetime_secs",
+            format!(
+                "must be between {MIN_TOKEN_LIFETIME_SECS} and {MAX_TOKEN_LIFETIME_SECS}"
+            ),
+        );
+    }
+    for (i, account) in config.service_accounts.iter().enumerate() {
+        let key = |field: &str| format!("service_accounts[{i}].{field}");
+        if !valid_client_id(&account.client_id) {
+            return Err((
+                key("client_id"),
+                "1 to 128 letters, digits and `._-@`".to_owned(),
+            ));
+        }
+        if let Some(j) = config.service_accounts[..i]
+            .iter()
+            .position(|other| other.client_id == account.client_id)
+        {
+            return Err((
+                key("client_id"),
+                format!(
+                    "`{}` is already service_accounts[{j}]",
+                    account.client_id
+                ),
+            ));
+        }
+        if let Err(message) = account.secret_hash.parse::<SecretHash>() {
+            return Err((key("secret_hash"), message));
+        }
+        if let Some(r) = account.roles.iter().position(|r| r.trim().is_empty()) {
+            return Err((key(&format!("roles[{r}]")), "must not be empty".to_owned()));
+        }
+    }
+    if !config.service_accounts.is_empty() {
+        let issuer = super::accounts::issuer_url(config);
+        if config.issuers.iter().any(|i| i.issuer == issuer) {
+            return err(
+                "front.public_url",
+                format!(
+                    "`{issuer}` is also an [[issuers]] entry: Airlock's own tokens need an issuer of their own"
+                ),
+            );
+        }
+    }
+    Ok(())
+}
