@@ -22,6 +22,7 @@ use crate::models::{
     Connection, Destination, Job, JobCreate, JobFilter, JobStatus, JobType, ListParams, Page,
     Source, Workspace,
 };
+use crate::observe::{self, CallObserver, Observer};
 use crate::retry::{Idempotency, RetryPolicy, retryable_status};
 use crate::transport::{self, Failure, Progress, Reply};
 
@@ -47,6 +48,8 @@ pub struct ClientConfig {
     pub retry: RetryPolicy,
     /// The clock token freshness is judged by (tests inject a [`crate::ManualClock`]).
     pub clock: Arc<dyn Clock>,
+    /// Told about every exchange and token refresh, for metrics. `None` by default.
+    pub observer: Option<Arc<dyn CallObserver>>,
 }
 
 impl ClientConfig {
@@ -60,6 +63,7 @@ impl ClientConfig {
             timeout: Duration::from_secs(30),
             retry: RetryPolicy::default(),
             clock: Arc::new(SystemClock),
+            observer: None,
         }
     }
 }
@@ -76,6 +80,7 @@ impl fmt::Debug for ClientConfig {
             .field("timeout", &self.timeout)
             .field("retry", &self.retry)
             .field("clock", &self.clock)
+            .field("observer", &self.observer.is_some())
             .finish()
     }
 }
@@ -118,6 +123,7 @@ struct Inner {
     auth: Authenticator,
     timeout: Duration,
     retry: RetryPolicy,
+    observer: Observer,
 }
 
 impl fmt::Debug for AirbyteClient {
@@ -203,6 +209,7 @@ impl AirbyteClient {
                     timeout: config.timeout,
                     retry: config.retry,
                     clock: config.clock,
+                    observer: config.observer.clone(),
                 },
             ))),
         };
@@ -214,6 +221,7 @@ impl AirbyteClient {
                 auth,
                 timeout: config.timeout,
                 retry: config.retry,
+                observer: config.observer,
             }),
         })
     }
@@ -466,7 +474,7 @@ impl AirbyteClient {
         let forwarded = forwardable_headers(headers);
         let mut call = self.call(
             method.clone(),
-            format!("{method} {path}"),
+            raw_route(&method, path),
             path_and_query.to_owned(),
         );
         call.headers = Some(&forwarded);
@@ -589,7 +597,10 @@ impl AirbyteClient {
             };
             let sent_at = Instant::now();
             let result = transport::send_once(builder).await;
-            let elapsed_ms = u64::try_from(sent_at.elapsed().as_millis()).unwrap_or(u64::MAX);
+            let elapsed = sent_at.elapsed();
+            let elapsed_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
+            let status = result.as_ref().ok().map(|reply| reply.status);
+            observe::call(&self.inner.observer, &call.route, status, elapsed, attempts);
             let may_retry = retries < call.retries;
             match result {
                 Ok(reply) => {
@@ -677,6 +688,24 @@ fn decode<T: DeserializeOwned>(call: &Call<'_>, outcome: Outcome) -> Result<T> {
         });
     }
     Err(Error::from_status(status, &reply.body, attempts))
+}
+
+/// The route template of a raw call: the method and the path with every id
+/// segment (a UUID or a number) replaced by `{id}`, so that logs and metrics
+/// name a handful of routes rather than one per resource.
+fn raw_route(method: &Method, path: &str) -> String {
+    let template: Vec<&str> = path
+        .split('/')
+        .map(|segment| {
+            let numeric = !segment.is_empty() && segment.bytes().all(|b| b.is_ascii_digit());
+            if numeric || Uuid::parse_str(segment).is_ok() {
+                "{id}"
+            } else {
+                segment
+            }
+        })
+        .collect();
+    format!("{method} {}", template.join("/"))
 }
 
 /// A URL as a string without the trailing slash, so paths can be appended.
@@ -888,6 +917,21 @@ mod tests {
         ] {
             assert!(check_raw_path(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn raw_routes_are_templates() {
+        let id = "7d5e8b1c-7f0e-4f8a-9a43-1f1c2b3d4e5f";
+        assert_eq!(
+            raw_route(&Method::GET, &format!("/connections/{id}")),
+            "GET /connections/{id}"
+        );
+        assert_eq!(raw_route(&Method::DELETE, "/jobs/42"), "DELETE /jobs/{id}");
+        assert_eq!(raw_route(&Method::GET, "/jobs"), "GET /jobs");
+        assert_eq!(
+            raw_route(&Method::PATCH, &format!("/workspaces/{id}/x")),
+            "PATCH /workspaces/{id}/x"
+        );
     }
 
     #[test]

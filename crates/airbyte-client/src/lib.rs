@@ -20,6 +20,8 @@
 //! - [`models`]: the typed answers ([`Connection`], [`Job`], [`Page`], ...), tolerant
 //!   of new fields and of enum values this client does not know yet.
 //! - [`clock`]: the clock token expiry is judged by, swappable in tests.
+//! - [`observe`]: [`CallObserver`], an optional hook told about every exchange
+//!   (route template, status, latency, attempt) and token refresh, for metrics.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), airbyte_client::Error> {
@@ -45,6 +47,7 @@ pub mod client;
 pub mod clock;
 pub mod error;
 pub mod models;
+pub mod observe;
 pub mod retry;
 mod transport;
 
@@ -56,6 +59,7 @@ pub use models::{
     Connection, ConnectionStatus, Destination, Job, JobFilter, JobOrder, JobStatus, JobType,
     ListParams, Page, Schedule, ScheduleType, Source, Tag, Workspace,
 };
+pub use observe::CallObserver;
 pub use retry::RetryPolicy;
 
 /// The HTTP vocabulary of [`AirbyteClient::send_raw`], re-exported so callers need

@@ -187,6 +187,90 @@ async fn a_401_refreshes_the_token_once_and_the_call_succeeds() {
     assert_eq!(counters.responses_to("GET /connections", 200), 1);
 }
 
+/// What an observer was told, in order.
+#[derive(Debug, Default)]
+struct Recorded {
+    calls: Mutex<Vec<(String, Option<u16>, u32)>>,
+    refreshes: Mutex<Vec<bool>>,
+}
+
+impl airbyte_client::CallObserver for Recorded {
+    fn on_call(&self, route: &str, status: Option<u16>, _latency: Duration, attempt: u32) {
+        self.calls
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push((route.to_owned(), status, attempt));
+    }
+
+    fn on_token_refresh(&self, ok: bool) {
+        self.refreshes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(ok);
+    }
+}
+
+#[tokio::test]
+async fn the_observer_sees_every_attempt_and_refresh_by_route_template() {
+    let sim = start(SimConfig::default()).await;
+    let recorded = Arc::new(Recorded::default());
+    let observer = Arc::clone(&recorded) as Arc<dyn airbyte_client::CallObserver>;
+    let client = client_for(&sim, |config| config.observer = Some(observer));
+    let connection = active_connections(&client, 1).await[0];
+    sim.sim.expire_tokens();
+    client
+        .get_connection(connection)
+        .await
+        .expect("recovers from the 401");
+    let refused = client.get_job(999_999_999).await.unwrap_err();
+    assert!(matches!(refused, Error::NotFound { .. }), "{refused:?}");
+    let calls = recorded
+        .calls
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone();
+    let expected: Vec<(String, Option<u16>, u32)> = [
+        (TOKEN_ROUTE, Some(200), 1),
+        ("GET /connections", Some(200), 1),
+        ("GET /connections/{connectionId}", Some(401), 1),
+        (TOKEN_ROUTE, Some(200), 1),
+        ("GET /connections/{connectionId}", Some(200), 2),
+        ("GET /jobs/{jobId}", Some(404), 1),
+    ]
+    .into_iter()
+    .map(|(route, status, attempt)| (route.to_owned(), status, attempt))
+    .collect();
+    assert_eq!(calls, expected);
+    assert_eq!(
+        *recorded
+            .refreshes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner),
+        vec![true, true]
+    );
+
+    // Raw calls are named by template, not by the ids in their path.
+    client
+        .send_raw(
+            Method::GET,
+            &format!("/connections/{connection}"),
+            &HeaderMap::new(),
+            Vec::new(),
+        )
+        .await
+        .expect("a raw read");
+    let last = recorded
+        .calls
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .last()
+        .cloned();
+    assert_eq!(
+        last,
+        Some(("GET /connections/{id}".to_owned(), Some(200), 1))
+    );
+}
+
 #[tokio::test]
 async fn rejected_credentials_are_auth_errors_without_retries() {
     let sim = start(SimConfig::default()).await;

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use airbyte_client::{AirbyteClient, Auth, ClientConfig, Url};
+use airbyte_client::{AirbyteClient, Auth, CallObserver, ClientConfig, Url};
 use anyhow::Context;
 use axum::Router;
 use tokio::net::TcpListener;
@@ -19,6 +19,7 @@ use crate::connections::Catalog;
 use crate::identity::{Authenticator, HttpKeySource, IssuerConfig, KeySource};
 use crate::jobs::dispatcher::Dispatcher;
 use crate::jobs::tracker::Tracker;
+use crate::metrics::Metrics;
 use crate::policy::Policy;
 use crate::store::Store;
 
@@ -48,10 +49,12 @@ pub struct App {
     webhooks: crate::webhooks::Deliverer,
 }
 
-/// Airlock's Airbyte client, from `[airbyte]`.
+/// Airlock's Airbyte client, from `[airbyte]`; `observer` (the metrics) is
+/// told about every call.
 pub fn airbyte_client(
     config: &Config,
     lookup_env: &dyn Fn(&str) -> Option<String>,
+    observer: Option<Arc<dyn CallObserver>>,
 ) -> anyhow::Result<AirbyteClient> {
     let auth = match config.airbyte.auth(lookup_env)? {
         AirbyteAuth::ClientCredentials {
@@ -71,6 +74,7 @@ pub fn airbyte_client(
     let base = Url::parse(&config.airbyte.url).context("airbyte.url")?;
     let mut client_config = ClientConfig::new(base, auth);
     client_config.timeout = config.airbyte.timeout();
+    client_config.observer = observer;
     if let Some(url) = &config.airbyte.config_api_url {
         client_config.config_api_url = Some(Url::parse(url).context("airbyte.config_api_url")?);
     }
@@ -85,7 +89,12 @@ impl App {
         let store = Store::connect(&config.storage.url)
             .await
             .with_context(|| format!("cannot open storage {}", redact_url(&config.storage.url)))?;
-        let airbyte = airbyte_client(&config, &lookup)?;
+        let metrics = Arc::new(Metrics::new());
+        let airbyte = airbyte_client(
+            &config,
+            &lookup,
+            Some(Arc::clone(&metrics) as Arc<dyn CallObserver>),
+        )?;
         let catalog = Arc::new(Catalog::new(
             airbyte.clone(),
             config.connections.slugs.clone(),
@@ -106,6 +115,9 @@ impl App {
             })
             .collect();
         issuers.extend(extras.issuers);
+        // Service accounts: Airlock's own issuer, verified like any other.
+        let front = Arc::new(crate::front::Front::from_config(&config, &lookup)?);
+        issuers.extend(front.issuer());
         let authenticator = Arc::new(Authenticator::new(issuers, Arc::clone(&clock))?);
         authenticator.refresh_all().await;
         let policy = Policy::from_config(&config)?;
@@ -145,7 +157,9 @@ impl App {
             policy,
             dispatch,
             clock,
+            metrics,
         });
+        state.set_front(front);
         Ok(Self {
             state,
             extra_routes: extras.routes,
@@ -184,7 +198,8 @@ impl App {
                 .await
         });
 
-        let mut router = api::router(self.state.clone());
+        let mut router =
+            api::router(self.state.clone()).merge(crate::mcp::router(self.state.clone()));
         if let Some(extra) = self.extra_routes {
             router = router.merge(extra);
         }
@@ -200,6 +215,21 @@ impl App {
         .await;
         served.context("server failed")
     }
+}
+
+/// Loads `path` and swaps in its roles and grants (the reload of SIGHUP);
+/// returns the number of grants. A file that does not load, or whose policy
+/// is invalid, changes nothing. Other settings need a restart.
+pub fn reload_policy(
+    state: &AppState,
+    path: &std::path::Path,
+    env: &[(String, String)],
+) -> anyhow::Result<usize> {
+    let config = Config::load(Some(path), env)?;
+    let policy = Policy::from_config(&config)?;
+    let grants = policy.grants().len();
+    state.set_policy(policy);
+    Ok(grants)
 }
 
 /// A storage URL without its password, for messages.

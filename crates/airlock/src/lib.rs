@@ -12,6 +12,10 @@
 //! - [`policy`]: roles and grants; decides what a principal may do on which
 //!   workspace or connection (deny by default).
 //! - [`telemetry`]: logs, as text or JSON lines.
+//! - [`mcp`]: the MCP server at `/mcp` (and the `airlock mcp` stdio bridge):
+//!   tools for AI agents, each call made through the API as the agent.
+//! - [`metrics`]: Prometheus counters and histograms (requests, decisions,
+//!   Airbyte calls) and the `/metrics` exposition.
 //! - [`webhooks`]: job events POSTed to receivers, signed, from a durable
 //!   outbox fed by the job timeline.
 //!
@@ -27,8 +31,11 @@ pub mod clock;
 pub mod config;
 pub mod connections;
 pub mod devidp;
+pub mod front;
 pub mod identity;
 pub mod jobs;
+pub mod mcp;
+pub mod metrics;
 pub mod policy;
 pub mod store;
 pub mod telemetry;

@@ -26,8 +26,12 @@ use tracing::{Instrument, field};
 
 use crate::clock::Clock;
 use crate::error::{Error, Result};
+use crate::observe::{self, Observer};
 use crate::retry::{Idempotency, RetryPolicy, retryable_status};
 use crate::transport::{self, Failure, Progress};
+
+/// The route template of the token endpoint, in spans and for the observer.
+const TOKEN_ROUTE: &str = "POST /applications/token";
 
 /// A bearer token and when to stop trusting it.
 pub(crate) struct Token {
@@ -128,6 +132,7 @@ pub(crate) struct TokenManager {
     timeout: Duration,
     retry: RetryPolicy,
     clock: Arc<dyn Clock>,
+    observer: Observer,
     current: RwLock<Option<Arc<Token>>>,
     flight: Mutex<Flight>,
     /// Mirror of `Flight::done`, readable without waiting for the lock.
@@ -153,6 +158,7 @@ pub(crate) struct TokenSettings {
     pub(crate) timeout: Duration,
     pub(crate) retry: RetryPolicy,
     pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) observer: Observer,
 }
 
 impl TokenManager {
@@ -165,6 +171,7 @@ impl TokenManager {
             timeout: settings.timeout,
             retry: settings.retry,
             clock: settings.clock,
+            observer: settings.observer,
             current: RwLock::new(None),
             flight: Mutex::new(Flight::default()),
             flights_done: AtomicU64::new(0),
@@ -260,7 +267,7 @@ impl TokenManager {
         let span = tracing::debug_span!(
             "airbyte.token",
             method = "POST",
-            route = "POST /applications/token",
+            route = TOKEN_ROUTE,
             status = field::Empty,
             attempts = field::Empty,
             latency_ms = field::Empty,
@@ -273,6 +280,9 @@ impl TokenManager {
             .await;
         let latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         progress.record(&span, latency_ms);
+        if let Some(observer) = &self.observer {
+            observer.on_token_refresh(result.is_ok());
+        }
         match &result {
             Ok(token) => {
                 tracing::debug!(parent: &span, generation = token.generation, "token refreshed")
@@ -302,7 +312,17 @@ impl TokenManager {
                 .header(ACCEPT, "application/json")
                 .body(body.clone());
             let retries_left = attempts <= self.retry.max_retries;
-            match transport::send_once(builder).await {
+            let sent_at = Instant::now();
+            let result = transport::send_once(builder).await;
+            let status = result.as_ref().ok().map(|reply| reply.status);
+            observe::call(
+                &self.observer,
+                TOKEN_ROUTE,
+                status,
+                sent_at.elapsed(),
+                attempts,
+            );
+            match result {
                 Ok(reply) => {
                     progress.status = Some(reply.status);
                     if (200..300).contains(&reply.status) {

@@ -8,7 +8,7 @@ use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::header::{AUTHORIZATION, USER_AGENT};
 use axum::http::request::Parts;
 
-use super::{ApiError, AppState, RequestId};
+use super::{ApiError, AppState, RequestId, RequestLog};
 use crate::audit;
 use crate::identity::Principal;
 use crate::policy::{Decision, Permission, Resource};
@@ -21,7 +21,16 @@ pub struct Caller {
     pub origin: audit::Origin,
     /// Which door the request came through (`api`, `front`, `mcp`).
     pub channel: &'static str,
+    /// The request's log record (subject, job ids).
+    log: RequestLog,
 }
+
+/// Set as a request extension by in-process adapters (the MCP server)
+/// that call the API on a caller's behalf, so the audit trail names the
+/// door the request really came through. Extensions cannot be set from
+/// outside the process.
+#[derive(Debug, Clone, Copy)]
+pub struct ChannelTag(pub &'static str);
 
 /// Where a request came from, for the audit trail.
 pub(crate) fn origin_of(parts: &Parts, request_id: &RequestId) -> audit::Origin {
@@ -69,17 +78,26 @@ impl FromRequestParts<AppState> for Caller {
             .cloned()
             .unwrap_or_else(|| RequestId::from_header(None));
         let origin = origin_of(parts, &request_id);
+        let channel = parts
+            .extensions
+            .get::<ChannelTag>()
+            .map_or("api", |tag| tag.0);
         let header = parts
             .headers
             .get(AUTHORIZATION)
             .map(|v| v.to_str().unwrap_or("\u{0}"));
+        let log = RequestLog::of(&parts.extensions);
         match state.authenticator().authenticate(header).await {
-            Ok(principal) => Ok(Self {
-                principal,
-                request_id,
-                origin,
-                channel: "api",
-            }),
+            Ok(principal) => {
+                log.subject(&principal.subject);
+                Ok(Self {
+                    principal,
+                    request_id,
+                    origin,
+                    channel,
+                    log,
+                })
+            }
             Err(error) => {
                 // The reason goes to the log and the audit trail, never to
                 // the caller.
@@ -89,9 +107,10 @@ impl FromRequestParts<AppState> for Caller {
                     path = %parts.uri.path(),
                     "authentication failed"
                 );
+                state.metrics().authentication_failure(error.code());
                 let entry = audit::Entry {
                     origin,
-                    channel: "api".to_owned(),
+                    channel: channel.to_owned(),
                     action: "authenticate".to_owned(),
                     decision: "deny".to_owned(),
                     reason: Some(error.code().to_owned()),
@@ -107,6 +126,12 @@ impl FromRequestParts<AppState> for Caller {
 }
 
 impl Caller {
+    /// Names the job this request is about in its log line (Airlock's id,
+    /// and Airbyte's once there is one).
+    pub fn note_job(&self, job: &crate::jobs::Job) {
+        self.log.job(&job.id.to_string(), job.airbyte_job_id);
+    }
+
     /// An audit record of this caller doing `action`.
     pub fn entry(&self, action: &str, decision: &Decision) -> audit::Entry {
         audit::Entry {
@@ -129,6 +154,7 @@ impl Caller {
     ) -> Result<Decision, ApiError> {
         let decision = state.policy().decide(&self.principal, permission, resource);
         if decision.allowed {
+            state.metrics().authorization(permission, true);
             return Ok(decision);
         }
         self.deny(state, permission, resource, &decision.reason.to_string())
@@ -185,6 +211,7 @@ impl Caller {
             reason,
             "denied"
         );
+        state.metrics().authorization(permission, false);
         let mut entry = audit::Entry {
             origin: self.origin.clone(),
             actor: audit::Actor::of(&self.principal),

@@ -110,6 +110,8 @@ pub(super) async fn list(
             )
         })
         .collect();
+    let mut visible = visible;
+    visible.sort_by(|a, b| (&a.workspace_name, &a.name).cmp(&(&b.workspace_name, &b.name)));
     let data: Vec<Value> = visible.iter().map(|c| render(c, None)).collect();
     caller
         .read(&state, "connections.list", &Resource::Global)

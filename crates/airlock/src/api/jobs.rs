@@ -290,6 +290,7 @@ async fn trigger(
                 .iter()
                 .find(|j| j.job_type == job_type)
                 .unwrap_or(existing);
+            caller.note_job(attached);
             return Ok((StatusCode::OK, Json(render(attached))).into_response());
         }
     }
@@ -301,7 +302,7 @@ async fn trigger(
         max_attempts: i64::from(max_attempts),
         requested_by: caller.principal.subject.clone(),
         requester: requester_json(&caller),
-        channel: Channel::Api,
+        channel: caller.channel.parse().unwrap_or(Channel::Api),
         retry_of: None,
     };
     let key = key.map(|key| IdempotencyKey {
@@ -336,6 +337,7 @@ async fn trigger(
             ));
         }
     };
+    caller.note_job(&job);
     respond_after_wait(&state, job, wait).await
 }
 
@@ -448,6 +450,7 @@ async fn load(
         }
         caller.authorize(state, permission, &resource).await?;
     }
+    caller.note_job(&job);
     Ok(job)
 }
 
@@ -586,13 +589,14 @@ pub(super) async fn events(
             loop {
                 match state.store().job_events(&id, after).await {
                     Ok(events) if !events.is_empty() => {
-                        let mut batch = String::new();
                         let mut terminal = false;
                         let mut out = Vec::new();
+                        // The job as it stands now rides along with each
+                        // state, so a client needs no second request.
+                        let job = state.store().get_job(&id).await.ok().flatten();
                         for event in events {
                             after = event.seq;
                             terminal |= event.state.is_terminal();
-                            let job = state.store().get_job(&id).await.ok().flatten();
                             let data = json!({
                                 "seq": event.seq,
                                 "state": event.state,
@@ -600,7 +604,6 @@ pub(super) async fn events(
                                 "detail": event.detail,
                                 "job": job.as_ref().map(render),
                             });
-                            batch.push_str(&data.to_string());
                             out.push(
                                 Event::default()
                                     .event("state")
@@ -608,7 +611,6 @@ pub(super) async fn events(
                                     .data(data.to_string()),
                             );
                         }
-                        drop(batch);
                         return Some((
                             futures_util::stream::iter(out.into_iter().map(Ok)),
                             (state, id, after, terminal),
@@ -713,7 +715,7 @@ pub(super) async fn retry(
         max_attempts: job.max_attempts,
         requested_by: caller.principal.subject.clone(),
         requester: requester_json(&caller),
-        channel: Channel::Api,
+        channel: caller.channel.parse().unwrap_or(Channel::Api),
         retry_of: Some(job.id.clone()),
     };
     let decision = state.policy().decide(
@@ -734,6 +736,7 @@ pub(super) async fn retry(
         )));
     };
     state.wake_dispatcher();
+    caller.note_job(&created);
     Ok((StatusCode::ACCEPTED, Json(render(&created))).into_response())
 }
 

@@ -1,7 +1,8 @@
 //! The HTTP server: Airlock's own API, its middleware and error shape.
 //!
-//! Every request passes through the request-id middleware (id, problem+json
-//! bodies), then its handler. The server is built from a listener and a
+//! Every request passes through the request-id middleware (id, span,
+//! problem+json bodies, the request log line and its metrics), then its
+//! handler. The server is built from a listener and a
 //! shutdown future, so tests bind port 0 and stop it cleanly.
 
 pub(crate) mod audit;
@@ -28,13 +29,14 @@ use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::connections::Catalog;
 use crate::identity::Authenticator;
+use crate::metrics::Metrics;
 use crate::policy::Policy;
 use crate::store::Store;
 
 pub use audit::render as render_audit;
-pub use auth::Caller;
+pub use auth::{Caller, ChannelTag};
 pub use problem::{ApiError, Problem};
-pub use request_id::RequestId;
+pub use request_id::{RequestId, RequestLog};
 
 /// Largest request body Airlock reads (triggers and compatible-front writes
 /// are small JSON documents).
@@ -58,6 +60,8 @@ pub struct Parts {
     /// Wakes the dispatcher when a job is queued.
     pub dispatch: Arc<Notify>,
     pub clock: SharedClock,
+    /// The process's metrics (also the Airbyte client's observer).
+    pub metrics: Arc<Metrics>,
 }
 
 #[derive(Debug)]
@@ -65,6 +69,8 @@ struct Inner {
     parts: Parts,
     /// Swapped whole on reload; readers keep the one they took.
     policy: RwLock<Arc<Policy>>,
+    /// The Airbyte-compatible front's state (set by `crate::app`).
+    front: std::sync::OnceLock<Arc<crate::front::Front>>,
 }
 
 impl AppState {
@@ -72,8 +78,28 @@ impl AppState {
     pub fn new(parts: Parts) -> Self {
         let policy = RwLock::new(Arc::new(parts.policy.clone()));
         Self {
-            inner: Arc::new(Inner { parts, policy }),
+            inner: Arc::new(Inner {
+                parts,
+                policy,
+                front: std::sync::OnceLock::new(),
+            }),
         }
+    }
+
+    /// The Airbyte-compatible front's state: service accounts, token
+    /// exchange, job memory. Built from the configuration on first use when
+    /// the composition root did not set one.
+    pub fn front(&self) -> Arc<crate::front::Front> {
+        Arc::clone(
+            self.inner
+                .front
+                .get_or_init(|| Arc::new(crate::front::Front::fallback(self.config()))),
+        )
+    }
+
+    /// Sets the front's state (once, before serving); false if already set.
+    pub fn set_front(&self, front: Arc<crate::front::Front>) -> bool {
+        self.inner.front.set(front).is_ok()
     }
 
     /// The configuration the server started with.
@@ -138,6 +164,11 @@ impl AppState {
     pub fn now_ms(&self) -> i64 {
         self.inner.parts.clock.now_ms()
     }
+
+    /// The process's metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.parts.metrics
+    }
 }
 
 /// The whole router, with middleware.
@@ -145,6 +176,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .route("/v1/whoami", get(whoami::whoami))
         .route("/v1/connections", get(connections::list))
         .route("/v1/connections/{reference}", get(connections::get))
@@ -159,9 +191,13 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/jobs/{id}/events", get(jobs::events))
         .route("/v1/jobs/{id}/cancel", post(jobs::cancel))
         .route("/v1/jobs/{id}/retry", post(jobs::retry))
-        .with_state(state)
+        .merge(crate::front::router())
+        .with_state(state.clone())
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(axum::middleware::from_fn(request_id::layer))
+        .layer(axum::middleware::from_fn_with_state(
+            state,
+            request_id::layer,
+        ))
 }
 
 /// Serves `router` on `listener` until `shutdown` resolves, then finishes the
@@ -180,6 +216,20 @@ pub async fn serve(
 /// The process is up. Says nothing about its dependencies (see `/readyz`).
 async fn healthz() -> &'static str {
     "ok"
+}
+
+/// Prometheus metrics in the text format. Unauthenticated, like the health
+/// checks: it names route templates, permissions and states, never ids,
+/// subjects or secrets.
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    let body = crate::metrics::render(state.metrics(), state.store()).await;
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            crate::metrics::CONTENT_TYPE,
+        )],
+        body,
+    )
 }
 
 /// Ready to serve: the database answers, Airbyte answers, and every issuer's

@@ -1,11 +1,19 @@
-//! Request ids: the caller's `x-request-id` when it is well-formed, a fresh
-//! one otherwise; echoed in every response and inside every error body.
+//! Request ids and the request log: the caller's `x-request-id` when it is
+//! well-formed, a fresh one otherwise; echoed in every response and inside
+//! every error body. Each request runs in a `request` span (request id,
+//! method, route, subject) and ends with one `airlock::request` log line and
+//! its metrics.
 
-use axum::extract::Request;
-use axum::http::{HeaderName, HeaderValue, header};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{Extensions, HeaderName, HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::Response;
+use tracing::Instrument;
 
+use super::AppState;
 use super::problem::{PROBLEM_JSON, Problem};
 
 /// The header carrying the id, both ways.
@@ -35,14 +43,97 @@ impl RequestId {
     }
 }
 
-/// Middleware: assigns the id, renders problem bodies, sets the header.
-pub async fn layer(mut request: Request, next: Next) -> Response {
+/// Marks a response whose body must reach the caller as it is: the
+/// Airbyte-compatible front's answers (Airbyte's own, or in Airbyte's error
+/// shape), which are not problem+json.
+#[derive(Debug, Clone, Copy)]
+pub struct PassThrough;
+
+/// What the request's log line says beyond what the middleware sees: who
+/// called and which job it was about. Handlers fill it in through the
+/// request's extensions (see [`RequestLog::of`]); clones share one record.
+#[derive(Debug, Clone)]
+pub struct RequestLog {
+    notes: Arc<Mutex<Notes>>,
+    span: tracing::Span,
+}
+
+#[derive(Debug, Default)]
+struct Notes {
+    subject: Option<String>,
+    job_id: Option<String>,
+    airbyte_job_id: Option<i64>,
+}
+
+impl RequestLog {
+    fn new(span: tracing::Span) -> Self {
+        Self {
+            notes: Arc::default(),
+            span,
+        }
+    }
+
+    /// The request's record, or a detached one (noted, never logged) when
+    /// the request did not come through [`layer`].
+    pub fn of(extensions: &Extensions) -> Self {
+        extensions
+            .get::<Self>()
+            .cloned()
+            .unwrap_or_else(|| Self::new(tracing::Span::none()))
+    }
+
+    fn notes(&self) -> std::sync::MutexGuard<'_, Notes> {
+        self.notes.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The verified caller's subject (never a token or a claim set).
+    pub fn subject(&self, subject: &str) {
+        self.span.record("subject", subject);
+        self.notes().subject = Some(subject.to_owned());
+    }
+
+    /// The job the request was about: Airlock's id, and Airbyte's once known.
+    pub fn job(&self, job_id: &str, airbyte_job_id: Option<i64>) {
+        let mut notes = self.notes();
+        notes.job_id = Some(job_id.to_owned());
+        if airbyte_job_id.is_some() {
+            notes.airbyte_job_id = airbyte_job_id;
+        }
+    }
+}
+
+/// Middleware: assigns the id, runs the request in its span, renders
+/// problem bodies, sets the header, then logs one line and counts it.
+///
+/// The line (target `airlock::request`, level info) carries `request_id`,
+/// `method`, `route` (the matched template, `unmatched` otherwise: never the
+/// raw path or the query), `status`, `latency_ms` (until the response head)
+/// and, when known, `subject`, `job_id` and `airbyte_job_id`.
+pub async fn layer(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    let started = Instant::now();
     let id = RequestId::from_header(request.headers().get(&X_REQUEST_ID));
+    let method = request.method().clone();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", MatchedPath::as_str)
+        .to_owned();
+    let span = tracing::info_span!(
+        "request",
+        request_id = %id.0,
+        method = %method,
+        route = %route,
+        subject = tracing::field::Empty,
+    );
+    let log = RequestLog::new(span.clone());
     request.extensions_mut().insert(id.clone());
-    let mut response = next.run(request).await;
+    request.extensions_mut().insert(log.clone());
+    let mut response = next.run(request).instrument(span).await;
     if let Some(problem) = response.extensions_mut().remove::<Problem>() {
         response = problem.into_response_with(&id.0);
-    } else if response.status().is_client_error() || response.status().is_server_error() {
+    } else if (response.status().is_client_error() || response.status().is_server_error())
+        && response.extensions().get::<PassThrough>().is_none()
+    {
         // Errors produced by the framework itself (unknown route, bad method,
         // body too large) get the same short shape.
         let is_problem = response
@@ -56,6 +147,25 @@ pub async fn layer(mut request: Request, next: Next) -> Response {
     if let Ok(value) = HeaderValue::from_str(&id.0) {
         response.headers_mut().insert(X_REQUEST_ID.clone(), value);
     }
+    let latency = started.elapsed();
+    let status = response.status().as_u16();
+    state
+        .metrics()
+        .request(method.as_str(), &route, status, latency);
+    let notes = log.notes();
+    tracing::info!(
+        target: "airlock::request",
+        request_id = %id.0,
+        method = %method,
+        route = %route,
+        status,
+        latency_ms = u64::try_from(latency.as_millis()).unwrap_or(u64::MAX),
+        subject = notes.subject.as_deref(),
+        job_id = notes.job_id.as_deref(),
+        airbyte_job_id = notes.airbyte_job_id,
+        "request"
+    );
+    drop(notes);
     response
 }
 

@@ -3,7 +3,10 @@
 
 mod audit;
 mod check_config;
+mod client;
 mod demo;
+mod mcp;
+mod policy;
 mod serve;
 mod sim;
 
@@ -40,6 +43,15 @@ pub enum Command {
     CheckConfig(check_config::CheckConfigArgs),
     /// Verify, export or checkpoint the audit trail.
     Audit(audit::AuditArgs),
+    /// Explain what a principal may do under a configuration.
+    Policy(policy::PolicyArgs),
+    /// Serve Airlock's MCP tools on stdio, for agents that launch tools as
+    /// processes (acts as AIRLOCK_TOKEN against AIRLOCK_URL).
+    Mcp(mcp::McpArgs),
+    // `connections`, `sync`, `jobs`, `job`, `cancel`, `retry`: clients of a
+    // running Airlock, listed at the same level as the others.
+    #[command(flatten)]
+    Client(client::ClientCommand),
 }
 
 /// The `--config` flag shared by the commands that read a configuration.
@@ -59,6 +71,9 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Demo(args) => block_on(demo::run(args)),
         Command::Serve(args) => block_on(serve::run(args)),
         Command::Audit(args) => block_on(audit::run(args)),
+        Command::Policy(args) => block_on(policy::run(args)),
+        Command::Mcp(args) => block_on(mcp::run(args)),
+        Command::Client(command) => block_on(client::run(command)),
     };
     match outcome {
         Ok(code) => code,

@@ -25,10 +25,34 @@ pub(super) async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     }
     let listen = config.server.listen;
     let app = App::build(config, Extras::default()).await?;
+    #[cfg(unix)]
+    if let Some(path) = args.config.config.clone() {
+        let state = app.state().clone();
+        tokio::spawn(reload_on_sighup(state, path));
+    }
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     tracing::info!(addr = %listener.local_addr()?, "airlock listening");
     app.run(listener, crate::shutdown_signal()).await?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Reloads roles and grants from `path` on every SIGHUP. A file that does
+/// not load, or whose policy is invalid, is refused and the old policy stays.
+#[cfg(unix)]
+async fn reload_on_sighup(state: crate::api::AppState, path: std::path::PathBuf) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+        tracing::warn!("cannot listen for SIGHUP: policy reload disabled");
+        return;
+    };
+    while hangups.recv().await.is_some() {
+        match crate::app::reload_policy(&state, &path, &super::process_env()) {
+            Ok(grants) => tracing::info!(grants, path = %path.display(), "policy reloaded"),
+            Err(error) => {
+                tracing::error!(error = %format!("{error:#}"), path = %path.display(), "policy reload refused; keeping the current policy")
+            }
+        }
+    }
 }

@@ -57,6 +57,15 @@ pub struct Config {
     /// Receivers of job events.
     #[serde(default)]
     pub webhooks: Vec<WebhookConfig>,
+    /// The Airbyte-compatible front: token exchange, Airlock's own issuer.
+    #[serde(default)]
+    pub front: crate::front::FrontConfig,
+    /// Clients whose credentials Airlock checks and whose tokens it signs.
+    #[serde(default)]
+    pub service_accounts: Vec<crate::front::ServiceAccountConfig>,
+    /// The MCP server at `/mcp`: which hosts and browser origins may reach it.
+    #[serde(default)]
+    pub mcp: McpConfig,
 }
 
 /// `[audit]`: what the trail records beyond decisions and changes.
@@ -68,6 +77,35 @@ pub struct AuditConfig {
     pub record_reads: bool,
     /// Signs exported checkpoints (HMAC-SHA256) so they cannot be forged.
     pub checkpoint_key: Option<SecretSource>,
+}
+
+/// `[mcp]`: the MCP server at `/mcp`. Its tools act with the caller's own
+/// token and policy; these keys only say which `Host` and `Origin` headers
+/// it answers, so that a web page cannot reach a local Airlock through DNS
+/// rebinding (refused with 403).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct McpConfig {
+    /// `Host` values served: `name` (any port) or `name:port`; `"*"` serves
+    /// any host (only behind a proxy that checks it). Loopback by default.
+    pub allowed_hosts: Vec<String>,
+    /// Browser origins served, `scheme://host:port` (`:*` for any port);
+    /// `"*"` serves any. Requests without an `Origin` header (agents that
+    /// are not browsers) are always served. Loopback pages by default.
+    pub allowed_origins: Vec<String>,
+}
+
+impl Default for McpConfig {
+    fn default() -> Self {
+        Self {
+            allowed_hosts: ["localhost", "127.0.0.1", "::1"]
+                .map(str::to_owned)
+                .to_vec(),
+            allowed_origins: ["http://localhost:*", "http://127.0.0.1:*", "http://[::1]:*"]
+                .map(str::to_owned)
+                .to_vec(),
+        }
+    }
 }
 
 /// How Airlock presents Airbyte's connections.
@@ -381,6 +419,10 @@ impl Config {
         crate::identity::validate_issuers(&self.issuers)
             .map_err(|e| ConfigError::invalid(e.key, e.message))?;
         Policy::from_config(self).map_err(|e| ConfigError::invalid(e.key(), e.message()))?;
+        crate::front::config::validate(self)
+            .map_err(|(key, message)| ConfigError::invalid(key, message))?;
+        crate::mcp::validate_config(&self.mcp)
+            .map_err(|(key, message)| ConfigError::invalid(key, message))?;
         Ok(())
     }
 

@@ -56,8 +56,9 @@ impl FromStr for SecretHash {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let expected =
-            format!("expected {SCHEME}$<iterations>$<salt base64>$<hash base64> (see `hash_secret`)");
+        let expected = format!(
+            "expected {SCHEME}$<iterations>$<salt base64>$<hash base64> (see `hash_secret`)"
+        );
         let mut parts = s.split('$');
         let (Some(scheme), Some(iterations), Some(salt), Some(hash), None) = (
             parts.next(),
@@ -199,10 +200,9 @@ impl Accounts {
                     .resolve(lookup_env)
                     .map_err(AccountsError::SigningKey)?;
                 let der = pem_to_der(pem.expose()).map_err(AccountsError::SigningKey)?;
-                EcdsaKeyPair::from_private_key_der(&ECDSA_P256_SHA256_FIXED_SIGNING, &der)
-                    .map_err(|e| {
-                        AccountsError::SigningKey(format!("not a P-256 private key: {e}"))
-                    })?
+                EcdsaKeyPair::from_private_key_der(&ECDSA_P256_SHA256_FIXED_SIGNING, &der).map_err(
+                    |e| AccountsError::SigningKey(format!("not a P-256 private key: {e}")),
+                )?
             }
             None => EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING)
                 .map_err(|e| AccountsError::SigningKey(e.to_string()))?,
@@ -257,11 +257,6 @@ impl Accounts {
             by_client,
             lifetime_secs,
         })
-    }
-
-    /// The issuer URL its tokens carry.
-    pub(crate) fn issuer(&self) -> &str {
-        &self.issuer
     }
 
     /// The published key set.
@@ -433,6 +428,8 @@ mod tests {
         let header = jsonwebtoken::decode_header(&token).expect("header");
         assert_eq!(header.typ.as_deref(), Some("at+jwt"));
         assert_eq!(header.kid.as_deref(), Some(accounts.kid.as_str()));
-        assert!(pem_to_der("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----").is_err());
+        assert!(
+            pem_to_der("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----").is_err()
+        );
     }
 }

@@ -214,14 +214,34 @@ mod tests {
         let cases = [
             ("/jobs", JobsRead, R::List(Listing::Jobs)),
             ("/jobs/42", JobsRead, R::Job(42)),
-            ("/connections", ConnectionsRead, R::List(Listing::Connections)),
-            (&format!("/connections/{ID}"), ConnectionsRead, R::Connection(id())),
+            (
+                "/connections",
+                ConnectionsRead,
+                R::List(Listing::Connections),
+            ),
+            (
+                &format!("/connections/{ID}"),
+                ConnectionsRead,
+                R::Connection(id()),
+            ),
             ("/workspaces", ConnectionsRead, R::List(Listing::Workspaces)),
-            (&format!("/workspaces/{ID}"), ConnectionsRead, R::Workspace(id())),
+            (
+                &format!("/workspaces/{ID}"),
+                ConnectionsRead,
+                R::Workspace(id()),
+            ),
             ("/sources", ConnectionsRead, R::List(Listing::Sources)),
             (&format!("/sources/{ID}"), ConnectionsRead, R::Source(id())),
-            ("/destinations", ConnectionsRead, R::List(Listing::Destinations)),
-            (&format!("/destinations/{ID}"), ConnectionsRead, R::Destination(id())),
+            (
+                "/destinations",
+                ConnectionsRead,
+                R::List(Listing::Destinations),
+            ),
+            (
+                &format!("/destinations/{ID}"),
+                ConnectionsRead,
+                R::Destination(id()),
+            ),
             ("/streams", ConnectionsRead, R::Streams),
         ];
         for (path, permission, resource) in cases {
@@ -231,14 +251,21 @@ mod tests {
 
     #[test]
     fn jobs_map_to_their_own_permissions() {
-        assert_eq!(c(Method::POST, "/jobs"), Some((JobsSync, ResourceRef::NewJob)));
+        assert_eq!(
+            c(Method::POST, "/jobs"),
+            Some((JobsSync, ResourceRef::NewJob))
+        );
         assert_eq!(
             c(Method::DELETE, "/jobs/9007199254740993"),
             Some((JobsCancel, ResourceRef::Job(9_007_199_254_740_993)))
         );
         assert_eq!(job_permission("sync"), Some(JobsSync));
         for destructive in ["reset", "clear", "refresh"] {
-            assert_eq!(job_permission(destructive), Some(JobsReset), "{destructive}");
+            assert_eq!(
+                job_permission(destructive),
+                Some(JobsReset),
+                "{destructive}"
+            );
         }
         assert_eq!(job_permission("SYNC"), None);
         assert_eq!(job_permission(""), None);
@@ -252,21 +279,57 @@ mod tests {
         use ResourceRef as R;
         let cases = [
             (Method::POST, "/connections".to_owned(), R::NewConnection),
-            (Method::PATCH, format!("/connections/{ID}"), R::Connection(id())),
-            (Method::DELETE, format!("/connections/{ID}"), R::Connection(id())),
+            (
+                Method::PATCH,
+                format!("/connections/{ID}"),
+                R::Connection(id()),
+            ),
+            (
+                Method::DELETE,
+                format!("/connections/{ID}"),
+                R::Connection(id()),
+            ),
             (Method::POST, "/workspaces".to_owned(), R::Global),
-            (Method::PATCH, format!("/workspaces/{ID}"), R::Workspace(id())),
-            (Method::DELETE, format!("/workspaces/{ID}"), R::Workspace(id())),
-            (Method::PUT, format!("/workspaces/{ID}/oauthCredentials"), R::Workspace(id())),
+            (
+                Method::PATCH,
+                format!("/workspaces/{ID}"),
+                R::Workspace(id()),
+            ),
+            (
+                Method::DELETE,
+                format!("/workspaces/{ID}"),
+                R::Workspace(id()),
+            ),
+            (
+                Method::PUT,
+                format!("/workspaces/{ID}/oauthCredentials"),
+                R::Workspace(id()),
+            ),
             (Method::POST, "/sources".to_owned(), R::NewInWorkspace),
-            (Method::POST, "/sources/initiateOAuth".to_owned(), R::NewInWorkspace),
+            (
+                Method::POST,
+                "/sources/initiateOAuth".to_owned(),
+                R::NewInWorkspace,
+            ),
             (Method::PATCH, format!("/sources/{ID}"), R::Source(id())),
             (Method::PUT, format!("/sources/{ID}"), R::Source(id())),
             (Method::DELETE, format!("/sources/{ID}"), R::Source(id())),
             (Method::POST, "/destinations".to_owned(), R::NewInWorkspace),
-            (Method::PATCH, format!("/destinations/{ID}"), R::Destination(id())),
-            (Method::PUT, format!("/destinations/{ID}"), R::Destination(id())),
-            (Method::DELETE, format!("/destinations/{ID}"), R::Destination(id())),
+            (
+                Method::PATCH,
+                format!("/destinations/{ID}"),
+                R::Destination(id()),
+            ),
+            (
+                Method::PUT,
+                format!("/destinations/{ID}"),
+                R::Destination(id()),
+            ),
+            (
+                Method::DELETE,
+                format!("/destinations/{ID}"),
+                R::Destination(id()),
+            ),
         ];
         for (method, path, resource) in cases {
             assert_eq!(
@@ -328,7 +391,13 @@ mod tests {
 
     #[test]
     fn never_panics_on_odd_input() {
-        let odd = ["/\u{0}", "/jobs/\u{10FFFF}", "/é", &"/a".repeat(10_000), "/jobs/٤٢"];
+        let odd = [
+            "/\u{0}",
+            "/jobs/\u{10FFFF}",
+            "/é",
+            &"/a".repeat(10_000),
+            "/jobs/٤٢",
+        ];
         for path in odd {
             for method in [Method::GET, Method::POST, Method::DELETE] {
                 assert_eq!(c(method, path), None, "{path:?}");

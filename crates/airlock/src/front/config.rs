@@ -102,16 +102,15 @@ fn valid_client_id(id: &str) -> bool {
 pub(crate) fn validate(config: &crate::config::Config) -> Result<(), (String, String)> {
     let front = &config.front;
     let err = |key: &str, message: String| Err((key.to_owned(), message));
-    if let Some(url) = &front.public_url {
-        if !(url.starts_with("http://") || url.starts_with("https://"))
+    if let Some(url) = &front.public_url
+        && (!(url.starts_with("http://") || url.starts_with("https://"))
             || url.chars().any(char::is_whitespace)
-            || url.contains(['?', '#'])
-        {
-            return err(
-                "front.public_url",
-                format!("`{url}` is not an http(s) base URL"),
-            );
-        }
+            || url.contains(['?', '#']))
+    {
+        return err(
+            "front.public_url",
+            format!("`{url}` is not an http(s) base URL"),
+        );
     }
     if let Some(issuer) = &front.token_issuer
         && !config.issuers.iter().any(|i| &i.issuer == issuer)
@@ -132,9 +131,7 @@ pub(crate) fn validate(config: &crate::config::Config) -> Result<(), (String, St
     if !(MIN_TOKEN_LIFETIME_SECS..=MAX_TOKEN_LIFETIME_SECS).contains(&front.token_lifetime_secs) {
         return err(
             "front.token_lifetime_secs",
-            format!(
-                "must be between {MIN_TOKEN_LIFETIME_SECS} and {MAX_TOKEN_LIFETIME_SECS}"
-            ),
+            format!("must be between {MIN_TOKEN_LIFETIME_SECS} and {MAX_TOKEN_LIFETIME_SECS}"),
         );
     }
     for (i, account) in config.service_accounts.iter().enumerate() {
@@ -151,10 +148,7 @@ pub(crate) fn validate(config: &crate::config::Config) -> Result<(), (String, St
         {
             return Err((
                 key("client_id"),
-                format!(
-                    "`{}` is already service_accounts[{j}]",
-                    account.client_id
-                ),
+                format!("`{}` is already service_accounts[{j}]", account.client_id),
             ));
         }
         if let Err(message) = account.secret_hash.parse::<SecretHash>() {

@@ -119,7 +119,11 @@ impl FrontError {
     /// The response for the request `request_id`.
     pub fn into_response_with(self, request_id: &str) -> Response {
         if let Self::Internal(cause) = &self {
-            tracing::error!(request_id, error = format!("{cause:#}"), "front request failed");
+            tracing::error!(
+                request_id,
+                error = format!("{cause:#}"),
+                "front request failed"
+            );
         }
         let (status, title, detail, mut data) = self.parts();
         if let Some(object) = data.as_object_mut() {
@@ -144,7 +148,11 @@ impl FrontError {
 
 /// A response the request-id middleware must leave as it is (an Airbyte
 /// answer passed through, or one in Airbyte's shape).
-pub(crate) fn json_response(status: StatusCode, body: Vec<u8>, content_type: Option<&str>) -> Response {
+pub(crate) fn json_response(
+    status: StatusCode,
+    body: Vec<u8>,
+    content_type: Option<&str>,
+) -> Response {
     let mut response = (status, body).into_response();
     let content_type = content_type
         .and_then(|v| HeaderValue::from_str(v).ok())

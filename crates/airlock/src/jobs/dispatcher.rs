@@ -140,21 +140,9 @@ impl Dispatcher {
         let Ok(connection_id) = Uuid::parse_str(&job.connection_id) else {
             return self.fail(job, "the connection id is not a UUID").await;
         };
-        if job.cancel_requested {
-            self.store
-                .update_job(
-                    &job.id,
-                    JobState::Cancelled,
-                    None,
-                    None,
-                    None,
-                    None,
-                    self.clock.now_ms(),
-                )
-                .await?;
-            return Ok(Outcome::Cancelled);
-        }
-        // A POST may already have gone out for this job: adopt its result.
+        // A POST may already have gone out for this job: adopt its result,
+        // even when the job is to be cancelled (the tracker then cancels
+        // it in Airbyte; cancelling here would leave that sync running).
         if let Some(requested_at) = job.start_requested_at {
             match self.find_started(job, connection_id, requested_at).await {
                 Ok(Some(found)) => return self.started(job, found, true).await,
@@ -171,14 +159,30 @@ impl Dispatcher {
                 }
             }
         }
+        if job.cancel_requested {
+            self.store
+                .update_job(
+                    &job.id,
+                    JobState::Cancelled,
+                    None,
+                    None,
+                    None,
+                    None,
+                    self.clock.now_ms(),
+                )
+                .await?;
+            return Ok(Outcome::Cancelled);
+        }
+        let now = self.clock.now_ms();
         if !self
             .store
-            .mark_start_requested(&job.id, &self.owner, self.clock.now_ms())
+            .mark_start_requested(&job.id, &self.owner, now)
             .await?
         {
             return Ok(Outcome::LostLease);
         }
-        let requested_at = self.clock.now_ms();
+        // The store keeps the earliest time a POST may have gone out.
+        let requested_at = job.start_requested_at.unwrap_or(now);
         let job_type = match job.job_type {
             JobType::Sync => airbyte_client::JobType::Sync,
             JobType::Reset => airbyte_client::JobType::Reset,
@@ -202,7 +206,27 @@ impl Dispatcher {
             Err(AirbyteError::Conflict {
                 kind: ConflictKind::SyncRunning,
                 ..
-            }) => self.wait_busy(job).await,
+            }) => {
+                // The sync running there may be ours, started by an earlier
+                // POST whose answer was lost.
+                if job.start_requested_at.is_some() {
+                    match self.find_started(job, connection_id, requested_at).await {
+                        Ok(Some(found)) => return self.started(job, found, true).await,
+                        Ok(None) => {}
+                        Err(error) => {
+                            return self
+                                .requeue(
+                                    job,
+                                    &format!("cannot reconcile with Airbyte: {error}"),
+                                    false,
+                                    true,
+                                )
+                                .await;
+                        }
+                    }
+                }
+                self.wait_busy(job, job.start_requested_at.is_some()).await
+            }
             Err(
                 error @ (AirbyteError::NotFound { .. }
                 | AirbyteError::BadRequest { .. }
@@ -281,7 +305,13 @@ impl Dispatcher {
             if !same_type {
                 continue;
             }
-            match self.store.get_job_by_airbyte_id(candidate.job_id).await {
+            // Skip jobs that are, or were, an attempt of an Airlock job
+            // (a failed attempt of this very job included).
+            match self
+                .store
+                .job_of_airbyte_attempt(&job.connection_id, candidate.job_id)
+                .await
+            {
                 Ok(None) => return Ok(Some(candidate)),
                 Ok(Some(_)) => {}
                 Err(error) => {
@@ -326,19 +356,27 @@ impl Dispatcher {
         }
     }
 
-    async fn wait_busy(&self, job: &Job) -> Result<Outcome, StoreError> {
+    /// Back to the queue until Airbyte's running sync ends. When an earlier
+    /// POST's answer was lost (`start_may_exist`), the job keeps the mark
+    /// that makes its next dispatcher reconcile first.
+    async fn wait_busy(&self, job: &Job, start_may_exist: bool) -> Result<Outcome, StoreError> {
         let run_after =
             self.clock.now_ms() + duration_ms(Duration::from_secs(self.config.busy_retry_secs));
         let requeue = Requeue {
             run_after,
             count_attempt: false,
             error: "a sync is already running on this connection in Airbyte",
-            start_may_exist: false,
+            start_may_exist,
         };
-        self.store
+        if self
+            .store
             .requeue(&job.id, Some(&self.owner), &requeue, self.clock.now_ms())
-            .await?;
-        Ok(Outcome::Requeued)
+            .await?
+        {
+            Ok(Outcome::Requeued)
+        } else {
+            Ok(Outcome::LostLease)
+        }
     }
 
     async fn requeue(

@@ -1,14 +1,17 @@
 //! The tracker: follows jobs in Airbyte until they end.
 //!
-//! It never asks for jobs one by one. Each pass lists, per workspace, the
-//! Airbyte jobs updated since the previous pass (minus some slack), a page
-//! of 100 at a time; every few passes, or after a failed pass, it lists the
-//! active jobs instead, to catch anything a time filter could miss. So the
+//! It lists rather than asks for jobs one by one. Each pass lists, per
+//! workspace, the Airbyte jobs updated since the previous pass (minus some
+//! slack), a page of 100 at a time (after a failed pass, since the last one
+//! that succeeded); every few passes it lists the active jobs instead, to
+//! catch anything a time filter could miss, and lists what changed since
+//! the tracked jobs it did not see there were last heard of. Only a job no
+//! listing accounts for (deleted in Airbyte) is asked for by id. So the
 //! calls per pass grow with workspaces and changes, not with the number of
 //! tracked jobs. Jobs that Airbyte started by itself on known connections
 //! are recorded too.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -153,34 +156,54 @@ impl Tracker {
             };
             let mut ok = true;
             for filter in filters {
-                let mut pages = self.airbyte.list_jobs_pages(&filter);
-                loop {
-                    report.airbyte_calls += 1;
-                    match pages.next_page().await {
-                        Ok(Some(jobs)) => {
-                            for seen in jobs {
-                                report.jobs_seen += 1;
-                                self.apply(&seen, &mut by_airbyte_id, &mut report).await?;
-                            }
-                        }
-                        Ok(None) => break,
-                        Err(error) => {
-                            ok = false;
-                            failed = Some(error);
-                            break;
-                        }
-                    }
+                if let Some(error) = self
+                    .list_and_apply(&filter, &mut by_airbyte_id, &mut report)
+                    .await?
+                {
+                    ok = false;
+                    failed = Some(error);
                 }
             }
+            // After a failure, the next pass lists what changed since the
+            // last pass that succeeded, so nothing that ended in between is
+            // missed (listing active jobs instead would miss those).
             if ok {
                 self.last_pass.insert(workspace, started);
-            } else {
-                // Next pass lists active jobs in full for this workspace.
-                self.last_pass.remove(&workspace);
             }
         }
         // A tracked job that a full pass did not see as active has ended
-        // without our noticing (or was deleted): ask for it directly.
+        // without our noticing (while Airlock was down, say): list what
+        // changed in its workspace since we last heard of it, a page per
+        // hundred jobs rather than a call per job.
+        if full && failed.is_none() && !by_airbyte_id.is_empty() {
+            let mut oldest: BTreeMap<String, i64> = BTreeMap::new();
+            for job in by_airbyte_id.values() {
+                let at = oldest
+                    .entry(job.workspace_id.clone())
+                    .or_insert(job.updated_at);
+                *at = (*at).min(job.updated_at);
+            }
+            for (workspace, since) in oldest {
+                let Ok(workspace_uuid) = Uuid::parse_str(&workspace) else {
+                    continue;
+                };
+                let filter = JobFilter {
+                    workspace_ids: vec![workspace_uuid],
+                    updated_at_start: Some(to_time(since - OVERLAP_MS)),
+                    order_by: Some(JobOrder::UpdatedAtAsc),
+                    limit: Some(100),
+                    ..JobFilter::default()
+                };
+                if let Some(error) = self
+                    .list_and_apply(&filter, &mut by_airbyte_id, &mut report)
+                    .await?
+                {
+                    failed = Some(error);
+                }
+            }
+        }
+        // Still unaccounted for (deleted in Airbyte, or a clock far off):
+        // ask for each directly.
         if full && failed.is_none() {
             for job in by_airbyte_id.into_values() {
                 let Some(airbyte_id) = job.airbyte_job_id else {
@@ -192,6 +215,26 @@ impl Tracker {
                         let mut none = HashMap::from([(airbyte_id, job)]);
                         self.apply(&seen, &mut none, &mut report).await?;
                     }
+                    // Gone from Airbyte: it will never end there, and it
+                    // would hold its connection's queue forever.
+                    Err(airbyte_client::Error::NotFound { .. }) => {
+                        let error = format!("Airbyte no longer knows job {airbyte_id}");
+                        if self
+                            .store
+                            .update_job(
+                                &job.id,
+                                JobState::Failed,
+                                None,
+                                None,
+                                None,
+                                Some(&error),
+                                self.clock.now_ms(),
+                            )
+                            .await?
+                        {
+                            report.updated += 1;
+                        }
+                    }
                     Err(error) => failed = Some(error),
                 }
             }
@@ -199,6 +242,30 @@ impl Tracker {
         match failed {
             Some(error) => Err(TrackError::Airbyte(error)),
             None => Ok(report),
+        }
+    }
+
+    /// Lists every page of `filter` and records what it says; the listing's
+    /// error, if it failed part-way.
+    async fn list_and_apply(
+        &self,
+        filter: &JobFilter,
+        tracked: &mut HashMap<i64, Job>,
+        report: &mut PassReport,
+    ) -> Result<Option<airbyte_client::Error>, StoreError> {
+        let mut pages = self.airbyte.list_jobs_pages(filter);
+        loop {
+            report.airbyte_calls += 1;
+            match pages.next_page().await {
+                Ok(Some(jobs)) => {
+                    for seen in jobs {
+                        report.jobs_seen += 1;
+                        self.apply(&seen, tracked, report).await?;
+                    }
+                }
+                Ok(None) => return Ok(None),
+                Err(error) => return Ok(Some(error)),
+            }
         }
     }
 
@@ -312,6 +379,16 @@ impl Tracker {
         let Some(workspace_id) = self.connections.workspace_of(&connection_id) else {
             return Ok(());
         };
+        // An earlier, failed attempt of one of ours (its job has moved on
+        // to a new Airbyte job since): not Airbyte's own.
+        if self
+            .store
+            .job_of_airbyte_attempt(&connection_id, seen.job_id)
+            .await?
+            .is_some()
+        {
+            return Ok(());
+        }
         // One of ours may be this very job, its POST answer lost: leave it
         // to the dispatcher, which reconciles.
         let unresolved = self

@@ -159,6 +159,12 @@ async fn record_event(
     Ok(())
 }
 
+/// The timeline detail of an attempt handed to Airbyte, which
+/// [`Store::job_of_airbyte_attempt`] looks for.
+fn attempt_detail(airbyte_job_id: i64) -> String {
+    format!("airbyte job {airbyte_job_id}")
+}
+
 /// How a job goes back to the queue.
 #[derive(Debug, Clone)]
 pub struct Requeue<'a> {
@@ -315,6 +321,27 @@ impl Store {
         row.as_ref().map(decode).transpose()
     }
 
+    /// The Airlock job of `connection_id` that started Airbyte job
+    /// `airbyte_job_id` as one of its attempts, the current one or an
+    /// earlier, failed one (its timeline keeps every attempt), if any.
+    pub async fn job_of_airbyte_attempt(
+        &self,
+        connection_id: &str,
+        airbyte_job_id: i64,
+    ) -> Result<Option<JobId>, StoreError> {
+        let id: Option<String> = sqlx::query_scalar(
+            "SELECT j.id FROM jobs j WHERE j.connection_id = $1 AND (j.airbyte_job_id = $2 \
+             OR EXISTS (SELECT 1 FROM job_events e WHERE e.job_id = j.id AND e.detail = $3)) LIMIT 1",
+        )
+        .bind(connection_id)
+        .bind(airbyte_job_id)
+        .bind(attempt_detail(airbyte_job_id))
+        .fetch_optional(&self.pool)
+        .await?;
+        id.map(|id| id.parse().map_err(StoreError::Corrupt))
+            .transpose()
+    }
+
     /// The job Airlock recorded for an Airbyte job id, if any.
     pub async fn get_job_by_airbyte_id(
         &self,
@@ -386,7 +413,8 @@ impl Store {
     }
 
     /// Claims the next job to hand to Airbyte: the oldest queued job whose
-    /// time has come on a connection with no job in Airbyte's hands, or a
+    /// time has come on a connection with no job in Airbyte's hands (one
+    /// whose cancel was asked for too: the dispatcher settles it), or a
     /// job whose dispatcher died while starting it (lease expired; the new
     /// owner must reconcile before asking Airbyte again).
     ///
@@ -406,7 +434,7 @@ impl Store {
             "UPDATE jobs SET state = 'starting', lease_owner = $1, lease_until = $2, updated_at = $3 \
              WHERE id = ( \
                SELECT j.id FROM jobs j \
-               WHERE ((j.state = 'queued' AND j.run_after <= $3 AND j.cancel_requested = 0 \
+               WHERE ((j.state = 'queued' AND j.run_after <= $3 \
                        AND NOT EXISTS (SELECT 1 FROM jobs o WHERE o.connection_id = j.connection_id \
                                        AND o.state IN ('starting', 'pending', 'running')) \
                        AND NOT EXISTS (SELECT 1 FROM jobs o WHERE o.connection_id = j.connection_id \
@@ -485,7 +513,7 @@ impl Store {
                 id,
                 state,
                 now,
-                Some(&format!("airbyte job {airbyte_job_id}")),
+                Some(&attempt_detail(airbyte_job_id)),
             )
             .await?;
         }
@@ -494,7 +522,9 @@ impl Store {
     }
 
     /// Notes, durably and before the request goes out, that a `POST /jobs`
-    /// is about to be sent for this job. False when the lease was lost.
+    /// is about to be sent for this job; an earlier such note is kept (a
+    /// lost answer may still be the one to adopt). False when the lease was
+    /// lost.
     pub async fn mark_start_requested(
         &self,
         id: &JobId,
@@ -502,7 +532,7 @@ impl Store {
         now: i64,
     ) -> Result<bool, StoreError> {
         let done = sqlx::query(
-            "UPDATE jobs SET start_requested_at = $1, updated_at = $1 \
+            "UPDATE jobs SET start_requested_at = COALESCE(start_requested_at, $1), updated_at = $1 \
              WHERE id = $2 AND lease_owner = $3 AND state = 'starting'",
         )
         .bind(now)
@@ -586,7 +616,9 @@ impl Store {
     }
 
     /// Marks a cancel as asked for. Returns the job as it now stands; a job
-    /// still queued is cancelled on the spot. `request` (the cancel's audit
+    /// still queued is cancelled on the spot, unless an earlier `POST /jobs`
+    /// for it may have started a sync (the dispatcher then reconciles, and
+    /// cancels that sync or the job). `request` (the cancel's audit
     /// record) is written in the same transaction.
     pub async fn request_cancel(
         &self,
@@ -598,7 +630,7 @@ impl Store {
         audit::append(&mut tx, request, now).await?;
         let cancelled_here = sqlx::query(
             "UPDATE jobs SET state = 'cancelled', cancel_requested = 1, finished_at = $1, updated_at = $1 \
-             WHERE id = $2 AND state = 'queued'",
+             WHERE id = $2 AND state = 'queued' AND start_requested_at IS NULL",
         )
         .bind(now)
         .bind(id.as_str())
@@ -617,7 +649,7 @@ impl Store {
         } else {
             sqlx::query(
                 "UPDATE jobs SET cancel_requested = 1, updated_at = $1 \
-                 WHERE id = $2 AND state IN ('starting', 'pending', 'running')",
+                 WHERE id = $2 AND state IN ('queued', 'starting', 'pending', 'running')",
             )
             .bind(now)
             .bind(id.as_str())

@@ -2,10 +2,18 @@
 //! typed helpers in `support`.
 
 mod audit;
+mod cli;
+mod examples;
+mod front;
 mod identity;
+mod jobs_e2e;
+mod observability;
 mod oidc;
 mod policy;
+mod reliability;
+mod reload;
 mod sdk;
 mod stack;
 mod store;
 mod support;
+mod webhooks;

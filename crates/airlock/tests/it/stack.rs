@@ -23,6 +23,10 @@ pub struct Stack {
     pub base: String,
     pub storage_url: String,
     pub http: reqwest::Client,
+    /// The running app's state (policy reload, direct checks).
+    pub state: airlock::api::AppState,
+    /// The configuration text the stack started with.
+    pub config_text: String,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
@@ -57,8 +61,8 @@ impl Stack {
             .expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
         let idp = DevIdp::new(&base).expect("demo idp");
-        let config = Config::from_toml("test", &config_text(&storage_url, &sim, extra), &[])
-            .expect("valid config");
+        let text = config_text(&storage_url, &sim, extra);
+        let config = Config::from_toml("test", &text, &[]).expect("valid config");
         let source: Arc<dyn KeySource> = Arc::new(StaticKeySource::new(idp.key_set()));
         let extras = Extras {
             issuers: vec![(idp.issuer_config(), source)],
@@ -66,6 +70,7 @@ impl Stack {
             ..Extras::default()
         };
         let app = App::build(config, extras).await.expect("app builds");
+        let state = app.state().clone();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(app.run(listener, async move {
             let _ = stopped.await;
@@ -76,6 +81,8 @@ impl Stack {
             base,
             storage_url,
             http: reqwest::Client::new(),
+            state,
+            config_text: text,
             stop: Some(stop),
             task: Some(task),
         }

@@ -127,7 +127,7 @@ use serde_json::{Value, json};
 pub const ROLES: [&str; 5] = ["reader", "runner", "editor", "admin", "auditor"];
 
 /// Airlock's configuration as TOML: one grant per built-in role on the
-/// `roles` claim, `[jobs]` and `[[issuers]]` as given (already TOML).
+/// `roles` claim, then `[jobs]` and `[[issuers]]` as given (TOML already).
 pub fn airlock_toml(
     storage_url: &str,
     sim: &RunningSim,
@@ -138,7 +138,8 @@ pub fn airlock_toml(
     let (client_id, client_secret) = sim.sim.credentials();
     let mut text = format!(
         "[storage]\nurl = \"{storage_url}\"\n\n\
-         [airbyte]\nurl = \"{}\"\nclient_id = \"{client_id}\"\nclient_secret = \"{client_secret}\"\ntimeout_secs = {airbyte_timeout_secs}\n\n\
+         [airbyte]\nurl = \"{}\"\nclient_id = \"{client_id}\"\n\
+         client_secret = \"{client_secret}\"\ntimeout_secs = {airbyte_timeout_secs}\n\n\
          [jobs]\n{jobs}\n\n[connections]\nrefresh_secs = 600\n\n{issuers}\n",
         sim.base_url()
     );
@@ -149,6 +150,10 @@ pub fn airlock_toml(
     }
     text
 }
+
+/// Quick `[jobs]` settings: one-second tracking, short backoff and leases.
+pub const FAST_JOBS: &str = "poll_interval_secs = 1\nbackoff_base_secs = 1\nbackoff_max_secs = 2\n\
+    busy_retry_secs = 1\nlease_secs = 5\ndispatch_concurrency = 8";
 
 /// What an end-to-end stack is made of.
 #[derive(Debug, Clone)]
@@ -161,8 +166,8 @@ pub struct StackOptions {
 }
 
 impl StackOptions {
-    /// Fast jobs (the simulator runs a thousand times faster than life),
-    /// one-second tracking and short backoff.
+    /// Fast jobs (the simulator runs a thousand times faster than life)
+    /// and [`FAST_JOBS`].
     pub fn new(db: Db) -> Self {
         Self {
             db,
@@ -170,7 +175,7 @@ impl StackOptions {
                 time_scale: 0.001,
                 ..SimConfig::default()
             },
-            jobs: "poll_interval_secs = 1\nbackoff_base_secs = 1\nbackoff_max_secs = 2\nbusy_retry_secs = 1\nlease_secs = 5".to_owned(),
+            jobs: FAST_JOBS.to_owned(),
             airbyte_timeout_secs: 5,
         }
     }
@@ -180,11 +185,9 @@ impl StackOptions {
 #[derive(Debug)]
 pub struct Stack {
     pub sim: RunningSim,
-    pub idp: DevIdp,
-    /// Airlock's root URL, `http://127.0.0.1:PORT`.
-    pub base: String,
-    pub storage_url: String,
     pub http: reqwest::Client,
+    /// Airlock's API, signed in with the development provider's tokens.
+    pub client: Client,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
@@ -221,15 +224,16 @@ impl Stack {
         let task = tokio::spawn(app.run(listener, async move {
             let _ = stopped.await;
         }));
+        let http = http_client();
+        let client = Client {
+            http: http.clone(),
+            base,
+            idp,
+        };
         Self {
             sim,
-            idp,
-            base,
-            storage_url,
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(60))
-                .build()
-                .expect("HTTP client"),
+            http,
+            client,
             stop: Some(stop),
             task: Some(task),
         }
@@ -245,6 +249,44 @@ impl Stack {
         }
     }
 
+    /// Adds connections to the simulator (`POST /_sim/connections`) and
+    /// makes Airlock's catalog learn them.
+    pub async fn add_connections(&self, request: Value) -> Added {
+        let added = sim_add_connections(&self.http, &self.sim, request).await;
+        // Resolving an unknown id refreshes the catalog.
+        if let Some(first) = added.connection_ids.first() {
+            let (status, body) = self.get(&format!("/v1/connections/{first}"), "admin").await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+        }
+        added
+    }
+
+    /// Adds one connection; returns its id.
+    pub async fn add_connection(&self, request: Value) -> String {
+        self.add_connections(request).await.connection_ids.remove(0)
+    }
+}
+
+/// A stack is used through its Airlock client: `stack.sync(...)`.
+impl std::ops::Deref for Stack {
+    type Target = Client;
+
+    fn deref(&self) -> &Client {
+        &self.client
+    }
+}
+
+/// An HTTP client for Airlock that signs in with the development identity
+/// provider's tokens, one role per call.
+#[derive(Debug, Clone)]
+pub struct Client {
+    pub http: reqwest::Client,
+    /// Airlock's root URL.
+    pub base: String,
+    pub idp: DevIdp,
+}
+
+impl Client {
     /// A signed token of the development provider for `role`.
     pub fn token(&self, role: &str) -> String {
         self.idp.token_for(role).expect("a demo client")
@@ -283,6 +325,13 @@ impl Stack {
         .await
     }
 
+    /// A sync that must be accepted (202); returns the job's id.
+    pub async fn accepted_sync(&self, connection: &str) -> String {
+        let (status, job) = self.sync(connection, "").await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{job}");
+        id_of(&job)
+    }
+
     /// A job as an admin sees it.
     pub async fn job(&self, id: &str) -> Value {
         let (status, body) = self.get(&format!("/v1/jobs/{id}"), "admin").await;
@@ -314,20 +363,19 @@ impl Stack {
 
     /// Polls a job until it is in a terminal state.
     pub async fn wait_terminal(&self, id: &str) -> Value {
-        self.wait_job(id, Duration::from_secs(60), |job| is_terminal(job))
+        self.wait_job(id, Duration::from_secs(60), is_terminal)
             .await
     }
 
-    /// Every job of a connection, newest first (an admin's view).
-    pub async fn jobs_of(&self, connection: &str) -> Vec<Value> {
+    /// Every job (or every job of one connection), newest first, as an
+    /// admin sees them, following `next_cursor`.
+    pub async fn jobs(&self, connection: Option<&str>) -> Vec<Value> {
+        let filter = connection.map_or(String::new(), |c| format!("&connection={c}"));
         let mut all = Vec::new();
         let mut cursor = String::new();
         loop {
             let (status, body) = self
-                .get(
-                    &format!("/v1/jobs?connection={connection}&limit=200{cursor}"),
-                    "admin",
-                )
+                .get(&format!("/v1/jobs?limit=200{filter}{cursor}"), "admin")
                 .await;
             assert_eq!(status, StatusCode::OK, "{body}");
             all.extend(body["data"].as_array().cloned().unwrap_or_default());
@@ -338,26 +386,67 @@ impl Stack {
         }
     }
 
-    /// Adds connections to the simulator (`POST /_sim/connections`) and
-    /// makes Airlock's catalog learn them; returns their ids.
-    pub async fn add_connections(&self, request: Value) -> Vec<String> {
-        let added = sim_add_connections(&self.http, &self.sim, request).await;
-        let ids: Vec<String> = added["connection_ids"]
-            .as_array()
-            .expect("connection ids")
-            .iter()
-            .map(|id| id.as_str().expect("an id").to_owned())
-            .collect();
-        // Resolving an unknown id refreshes the catalog.
-        if let Some(first) = ids.first() {
-            let (status, body) = self.get(&format!("/v1/connections/{first}"), "admin").await;
-            assert_eq!(status, StatusCode::OK, "{body}");
-        }
-        ids
+    /// The job's timeline from `GET /v1/jobs/{id}/events`, read until the
+    /// server ends the stream (after a terminal state): `(seq, state, at)`.
+    pub async fn events(&self, id: &str) -> Vec<(i64, String, i64)> {
+        let mut response = self
+            .request(
+                reqwest::Method::GET,
+                &format!("/v1/jobs/{id}/events"),
+                Some("reader"),
+            )
+            .send()
+            .await
+            .expect("the event stream opens");
+        assert_eq!(response.status(), StatusCode::OK);
+        let content_type = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        assert!(
+            content_type.starts_with("text/event-stream"),
+            "{content_type}"
+        );
+        let mut text = String::new();
+        let read = async {
+            while let Some(chunk) = response.chunk().await.expect("the stream reads") {
+                text.push_str(&String::from_utf8_lossy(&chunk));
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(60), read)
+            .await
+            .expect("the event stream ends after a terminal state");
+        text.lines()
+            .filter_map(|line| line.strip_prefix("data:"))
+            .map(|data| {
+                let event: Value = serde_json::from_str(data.trim()).expect("JSON event");
+                let at = time::OffsetDateTime::parse(
+                    event["at"].as_str().expect("at"),
+                    &time::format_description::well_known::Rfc3339,
+                )
+                .expect("an RFC 3339 time");
+                (
+                    event["seq"].as_i64().expect("seq"),
+                    event["state"].as_str().expect("state").to_owned(),
+                    i64::try_from(at.unix_timestamp_nanos() / 1_000_000).expect("ms"),
+                )
+            })
+            .collect()
     }
 }
 
-/// Sends a request; the status and the body as JSON (`Null` when empty).
+/// A fresh HTTP client for tests (generous timeout: `?wait=` holds answers).
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(90))
+        .build()
+        .expect("HTTP client")
+}
+
+/// Sends a request; the status and the body as JSON (a JSON string when
+/// it is not JSON, `Null` when empty).
 pub async fn send(request: reqwest::RequestBuilder) -> (StatusCode, Value) {
     let response = request.send().await.expect("Airlock answers");
     let status = response.status();
@@ -370,12 +459,20 @@ pub async fn send(request: reqwest::RequestBuilder) -> (StatusCode, Value) {
     (status, body)
 }
 
-/// `POST /_sim/connections`: the simulator's answer.
+/// What `POST /_sim/connections` made.
+#[derive(Debug, Clone)]
+pub struct Added {
+    pub connection_ids: Vec<String>,
+    /// The syncs started with them (`start_syncs`), as Airbyte job ids.
+    pub job_ids: Vec<i64>,
+}
+
+/// `POST /_sim/connections`: what the simulator made.
 pub async fn sim_add_connections(
     http: &reqwest::Client,
     sim: &RunningSim,
     request: Value,
-) -> Value {
+) -> Added {
     let response = http
         .post(format!("{}/connections", sim.admin_url()))
         .json(&request)
@@ -383,11 +480,22 @@ pub async fn sim_add_connections(
         .await
         .expect("the simulator answers");
     assert!(response.status().is_success(), "{}", response.status());
-    response.json().await.expect("JSON")
+    let body: Value = response.json().await.expect("JSON");
+    let list = |key: &str| body[key].as_array().cloned().unwrap_or_default();
+    Added {
+        connection_ids: list("connection_ids")
+            .iter()
+            .map(|id| id.as_str().expect("an id").to_owned())
+            .collect(),
+        job_ids: list("job_ids")
+            .iter()
+            .map(|id| id.as_i64().expect("a job id"))
+            .collect(),
+    }
 }
 
-/// Connections whose syncs always succeed, take `secs` seconds (before the
-/// simulator's time scale) and are never retried inside Airbyte.
+/// Connections whose syncs always succeed (no failed attempt inside
+/// Airbyte either) and run `secs` seconds before the simulator's time scale.
 pub fn reliable_connections(workspace: &str, count: u32, secs: u64) -> Value {
     json!({
         "workspace": workspace,
@@ -396,6 +504,16 @@ pub fn reliable_connections(workspace: &str, count: u32, secs: u64) -> Value {
         "attempt_failure_rate": 0.0,
         "duration_secs": [secs, secs],
     })
+}
+
+/// The connection id as the simulator's counters key it.
+pub fn uuid(id: &str) -> uuid::Uuid {
+    uuid::Uuid::parse_str(id).expect("a UUID")
+}
+
+/// The `id` of a job as the API renders it.
+pub fn id_of(job: &Value) -> String {
+    job["id"].as_str().expect("a job id").to_owned()
 }
 
 /// True when a job (as the API renders it) will not change any more.

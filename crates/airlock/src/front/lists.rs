@@ -1,0 +1,435 @@
+//! List endpoints, filtered to what the caller may see while keeping
+//! Airbyte's page format (`{"data", "next", "previous"}`).
+//!
+//! A caller whose grant covers every workspace gets Airbyte's answer as it
+//! is. Anyone else's query is narrowed first: `workspaceIds` becomes the
+//! workspaces (of those asked for) where the caller may see something, so
+//! that Airbyte's pages hold mostly visible items; then every item is
+//! checked on its own (a grant on some connections of a workspace shows
+//! those connections only). `next` and `previous` are rewritten to point
+//! at Airlock, with the caller's own query.
+
+use std::collections::BTreeSet;
+
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::Response;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::caller::FrontCaller;
+use super::classify::Listing;
+use super::error::{FrontError, json_response};
+use super::{PUBLIC_PREFIX, forward, raw_response};
+use crate::api::AppState;
+use crate::connections::Snapshot;
+use crate::policy::{Permission, Resource};
+
+/// How a list's items are judged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Judge {
+    /// By the connection (`connectionId` of the item).
+    Connection,
+    /// By the workspace, or any readable connection in it.
+    WorkspaceOrConnections,
+    /// By the workspace only.
+    Workspace,
+}
+
+fn judge_of(listing: Listing) -> Judge {
+    match listing {
+        Listing::Connections | Listing::Jobs => Judge::Connection,
+        Listing::Workspaces => Judge::WorkspaceOrConnections,
+        Listing::Sources | Listing::Destinations => Judge::Workspace,
+    }
+}
+
+fn permission_of(listing: Listing) -> Permission {
+    match listing {
+        Listing::Jobs => Permission::JobsRead,
+        _ => Permission::ConnectionsRead,
+    }
+}
+
+/// The caller's query, in order, keys repeated as sent.
+pub(crate) fn query_pairs(parts: &Parts) -> Vec<(String, String)> {
+    parts
+        .uri
+        .query()
+        .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .unwrap_or_default()
+}
+
+fn encode(pairs: &[(String, String)]) -> String {
+    let mut ser = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in pairs {
+        ser.append_pair(k, v);
+    }
+    ser.finish()
+}
+
+/// Every value of a repeated key, comma-separated values split (as Airbyte
+/// reads `workspaceIds`), as canonical UUIDs.
+fn uuids(pairs: &[(String, String)], key: &str) -> Result<Vec<String>, FrontError> {
+    pairs
+        .iter()
+        .filter(|(k, _)| k == key)
+        .flat_map(|(_, v)| v.split(','))
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(|v| {
+            Uuid::parse_str(v)
+                .map(|u| u.hyphenated().to_string())
+                .map_err(|_| FrontError::BadRequest(format!("{key}: `{v}` is not a UUID")))
+        })
+        .collect()
+}
+
+/// The one value of a key the front authorizes on; repeated is refused (the
+/// front and Airbyte could read different ones).
+pub(crate) fn single<'a>(
+    pairs: &'a [(String, String)],
+    key: &str,
+) -> Result<Option<&'a str>, FrontError> {
+    let mut values = pairs
+        .iter()
+        .filter(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str());
+    let first = values.next();
+    if values.next().is_some() {
+        return Err(FrontError::BadRequest(format!(
+            "{key} is given more than once"
+        )));
+    }
+    Ok(first)
+}
+
+/// `scheme://host` that page links point at: `[front] public_url`, else
+/// the request's own `Host`.
+pub(crate) fn origin(state: &AppState, headers: &HeaderMap) -> String {
+    if let Some(url) = &state.config().front.public_url {
+        return url.trim_end_matches('/').to_owned();
+    }
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .filter(|h| {
+            !h.is_empty()
+                && h.len() <= 255
+                && h.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+        })
+        .unwrap_or("localhost");
+    let scheme = headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .filter(|s| *s == "https" || *s == "http")
+        .unwrap_or("http");
+    format!("{scheme}://{host}")
+}
+
+/// An Airbyte page link rewritten to Airlock: the caller's query with the
+/// link's `limit` and `offset`.
+fn rewrite_link(link: &str, base: &str, caller_pairs: &[(String, String)]) -> Option<String> {
+    let url = airbyte_client::Url::parse(link).ok()?;
+    let mut pairs: Vec<(String, String)> = caller_pairs
+        .iter()
+        .filter(|(k, _)| k != "limit" && k != "offset")
+        .cloned()
+        .collect();
+    for (k, v) in url.query_pairs() {
+        if k == "limit" || k == "offset" {
+            pairs.push((k.into_owned(), v.into_owned()));
+        }
+    }
+    Some(format!("{base}?{}", encode(&pairs)))
+}
+
+/// The snapshot, fetched once if the catalog is still empty.
+async fn snapshot(state: &AppState) -> Result<std::sync::Arc<Snapshot>, FrontError> {
+    let snapshot = state.catalog().snapshot();
+    if snapshot.fetched_at != 0 {
+        return Ok(snapshot);
+    }
+    state.catalog().refresh().await.map_err(|error| {
+        tracing::warn!(error = %error, "cannot list Airbyte connections");
+        FrontError::BadGateway("Airbyte")
+    })
+}
+
+/// Decides visibility for one caller and one list.
+struct Visibility<'a> {
+    state: &'a AppState,
+    caller: &'a FrontCaller,
+    permission: Permission,
+    judge: Judge,
+    snapshot: std::sync::Arc<Snapshot>,
+    refreshed: bool,
+}
+
+impl Visibility<'_> {
+    fn workspace_resource(&self, id: &str) -> Resource {
+        Resource::Workspace(crate::policy::WorkspaceResource {
+            id: id.to_owned(),
+            name: self.snapshot.workspace_name(id).map(str::to_owned),
+        })
+    }
+
+    fn allows(&self, resource: &Resource) -> bool {
+        self.state
+            .policy()
+            .allows(&self.caller.principal, self.permission, resource)
+    }
+
+    fn workspace_visible(&self, id: &str) -> bool {
+        if self.allows(&self.workspace_resource(id)) {
+            return true;
+        }
+        self.judge != Judge::Workspace
+            && self
+                .snapshot
+                .all()
+                .iter()
+                .filter(|c| c.workspace_id == id)
+                .any(|c| self.allows(&super::connection_resource(c)))
+    }
+
+    /// The workspaces of the catalog where the caller may see something.
+    fn workspaces(&self) -> BTreeSet<String> {
+        self.snapshot
+            .workspaces()
+            .keys()
+            .filter(|id| self.workspace_visible(id))
+            .cloned()
+            .collect()
+    }
+
+    async fn connection_visible(&mut self, id: &str) -> bool {
+        if self.snapshot.resolve(id).is_none() && !self.refreshed {
+            // A connection created since the last refresh.
+            self.refreshed = true;
+            if let Ok(fresh) = self.state.catalog().refresh().await {
+                self.snapshot = fresh;
+            }
+        }
+        self.snapshot
+            .resolve(id)
+            .filter(|c| c.id == id)
+            .is_some_and(|c| self.allows(&super::connection_resource(c)))
+    }
+
+    async fn item_visible(&mut self, item: &Value) -> bool {
+        let field = |name: &str| item.get(name).and_then(Value::as_str).map(str::to_owned);
+        match self.judge {
+            Judge::Connection => match field("connectionId") {
+                Some(id) => self.connection_visible(&id.to_ascii_lowercase()).await,
+                None => false,
+            },
+            Judge::WorkspaceOrConnections | Judge::Workspace => match field("workspaceId") {
+                Some(id) => self.workspace_visible(&id.to_ascii_lowercase()),
+                None => false,
+            },
+        }
+    }
+}
+
+/// An empty page, for a caller who may see nothing of what was asked.
+fn empty_page() -> Response {
+    json_response(
+        StatusCode::OK,
+        json!({"data": []}).to_string().into_bytes(),
+        None,
+    )
+}
+
+/// Serves a list.
+pub(crate) async fn list(
+    state: &AppState,
+    caller: &FrontCaller,
+    listing: Listing,
+    parts: &Parts,
+) -> Result<Response, FrontError> {
+    let permission = permission_of(listing);
+    let caller_pairs = query_pairs(parts);
+    let everywhere = state
+        .policy()
+        .allows(&caller.principal, permission, &Resource::Global);
+    let base = format!(
+        "{}{PUBLIC_PREFIX}/{}",
+        origin(state, &parts.headers),
+        listing.segment()
+    );
+    if everywhere {
+        let raw = forward(
+            state,
+            parts,
+            &path_and_query(listing, &caller_pairs),
+            Vec::new(),
+        )
+        .await?;
+        return rewrite_page(raw, &base, &caller_pairs, None).await;
+    }
+    let mut visibility = Visibility {
+        state,
+        caller,
+        permission,
+        judge: judge_of(listing),
+        snapshot: snapshot(state).await?,
+        refreshed: false,
+    };
+    // A job list of one connection is decided on that connection.
+    if listing == Listing::Jobs
+        && let Some(connection) = single(&caller_pairs, "connectionId")?
+    {
+        let id = Uuid::parse_str(connection)
+            .map_err(|_| FrontError::BadRequest("connectionId must be a UUID".to_owned()))?
+            .hyphenated()
+            .to_string();
+        if !visibility.connection_visible(&id).await {
+            let resource = visibility
+                .snapshot
+                .resolve(&id)
+                .map_or(Resource::Global, super::connection_resource);
+            caller
+                .deny(state, "jobs.read", &resource, "out_of_scope", "404")
+                .await;
+            return Err(FrontError::NotFound {
+                resource_type: "connection",
+                id,
+            });
+        }
+    }
+    let visible = visibility.workspaces();
+    let asked = uuids(&caller_pairs, "workspaceIds")?;
+    let narrowed: Vec<String> = if asked.is_empty() {
+        visible.iter().cloned().collect()
+    } else {
+        asked.into_iter().filter(|w| visible.contains(w)).collect()
+    };
+    if narrowed.is_empty() {
+        return Ok(empty_page());
+    }
+    let mut pairs: Vec<(String, String)> = caller_pairs
+        .iter()
+        .filter(|(k, _)| k != "workspaceIds")
+        .cloned()
+        .collect();
+    pairs.extend(narrowed.into_iter().map(|w| ("workspaceIds".to_owned(), w)));
+    let raw = forward(state, parts, &path_and_query(listing, &pairs), Vec::new()).await?;
+    rewrite_page(raw, &base, &caller_pairs, Some(&mut visibility)).await
+}
+
+fn path_and_query(listing: Listing, pairs: &[(String, String)]) -> String {
+    if pairs.is_empty() {
+        format!("/{}", listing.segment())
+    } else {
+        format!("/{}?{}", listing.segment(), encode(pairs))
+    }
+}
+
+/// Filters a page's items (when `visibility` is given) and points its links
+/// at Airlock; anything but a 200 JSON page passes through unchanged.
+async fn rewrite_page(
+    raw: airbyte_client::RawResponse,
+    base: &str,
+    caller_pairs: &[(String, String)],
+    visibility: Option<&mut Visibility<'_>>,
+) -> Result<Response, FrontError> {
+    let is_json = raw
+        .content_type
+        .as_deref()
+        .is_some_and(|c| c.starts_with("application/json"));
+    if raw.status != StatusCode::OK || !is_json {
+        return Ok(raw_response(raw));
+    }
+    let Ok(Value::Object(mut page)) = serde_json::from_slice::<Value>(&raw.body) else {
+        return Ok(raw_response(raw));
+    };
+    if let Some(visibility) = visibility {
+        let items = match page.remove("data") {
+            Some(Value::Array(items)) => items,
+            _ => Vec::new(),
+        };
+        let mut kept = Vec::with_capacity(items.len());
+        for item in items {
+            if visibility.item_visible(&item).await {
+                kept.push(item);
+            }
+        }
+        page.insert("data".to_owned(), Value::Array(kept));
+    }
+    for key in ["next", "previous"] {
+        if let Some(Value::String(link)) = page.get(key) {
+            match rewrite_link(link, base, caller_pairs) {
+                Some(rewritten) => {
+                    page.insert(key.to_owned(), Value::String(rewritten));
+                }
+                None => {
+                    page.remove(key);
+                }
+            }
+        }
+    }
+    Ok(json_response(
+        StatusCode::OK,
+        Value::Object(page).to_string().into_bytes(),
+        raw.content_type.as_deref(),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn links_keep_the_callers_query_and_airbytes_window() {
+        let caller = p(&[
+            ("workspaceIds", "a"),
+            ("limit", "2"),
+            ("includeDeleted", "true"),
+        ]);
+        let link = "http://airbyte:8000/api/public/v1/connections?workspaceIds=a&workspaceIds=b&includeDeleted=true&limit=2&offset=4";
+        assert_eq!(
+            rewrite_link(link, "https://airlock/api/public/v1/connections", &caller).as_deref(),
+            Some(
+                "https://airlock/api/public/v1/connections?workspaceIds=a&includeDeleted=true&limit=2&offset=4"
+            )
+        );
+        assert_eq!(rewrite_link("not a url", "x", &caller), None);
+    }
+
+    #[test]
+    fn repeated_and_comma_separated_workspaces_are_read() {
+        let pairs = p(&[
+            (
+                "workspaceIds",
+                "0D9E2F4A-6C1B-4F0E-9A3D-2B7C8E5F1A40,0d9e2f4a-6c1b-4f0e-9a3d-2b7c8e5f1a41",
+            ),
+            ("workspaceIds", "0d9e2f4a-6c1b-4f0e-9a3d-2b7c8e5f1a42"),
+        ]);
+        let ids = uuids(&pairs, "workspaceIds").expect("uuids");
+        assert_eq!(ids.len(), 3);
+        assert_eq!(ids[0], "0d9e2f4a-6c1b-4f0e-9a3d-2b7c8e5f1a40");
+        assert!(uuids(&p(&[("workspaceIds", "x")]), "workspaceIds").is_err());
+        assert!(
+            single(
+                &p(&[("connectionId", "a"), ("connectionId", "b")]),
+                "connectionId"
+            )
+            .is_err()
+        );
+        assert_eq!(
+            single(&p(&[("connectionId", "a")]), "connectionId")
+                .ok()
+                .flatten(),
+            Some("a")
+        );
+    }
+}

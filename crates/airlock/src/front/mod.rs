@@ -1,0 +1,782 @@
+//! The Airbyte-compatible front: Airbyte's public API under
+//! `/api/public/v1`, the one Configuration API route Dagster reads
+//! (`POST /api/v1/connections/get`) and Airbyte's token exchange, so that
+//! Airflow, Dagster and the official SDK keep working when pointed at
+//! Airlock, now with each caller's own identity and least privilege.
+//!
+//! A request's path:
+//! 1. [`caller`] verifies the bearer token (401 otherwise);
+//! 2. [`classify`] maps method and path to one permission and one resource
+//!    reference; anything it does not know is refused (403), never
+//!    forwarded;
+//! 3. the reference is resolved (a job to its connection, a source to its
+//!    workspace, a connection through the catalog) and the policy decides:
+//!    no grant anywhere is 403, out of scope looks like not found (404);
+//! 4. the request goes to Airbyte with Airlock's own credential (the
+//!    caller's `Authorization` never leaves Airlock) and Airbyte's answer
+//!    comes back unchanged; lists are filtered item by item ([`lists`]);
+//!    jobs started here are recorded with channel `front` so the tracker
+//!    follows them.
+//!
+//! The front's own refusals use Airbyte's error shape ([`error`]), not
+//! problem+json, so Airbyte clients parse them.
+//!
+//! [`token`] exchanges client credentials: [`accounts`] (service accounts
+//! whose tokens Airlock signs) first, then the identity provider.
+
+pub mod accounts;
+pub mod caller;
+pub mod classify;
+pub mod config;
+pub mod error;
+pub mod lists;
+pub mod token;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Json, Response};
+use axum::routing::{any, get};
+use serde_json::Value;
+use uuid::Uuid;
+
+pub use accounts::{AccountsError, hash_secret};
+pub use classify::{Listing, ResourceRef, classify, job_permission};
+pub use config::{FrontConfig, ServiceAccountConfig, TokenAuthMethod};
+
+use self::accounts::Accounts;
+use self::caller::{FrontCaller, action_of};
+use self::error::{FrontError, from_airbyte, json_response};
+use self::token::Exchange;
+use crate::api::{AppState, RequestId};
+use crate::config::Config;
+use crate::connections::ConnectionInfo;
+use crate::identity::{IssuerConfig, KeySource, StaticKeySource};
+use crate::jobs::{Channel, JobType};
+use crate::policy::{ConnectionResource, Permission, Resource, WorkspaceResource};
+use crate::store::front::{Recorded, StartedJob};
+
+/// Where Airbyte's public API is served.
+pub const PUBLIC_PREFIX: &str = "/api/public/v1";
+
+/// Largest body the front reads (Airbyte's bodies are small JSON documents).
+const MAX_BODY_BYTES: usize = crate::api::MAX_BODY_BYTES;
+
+/// Job ids remembered with their connection before the memory is cleared.
+const JOB_CACHE_CAPACITY: usize = 50_000;
+
+/// The front's own state: service accounts, where credentials are
+/// exchanged, and what it remembers of Airbyte jobs.
+#[derive(Debug)]
+pub struct Front {
+    accounts: Option<Accounts>,
+    exchange: Option<Exchange>,
+    http: reqwest::Client,
+    /// Airbyte job id to connection id: a job's connection never changes.
+    jobs: Mutex<HashMap<i64, String>>,
+}
+
+impl Front {
+    /// The front `config` describes: reads (or generates) the service
+    /// accounts' signing key.
+    pub fn from_config(
+        config: &Config,
+        lookup_env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, AccountsError> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            // A redirect could carry the caller's credentials elsewhere.
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap_or_default();
+        Ok(Self {
+            accounts: Accounts::from_config(config, lookup_env)?,
+            exchange: Exchange::from_config(config),
+            http,
+            jobs: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// A front for a state built without one (tests that assemble
+    /// [`AppState`] by hand): the configuration's, or one without service
+    /// accounts when that fails.
+    pub fn fallback(config: &Config) -> Self {
+        Self::from_config(config, &|name| std::env::var(name).ok()).unwrap_or_else(|error| {
+            tracing::error!(error = %error, "service accounts disabled");
+            Self {
+                accounts: None,
+                exchange: Exchange::from_config(config),
+                http: reqwest::Client::new(),
+                jobs: Mutex::new(HashMap::new()),
+            }
+        })
+    }
+
+    /// Airlock's own issuer, to add to the authenticator, when service
+    /// accounts are configured.
+    pub fn issuer(&self) -> Option<(IssuerConfig, Arc<dyn KeySource>)> {
+        self.accounts.as_ref().map(|accounts| {
+            let source: Arc<dyn KeySource> = Arc::new(StaticKeySource::new(accounts.key_set()));
+            (accounts.issuer_config(), source)
+        })
+    }
+
+    pub(crate) fn accounts(&self) -> Option<&Accounts> {
+        self.accounts.as_ref()
+    }
+
+    pub(crate) fn exchange(&self) -> Option<&Exchange> {
+        self.exchange.as_ref()
+    }
+
+    pub(crate) fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    fn remember_job(&self, job_id: i64, connection_id: &str) {
+        let mut jobs = self
+            .jobs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if jobs.len() >= JOB_CACHE_CAPACITY {
+            jobs.clear();
+        }
+        jobs.insert(job_id, connection_id.to_owned());
+    }
+
+    fn job_connection(&self, job_id: i64) -> Option<String> {
+        self.jobs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&job_id)
+            .cloned()
+    }
+}
+
+/// The front's routes, merged into Airlock's router (which adds request ids
+/// and the body limit).
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/public/v1/health", get(health))
+        .route("/api/public/v1/applications/token", any(token_endpoint))
+        .route("/v1/applications/token", any(token_endpoint))
+        .route("/applications/token", any(token_endpoint))
+        .route("/api/public/v1/{*path}", any(public))
+        .route("/api/v1/connections/get", any(dagster_connection))
+        .route("/.well-known/jwks.json", get(jwks))
+        .route("/.well-known/openid-configuration", get(discovery))
+}
+
+fn request_id_of(request: &Request) -> String {
+    request
+        .extensions()
+        .get::<RequestId>()
+        .map_or_else(|| RequestId::from_header(None).0, |id| id.0.clone())
+}
+
+fn finish(result: Result<Response, FrontError>, request_id: &str) -> Response {
+    result.unwrap_or_else(|error| error.into_response_with(request_id))
+}
+
+async fn read_body(body: Body) -> Result<Bytes, FrontError> {
+    axum::body::to_bytes(body, MAX_BODY_BYTES)
+        .await
+        .map_err(|_| FrontError::PayloadTooLarge)
+}
+
+/// A connection as the policy sees it.
+pub(crate) fn connection_resource(connection: &ConnectionInfo) -> Resource {
+    Resource::Connection(ConnectionResource {
+        id: connection.id.clone(),
+        slug: connection.slug.clone(),
+        workspace_id: connection.workspace_id.clone(),
+        workspace_name: Some(connection.workspace_name.clone()),
+        tags: connection.tags.clone(),
+    })
+}
+
+fn workspace_resource(state: &AppState, id: &str) -> Resource {
+    Resource::Workspace(WorkspaceResource {
+        id: id.to_owned(),
+        name: state
+            .catalog()
+            .snapshot()
+            .workspace_name(id)
+            .map(str::to_owned),
+    })
+}
+
+/// Airbyte's answer as the caller gets it: status, content type and body
+/// unchanged.
+pub(crate) fn raw_response(raw: airbyte_client::RawResponse) -> Response {
+    let mut response = (raw.status, raw.body).into_response();
+    if let Some(value) = raw
+        .content_type
+        .as_deref()
+        .and_then(|v| HeaderValue::from_str(v).ok())
+    {
+        response.headers_mut().insert(header::CONTENT_TYPE, value);
+    }
+    response
+        .extensions_mut()
+        .insert(crate::api::request_id::PassThrough);
+    response
+}
+
+/// Sends `method path_and_query` to Airbyte with Airlock's credential.
+/// Only the content negotiation headers of the caller go along (never its
+/// `Authorization`), with the request id for correlation.
+pub(crate) async fn forward(
+    state: &AppState,
+    parts: &Parts,
+    path_and_query: &str,
+    body: Vec<u8>,
+) -> Result<airbyte_client::RawResponse, FrontError> {
+    let mut headers = HeaderMap::new();
+    for name in [header::CONTENT_TYPE, header::ACCEPT] {
+        if let Some(value) = parts.headers.get(&name) {
+            headers.insert(name, value.clone());
+        }
+    }
+    let request_id = parts
+        .extensions
+        .get::<RequestId>()
+        .map(|id| id.0.clone())
+        .unwrap_or_default();
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        headers.insert(crate::api::request_id::X_REQUEST_ID.clone(), value);
+    }
+    state
+        .airbyte()
+        .send_raw(parts.method.clone(), path_and_query, &headers, body)
+        .await
+        .map_err(|error| from_airbyte(&error, &request_id))
+}
+
+/// `/api/public/v1/...`: every route of Airbyte's public API.
+async fn public(State(state): State<AppState>, request: Request) -> Response {
+    let request_id = request_id_of(&request);
+    let (parts, body) = request.into_parts();
+    let result = serve_public(&state, &parts, body, &request_id).await;
+    finish(result, &request_id)
+}
+
+async fn serve_public(
+    state: &AppState,
+    parts: &Parts,
+    body: Body,
+    request_id: &str,
+) -> Result<Response, FrontError> {
+    let path = parts
+        .uri
+        .path()
+        .strip_prefix(PUBLIC_PREFIX)
+        .unwrap_or_default();
+    let caller = caller::authenticate(state, parts, request_id).await?;
+    let Some((permission, reference)) = classify(&parts.method, path) else {
+        caller
+            .deny(
+                state,
+                "front.route",
+                &Resource::Global,
+                "route_not_served",
+                "403",
+            )
+            .await;
+        return Err(FrontError::Forbidden);
+    };
+    let body = read_body(body).await?;
+    if reference == ResourceRef::NewJob {
+        return create_job(state, &caller, parts, &body).await;
+    }
+    caller.require_somewhere(state, permission).await?;
+    let reads = matches!(
+        permission,
+        Permission::ConnectionsRead | Permission::JobsRead
+    );
+    let audited = !reads || state.config().audit.record_reads;
+    let detail = serde_json::json!({"method": parts.method.as_str(), "path": path});
+    if let ResourceRef::List(listing) = reference {
+        let response = lists::list(state, &caller, listing, parts).await?;
+        if audited {
+            let outcome = response.status().as_u16().to_string();
+            caller
+                .record(
+                    state,
+                    &action_of(permission),
+                    None,
+                    &Resource::Global,
+                    outcome,
+                    Some(detail),
+                )
+                .await;
+        }
+        return Ok(response);
+    }
+    let suffix = parts
+        .uri
+        .path_and_query()
+        .map_or(path, |pq| pq.as_str())
+        .strip_prefix(PUBLIC_PREFIX)
+        .unwrap_or(path)
+        .to_owned();
+    // A body the front read to authorize is forwarded as it read it, so that
+    // Airbyte cannot read a different one (duplicate keys).
+    let mut forwarded_body = body.to_vec();
+    let (resource, decision, fetched) = match reference {
+        ResourceRef::Connection(id) => {
+            let connection = resolve_connection(state, id).await?;
+            let resource = connection_resource(&connection);
+            let decision = caller
+                .authorize(state, permission, &resource, "connection", &connection.id)
+                .await?;
+            (resource, decision, None)
+        }
+        ResourceRef::Job(id) => {
+            let connection = resolve_job(state, id).await?;
+            let resource = connection_resource(&connection);
+            let decision = caller
+                .authorize(state, permission, &resource, "job", &id.to_string())
+                .await?;
+            (resource, decision, None)
+        }
+        ResourceRef::Workspace(id) => {
+            let id = id.hyphenated().to_string();
+            let resource = workspace_resource(state, &id);
+            let decision = authorize_workspace(state, &caller, permission, &resource, &id).await?;
+            (resource, decision, None)
+        }
+        ResourceRef::Source(id) | ResourceRef::Destination(id) => {
+            let kind = if matches!(reference, ResourceRef::Source(_)) {
+                "sources"
+            } else {
+                "destinations"
+            };
+            let raw = forward_get(state, parts, &format!("/{kind}/{}", id.hyphenated())).await?;
+            let Some(workspace) = workspace_in(&raw) else {
+                // Airbyte's own refusal (404, ...) says nothing about scope.
+                return Ok(raw_response(raw));
+            };
+            let resource = workspace_resource(state, &workspace);
+            let decision = caller
+                .authorize(
+                    state,
+                    permission,
+                    &resource,
+                    &kind[..kind.len() - 1],
+                    &id.to_string(),
+                )
+                .await?;
+            (
+                resource,
+                decision,
+                (parts.method == Method::GET).then_some(raw),
+            )
+        }
+        ResourceRef::Streams => {
+            let pairs = lists::query_pairs(parts);
+            let source = lists::single(&pairs, "sourceId")?
+                .and_then(|s| Uuid::parse_str(s).ok())
+                .ok_or_else(|| FrontError::BadRequest("sourceId must be a UUID".to_owned()))?;
+            let raw =
+                forward_get(state, parts, &format!("/sources/{}", source.hyphenated())).await?;
+            let Some(workspace) = workspace_in(&raw) else {
+                return Ok(raw_response(raw));
+            };
+            let resource = workspace_resource(state, &workspace);
+            let decision = caller
+                .authorize(state, permission, &resource, "source", &source.to_string())
+                .await?;
+            (resource, decision, None)
+        }
+        ResourceRef::NewInWorkspace | ResourceRef::NewConnection => {
+            let (object, bytes) = json_body(&body)?;
+            forwarded_body = bytes;
+            let workspace = if reference == ResourceRef::NewConnection {
+                let source = uuid_field(&object, "sourceId")?;
+                let raw =
+                    forward_get(state, parts, &format!("/sources/{}", source.hyphenated())).await?;
+                match workspace_in(&raw) {
+                    Some(workspace) => workspace,
+                    None => return Ok(raw_response(raw)),
+                }
+            } else {
+                uuid_field(&object, "workspaceId")?.hyphenated().to_string()
+            };
+            let resource = workspace_resource(state, &workspace);
+            let decision = caller
+                .authorize(state, permission, &resource, "workspace", &workspace)
+                .await?;
+            (resource, decision, None)
+        }
+        ResourceRef::Global => {
+            let decision = caller
+                .authorize(state, permission, &Resource::Global, "workspace", "")
+                .await?;
+            (Resource::Global, decision, None)
+        }
+        ResourceRef::List(_) | ResourceRef::NewJob => {
+            return Err(FrontError::Internal(anyhow::anyhow!("handled above")));
+        }
+    };
+    let raw = match fetched {
+        Some(raw) => raw,
+        None => forward(state, parts, &suffix, forwarded_body).await?,
+    };
+    if audited {
+        let mut outcome = raw.status.as_u16().to_string();
+        if let ResourceRef::Job(id) = reference {
+            outcome = format!("{outcome} (Airbyte job {id})");
+        }
+        caller
+            .record(
+                state,
+                &action_of(permission),
+                Some(&decision),
+                &resource,
+                outcome,
+                Some(detail),
+            )
+            .await;
+    }
+    Ok(raw_response(raw))
+}
+
+/// A workspace read is allowed by a grant on the workspace or on any of its
+/// connections (so that callers can find what they may use); a change needs
+/// the workspace itself.
+async fn authorize_workspace(
+    state: &AppState,
+    caller: &FrontCaller,
+    permission: Permission,
+    resource: &Resource,
+    id: &str,
+) -> Result<crate::policy::Decision, FrontError> {
+    if permission == Permission::ConnectionsRead {
+        let policy = state.policy();
+        let snapshot = state.catalog().snapshot();
+        if let Some(decision) = snapshot
+            .all()
+            .iter()
+            .filter(|c| c.workspace_id == id)
+            .map(|c| policy.decide(&caller.principal, permission, &connection_resource(c)))
+            .find(|d| d.allowed)
+        {
+            return Ok(decision);
+        }
+    }
+    caller
+        .authorize(state, permission, resource, "workspace", id)
+        .await
+}
+
+/// A GET of the same API, with Airlock's credential (to learn where an
+/// object lives before deciding).
+async fn forward_get(
+    state: &AppState,
+    parts: &Parts,
+    path: &str,
+) -> Result<airbyte_client::RawResponse, FrontError> {
+    let mut get = Parts::clone(parts);
+    get.method = Method::GET;
+    get.headers.remove(header::CONTENT_TYPE);
+    forward(state, &get, path, Vec::new()).await
+}
+
+/// The `workspaceId` of a 200 JSON answer.
+fn workspace_in(raw: &airbyte_client::RawResponse) -> Option<String> {
+    if raw.status != StatusCode::OK {
+        return None;
+    }
+    let value: Value = serde_json::from_slice(&raw.body).ok()?;
+    let id = value.get("workspaceId")?.as_str()?;
+    Uuid::parse_str(id).ok().map(|u| u.hyphenated().to_string())
+}
+
+/// A JSON object body, and the bytes to forward (as the front read it).
+fn json_body(body: &[u8]) -> Result<(serde_json::Map<String, Value>, Vec<u8>), FrontError> {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(object)) => {
+            let bytes = serde_json::to_vec(&object)
+                .map_err(|e| FrontError::Internal(anyhow::Error::new(e)))?;
+            Ok((object, bytes))
+        }
+        _ => Err(FrontError::BadRequest(
+            "The request body must be a JSON object".to_owned(),
+        )),
+    }
+}
+
+fn uuid_field(object: &serde_json::Map<String, Value>, name: &str) -> Result<Uuid, FrontError> {
+    object
+        .get(name)
+        .and_then(Value::as_str)
+        .and_then(|s| Uuid::parse_str(s).ok())
+        .ok_or_else(|| FrontError::BadRequest(format!("{name} must be a UUID")))
+}
+
+/// A connection by Airbyte id, through the catalog (refreshed once when
+/// unknown).
+async fn resolve_connection(state: &AppState, id: Uuid) -> Result<ConnectionInfo, FrontError> {
+    let id = id.hyphenated().to_string();
+    match state.catalog().resolve(&id).await {
+        Ok(Some(found)) if found.id == id => Ok(found),
+        Ok(_) => Err(FrontError::NotFound {
+            resource_type: "connection",
+            id,
+        }),
+        Err(error) => {
+            tracing::warn!(error = %error, "cannot list Airbyte connections");
+            Err(FrontError::BadGateway("Airbyte"))
+        }
+    }
+}
+
+/// The connection of an Airbyte job: remembered, recorded in the job
+/// table, or asked of Airbyte (then remembered).
+async fn resolve_job(state: &AppState, job_id: i64) -> Result<ConnectionInfo, FrontError> {
+    let front = state.front();
+    let not_found = || FrontError::NotFound {
+        resource_type: "job",
+        id: job_id.to_string(),
+    };
+    let connection_id = match front.job_connection(job_id) {
+        Some(id) => id,
+        None => {
+            let id = match state.store().get_job_by_airbyte_id(job_id).await? {
+                Some(job) => job.connection_id,
+                None => match state.airbyte().get_job(job_id).await {
+                    Ok(job) => job.connection_id.hyphenated().to_string(),
+                    Err(airbyte_client::Error::NotFound { .. }) => return Err(not_found()),
+                    Err(error) => return Err(from_airbyte(&error, "")),
+                },
+            };
+            front.remember_job(job_id, &id);
+            id
+        }
+    };
+    let id = Uuid::parse_str(&connection_id).map_err(|_| not_found())?;
+    // A job of a connection Airlock does not know is hidden like any other.
+    resolve_connection(state, id)
+        .await
+        .map_err(|error| match error {
+            FrontError::NotFound { .. } => not_found(),
+            other => other,
+        })
+}
+
+/// `POST /jobs`: decided on the body's connection and job type; a job
+/// Airbyte accepts is recorded with channel `front`.
+async fn create_job(
+    state: &AppState,
+    caller: &FrontCaller,
+    parts: &Parts,
+    body: &[u8],
+) -> Result<Response, FrontError> {
+    let (object, bytes) = json_body(body)?;
+    let job_type = object
+        .get("jobType")
+        .and_then(Value::as_str)
+        .ok_or_else(|| FrontError::BadRequest("jobType is required".to_owned()))?;
+    let permission = job_permission(job_type)
+        .ok_or_else(|| FrontError::BadRequest(format!("Unsupported jobType: {job_type}")))?;
+    caller.require_somewhere(state, permission).await?;
+    let connection_id = uuid_field(&object, "connectionId")?;
+    let connection = resolve_connection(state, connection_id).await?;
+    let resource = connection_resource(&connection);
+    let decision = caller
+        .authorize(state, permission, &resource, "connection", &connection.id)
+        .await?;
+    let raw = forward(state, parts, "/jobs", bytes).await?;
+    let action = action_of(permission);
+    if raw.status != StatusCode::OK {
+        caller
+            .record(
+                state,
+                &action,
+                Some(&decision),
+                &resource,
+                raw.status.as_u16().to_string(),
+                None,
+            )
+            .await;
+        return Ok(raw_response(raw));
+    }
+    match serde_json::from_slice::<airbyte_client::Job>(&raw.body) {
+        Ok(job) => record_started(state, caller, &connection, &job, &action, &decision).await,
+        Err(error) => {
+            tracing::warn!(request_id = %caller.request_id, error = %error, "cannot read the job Airbyte started");
+            caller
+                .record(
+                    state,
+                    &action,
+                    Some(&decision),
+                    &resource,
+                    "200 (unreadable)".to_owned(),
+                    None,
+                )
+                .await;
+        }
+    }
+    Ok(raw_response(raw))
+}
+
+/// Records a job Airbyte accepted. A failure is logged, not answered: the
+/// job runs, and an error would make the caller start another; the tracker
+/// records it as Airbyte's own at worst.
+async fn record_started(
+    state: &AppState,
+    caller: &FrontCaller,
+    connection: &ConnectionInfo,
+    job: &airbyte_client::Job,
+    action: &str,
+    decision: &crate::policy::Decision,
+) {
+    state.front().remember_job(job.job_id, &connection.id);
+    let job_type = match job.job_type {
+        airbyte_client::JobType::Sync => JobType::Sync,
+        airbyte_client::JobType::Reset | airbyte_client::JobType::Clear => JobType::Reset,
+        _ => return,
+    };
+    let Some(job_state) = crate::jobs::dispatcher::map_status(&job.status) else {
+        return;
+    };
+    let requester = caller.requester();
+    let started = StartedJob {
+        connection_id: &connection.id,
+        workspace_id: &connection.workspace_id,
+        job_type,
+        airbyte_job_id: job.job_id,
+        state: job_state,
+        requested_by: &caller.principal.subject,
+        requester: &requester,
+        channel: Channel::Front,
+    };
+    let entry = caller.entry(action, decision);
+    match state
+        .store()
+        .insert_started_job(&started, state.now_ms(), &entry)
+        .await
+    {
+        Ok(Recorded::ConnectionBusy) => tracing::warn!(
+            request_id = %caller.request_id,
+            airbyte_job_id = job.job_id,
+            connection_id = %connection.id,
+            "Airbyte started a job while Airlock thinks another is active on the connection"
+        ),
+        Ok(_) => tracing::info!(
+            request_id = %caller.request_id,
+            subject = %caller.principal.subject,
+            airbyte_job_id = job.job_id,
+            "job started through the front"
+        ),
+        Err(error) => tracing::error!(
+            request_id = %caller.request_id,
+            airbyte_job_id = job.job_id,
+            error = %error,
+            "cannot record a job started through the front"
+        ),
+    }
+}
+
+/// `GET /api/public/v1/health`: no authentication, like Airbyte's.
+async fn health(State(state): State<AppState>, request: Request) -> Response {
+    let request_id = request_id_of(&request);
+    if state.airbyte().health().await.is_ok() {
+        let mut response = (StatusCode::OK, "Successful operation").into_response();
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        response
+    } else {
+        FrontError::BadGateway("Airbyte").into_response_with(&request_id)
+    }
+}
+
+/// `POST /applications/token` and its aliases.
+async fn token_endpoint(State(state): State<AppState>, request: Request) -> Response {
+    let request_id = request_id_of(&request);
+    let (parts, body) = request.into_parts();
+    let result = async {
+        if parts.method != Method::POST {
+            return Err(FrontError::BadRequest("Use POST".to_owned()));
+        }
+        let body = read_body(body).await?;
+        token::exchange(&state, &parts.headers, &body, &request_id).await
+    }
+    .await;
+    finish(result, &request_id)
+}
+
+/// `POST /api/v1/connections/get`: the Configuration API route Dagster
+/// reads before a sync (connections:read on that connection).
+async fn dagster_connection(State(state): State<AppState>, request: Request) -> Response {
+    let request_id = request_id_of(&request);
+    let (parts, body) = request.into_parts();
+    let result = async {
+        let caller = caller::authenticate(&state, &parts, &request_id).await?;
+        if parts.method != Method::POST {
+            caller
+                .deny(
+                    &state,
+                    "front.route",
+                    &Resource::Global,
+                    "route_not_served",
+                    "403",
+                )
+                .await;
+            return Err(FrontError::Forbidden);
+        }
+        let permission = Permission::ConnectionsRead;
+        caller.require_somewhere(&state, permission).await?;
+        let (object, _) = json_body(&read_body(body).await?)?;
+        let connection = resolve_connection(&state, uuid_field(&object, "connectionId")?).await?;
+        caller
+            .authorize(
+                &state,
+                permission,
+                &connection_resource(&connection),
+                "connection",
+                &connection.id,
+            )
+            .await?;
+        let id = Uuid::parse_str(&connection.id).map_err(|e| FrontError::Internal(e.into()))?;
+        match state.airbyte().get_connection_config(id).await {
+            Ok(value) => Ok(json_response(
+                StatusCode::OK,
+                value.to_string().into_bytes(),
+                None,
+            )),
+            Err(airbyte_client::Error::NotFound { .. }) => Err(FrontError::NotFound {
+                resource_type: "connection",
+                id: connection.id,
+            }),
+            Err(error) => Err(from_airbyte(&error, &request_id)),
+        }
+    }
+    .await;
+    finish(result, &request_id)
+}
+
+/// `GET /.well-known/jwks.json`: the service accounts' signing key.
+async fn jwks(State(state): State<AppState>) -> Response {
+    match state.front().accounts() {
+        Some(accounts) => Json(accounts.jwks().clone()).into_response(),
+        None => crate::api::ApiError::NotFound("issuer").into_response(),
+    }
+}
+
+/// `GET /.well-known/openid-configuration`: Airlock as the issuer of
+/// service-account tokens.
+async fn discovery(State(state): State<AppState>) -> Response {
+    match state.front().accounts() {
+        Some(accounts) => Json(accounts.discovery()).into_response(),
+        None => crate::api::ApiError::NotFound("issuer").into_response(),
+    }
+}

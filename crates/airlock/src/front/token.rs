@@ -1,0 +1,460 @@
+//! `POST /applications/token` (also under `/v1` and `/api/public/v1`):
+//! Airbyte's client-credentials exchange, answered with Airbyte's token
+//! shape. Service accounts are checked first and get a token Airlock signs;
+//! anyone else's credentials go to the identity provider's token endpoint.
+//! Neither the secret nor the token is ever logged.
+
+use std::sync::Mutex;
+
+use axum::body::Bytes;
+use axum::http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::Response;
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::config::TokenAuthMethod;
+use super::error::{FrontError, json_response};
+use crate::api::AppState;
+use crate::config::Config;
+use crate::identity::IssuerConfig;
+
+/// What the message of a refused exchange says (Airbyte's words).
+const INVALID_CREDENTIALS: &str = "Invalid client credentials";
+
+/// Client credentials as a caller presented them.
+pub(crate) struct Credentials {
+    pub(crate) client_id: String,
+    pub(crate) client_secret: SecretString,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("client_id", &self.client_id)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Deserialize)]
+struct Fields {
+    client_id: Option<String>,
+    client_secret: Option<String>,
+    grant_type: Option<String>,
+}
+
+/// Reads a token request: JSON (Dagster) or a form (the SDK, Airflow),
+/// with or without `grant_type`; credentials may also come as HTTP Basic.
+pub(crate) fn parse_request(headers: &HeaderMap, body: &[u8]) -> Result<Credentials, FrontError> {
+    let content_type = headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let as_form = || {
+        let mut fields = Fields {
+            client_id: None,
+            client_secret: None,
+            grant_type: None,
+        };
+        for (key, value) in form_urlencoded::parse(body) {
+            match key.as_ref() {
+                "client_id" => fields.client_id = Some(value.into_owned()),
+                "client_secret" => fields.client_secret = Some(value.into_owned()),
+                "grant_type" => fields.grant_type = Some(value.into_owned()),
+                _ => {}
+            }
+        }
+        fields
+    };
+    let unreadable = || FrontError::BadRequest("The request body could not be parsed".to_owned());
+    let mut fields = if content_type.starts_with("application/x-www-form-urlencoded") {
+        as_form()
+    } else if content_type.starts_with("application/json") {
+        serde_json::from_slice::<Fields>(body).map_err(|_| unreadable())?
+    } else {
+        serde_json::from_slice::<Fields>(body).unwrap_or_else(|_| as_form())
+    };
+    if let Some(grant) = &fields.grant_type
+        && grant != "client_credentials"
+    {
+        return Err(FrontError::BadRequest(
+            "Unsupported grant_type: only client_credentials".to_owned(),
+        ));
+    }
+    if fields.client_id.is_none()
+        && fields.client_secret.is_none()
+        && let Some((id, secret)) = basic_credentials(headers)
+    {
+        fields.client_id = Some(id);
+        fields.client_secret = Some(secret);
+    }
+    match (fields.client_id, fields.client_secret) {
+        (Some(client_id), Some(secret)) if !client_id.is_empty() && !secret.is_empty() => {
+            Ok(Credentials {
+                client_id,
+                client_secret: SecretString::from(secret),
+            })
+        }
+        _ => Err(FrontError::BadRequest(
+            "client_id and client_secret are required".to_owned(),
+        )),
+    }
+}
+
+/// `Authorization: Basic` credentials (RFC 6749, section 2.3.1: each part
+/// form-urlencoded before base64).
+fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
+    let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, encoded) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = String::from_utf8(STANDARD.decode(encoded.trim()).ok()?).ok()?;
+    let (id, secret) = decoded.split_once(':')?;
+    let unescape = |s: &str| -> String {
+        form_urlencoded::parse(format!("x={s}").as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default()
+    };
+    Some((unescape(id), unescape(secret)))
+}
+
+/// Where callers' credentials are exchanged: one configured issuer.
+#[derive(Debug)]
+pub(crate) struct Exchange {
+    issuer: IssuerConfig,
+    audience: Option<String>,
+    scope: Option<String>,
+    method: TokenAuthMethod,
+    /// The discovered token endpoint, once known.
+    discovered: Mutex<Option<String>>,
+}
+
+impl Exchange {
+    /// The exchange `config` asks for: `[front] token_issuer`, or the only
+    /// issuer. `None` when there is no issuer to forward to.
+    pub(crate) fn from_config(config: &Config) -> Option<Self> {
+        let issuer = match &config.front.token_issuer {
+            Some(name) => config.issuers.iter().find(|i| &i.issuer == name)?,
+            None => match config.issuers.as_slice() {
+                [only] => only,
+                [] => return None,
+                _ => {
+                    tracing::warn!(
+                        "several [[issuers]] and no [front] token_issuer: client credentials of non-service accounts are refused"
+                    );
+                    return None;
+                }
+            },
+        };
+        Some(Self {
+            audience: config
+                .front
+                .token_audience
+                .clone()
+                .or_else(|| issuer.audiences.first().cloned()),
+            scope: config.front.token_scope.clone(),
+            method: config.front.token_auth_method,
+            issuer: issuer.clone(),
+            discovered: Mutex::new(None),
+        })
+    }
+
+    async fn endpoint(&self, http: &reqwest::Client) -> Result<String, FrontError> {
+        if let Some(url) = &self.issuer.token_endpoint {
+            return Ok(url.clone());
+        }
+        if let Some(url) = self
+            .discovered
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+        {
+            return Ok(url);
+        }
+        let found = crate::identity::discover(
+            http,
+            &self.issuer.issuer,
+            self.issuer.allow_insecure_http,
+        )
+        .await
+        .map_err(|error| {
+            tracing::warn!(error = %error, issuer = %self.issuer.issuer, "cannot discover the token endpoint");
+            FrontError::BadGateway("the identity provider")
+        })?;
+        let Some(url) = found.token_endpoint else {
+            tracing::warn!(issuer = %self.issuer.issuer, "the discovery document names no token_endpoint");
+            return Err(FrontError::BadGateway("the identity provider"));
+        };
+        if !secure_enough(&url, self.issuer.allow_insecure_http) {
+            tracing::warn!(issuer = %self.issuer.issuer, "the discovered token_endpoint is not https");
+            return Err(FrontError::BadGateway("the identity provider"));
+        }
+        *self
+            .discovered
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(url.clone());
+        Ok(url)
+    }
+
+    /// Asks the identity provider for a token with the caller's
+    /// credentials; returns the token and its lifetime in seconds.
+    pub(crate) async fn exchange(
+        &self,
+        http: &reqwest::Client,
+        credentials: &Credentials,
+        now_ms: i64,
+    ) -> Result<(SecretString, u64), FrontError> {
+        let endpoint = self.endpoint(http).await?;
+        let mut form: Vec<(&str, &str)> = vec![("grant_type", "client_credentials")];
+        if let Some(audience) = &self.audience {
+            form.push(("audience", audience));
+            // RFC 8707 wants an absolute URI; a bare name would be refused.
+            if audience.contains(':') {
+                form.push(("resource", audience));
+            }
+        }
+        if let Some(scope) = &self.scope {
+            form.push(("scope", scope));
+        }
+        let secret = credentials.client_secret.expose_secret();
+        let mut request = http
+            .post(&endpoint)
+            .header(reqwest::header::ACCEPT, "application/json");
+        match self.method {
+            TokenAuthMethod::ClientSecretBasic => {
+                let encode =
+                    |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+                let pair = format!("{}:{}", encode(&credentials.client_id), encode(secret));
+                request = request.header(
+                    reqwest::header::AUTHORIZATION,
+                    format!("Basic {}", STANDARD.encode(pair)),
+                );
+            }
+            TokenAuthMethod::ClientSecretPost => {
+                form.push(("client_id", &credentials.client_id));
+                form.push(("client_secret", secret));
+            }
+        }
+        let response = request.form(&form).send().await.map_err(|error| {
+            tracing::warn!(error = %error.without_url(), issuer = %self.issuer.issuer, "token endpoint unreachable");
+            FrontError::BadGateway("the identity provider")
+        })?;
+        let status = response.status();
+        let body = response.bytes().await.map_err(|error| {
+            tracing::warn!(error = %error.without_url(), "token endpoint answer lost");
+            FrontError::BadGateway("the identity provider")
+        })?;
+        let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        if status == StatusCode::BAD_REQUEST || status == StatusCode::UNAUTHORIZED {
+            // The provider's error code says why (invalid_client,
+            // invalid_target, ...); the caller only learns it failed.
+            let code: String = body
+                .get("error")
+                .and_then(Value::as_str)
+                .unwrap_or("unknown")
+                .chars()
+                .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .take(64)
+                .collect();
+            tracing::info!(
+                client_id = %credentials.client_id,
+                status = status.as_u16(),
+                error = %code,
+                "the identity provider refused the client credentials"
+            );
+            return Err(FrontError::BadRequest(INVALID_CREDENTIALS.to_owned()));
+        }
+        if !status.is_success() {
+            tracing::warn!(status = status.as_u16(), issuer = %self.issuer.issuer, "token endpoint failed");
+            return Err(FrontError::BadGateway("the identity provider"));
+        }
+        let token = body
+            .get("access_token")
+            .and_then(Value::as_str)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| {
+                tracing::warn!(issuer = %self.issuer.issuer, "the token endpoint answered no access_token");
+                FrontError::BadGateway("the identity provider")
+            })?;
+        if let Some(kind) = body.get("token_type").and_then(Value::as_str)
+            && !kind.eq_ignore_ascii_case("bearer")
+        {
+            tracing::warn!(
+                token_type = kind,
+                "the identity provider issued a non-bearer token"
+            );
+            return Err(FrontError::BadGateway("the identity provider"));
+        }
+        let expires_in = match body.get("expires_in") {
+            Some(Value::Number(n)) => n.as_u64(),
+            Some(Value::String(s)) => s.parse().ok(),
+            _ => None,
+        }
+        .or_else(|| lifetime_from_jwt(token, now_ms))
+        .unwrap_or(300);
+        Ok((SecretString::from(token.to_owned()), expires_in))
+    }
+}
+
+/// Whether client secrets may be sent to `url`: https, or http on a
+/// loopback host (or anywhere, when the issuer allows insecure http).
+fn secure_enough(url: &str, allow_insecure_http: bool) -> bool {
+    if url.starts_with("https://") {
+        return true;
+    }
+    let Some(rest) = url.strip_prefix("http://") else {
+        return false;
+    };
+    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = host.rsplit_once(':').map_or(host, |(h, _)| h);
+    allow_insecure_http || matches!(host, "localhost" | "127.0.0.1" | "[::1]")
+}
+
+/// `exp` minus now, from a JWT's (unverified) payload, for providers that
+/// leave `expires_in` out.
+fn lifetime_from_jwt(token: &str, now_ms: i64) -> Option<u64> {
+    let payload = token.split('.').nth(1)?;
+    let claims: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()?;
+    let exp = claims.get("exp")?.as_i64()?;
+    u64::try_from(exp - now_ms.div_euclid(1000)).ok()
+}
+
+/// The token endpoint.
+pub(crate) async fn exchange(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: &Bytes,
+    request_id: &str,
+) -> Result<Response, FrontError> {
+    let credentials = parse_request(headers, body)?;
+    let front = state.front();
+    let now = state.now_ms();
+    let (token, expires_in) = if let Some(account) =
+        front.accounts().and_then(|a| a.get(&credentials.client_id))
+    {
+        // A service account's client id is Airlock's alone: a wrong secret
+        // is refused here, never tried at the identity provider.
+        let hash = account.hash.clone();
+        let secret = credentials.client_secret.clone();
+        let matches = tokio::task::spawn_blocking(move || hash.verify(secret.expose_secret()))
+            .await
+            .unwrap_or(false);
+        if !matches {
+            tracing::info!(request_id, client_id = %credentials.client_id, "wrong service account secret");
+            return Err(FrontError::BadRequest(INVALID_CREDENTIALS.to_owned()));
+        }
+        let accounts = front
+            .accounts()
+            .ok_or_else(|| anyhow::anyhow!("accounts vanished"))?;
+        let (token, lifetime) = accounts
+            .token_for(account, now)
+            .ok_or_else(|| anyhow::anyhow!("cannot sign a service account token"))?;
+        tracing::info!(request_id, client_id = %credentials.client_id, "service account token issued");
+        (SecretString::from(token), lifetime)
+    } else if let Some(exchange) = front.exchange() {
+        let issued = exchange.exchange(front.http(), &credentials, now).await?;
+        tracing::info!(request_id, client_id = %credentials.client_id, "token exchanged at the identity provider");
+        issued
+    } else {
+        tracing::info!(request_id, client_id = %credentials.client_id, "no service account or identity provider for these credentials");
+        return Err(FrontError::BadRequest(INVALID_CREDENTIALS.to_owned()));
+    };
+    let body = json!({
+        "access_token": token.expose_secret(),
+        "token_type": "Bearer",
+        "expires_in": expires_in,
+    });
+    let mut response = json_response(StatusCode::OK, body.to_string().into_bytes(), None);
+    response
+        .headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.insert(*name, HeaderValue::from_str(value).expect("header"));
+        }
+        map
+    }
+
+    #[test]
+    fn form_json_and_basic_requests_are_read() {
+        let form = headers(&[("content-type", "application/x-www-form-urlencoded")]);
+        let c = parse_request(
+            &form,
+            b"grant_type=client_credentials&client_id=ci&client_secret=a%26b",
+        )
+        .expect("form");
+        assert_eq!(c.client_id, "ci");
+        assert_eq!(c.client_secret.expose_secret(), "a&b");
+
+        let json_ct = headers(&[("content-type", "application/json")]);
+        let c = parse_request(&json_ct, br#"{"client_id":"ci","client_secret":"s"}"#)
+            .expect("json without grant_type");
+        assert_eq!(c.client_id, "ci");
+
+        let none = headers(&[]);
+        assert!(parse_request(&none, br#"{"client_id":"ci","client_secret":"s"}"#).is_ok());
+        assert!(parse_request(&none, b"client_id=ci&client_secret=s").is_ok());
+
+        let basic = headers(&[(
+            "authorization",
+            &format!("Basic {}", STANDARD.encode("c%3Ai:s%3As")),
+        )]);
+        let c = parse_request(&basic, b"grant_type=client_credentials").expect("basic");
+        assert_eq!(c.client_id, "c:i");
+        assert_eq!(c.client_secret.expose_secret(), "s:s");
+        assert!(!format!("{c:?}").contains("s:s"));
+    }
+
+    #[test]
+    fn bad_requests_are_400s() {
+        let json_ct = headers(&[("content-type", "application/json")]);
+        for body in [
+            &b"not json"[..],
+            br#"{"client_id":"ci"}"#,
+            br#"{"client_id":"","client_secret":"s"}"#,
+            br#"{"client_id":"ci","client_secret":"s","grant_type":"password"}"#,
+        ] {
+            assert!(
+                matches!(
+                    parse_request(&json_ct, body),
+                    Err(FrontError::BadRequest(_))
+                ),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
+    }
+
+    #[test]
+    fn jwt_lifetime_is_read_when_expires_in_is_missing() {
+        let payload = URL_SAFE_NO_PAD.encode(br#"{"exp":1300}"#);
+        assert_eq!(
+            lifetime_from_jwt(&format!("h.{payload}.s"), 1_000_000),
+            Some(300)
+        );
+        assert_eq!(lifetime_from_jwt("opaque", 0), None);
+    }
+
+    #[test]
+    fn secrets_go_only_to_https_or_loopback() {
+        assert!(secure_enough("https://idp.example/token", false));
+        assert!(secure_enough("http://127.0.0.1:8080/token", false));
+        assert!(!secure_enough("http://idp.example/token", false));
+        assert!(secure_enough("http://idp.example/token", true));
+        assert!(!secure_enough("ftp://idp.example/token", true));
+    }
+}

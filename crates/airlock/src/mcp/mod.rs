@@ -1,0 +1,93 @@
+//! The MCP server: Airlock's jobs and connections as tools for AI agents,
+//! productive but not privileged.
+//!
+//! `/mcp` speaks MCP's streamable HTTP transport (through the `rmcp` SDK,
+//! stateless, so replicas need no shared session store). A request flows:
+//!
+//! 1. [`guard`] refuses a disallowed `Host` or `Origin` with 403 (DNS
+//!    rebinding), then authenticates the bearer token exactly as the API
+//!    does (401 with `WWW-Authenticate`, audited on channel `mcp`).
+//! 2. [`server`] answers `tools/list` with the tools the caller's
+//!    permissions can use somewhere, and executes `tools/call` by calling
+//!    Airlock's own API in-process with the caller's token, tagged with
+//!    channel `mcp`: authorization, the job queue and the audit trail are the
+//!    API's, not a second implementation of them.
+//! 3. [`tools`] maps each tool's arguments to one API request, and the API's
+//!    answer back to a tool result (a 4xx or 5xx is a tool error carrying the
+//!    request id, never a protocol failure).
+//!
+//! `airlock mcp` ([`bridge`]) serves the same tools over stdio for agents
+//! that launch tools as processes, by forwarding to a running Airlock's
+//! `/mcp` with `AIRLOCK_TOKEN`, so the server applies the same policy.
+
+pub mod bridge;
+mod guard;
+mod server;
+mod tools;
+
+use std::sync::Arc;
+
+use axum::Router;
+use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+
+use crate::api::AppState;
+use crate::config::McpConfig;
+
+pub use tools::ToolName;
+
+/// Where the MCP server is mounted.
+pub const PATH: &str = "/mcp";
+
+/// What can go wrong in the MCP adapter and the stdio bridge.
+#[derive(Debug, thiserror::Error)]
+pub enum McpError {
+    /// The tool's arguments do not fit its input schema.
+    #[error("invalid arguments: {0}")]
+    InvalidArguments(String),
+    /// No tool has this name.
+    #[error("unknown tool `{0}`")]
+    UnknownTool(String),
+    /// `AIRLOCK_URL` or `AIRLOCK_TOKEN` is missing or malformed.
+    #[error("{0}")]
+    Setup(String),
+    /// The remote Airlock could not be reached, or refused the token.
+    #[error("cannot connect to Airlock's MCP server at {url}: {message}")]
+    Connect { url: String, message: String },
+    /// The stdio side of the bridge failed.
+    #[error("the stdio transport failed: {0}")]
+    Stdio(String),
+}
+
+/// `/mcp`, behind its guard. Mounted next to the API by the composition
+/// root; each tool call goes through [`crate::api::router`] in-process.
+pub fn router(state: AppState) -> Router {
+    let gate = Arc::new(guard::Gate::from_config(&state.config().mcp));
+    let api = crate::api::router(state.clone());
+    let handler_state = state.clone();
+    let service = StreamableHttpService::new(
+        move || Ok(server::AirlockMcp::new(handler_state.clone(), api.clone())),
+        Arc::new(NeverSessionManager::default()),
+        StreamableHttpServerConfig::default()
+            // Stateless: every POST carries its own identity, and any
+            // replica can answer it.
+            .with_legacy_session_mode(false)
+            .with_json_response(true)
+            .with_max_request_body_bytes(crate::api::MAX_BODY_BYTES)
+            // The guard in front checks Host and Origin (with `"*"` and
+            // the port rules documented on `McpConfig`), before the token.
+            .disable_allowed_hosts()
+            .disable_allowed_origins(),
+    );
+    Router::new()
+        .route_service(PATH, service)
+        .layer(axum::middleware::from_fn_with_state(
+            guard::GuardState { state, gate },
+            guard::layer,
+        ))
+}
+
+/// Checks `[mcp]`: every entry must parse. Called by config validation.
+pub fn validate_config(config: &McpConfig) -> Result<(), (String, String)> {
+    guard::validate(config)
+}

@@ -1,0 +1,196 @@
+//! The client commands of the `airlock` binary against an in-process
+//! Airlock (simulated Airbyte, development identity provider): what a
+//! person sees, and the exit codes scripts rely on.
+
+use std::process::{Command, Output};
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::support::{Db, Stack, StackOptions, reliable_connections};
+
+/// Runs `airlock ARGS` against the stack as `role` (no token when `None`).
+async fn airlock(stack: &Stack, role: Option<&str>, args: &[&str]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_airlock"));
+    command
+        .args(args)
+        .env("AIRLOCK_URL", &stack.base)
+        .env_remove("AIRLOCK_TOKEN")
+        .env("NO_COLOR", "1");
+    if let Some(role) = role {
+        command.env("AIRLOCK_TOKEN", stack.token(role));
+    }
+    tokio::task::spawn_blocking(move || command.output())
+        .await
+        .expect("join")
+        .expect("the binary runs")
+}
+
+fn text(output: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// The slug Airlock gave a connection.
+async fn slug_of(stack: &Stack, id: &str) -> String {
+    let (status, connection) = stack.get(&format!("/v1/connections/{id}"), "admin").await;
+    assert_eq!(status, StatusCode::OK, "{connection}");
+    connection["slug"].as_str().expect("a slug").to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_commands_drive_a_running_airlock() {
+    let stack = Stack::start(StackOptions::new(Db::Sqlite)).await;
+    let id = stack
+        .add_connection(reliable_connections("analytics", 1, 2))
+        .await;
+    let slug = slug_of(&stack, &id).await;
+
+    // A runner syncs and follows the job to its end: exit 0, states shown.
+    let output = airlock(&stack, Some("runner"), &["sync", &slug, "--wait"]).await;
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stdout}\n{stderr}");
+    for state in ["queued", "succeeded"] {
+        assert!(stdout.contains(state), "{state} missing:\n{stdout}");
+    }
+    assert!(
+        stdout.contains("pending") || stdout.contains("running"),
+        "Airbyte's start is shown:\n{stdout}"
+    );
+    let last = stdout.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("job ") && last.contains("succeeded"),
+        "{stdout}"
+    );
+
+    // A reader may not: a clear 403 with its request id, and exit 2.
+    let output = airlock(&stack, Some("reader"), &["sync", &slug]).await;
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(2), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("Forbidden (HTTP 403, forbidden)"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("request_id: "), "{stderr}");
+    assert!(stdout.is_empty(), "{stdout}");
+
+    // No token: 401, with a hint about AIRLOCK_TOKEN.
+    let output = airlock(&stack, None, &["connections"]).await;
+    let (_, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("HTTP 401") && stderr.contains("AIRLOCK_TOKEN"),
+        "{stderr}"
+    );
+
+    // Listings: a table for people, JSON that parses for scripts.
+    let output = airlock(&stack, Some("reader"), &["connections"]).await;
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(stdout.starts_with("SLUG"), "{stdout}");
+    assert!(stdout.contains(&slug), "{stdout}");
+
+    let output = airlock(&stack, Some("reader"), &["jobs", "--json"]).await;
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let jobs: Value = serde_json::from_str(&stdout).expect("jobs --json is JSON");
+    let data = jobs["data"].as_array().expect("a data list");
+    assert_eq!(data.len(), 1, "{jobs:#}");
+    assert_eq!(data[0]["state"], "succeeded");
+    let job_id = data[0]["id"].as_str().expect("id").to_owned();
+
+    let output = airlock(
+        &stack,
+        Some("reader"),
+        &["jobs", "--connection", &slug, "--state", "succeeded"],
+    )
+    .await;
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(stdout.starts_with("ID"), "{stdout}");
+    assert!(
+        stdout.contains(&job_id) && stdout.contains(&slug),
+        "{stdout}"
+    );
+
+    let output = airlock(&stack, Some("reader"), &["job", &job_id]).await;
+    let (stdout, _) = text(&output);
+    assert_eq!(output.status.code(), Some(0));
+    assert!(stdout.contains("state        succeeded"), "{stdout}");
+
+    // Cancelling or retrying a job that succeeded is a conflict, said so.
+    for verb in ["cancel", "retry"] {
+        let output = airlock(&stack, Some("runner"), &[verb, &job_id]).await;
+        let (_, stderr) = text(&output);
+        assert_eq!(output.status.code(), Some(2), "{verb}: {stderr}");
+        assert!(stderr.contains("HTTP 409, conflict"), "{verb}: {stderr}");
+    }
+
+    // Usage errors are exit 2 too (clap's own).
+    let output = airlock(&stack, Some("runner"), &["jobs", "--state", "done"]).await;
+    assert_eq!(output.status.code(), Some(2));
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_sync_exits_1_and_retry_and_cancel_answer() {
+    let stack = Stack::start(StackOptions::new(Db::Sqlite)).await;
+    let failing = stack
+        .add_connection(json!({
+            "workspace": "analytics",
+            "count": 1,
+            "failure_rate": 1.0,
+            "attempt_failure_rate": 0.0,
+            "duration_secs": [1, 1],
+        }))
+        .await;
+    let output = airlock(
+        &stack,
+        Some("runner"),
+        &["sync", &failing, "--wait", "--json"],
+    )
+    .await;
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{stdout}\n{stderr}");
+    let job: Value = serde_json::from_str(&stdout).expect("the final job as JSON");
+    assert_eq!(job["state"], "failed", "{job:#}");
+    assert!(
+        stderr.contains("failed"),
+        "states go to stderr with --json: {stderr}"
+    );
+    let failed_id = job["id"].as_str().expect("id").to_owned();
+
+    // Retry makes a new job; cancel stops it while it waits or runs.
+    let output = airlock(&stack, Some("runner"), &["retry", &failed_id, "--json"]).await;
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let retried: Value = serde_json::from_str(&stdout).expect("JSON");
+    assert_eq!(retried["retry_of"], failed_id.as_str());
+    let retried_id = retried["id"].as_str().expect("id").to_owned();
+    let output = airlock(&stack, Some("runner"), &["cancel", &retried_id]).await;
+    let (stdout, stderr) = text(&output);
+    assert!(
+        output.status.code() == Some(0) && stdout.starts_with("cancel requested: job"),
+        "{stdout}\n{stderr}"
+    );
+
+    // Airlock not there: exit 2, saying where it looked.
+    let mut command = Command::new(env!("CARGO_BIN_EXE_airlock"));
+    command
+        .args(["connections"])
+        .env("AIRLOCK_URL", "http://127.0.0.1:9")
+        .env("AIRLOCK_TOKEN", "x");
+    let output = tokio::task::spawn_blocking(move || command.output())
+        .await
+        .expect("join")
+        .expect("runs");
+    let (_, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("cannot reach Airlock at http://127.0.0.1:9/"),
+        "{stderr}"
+    );
+    stack.stop().await;
+}

@@ -1,0 +1,778 @@
+//! The Airbyte-compatible front, driven the way Airbyte's own clients drive
+//! Airbyte: the official Python SDK, the Airflow provider's request
+//! sequence, and Dagster's token and Configuration API calls, against
+//! Airlock in front of the simulator, with service accounts and with a real
+//! identity provider (npm `oidc-provider`).
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use airbyte_sim::{RunningSim, SimConfig};
+use airlock::app::{App, Extras};
+use airlock::config::Config;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::support;
+
+/// Secrets of the test service accounts: `<client>-secret`.
+const ACCOUNTS: [(&str, &str); 3] = [
+    ("ci-runner", "pipeline-runner"),
+    ("ci-reader", "pipeline-reader"),
+    ("ci-admin", "pipeline-admin"),
+];
+
+/// Grants on the service accounts' roles: the runner in `analytics` only.
+const GRANTS: &str = r#"
+[[grants]]
+role = "runner"
+match = { claim = "roles", value = "pipeline-runner" }
+workspaces = ["analytics"]
+
+[[grants]]
+role = "reader"
+match = { claim = "roles", value = "pipeline-reader" }
+
+[[grants]]
+role = "admin"
+match = { claim = "roles", value = "pipeline-admin" }
+"#;
+
+fn secret(client: &str) -> String {
+    format!("{client}-secret")
+}
+
+fn service_accounts_toml() -> String {
+    let mut text = String::new();
+    for (client, role) in ACCOUNTS {
+        let hash = airlock::front::hash_secret(&secret(client), 10_000).expect("hash");
+        text.push_str(&format!(
+            "\n[[service_accounts]]\nclient_id = \"{client}\"\nsecret_hash = \"{hash}\"\nroles = [\"{role}\"]\n"
+        ));
+    }
+    text
+}
+
+/// Airlock in front of a simulator whose clock moves only when told.
+struct Front {
+    sim: RunningSim,
+    base: String,
+    http: reqwest::Client,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl Front {
+    /// Starts the simulator and Airlock; `extra` is appended to the
+    /// configuration (`{base}` is replaced by Airlock's URL).
+    async fn start(extra: &str) -> Self {
+        let sim = airbyte_sim::spawn(SimConfig {
+            manual_clock: true,
+            // Airlock's own Airbyte token must not expire while the tests
+            // move the simulated clock: any 401 at the simulator would then
+            // be a forwarded caller token.
+            token_lifetime_secs: 30 * 86_400,
+            ..SimConfig::default()
+        })
+        .await
+        .expect("the simulator starts");
+        let (client_id, client_secret) = sim.sim.credentials();
+        let storage = support::fresh_database(support::Db::Sqlite).await;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let text = format!(
+            "[storage]\nurl = \"{storage}\"\n\n[airbyte]\nurl = \"{}\"\nclient_id = \"{client_id}\"\n\
+             client_secret = \"{client_secret}\"\ntimeout_secs = 5\n\n[jobs]\n{}\n\n\
+             [connections]\nrefresh_secs = 600\n\n{}",
+            sim.base_url(),
+            support::FAST_JOBS,
+            extra.replace("{base}", &base),
+        );
+        let config = Config::from_toml("front-test", &text, &[]).expect("valid configuration");
+        let app = App::build(config, Extras::default())
+            .await
+            .expect("Airlock builds");
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(app.run(listener, async move {
+            let _ = stopped.await;
+        }));
+        Self {
+            sim,
+            base,
+            http: support::http_client(),
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.expect("join").expect("Airlock ran");
+        }
+        self.sim.shutdown().await;
+    }
+
+    fn api(&self) -> String {
+        format!("{}/api/public/v1", self.base)
+    }
+
+    /// The simulated world: workspaces and connections, by workspace name.
+    async fn world(&self) -> World {
+        let world: Value = self
+            .http
+            .get(format!("{}/world", self.sim.admin_url()))
+            .send()
+            .await
+            .expect("world")
+            .json()
+            .await
+            .expect("JSON");
+        let workspace = |name: &str| {
+            world["workspaces"]
+                .as_array()
+                .expect("workspaces")
+                .iter()
+                .find(|w| w["name"] == name)
+                .and_then(|w| w["id"].as_str())
+                .expect("the workspace")
+                .to_owned()
+        };
+        let analytics = workspace("analytics");
+        let connections_of = |id: &str, active: bool| -> Vec<String> {
+            world["connections"]
+                .as_array()
+                .expect("connections")
+                .iter()
+                .filter(|c| c["workspace_id"] == id && (!active || c["status"] == "active"))
+                .map(|c| c["id"].as_str().expect("id").to_owned())
+                .collect()
+        };
+        let other = workspace("marketing");
+        World {
+            analytics_active: connections_of(&analytics, true),
+            other_connection: connections_of(&other, false).remove(0),
+            analytics,
+            other,
+        }
+    }
+
+    /// A token from the front's token endpoint (a form, as the SDK sends it).
+    async fn token(&self, path: &str, client: &str, secret: &str) -> (StatusCode, Value) {
+        support::send(self.http.post(format!("{}{path}", self.base)).form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", client),
+            ("client_secret", secret),
+        ]))
+        .await
+    }
+
+    async fn access_token(&self, client: &str) -> String {
+        let (status, body) = self
+            .token("/applications/token", client, &secret(client))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["access_token"].as_str().expect("a token").to_owned()
+    }
+
+    /// The one job Airlock recorded for an Airbyte job, as an admin sees it.
+    async fn airlock_job(&self, admin: &str, airbyte_job_id: i64) -> Value {
+        let (status, body) = support::send(
+            self.http
+                .get(format!("{}/v1/jobs?limit=200", self.base))
+                .bearer_auth(admin),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let found: Vec<&Value> = body["data"]
+            .as_array()
+            .expect("jobs")
+            .iter()
+            .filter(|j| j["airbyte_job_id"] == airbyte_job_id)
+            .collect();
+        assert_eq!(found.len(), 1, "{body:#}");
+        found[0].clone()
+    }
+
+    /// No request reached the simulator with a token it did not issue
+    /// (Airlock's own): a forwarded caller token would have been a 401.
+    fn assert_no_foreign_token_reached_airbyte(&self) {
+        let counters = self.sim.sim.counters();
+        let unauthorized: Vec<(&String, u64)> = counters
+            .responses
+            .iter()
+            .filter_map(|(route, statuses)| statuses.get("401").map(|n| (route, *n)))
+            .collect();
+        assert!(unauthorized.is_empty(), "401s at Airbyte: {unauthorized:?}");
+        assert!(counters.requests.values().sum::<u64>() > 0);
+    }
+}
+
+#[derive(Debug)]
+struct World {
+    analytics: String,
+    analytics_active: Vec<String>,
+    other: String,
+    other_connection: String,
+}
+
+/// An Airbyte-shaped refusal: JSON (not problem+json), the request id in
+/// the body and the header.
+fn assert_airbyte_error(status: StatusCode, headers: &reqwest::header::HeaderMap, body: &Value) {
+    let content_type = headers
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    assert_eq!(content_type, "application/json", "{body}");
+    assert_eq!(body["status"], status.as_u16(), "{body}");
+    for key in ["type", "title", "detail"] {
+        assert!(body[key].is_string(), "{key} in {body}");
+    }
+    let header_id = headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .expect("x-request-id");
+    assert_eq!(body["data"]["request_id"], header_id, "{body}");
+}
+
+async fn send_full(
+    request: reqwest::RequestBuilder,
+) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+    let response = request.send().await.expect("Airlock answers");
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = response.bytes().await.expect("a body");
+    let body =
+        serde_json::from_slice(&bytes).unwrap_or_else(|_| json!(String::from_utf8_lossy(&bytes)));
+    (status, headers, body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn official_sdk_works_through_the_front_with_least_privilege() {
+    let front = Front::start(&format!(
+        "[front]\npublic_url = \"{{base}}\"\n{GRANTS}{}",
+        service_accounts_toml()
+    ))
+    .await;
+    let world = front.world().await;
+    let (_, sim_secret) = front.sim.sim.credentials();
+    let sim_client = airbyte_client::AirbyteClient::new(airbyte_client::ClientConfig::new(
+        airbyte_client::Url::parse(&front.sim.base_url()).expect("url"),
+        airbyte_client::Auth::ClientCredentials {
+            client_id: front.sim.sim.credentials().0,
+            client_secret: sim_secret.into(),
+        },
+    ))
+    .expect("client");
+    let in_workspace = sim_client
+        .list_connections(&airbyte_client::ListParams {
+            workspace_ids: vec![support::uuid(&world.analytics)],
+            limit: Some(100),
+            ..airbyte_client::ListParams::default()
+        })
+        .await
+        .expect("connections")
+        .data
+        .len();
+
+    let out = support::run_python(
+        "front_session.py",
+        &[
+            ("AIRLOCK_URL", front.api()),
+            ("SIM_ADMIN", front.sim.admin_url()),
+            ("RUNNER_ID", "ci-runner".to_owned()),
+            ("RUNNER_SECRET", secret("ci-runner")),
+            ("READER_ID", "ci-reader".to_owned()),
+            ("READER_SECRET", secret("ci-reader")),
+            ("WORKSPACE_ID", world.analytics.clone()),
+            ("WORKSPACE_CONNECTIONS", in_workspace.to_string()),
+            ("OTHER_CONNECTION", world.other_connection.clone()),
+        ],
+    )
+    .await;
+    assert!(out.contains("front session ok"), "{out}");
+
+    // The sync the SDK started is in Airlock's job table, as the runner's.
+    let job_line = out
+        .lines()
+        .find_map(|l| l.strip_prefix("job: "))
+        .expect("the job line");
+    let airbyte_job_id: i64 = job_line
+        .split_whitespace()
+        .next()
+        .and_then(|id| id.parse().ok())
+        .expect("a job id");
+    let admin = front.access_token("ci-admin").await;
+    let job = front.airlock_job(&admin, airbyte_job_id).await;
+    assert_eq!(job["channel"], "front", "{job:#}");
+    assert_eq!(job["requested_by"], "ci-runner", "{job:#}");
+    assert_eq!(job["type"], "sync", "{job:#}");
+    front.assert_no_foreign_token_reached_airbyte();
+    front.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn airflow_provider_request_sequence_is_served() {
+    let front = Front::start(&format!(
+        "[front]\npublic_url = \"{{base}}\"\n{GRANTS}{}",
+        service_accounts_toml()
+    ))
+    .await;
+    let world = front.world().await;
+    let connection = world.analytics_active[0].clone();
+
+    // The provider's token URL, `v1/applications/token`, relative to the host.
+    let (status, token) = front
+        .token("/v1/applications/token", "ci-runner", &secret("ci-runner"))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{token}");
+    assert_eq!(token["token_type"], "Bearer");
+    assert_eq!(token["expires_in"], 900);
+    let bearer = token["access_token"].as_str().expect("token").to_owned();
+
+    let (status, job) = support::send(
+        front
+            .http
+            .post(format!("{}/jobs", front.api()))
+            .bearer_auth(&bearer)
+            .json(&json!({"connectionId": connection, "jobType": "sync"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{job}");
+    let job_id = job["jobId"].as_i64().expect("jobId");
+    assert_eq!(job["connectionId"], connection.as_str());
+
+    // A second sync on the busy connection: Airbyte's 409, unchanged.
+    let (status, headers, conflict) = send_full(
+        front
+            .http
+            .post(format!("{}/jobs", front.api()))
+            .bearer_auth(&bearer)
+            .json(&json!({"connectionId": connection, "jobType": "sync"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{conflict}");
+    assert_eq!(conflict["title"], "try-again-later", "{conflict}");
+    assert_eq!(
+        headers.get("content-type").and_then(|v| v.to_str().ok()),
+        Some("application/json")
+    );
+    assert!(headers.get("x-request-id").is_some());
+
+    // Poll every "3 s" (simulated) a few times, then give up as on a timeout.
+    for _ in 0..3 {
+        let (status, polled) = support::send(
+            front
+                .http
+                .get(format!("{}/jobs/{job_id}", front.api()))
+                .bearer_auth(&bearer),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{polled}");
+        assert_eq!(polled["jobId"], job_id);
+        assert!(
+            matches!(polled["status"].as_str(), Some("pending" | "running")),
+            "{polled}"
+        );
+        front.sim.sim.advance(Duration::from_secs(3));
+    }
+    let (status, cancelled) = support::send(
+        front
+            .http
+            .delete(format!("{}/jobs/{job_id}", front.api()))
+            .bearer_auth(&bearer),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{cancelled}");
+    assert_eq!(cancelled["status"], "cancelled");
+
+    // Airlock recorded the job as the runner's and the tracker follows it
+    // to its end.
+    let admin = front.access_token("ci-admin").await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let job = front.airlock_job(&admin, job_id).await;
+        assert_eq!(job["channel"], "front", "{job:#}");
+        assert_eq!(job["requested_by"], "ci-runner", "{job:#}");
+        if job["state"] == "cancelled" {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{job:#}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // A job of a connection out of the runner's scope does not exist for it;
+    // neither does a job id Airbyte does not know (Airbyte's own 404).
+    let admin_job = {
+        let (status, job) = support::send(
+            front
+                .http
+                .post(format!("{}/jobs", front.api()))
+                .bearer_auth(&admin)
+                .json(&json!({"connectionId": world.other_connection, "jobType": "sync"})),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{job}");
+        job["jobId"].as_i64().expect("jobId")
+    };
+    for path in [format!("/jobs/{admin_job}"), "/jobs/987654321".to_owned()] {
+        let (status, headers, body) = send_full(
+            front
+                .http
+                .get(format!("{}{path}", front.api()))
+                .bearer_auth(&bearer),
+        )
+        .await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}: {body}");
+        assert_eq!(body["title"], "resource-not-found", "{body}");
+        assert!(headers.get("x-request-id").is_some());
+    }
+    let (status, headers, body) = send_full(
+        front
+            .http
+            .delete(format!("{}/jobs/{admin_job}", front.api()))
+            .bearer_auth(&bearer),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert_airbyte_error(status, &headers, &body);
+    front.assert_no_foreign_token_reached_airbyte();
+    front.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_are_airbyte_shaped_and_lists_point_at_airlock() {
+    let front = Front::start(&format!(
+        "[front]\npublic_url = \"{{base}}\"\n{GRANTS}{}",
+        service_accounts_toml()
+    ))
+    .await;
+    let world = front.world().await;
+    let runner = front.access_token("ci-runner").await;
+    let reader = front.access_token("ci-reader").await;
+
+    // No token, a bad token: 401 in Airbyte's shape.
+    for auth in [None, Some("Bearer not-a-token")] {
+        let mut request = front.http.get(format!("{}/connections", front.api()));
+        if let Some(auth) = auth {
+            request = request.header("authorization", auth);
+        }
+        let (status, headers, body) = send_full(request).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+        assert_airbyte_error(status, &headers, &body);
+        assert!(headers.get("www-authenticate").is_some());
+    }
+    // The caller's own request id is kept.
+    let (status, headers, body) = send_full(
+        front
+            .http
+            .get(format!("{}/users", front.api()))
+            .header("x-request-id", "trace-123")
+            .bearer_auth(&runner),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_airbyte_error(status, &headers, &body);
+    assert_eq!(body["data"]["request_id"], "trace-123");
+
+    // A reader may not change anything; a runner may not read what is
+    // outside its workspace.
+    let (status, headers, body) = send_full(
+        front
+            .http
+            .patch(format!(
+                "{}/connections/{}",
+                front.api(),
+                world.analytics_active[0]
+            ))
+            .bearer_auth(&reader)
+            .json(&json!({"name": "renamed"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_airbyte_error(status, &headers, &body);
+    for path in [
+        format!("/workspaces/{}", world.other),
+        format!("/connections/{}", world.other_connection),
+    ] {
+        let (status, headers, body) = send_full(
+            front
+                .http
+                .get(format!("{}{path}", front.api()))
+                .bearer_auth(&runner),
+        )
+        .await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}: {body}");
+        assert_airbyte_error(status, &headers, &body);
+    }
+    let (status, body) = support::send(
+        front
+            .http
+            .get(format!("{}/workspaces/{}", front.api(), world.analytics))
+            .bearer_auth(&runner),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    // A list asked for another workspace only is empty, not an error.
+    let (status, body) = support::send(
+        front
+            .http
+            .get(format!(
+                "{}/connections?workspaceIds={}",
+                front.api(),
+                world.other
+            ))
+            .bearer_auth(&runner),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["data"], json!([]));
+
+    // Pages keep Airbyte's format; their links point at Airlock, with the
+    // caller's query (not the narrowed one Airlock sent Airbyte).
+    let (status, page) = support::send(
+        front
+            .http
+            .get(format!("{}/connections?limit=2", front.api()))
+            .bearer_auth(&runner),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert_eq!(page["data"].as_array().map(Vec::len), Some(2), "{page}");
+    let next = page["next"].as_str().expect("next");
+    assert_eq!(
+        next,
+        format!("{}/connections?limit=2&offset=2", front.api()),
+        "{page}"
+    );
+
+    // Dagster's Configuration API read, in and out of scope.
+    let (status, connection) = support::send(
+        front
+            .http
+            .post(format!("{}/api/v1/connections/get", front.base))
+            .bearer_auth(&runner)
+            .json(&json!({"connectionId": world.analytics_active[0]})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{connection}");
+    assert!(
+        connection["syncCatalog"]["streams"].is_array(),
+        "{connection}"
+    );
+    let (status, headers, body) = send_full(
+        front
+            .http
+            .post(format!("{}/api/v1/connections/get", front.base))
+            .bearer_auth(&runner)
+            .json(&json!({"connectionId": world.other_connection})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert_airbyte_error(status, &headers, &body);
+
+    // Bad credentials are a 400, as at Airbyte.
+    for (client, secret) in [("ci-runner", "wrong"), ("nobody", "nobody-secret")] {
+        let (status, body) = front
+            .token("/api/public/v1/applications/token", client, secret)
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(body["title"], "bad-request", "{body}");
+    }
+
+    // Airlock's own issuer is published for anyone who verifies its tokens.
+    let (status, discovery) = support::send(
+        front
+            .http
+            .get(format!("{}/.well-known/openid-configuration", front.base)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{discovery}");
+    assert_eq!(discovery["issuer"], front.base.as_str());
+    let (status, jwks) =
+        support::send(front.http.get(discovery["jwks_uri"].as_str().expect("uri"))).await;
+    assert_eq!(status, StatusCode::OK, "{jwks}");
+    assert_eq!(jwks["keys"][0]["alg"], "ES256");
+    let (status, health) = support::send(front.http.get(format!("{}/health", front.api()))).await;
+    assert_eq!(status, StatusCode::OK, "{health}");
+    front.assert_no_foreign_token_reached_airbyte();
+    front.stop().await;
+}
+
+/// The provider process; killed when dropped.
+struct Provider {
+    child: Child,
+    issuer: String,
+}
+
+impl Drop for Provider {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `tests/oidc/server.mjs`, or fails loudly: it is part of the suite.
+fn start_provider() -> Provider {
+    let dir = support::repo_root().join("tests/oidc");
+    assert!(
+        dir.join("node_modules/oidc-provider/package.json").exists(),
+        "{} has no node_modules: run `npm ci --prefix tests/oidc` (scripts/test does)",
+        dir.display()
+    );
+    let mut child = Command::new("node")
+        .arg(dir.join("server.mjs"))
+        .arg("0")
+        .current_dir(&dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("node runs (it is needed by the suite)");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let mut provider = Provider {
+        child,
+        issuer: String::new(),
+    };
+    let line = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the provider is ready within 30 s");
+    provider.issuer = line
+        .trim()
+        .split_once("issuer=")
+        .map(|(_, issuer)| issuer.to_owned())
+        .expect("the provider's ready line");
+    provider
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_credentials_are_exchanged_at_a_real_identity_provider() {
+    let provider = start_provider();
+    let front = Front::start(&format!(
+        r#"
+[[issuers]]
+issuer = "{issuer}"
+audiences = ["airlock"]
+token_type = "at+jwt"
+
+[front]
+public_url = "{{base}}"
+token_audience = "urn:airlock"
+
+[[grants]]
+role = "runner"
+match = {{ claim = "roles", value = "runner" }}
+workspaces = ["analytics"]
+
+[[grants]]
+role = "reader"
+match = {{ claim = "roles", value = "reader" }}
+{accounts}"#,
+        issuer = provider.issuer,
+        accounts = service_accounts_toml(),
+    ))
+    .await;
+    let world = front.world().await;
+    let connection = &world.analytics_active[0];
+
+    // Dagster's request: JSON, no grant_type, at the host's root.
+    let (status, token) = support::send(
+        front
+            .http
+            .post(format!("{}/applications/token", front.base))
+            .json(&json!({"client_id": "runner", "client_secret": "runner-secret"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{token}");
+    assert_eq!(token["token_type"], "Bearer");
+    assert_eq!(token["expires_in"], 300, "the provider's lifetime");
+    let runner = token["access_token"].as_str().expect("token").to_owned();
+    assert_eq!(runner.split('.').count(), 3, "the provider's JWT itself");
+
+    // The SDK's form, under /api/public/v1.
+    let (status, token) = front
+        .token(
+            "/api/public/v1/applications/token",
+            "reader",
+            "reader-secret",
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{token}");
+    let reader = token["access_token"].as_str().expect("token").to_owned();
+
+    // Service accounts still come first.
+    let (status, token) = front
+        .token("/v1/applications/token", "ci-runner", &secret("ci-runner"))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{token}");
+    assert_eq!(token["expires_in"], 900);
+
+    // Bad credentials: the provider refuses, Airlock answers 400 like Airbyte.
+    for (client, secret) in [("runner", "wrong"), ("stranger", "x")] {
+        let (status, body) = front.token("/applications/token", client, secret).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(
+            body["data"]["message"], "Invalid client credentials",
+            "{body}"
+        );
+    }
+
+    // The provider's token works on the front; its Authorization header
+    // stays at Airlock.
+    let (status, job) = support::send(
+        front
+            .http
+            .post(format!("{}/jobs", front.api()))
+            .bearer_auth(&runner)
+            .json(&json!({"connectionId": connection, "jobType": "sync"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{job}");
+    let job_id = job["jobId"].as_i64().expect("jobId");
+    let (status, polled) = support::send(
+        front
+            .http
+            .get(format!("{}/jobs/{job_id}", front.api()))
+            .bearer_auth(&runner),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{polled}");
+    let (status, body) = support::send(
+        front
+            .http
+            .post(format!("{}/jobs", front.api()))
+            .bearer_auth(&reader)
+            .json(&json!({"connectionId": connection, "jobType": "sync"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    front.assert_no_foreign_token_reached_airbyte();
+    // Had it been forwarded, Airbyte would have refused it.
+    let direct = front
+        .http
+        .get(format!("{}/jobs/{job_id}", front.sim.base_url()))
+        .bearer_auth(&runner)
+        .send()
+        .await
+        .expect("the simulator answers");
+    assert_eq!(direct.status(), StatusCode::UNAUTHORIZED);
+
+    let admin = front.access_token("ci-admin").await;
+    let recorded = front.airlock_job(&admin, job_id).await;
+    assert_eq!(recorded["channel"], "front");
+    assert_eq!(recorded["requested_by"], "runner");
+    front.stop().await;
+    drop(provider);
+}

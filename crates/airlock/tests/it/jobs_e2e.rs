@@ -1,0 +1,444 @@
+//! Pipeline control end to end (issue 4): the simulator, real tokens from the
+//! development identity provider, and Airlock on port 0 with a fresh
+//! database, driven over HTTP. Every test runs on SQLite and on Postgres.
+
+use std::time::Duration;
+
+use airbyte_sim::SimConfig;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::support::{
+    Db, Stack, StackOptions, both_backends, id_of, reliable_connections, send, uuid,
+};
+
+/// The position of a state in a job's life (`queued` may come back after a
+/// failed attempt; the others only move forward within an attempt).
+fn life_order(state: &str) -> usize {
+    [
+        "queued",
+        "starting",
+        "pending",
+        "running",
+        "succeeded",
+        "failed",
+        "cancelled",
+    ]
+    .iter()
+    .position(|s| *s == state)
+    .unwrap_or_else(|| panic!("unknown state {state}"))
+}
+
+/// Checks a timeline: increasing `seq`, each attempt moving forward, one
+/// terminal state, last.
+fn assert_timeline(events: &[(i64, String, i64)]) {
+    assert!(!events.is_empty(), "no events");
+    assert_eq!(events[0].1, "queued", "{events:?}");
+    for pair in events.windows(2) {
+        let ((seq_a, a, at_a), (seq_b, b, at_b)) = (&pair[0], &pair[1]);
+        assert!(seq_a < seq_b, "{events:?}");
+        assert!(at_a <= at_b, "{events:?}");
+        assert!(
+            b == "queued" || life_order(a) < life_order(b),
+            "{a} then {b}: {events:?}"
+        );
+    }
+    let terminal: Vec<_> = events
+        .iter()
+        .filter(|(_, s, _)| life_order(s) >= life_order("succeeded"))
+        .collect();
+    assert_eq!(terminal.len(), 1, "{events:?}");
+    assert_eq!(events.last().map(|e| &e.1), Some(&terminal[0].1));
+}
+
+async fn a_sync_is_tracked_to_success(db: Db) {
+    let stack = Stack::start(StackOptions::new(db)).await;
+    let connection = stack
+        .add_connection(reliable_connections("analytics", 1, 30))
+        .await;
+    let (status, job) = stack.sync(&connection, "").await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{job}");
+    assert_eq!(job["state"], "queued");
+    assert_eq!(job["channel"], "api");
+    assert_eq!(job["requested_by"], "runner");
+    assert_eq!(job["airbyte_job_id"], Value::Null);
+    let id = id_of(&job);
+
+    // The event stream, opened now, replays the timeline from the start
+    // and ends with the terminal state.
+    let events = stack.events(&id).await;
+    assert_timeline(&events);
+    let states: Vec<&str> = events.iter().map(|(_, s, _)| s.as_str()).collect();
+    assert_eq!(states.last(), Some(&"succeeded"), "{states:?}");
+
+    let done = stack.job(&id).await;
+    assert_eq!(done["state"], "succeeded", "{done:#}");
+    assert_eq!(done["attempts"], 1);
+    assert_eq!(done["error"], Value::Null);
+    assert!(done["airbyte_job_id"].is_i64(), "{done:#}");
+    assert!(
+        done["rows_synced"].as_i64().is_some_and(|n| n > 0),
+        "{done:#}"
+    );
+    assert!(
+        done["bytes_synced"].as_i64().is_some_and(|n| n > 0),
+        "{done:#}"
+    );
+    assert!(
+        done["duration"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("PT")),
+        "{done:#}"
+    );
+    assert!(done["finished_at"].is_string(), "{done:#}");
+    assert_eq!(
+        stack.sim.sim.counters().jobs_created_for(uuid(&connection)),
+        1
+    );
+    stack.stop().await;
+}
+
+async fn a_failing_sync_is_retried_with_backoff_then_fails(db: Db) {
+    let stack = Stack::start(StackOptions::new(db)).await;
+    let connection = stack
+        .add_connection(json!({
+            "workspace": "analytics",
+            "count": 1,
+            "failure_rate": 1.0,
+            "attempt_failure_rate": 0.0,
+            "duration_secs": [1, 1],
+        }))
+        .await;
+    let (status, job) = stack.sync(&connection, "?max_attempts=3").await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{job}");
+    assert_eq!(job["max_attempts"], 3);
+    let id = id_of(&job);
+    let events = stack.events(&id).await;
+    assert_timeline(&events);
+    let done = stack.job(&id).await;
+    assert_eq!(done["state"], "failed", "{done:#}");
+    assert_eq!(done["attempts"], 3, "{done:#}");
+    assert!(
+        done["error"].as_str().is_some_and(|e| e.contains("failed")),
+        "{done:#}"
+    );
+    assert_eq!(
+        stack.sim.sim.counters().jobs_created_for(uuid(&connection)),
+        3
+    );
+
+    // Three attempts, with a backoff of at least 1 s then 2 s between the
+    // end of one (back to `queued`) and the start of the next.
+    let states: Vec<&str> = events.iter().map(|(_, s, _)| s.as_str()).collect();
+    assert_eq!(
+        states.iter().filter(|s| **s == "queued").count(),
+        3,
+        "{states:?}"
+    );
+    let mut waits = Vec::new();
+    for (i, (_, state, at)) in events.iter().enumerate().skip(1) {
+        if state == "queued" {
+            let started = events[i + 1..]
+                .iter()
+                .find(|(_, s, _)| s != "queued")
+                .expect("a next attempt");
+            waits.push(started.2 - at);
+        }
+    }
+    assert_eq!(waits.len(), 2, "{events:?}");
+    assert!(waits[0] >= 1_000 && waits[1] >= 2_000, "waits {waits:?}");
+
+    // Retrying makes a new job linked to the failed one.
+    let (status, retry) = stack.post(&format!("/v1/jobs/{id}/retry"), "runner").await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{retry}");
+    assert_eq!(retry["retry_of"], json!(id));
+    assert_ne!(retry["id"], json!(id));
+    assert_eq!(retry["state"], "queued");
+    let retried = stack.wait_terminal(&id_of(&retry)).await;
+    assert_eq!(retried["state"], "failed");
+
+    // The failed Airbyte jobs are Airlock's own attempts: none of them is
+    // shown as a job that Airbyte started by itself.
+    let jobs = stack.jobs(Some(&connection)).await;
+    let channels: Vec<&str> = jobs.iter().filter_map(|j| j["channel"].as_str()).collect();
+    assert_eq!(channels, ["api", "api"], "{jobs:#?}");
+    assert_eq!(
+        stack.sim.sim.counters().jobs_created_for(uuid(&connection)),
+        6
+    );
+    stack.stop().await;
+}
+
+async fn cancelling_a_running_job_cancels_it_in_airbyte(db: Db) {
+    let stack = Stack::start(StackOptions::new(db)).await;
+    // An hour-long sync, even at the simulator's speed.
+    let connection = stack
+        .add_connection(reliable_connections("analytics", 1, 3_600_000))
+        .await;
+    let id = stack.accepted_sync(&connection).await;
+    let running = stack
+        .wait_job(&id, Duration::from_secs(30), |j| {
+            j["airbyte_job_id"].is_i64()
+        })
+        .await;
+    let airbyte_id = running["airbyte_job_id"].as_i64().expect("an Airbyte job");
+    let (status, cancelled) = stack.post(&format!("/v1/jobs/{id}/cancel"), "runner").await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{cancelled}");
+    let done = stack.wait_terminal(&id).await;
+    assert_eq!(done["state"], "cancelled", "{done:#}");
+    assert_eq!(stack.sim.sim.counters().jobs_cancelled, 1);
+    let sim_jobs: Value = stack
+        .http
+        .get(format!("{}/jobs", stack.sim.admin_url()))
+        .send()
+        .await
+        .expect("the simulator answers")
+        .json()
+        .await
+        .expect("JSON");
+    let in_airbyte = sim_jobs["data"]
+        .as_array()
+        .expect("jobs")
+        .iter()
+        .find(|j| j["id"] == json!(airbyte_id))
+        .expect("the Airbyte job");
+    assert_eq!(in_airbyte["status"], "cancelled", "{in_airbyte}");
+    // Cancelling again is a conflict.
+    let (status, _) = stack.post(&format!("/v1/jobs/{id}/cancel"), "runner").await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    stack.stop().await;
+}
+
+async fn idempotency_keys_replay_or_refuse(db: Db) {
+    let stack = Stack::start(StackOptions::new(db)).await;
+    let connection = stack
+        .add_connection(reliable_connections("analytics", 1, 30))
+        .await;
+    let path = format!("/v1/connections/{connection}/sync");
+    let keyed = |body: Value| {
+        stack
+            .request(Method::POST, &path, Some("runner"))
+            .header("idempotency-key", "nightly-2026-05-28")
+            .json(&body)
+    };
+    let (status, first) = send(keyed(json!({"max_attempts": 2}))).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{first}");
+    let (status, again) = send(keyed(json!({"max_attempts": 2}))).await;
+    assert!(status.is_success(), "{status} {again}");
+    assert_eq!(again["id"], first["id"]);
+    let (status, reused) = send(keyed(json!({"max_attempts": 3}))).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{reused}");
+    // Keys belong to their caller: another identity's same key is new.
+    let (status, other) = send(
+        stack
+            .request(Method::POST, &path, Some("editor"))
+            .header("idempotency-key", "nightly-2026-05-28")
+            .json(&json!({"max_attempts": 2})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{other}");
+    assert_ne!(other["id"], first["id"]);
+    for job in [&first, &other] {
+        let done = stack.wait_terminal(&id_of(job)).await;
+        assert_eq!(done["state"], "succeeded", "{done:#}");
+    }
+    assert_eq!(stack.jobs(Some(&connection)).await.len(), 2);
+    assert_eq!(
+        stack.sim.sim.counters().jobs_created_for(uuid(&connection)),
+        2
+    );
+    stack.stop().await;
+}
+
+async fn if_running_queues_attaches_or_rejects(db: Db) {
+    // Simulated time moves only when told: the first sync stays in Airbyte
+    // until the test lets it finish.
+    let mut options = StackOptions::new(db);
+    options.sim = SimConfig {
+        manual_clock: true,
+        ..SimConfig::default()
+    };
+    let stack = Stack::start(options).await;
+    let connection = stack
+        .add_connection(reliable_connections("analytics", 1, 30))
+        .await;
+    let first = stack.accepted_sync(&connection).await;
+    stack
+        .wait_job(&first, Duration::from_secs(30), |j| {
+            j["airbyte_job_id"].is_i64()
+        })
+        .await;
+
+    let (status, body) = stack.sync(&connection, "?if_running=reject").await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["status"], 409);
+    let (status, attached) = stack.sync(&connection, "?if_running=attach").await;
+    assert_eq!(status, StatusCode::OK, "{attached}");
+    assert_eq!(attached["id"], json!(first));
+    let (status, second) = stack.sync(&connection, "?if_running=queue").await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{second}");
+    let second = id_of(&second);
+    assert_ne!(second, first);
+    // Queued behind the first, which Airbyte still runs.
+    assert_eq!(stack.job(&second).await["state"], "queued");
+    assert_eq!(
+        stack.sim.sim.counters().jobs_created_for(uuid(&connection)),
+        1
+    );
+
+    stack.sim.sim.advance(Duration::from_secs(120));
+    let first_done = stack.wait_terminal(&first).await;
+    assert_eq!(first_done["state"], "succeeded", "{first_done:#}");
+    let second_started = stack
+        .wait_job(&second, Duration::from_secs(30), |j| {
+            j["airbyte_job_id"].is_i64()
+        })
+        .await;
+    assert!(
+        second_started["airbyte_job_id"].as_i64() > first_done["airbyte_job_id"].as_i64(),
+        "{second_started:#}"
+    );
+    stack.sim.sim.advance(Duration::from_secs(120));
+    let second_done = stack.wait_terminal(&second).await;
+    assert_eq!(second_done["state"], "succeeded", "{second_done:#}");
+    // The second reached Airbyte only after the first had ended.
+    let events = stack.events(&second).await;
+    let handed_over = events
+        .iter()
+        .find(|(_, s, _)| s != "queued")
+        .expect("the second started");
+    let first_finished = stack.events(&first).await.last().expect("events").2;
+    assert!(handed_over.2 >= first_finished, "{events:?}");
+    assert_eq!(
+        stack.sim.sim.counters().jobs_created_for(uuid(&connection)),
+        2
+    );
+    stack.stop().await;
+}
+
+async fn wait_holds_the_answer_until_the_job_ends(db: Db) {
+    let stack = Stack::start(StackOptions::new(db)).await;
+    let connection = stack
+        .add_connection(reliable_connections("analytics", 1, 30))
+        .await;
+    let (status, job) = stack.sync(&connection, "?wait=30s").await;
+    assert_eq!(status, StatusCode::OK, "{job}");
+    assert_eq!(job["state"], "succeeded", "{job:#}");
+    // The same through the JSON body.
+    let (status, job) = send(
+        stack
+            .request(
+                Method::POST,
+                &format!("/v1/connections/{connection}/sync"),
+                Some("runner"),
+            )
+            .json(&json!({"wait": "30s"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{job}");
+    assert_eq!(job["state"], "succeeded", "{job:#}");
+    stack.stop().await;
+}
+
+async fn callers_need_a_token_and_the_permission(db: Db) {
+    let stack = Stack::start(StackOptions::new(db)).await;
+    let connection = stack
+        .add_connection(reliable_connections("analytics", 1, 30))
+        .await;
+    let path = format!("/v1/connections/{connection}/sync");
+
+    let response = stack
+        .request(Method::POST, &path, None)
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        response
+            .headers()
+            .get("www-authenticate")
+            .and_then(|v| v.to_str().ok()),
+        Some("Bearer")
+    );
+    let response = stack
+        .request(Method::POST, &path, Some("reader"))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert!(
+        response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/problem+json"))
+    );
+    let (status, body) = stack.post(&path, "auditor").await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+
+    // A reader sees a job but may not cancel or retry it.
+    let id = stack.accepted_sync(&connection).await;
+    let (status, _) = stack.get(&format!("/v1/jobs/{id}"), "reader").await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = stack.post(&format!("/v1/jobs/{id}/cancel"), "reader").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let done = stack.wait_terminal(&id).await;
+    assert_eq!(done["state"], "succeeded");
+    let (status, _) = stack.post(&format!("/v1/jobs/{id}/retry"), "reader").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    // Only the runner's sync reached Airbyte.
+    assert_eq!(
+        stack.sim.sim.counters().jobs_created_for(uuid(&connection)),
+        1
+    );
+    stack.stop().await;
+}
+
+async fn jobs_started_by_airbyte_are_listed(db: Db) {
+    let stack = Stack::start(StackOptions::new(db)).await;
+    let mut request = reliable_connections("analytics", 2, 2_000);
+    request["start_syncs"] = json!(true);
+    let added = stack.add_connections(request).await;
+    assert_eq!(added.job_ids.len(), 2);
+    for (connection, airbyte_id) in added.connection_ids.iter().zip(&added.job_ids) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        let seen = loop {
+            if let Some(job) = stack.jobs(Some(connection)).await.pop() {
+                break job;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "Airbyte's job on {connection} never appeared"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        assert_eq!(seen["channel"], "airbyte", "{seen:#}");
+        assert_eq!(seen["requested_by"], "airbyte", "{seen:#}");
+        assert_eq!(seen["airbyte_job_id"], json!(airbyte_id), "{seen:#}");
+        let done = stack.wait_terminal(&id_of(&seen)).await;
+        assert_eq!(done["state"], "succeeded", "{done:#}");
+    }
+    let everything = stack.jobs(None).await;
+    assert_eq!(
+        everything
+            .iter()
+            .filter(|j| j["channel"] == "airbyte")
+            .count(),
+        2,
+        "{everything:#?}"
+    );
+    // Airlock started nothing itself.
+    assert_eq!(stack.sim.sim.counters().total_jobs_created(), 0);
+    stack.stop().await;
+}
+
+both_backends!(
+    a_sync_is_tracked_to_success,
+    a_failing_sync_is_retried_with_backoff_then_fails,
+    cancelling_a_running_job_cancels_it_in_airbyte,
+    idempotency_keys_replay_or_refuse,
+    if_running_queues_attaches_or_rejects,
+    wait_holds_the_answer_until_the_job_ends,
+    callers_need_a_token_and_the_permission,
+    jobs_started_by_airbyte_are_listed,
+);

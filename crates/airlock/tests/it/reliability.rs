@@ -1,0 +1,418 @@
+//! The job queue under stress: an unreliable Airbyte, a killed process,
+//! and the cost of tracking many running jobs. Each runs on SQLite and on
+//! Postgres.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::BufRead;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use airbyte_client::{AirbyteClient, Auth, ClientConfig};
+use airbyte_sim::{FaultSpec, Faults, SimConfig};
+use airlock::clock::ManualClock;
+use airlock::connections::Catalog;
+use airlock::jobs::tracker::{KnownConnections, Tracker};
+use airlock::jobs::{JobState, JobsConfig};
+use airlock::store::Store;
+use serde_json::{Value, json};
+
+use crate::support::{
+    self, Client, Db, FAST_JOBS, Stack, StackOptions, both_backends, id_of, is_terminal,
+    reliable_connections, uuid,
+};
+
+/// Polls `GET /v1/jobs` until every job in `ids` has ended; panics with
+/// the stragglers after `within` (a generous deadline).
+async fn wait_all_terminal(client: &Client, ids: &[String], within: Duration) -> Vec<Value> {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let jobs = client.jobs(None).await;
+        let by_id: HashMap<String, &Value> = jobs.iter().map(|j| (id_of(j), j)).collect();
+        let open: Vec<&&Value> = ids
+            .iter()
+            .filter_map(|id| by_id.get(id))
+            .filter(|j| !is_terminal(j))
+            .collect();
+        if open.is_empty() && ids.iter().all(|id| by_id.contains_key(id)) {
+            return jobs;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} jobs never ended, e.g. {:#}",
+            open.len(),
+            open.first().map_or(Value::Null, |j| (**j).clone())
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Every connection's jobs in Airlock are all `api` jobs that succeeded,
+/// one per trigger, each with its own Airbyte job, and Airbyte created
+/// exactly as many.
+fn assert_exactly_once(
+    jobs: &[Value],
+    triggers: &HashMap<String, usize>,
+    counters: &airbyte_sim::Counters,
+) {
+    for (connection, expected) in triggers {
+        let mine: Vec<&Value> = jobs
+            .iter()
+            .filter(|j| j["connection_id"] == json!(connection))
+            .collect();
+        let channels: Vec<&str> = mine.iter().filter_map(|j| j["channel"].as_str()).collect();
+        assert!(
+            channels.iter().all(|c| *c == "api"),
+            "{connection}: {channels:?}"
+        );
+        assert_eq!(mine.len(), *expected, "{connection}");
+        for job in &mine {
+            assert_eq!(job["state"], "succeeded", "{job:#}");
+        }
+        let mut airbyte_ids: Vec<i64> = mine
+            .iter()
+            .map(|j| j["airbyte_job_id"].as_i64().expect("an Airbyte job"))
+            .collect();
+        airbyte_ids.sort_unstable();
+        airbyte_ids.dedup();
+        assert_eq!(
+            airbyte_ids.len(),
+            *expected,
+            "{connection}: shared Airbyte jobs"
+        );
+        assert_eq!(
+            counters.jobs_created_for(uuid(connection)),
+            u64::try_from(*expected).expect("small"),
+            "{connection}: Airbyte jobs created"
+        );
+    }
+}
+
+async fn an_unreliable_airbyte_gets_exactly_one_job_per_trigger(db: Db) {
+    let mut options = StackOptions::new(db);
+    // Black holes resolve after a second.
+    options.airbyte_timeout_secs = 1;
+    let stack = Stack::start(options).await;
+    let connections = stack
+        .add_connections(reliable_connections("reliability", 8, 1))
+        .await
+        .connection_ids;
+    // A fifth of `POST /jobs` answers never arrive (the connection drops
+    // before Airbyte sees the request, or Airbyte starts the job and the
+    // answer is lost); a fifth of every other call fails with a 5xx.
+    stack.sim.sim.set_faults(
+        Faults {
+            default: FaultSpec {
+                error_rate: 0.2,
+                ..FaultSpec::default()
+            },
+            ..Faults::default()
+        }
+        .with_route(
+            "POST /jobs",
+            FaultSpec {
+                drop_rate: 0.1,
+                blackhole_rate: 0.12,
+                ..FaultSpec::default()
+            },
+        ),
+    );
+    let mut ids = Vec::new();
+    let mut triggers: HashMap<String, usize> = HashMap::new();
+    for i in 0..200 {
+        let connection = &connections[i % connections.len()];
+        ids.push(stack.accepted_sync(connection).await);
+        *triggers.entry(connection.clone()).or_default() += 1;
+    }
+    let jobs = wait_all_terminal(&stack, &ids, Duration::from_secs(240)).await;
+    let counters = stack.sim.sim.counters();
+    assert_exactly_once(&jobs, &triggers, &counters);
+    let drops = counters.faults_on("POST /jobs", "drop");
+    let blackholes = counters.faults_on("POST /jobs", "blackhole");
+    eprintln!(
+        "fault test ({db:?}): 200 triggers, {} POST /jobs, {drops} dropped, {blackholes} black-holed, {} Airbyte jobs",
+        counters.requests_to("POST /jobs"),
+        counters.total_jobs_created()
+    );
+    assert!(drops > 0 && blackholes > 0, "the faults were exercised");
+    stack.stop().await;
+}
+
+/// `airlock serve` as a child process whose log is read for its address.
+struct Served {
+    child: Child,
+    client: Client,
+}
+
+impl Served {
+    fn start(config: &std::path::Path, idp: &airlock::devidp::DevIdp) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_airlock"))
+            .args(["--log-format", "json", "serve", "--listen", "127.0.0.1:0"])
+            .arg("--config")
+            .arg(config)
+            .env("AIRLOCK_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("airlock serve starts");
+        let stderr = child.stderr.take().expect("stderr");
+        let (found, address) = std::sync::mpsc::channel();
+        // Reads the log to its end, so that the child never blocks on it.
+        std::thread::spawn(move || {
+            let mut found = Some(found);
+            let mut seen = Vec::new();
+            for line in std::io::BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if let Ok(event) = serde_json::from_str::<Value>(&line)
+                    && event["message"] == "airlock listening"
+                    && let (Some(sender), Some(addr)) = (found.take(), event["addr"].as_str())
+                {
+                    let _ = sender.send(Ok(addr.to_owned()));
+                }
+                if found.is_some() {
+                    seen.push(line);
+                }
+            }
+            if let Some(sender) = found {
+                let _ = sender.send(Err(seen.join("\n")));
+            }
+        });
+        let addr = match address.recv_timeout(Duration::from_secs(60)) {
+            Ok(Ok(addr)) => addr,
+            Ok(Err(log)) => panic!("airlock serve ended before listening:\n{log}"),
+            Err(error) => panic!("airlock serve did not listen: {error}"),
+        };
+        Self {
+            child,
+            client: Client {
+                http: support::http_client(),
+                base: format!("http://{addr}"),
+                idp: idp.clone(),
+            },
+        }
+    }
+
+    /// SIGKILL: no shutdown, no cleanup.
+    fn kill(mut self) {
+        self.child.kill().expect("kill");
+        self.child.wait().expect("reaped");
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn a_killed_airlock_carries_out_every_accepted_job_once(db: Db) {
+    let sim = airbyte_sim::spawn(SimConfig {
+        time_scale: 0.001,
+        ..SimConfig::default()
+    })
+    .await
+    .expect("the simulator starts");
+    let http = support::http_client();
+    let connections =
+        support::sim_add_connections(&http, &sim, reliable_connections("crash", 8, 1))
+            .await
+            .connection_ids;
+    // Slow starts, some of them with lost answers: when the process dies,
+    // some jobs are on their way to Airbyte.
+    sim.sim.set_faults(Faults::default().with_route(
+        "POST /jobs",
+        FaultSpec {
+            latency_ms: 150,
+            blackhole_rate: 0.2,
+            ..FaultSpec::default()
+        },
+    ));
+    // The development identity provider on its own port: `serve` finds its
+    // keys through discovery, as with any issuer.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let idp_base = format!("http://{}", listener.local_addr().expect("addr"));
+    let idp = airlock::devidp::DevIdp::new(&idp_base).expect("identity provider");
+    let routes = axum::Router::new().nest(airlock::devidp::MOUNT, idp.router());
+    let idp_task = tokio::spawn(async move { axum::serve(listener, routes).await });
+
+    let storage_url = support::fresh_database(db).await;
+    let issuers = format!(
+        "[[issuers]]\nissuer = \"{}\"\naudiences = [\"airlock\"]\nalgorithms = [\"ES256\"]\nallow_insecure_http = true\n",
+        idp.issuer()
+    );
+    let text = support::airlock_toml(&storage_url, &sim, 1, FAST_JOBS, &issuers);
+    let dir = std::env::temp_dir().join(format!("airlock-crash-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let config = dir.join("airlock.toml");
+    std::fs::write(&config, text).expect("config written");
+
+    let first = Served::start(&config, &idp);
+    let mut ids = Vec::new();
+    let mut triggers: HashMap<String, usize> = HashMap::new();
+    for i in 0..40 {
+        let connection = &connections[i % connections.len()];
+        ids.push(first.client.accepted_sync(connection).await);
+        *triggers.entry(connection.clone()).or_default() += 1;
+    }
+    // Kill it once it is busy starting jobs.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while sim.sim.counters().requests_to("POST /jobs") < 12 {
+        assert!(tokio::time::Instant::now() < deadline, "nothing dispatched");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    first.kill();
+    let at_kill = sim.sim.counters().requests_to("POST /jobs");
+
+    let second = Served::start(&config, &idp);
+    let jobs = wait_all_terminal(&second.client, &ids, Duration::from_secs(120)).await;
+    let counters = sim.sim.counters();
+    eprintln!(
+        "crash test ({db:?}): 40 accepted, {at_kill} POST /jobs before the kill, {} in all, {} black-holed, {} Airbyte jobs",
+        counters.requests_to("POST /jobs"),
+        counters.faults_on("POST /jobs", "blackhole"),
+        counters.total_jobs_created()
+    );
+    assert_exactly_once(&jobs, &triggers, &counters);
+    drop(second);
+    idp_task.abort();
+    let _ = std::fs::remove_dir_all(&dir);
+    sim.shutdown().await;
+}
+
+/// A new Airbyte client of the simulator (as a new process would have).
+fn airbyte_again(sim: &airbyte_sim::RunningSim) -> AirbyteClient {
+    let (client_id, client_secret) = sim.sim.credentials();
+    AirbyteClient::new(ClientConfig::new(
+        sim.base_url().parse().expect("URL"),
+        Auth::ClientCredentials {
+            client_id,
+            client_secret: client_secret.into(),
+        },
+    ))
+    .expect("client")
+}
+
+/// Airbyte calls the simulator saw, all routes together.
+fn calls(counters: &airbyte_sim::Counters) -> u64 {
+    counters.requests.values().sum()
+}
+
+async fn tracking_a_thousand_running_jobs_costs_a_few_calls_per_pass(db: Db) {
+    let sim = airbyte_sim::spawn(SimConfig {
+        manual_clock: true,
+        ..SimConfig::default()
+    })
+    .await
+    .expect("the simulator starts");
+    let http = support::http_client();
+    // 1,000 ten-hour syncs that Airbyte started by itself, in two workspaces.
+    for workspace in ["bulk-a", "bulk-b"] {
+        let mut request = reliable_connections(workspace, 500, 36_000);
+        request["start_syncs"] = json!(true);
+        let added = support::sim_add_connections(&http, &sim, request).await;
+        assert_eq!(added.job_ids.len(), 500);
+    }
+    let clock_now: Value = http
+        .get(format!("{}/clock", sim.admin_url()))
+        .send()
+        .await
+        .expect("the simulator answers")
+        .json()
+        .await
+        .expect("JSON");
+    // Airlock's clock and Airbyte's move together.
+    let clock = ManualClock::new(clock_now["now_ms"].as_i64().expect("now_ms"));
+    let advance = |by: Duration| {
+        sim.sim.advance(by);
+        clock.advance_ms(i64::try_from(by.as_millis()).expect("small"));
+    };
+    let airbyte = airbyte_again(&sim);
+    let catalog = Arc::new(Catalog::new(airbyte.clone(), BTreeMap::new()));
+    catalog.refresh().await.expect("catalog");
+    let workspaces = catalog.workspaces().len();
+    let store = Store::connect(&support::fresh_database(db).await)
+        .await
+        .expect("store");
+    let mut tracker = Tracker::new(
+        store.clone(),
+        airbyte,
+        JobsConfig::default(),
+        Arc::new(clock.clone()),
+        catalog,
+    );
+    let mut pass = async |label: &str| {
+        sim.sim.reset_counters();
+        let report = tracker.pass().await.expect("a pass");
+        let calls = calls(&sim.sim.counters());
+        eprintln!("tracker pass ({db:?}), {label}: {calls} Airbyte calls, {report:?}");
+        assert_eq!(
+            u64::try_from(report.airbyte_calls).expect("small"),
+            calls,
+            "the report counts every call"
+        );
+        (report, calls)
+    };
+
+    let (report, first) = pass("first (full, discovers 1,000 pending jobs)").await;
+    assert!(report.full);
+    assert_eq!(report.discovered, 1_000);
+    let (_, recent) = pass("every job changed within the overlap").await;
+    advance(Duration::from_secs(10));
+    let (report, started) = pass("1,000 jobs went from pending to running").await;
+    assert_eq!(report.updated, 1_000);
+    advance(Duration::from_secs(120));
+    let (report, steady) = pass("steady: nothing changed").await;
+    assert_eq!((report.updated, report.discovered), (0, 0));
+    let mut full = 0;
+    for _ in 0..20 {
+        advance(Duration::from_secs(5));
+        let (report, calls) = pass("later").await;
+        if report.full {
+            full = calls;
+            break;
+        }
+    }
+    let counts = store.count_jobs_by_state().await.expect("counts");
+    assert_eq!(counts, vec![(JobState::Running, 1_000)]);
+
+    // Airlock is down for eleven hours, while every sync ends; the first
+    // pass after a restart finds them all ended.
+    advance(Duration::from_secs(11 * 3_600));
+    let mut restarted = Tracker::new(
+        store.clone(),
+        airbyte_again(&sim),
+        JobsConfig::default(),
+        Arc::new(clock.clone()),
+        Arc::new(Catalog::new(airbyte_again(&sim), BTreeMap::new())),
+    );
+    sim.sim.reset_counters();
+    let report = restarted.pass().await.expect("a pass");
+    let after_restart = calls(&sim.sim.counters());
+    eprintln!(
+        "tracker pass ({db:?}), after a restart, all 1,000 ended: {after_restart} Airbyte calls, {report:?}"
+    );
+    assert_eq!(report.updated, 1_000);
+    let counts = store.count_jobs_by_state().await.expect("counts");
+    assert_eq!(counts, vec![(JobState::Succeeded, 1_000)]);
+
+    // One call per workspace when nothing changes; pages of 100 when
+    // everything does; never one call per job.
+    assert!(
+        steady <= u64::try_from(workspaces).expect("small"),
+        "{steady}"
+    );
+    for calls in [first, recent, started, steady, full, after_restart] {
+        assert!((1..=40).contains(&calls), "{calls} calls in a pass");
+    }
+    sim.shutdown().await;
+}
+
+both_backends!(
+    an_unreliable_airbyte_gets_exactly_one_job_per_trigger,
+    a_killed_airlock_carries_out_every_accepted_job_once,
+    tracking_a_thousand_running_jobs_costs_a_few_calls_per_pass,
+);

@@ -1,0 +1,66 @@
+//! Reloading roles and grants (what SIGHUP does): a new grant takes effect
+//! without a restart; a broken file is refused and the old policy stays.
+
+use airbyte_sim::SimConfig;
+
+use crate::stack::Stack;
+use crate::support::Db;
+
+async fn sync_status(stack: &Stack, client: &str) -> u16 {
+    stack
+        .http
+        .post(stack.url("/v1/connections/postgres-snowflake/sync"))
+        .bearer_auth(stack.token(client))
+        .send()
+        .await
+        .expect("request")
+        .status()
+        .as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reloaded_grant_takes_effect_and_a_broken_file_changes_nothing() {
+    let stack = Stack::start(Db::Sqlite, SimConfig::default(), "").await;
+    assert_eq!(sync_status(&stack, "reader").await, 403);
+
+    let dir =
+        std::env::temp_dir().join(format!("airlock-reload-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let path = dir.join("airlock.toml");
+    let added = format!(
+        "{}\n[[grants]]\nrole = \"runner\"\nmatch = {{ client_id = \"reader\" }}\nconnections = [\"postgres-snowflake\"]\n",
+        stack.config_text
+    );
+    std::fs::write(&path, added).expect("write");
+    let grants = airlock::app::reload_policy(&stack.state, &path, &[]).expect("reload");
+    assert_eq!(grants, 6);
+    assert_eq!(
+        sync_status(&stack, "reader").await,
+        202,
+        "the new grant is in force"
+    );
+
+    std::fs::write(
+        &path,
+        format!(
+            "{}\n[[grants]]\nrole = \"no-such-role\"\nmatch = {{ sub = \"x\" }}\n",
+            stack.config_text
+        ),
+    )
+    .expect("write");
+    let error = airlock::app::reload_policy(&stack.state, &path, &[]).expect_err("refused");
+    assert!(format!("{error:#}").contains("grants[5].role"), "{error:#}");
+    std::fs::write(&path, "this is not toml [").expect("write");
+    assert!(airlock::app::reload_policy(&stack.state, &path, &[]).is_err());
+    assert_eq!(
+        sync_status(&stack, "reader").await,
+        202,
+        "the previous policy stays"
+    );
+    assert_eq!(
+        sync_status(&stack, "auditor").await,
+        403,
+        "and still denies the rest"
+    );
+    stack.stop().await;
+}
