@@ -47,6 +47,8 @@ pub struct App {
     authenticator: Arc<Authenticator>,
     refresh_every: Duration,
     webhooks: crate::webhooks::Deliverer,
+    /// This replica's name in job leases.
+    replica: String,
 }
 
 /// Airlock's Airbyte client, from `[airbyte]`; `observer` (the metrics) is
@@ -122,7 +124,7 @@ impl App {
         authenticator.refresh_all().await;
         let policy = Policy::from_config(&config)?;
         let dispatch = Arc::new(Notify::new());
-        let replica = extras
+        let replica: String = extras
             .replica
             .unwrap_or_else(|| format!("{}-{}", hostname(), uuid::Uuid::new_v4().simple()));
         let mut dispatcher = Dispatcher::new(
@@ -130,7 +132,7 @@ impl App {
             airbyte.clone(),
             config.jobs.clone(),
             Arc::clone(&clock),
-            replica,
+            replica.clone(),
         );
         dispatcher.set_waker(Arc::clone(&dispatch));
         let tracker = Tracker::new(
@@ -169,6 +171,7 @@ impl App {
             authenticator,
             refresh_every,
             webhooks,
+            replica,
         })
     }
 
@@ -187,7 +190,12 @@ impl App {
         let stop = Arc::new(Notify::new());
         let mut tasks = JoinSet::new();
         tasks.spawn(self.dispatcher.run(Arc::clone(&stop)));
-        tasks.spawn(self.tracker.run(Arc::clone(&stop)));
+        tasks.spawn(track_while_leading(
+            self.tracker,
+            self.state.store().clone(),
+            Duration::from_secs(self.state.config().jobs.poll_interval_secs),
+            Arc::clone(&stop),
+        ));
         tasks.spawn(self.webhooks.run(Arc::clone(&stop)));
         tasks.spawn(Arc::clone(&self.catalog).run(self.refresh_every, Arc::clone(&stop)));
         let authenticator = Arc::clone(&self.authenticator);
@@ -207,13 +215,74 @@ impl App {
         let served = axum::serve(listener, app)
             .with_graceful_shutdown(shutdown)
             .await;
-        stop.notify_waiters();
-        // Background loops end at their next await point.
+        // Background loops stop when they next wait: a loop busy with a
+        // pass misses one notification, so keep notifying until all have
+        // ended (or the bound passes and they are aborted with the set).
         let _finished = tokio::time::timeout(Duration::from_secs(5), async {
-            while tasks.join_next().await.is_some() {}
+            loop {
+                stop.notify_waiters();
+                tokio::select! {
+                    next = tasks.join_next() => if next.is_none() { break },
+                    () = tokio::time::sleep(Duration::from_millis(50)) => {}
+                }
+            }
         })
         .await;
+        match self
+            .state
+            .store()
+            .release_leases(&self.replica, self.state.now_ms())
+            .await
+        {
+            Ok(0) => {}
+            Ok(released) => tracing::info!(released, "released job leases"),
+            Err(error) => {
+                tracing::warn!(error = %error, "cannot release job leases; they expire on their own")
+            }
+        }
         served.context("server failed")
+    }
+}
+
+/// Runs tracker passes while this replica leads the tracking (one replica
+/// of several on one Postgres polls Airbyte; the others stand by and take
+/// over when the leader's connection goes away).
+async fn track_while_leading(
+    mut tracker: Tracker,
+    store: Store,
+    interval: Duration,
+    stop: Arc<Notify>,
+) {
+    let mut lead = None;
+    loop {
+        if lead.is_none() {
+            match store.try_lead("airlock.tracker").await {
+                Ok(Some(won)) => {
+                    tracing::info!("this replica now tracks Airbyte jobs");
+                    lead = Some(won);
+                }
+                Ok(None) => {}
+                Err(error) => tracing::warn!(error = %error, "cannot run the tracker election"),
+            }
+        }
+        if let Some(held) = lead.as_mut() {
+            if held.still_leading().await {
+                match tracker.pass().await {
+                    Ok(report) if report.updated > 0 || report.discovered > 0 => {
+                        tracing::debug!(?report, "tracker pass");
+                    }
+                    Ok(_) => {}
+                    Err(error) => tracing::warn!(error = %error, "tracker pass failed"),
+                }
+            } else {
+                tracing::warn!("lost the tracker lead");
+                lead = None;
+            }
+        }
+        tokio::select! {
+            () = stop.notified() => return,
+            () = tokio::time::sleep(interval) => {}
+        }
     }
 }
 

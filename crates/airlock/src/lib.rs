@@ -7,6 +7,9 @@
 //!   into the modules below.
 //! - [`config`]: the TOML configuration, its `AIRLOCK_*` overrides and the
 //!   secrets it names.
+//! - [`front`]: the Airbyte-compatible front (`/api/public/v1`, Dagster's
+//!   `/api/v1/connections/get`, the token exchange and service accounts):
+//!   Airbyte's API, identity-checked, for unchanged Airbyte clients.
 //! - [`identity`]: verifies bearer tokens against the configured issuers'
 //!   keys and maps their claims to a `Principal`.
 //! - [`policy`]: roles and grants; decides what a principal may do on which

@@ -29,13 +29,7 @@ const MAX_WAIT: Duration = Duration::from_secs(15 * 60);
 /// How often a waiting request or an event stream looks at the job.
 const WATCH_EVERY: Duration = Duration::from_millis(200);
 
-/// Unix milliseconds as an RFC 3339 UTC string.
-pub(super) fn rfc3339(ms: i64) -> String {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .ok()
-        .and_then(|t| t.format(&Rfc3339).ok())
-        .unwrap_or_default()
-}
+pub(crate) use crate::jobs::view::rfc3339;
 
 /// A storage failure as the client sees it: 503 when the database is
 /// down (retry later), 500 otherwise.
@@ -50,35 +44,7 @@ pub(super) fn store_error(error: StoreError) -> ApiError {
 
 /// A job as Airlock's API shows it.
 pub(crate) fn render(job: &Job) -> Value {
-    let base = format!("/v1/jobs/{}", job.id);
-    json!({
-        "id": job.id,
-        "connection_id": job.connection_id,
-        "workspace_id": job.workspace_id,
-        "type": job.job_type,
-        "state": job.state,
-        "airbyte_job_id": job.airbyte_job_id,
-        "attempts": job.attempts,
-        "max_attempts": job.max_attempts,
-        "requested_by": job.requested_by,
-        "channel": job.channel,
-        "retry_of": job.retry_of,
-        "cancel_requested": job.cancel_requested,
-        "created_at": rfc3339(job.created_at),
-        "updated_at": rfc3339(job.updated_at),
-        "finished_at": job.finished_at.map(rfc3339),
-        "rows_synced": job.rows_synced,
-        "bytes_synced": job.bytes_synced,
-        "duration": job.duration,
-        "error": job.error,
-        "links": {
-            "self": base,
-            "events": format!("{base}/events"),
-            "cancel": format!("{base}/cancel"),
-            "retry": format!("{base}/retry"),
-            "connection": format!("/v1/connections/{}", job.connection_id),
-        },
-    })
+    crate::jobs::view::job_json(job)
 }
 
 /// What to do when the connection already has a job.

@@ -18,7 +18,7 @@ use serde_json::Value;
 /// Where Airlock is, and how to print.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Remote {
-    /// Airlock's base URL.
+    /// Airlock's base URL (your access token is read from AIRLOCK_TOKEN).
     #[arg(long, env = "AIRLOCK_URL", default_value = "http://127.0.0.1:8080")]
     url: String,
     /// Print the API's JSON instead of a table.

@@ -5,6 +5,7 @@ mod audit;
 mod check_config;
 mod client;
 mod demo;
+mod hash_secret;
 mod mcp;
 mod policy;
 mod serve;
@@ -41,6 +42,9 @@ pub enum Command {
     Sim(sim::SimArgs),
     /// Validate a configuration file and print it with secrets redacted.
     CheckConfig(check_config::CheckConfigArgs),
+    /// Hash a service account's secret, read from standard input, for
+    /// `[[service_accounts]] secret_hash`.
+    HashSecret(hash_secret::HashSecretArgs),
     /// Verify, export or checkpoint the audit trail.
     Audit(audit::AuditArgs),
     /// Explain what a principal may do under a configuration.
@@ -67,6 +71,7 @@ pub fn run(cli: Cli) -> ExitCode {
     telemetry::init(cli.log_format);
     let outcome = match cli.command {
         Command::CheckConfig(args) => check_config::run(&args),
+        Command::HashSecret(args) => hash_secret::run(&args),
         Command::Sim(args) => block_on(sim::run(args)),
         Command::Demo(args) => block_on(demo::run(args)),
         Command::Serve(args) => block_on(serve::run(args)),

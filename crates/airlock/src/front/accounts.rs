@@ -394,6 +394,36 @@ mod tests {
     }
 
     #[test]
+    fn the_configured_signing_key_is_used_and_checked() {
+        let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
+        let config = |key: &str| {
+            let text = format!(
+                "[front]\nsigning_key = {{ file = \"{fixtures}/{key}\" }}\n\n\
+                 [[service_accounts]]\nclient_id = \"ci\"\nsecret_hash = \"{}\"\n",
+                hash_secret("s", MIN_ITERATIONS).expect("hash")
+            );
+            Config::from_toml("t.toml", &text, &[]).expect("valid")
+        };
+        let lookup = |_: &str| None;
+        let first = Accounts::from_config(&config("ec-a.pem"), &lookup)
+            .expect("loads")
+            .expect("accounts");
+        let second = Accounts::from_config(&config("ec-a.pem"), &lookup)
+            .expect("loads")
+            .expect("accounts");
+        assert_eq!(first.kid, second.kid, "tokens survive a restart");
+        for wrong in ["rsa-a.pem", "ed-a.pem", "missing.pem"] {
+            let err = Accounts::from_config(&config(wrong), &lookup).expect_err(wrong);
+            assert!(err.to_string().contains("front.signing_key"), "{err}");
+        }
+        assert!(
+            Accounts::from_config(&Config::default(), &lookup)
+                .expect("no accounts")
+                .is_none()
+        );
+    }
+
+    #[test]
     fn pem_keys_load_and_tokens_verify_against_the_published_keys() {
         let pem = include_str!("../../tests/fixtures/ec-a.pem");
         let der = pem_to_der(pem).expect("pem");

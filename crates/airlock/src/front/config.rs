@@ -171,3 +171,85 @@ pub(crate) fn validate(config: &crate::config::Config) -> Result<(), (String, St
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+
+    fn hash() -> String {
+        super::super::hash_secret("s", super::super::accounts::MIN_ITERATIONS).expect("hash")
+    }
+
+    #[test]
+    fn front_and_service_accounts_load() {
+        let text = format!(
+            "[front]\npublic_url = \"https://airlock.example\"\ntoken_audience = \"urn:airlock\"\n\
+             token_auth_method = \"client_secret_post\"\n\n\
+             [[service_accounts]]\nclient_id = \"ci\"\nsecret_hash = \"{}\"\nroles = [\"runner\"]\n",
+            hash()
+        );
+        let config = Config::from_toml("t.toml", &text, &[]).expect("valid");
+        assert_eq!(config.front.token_lifetime_secs, 900);
+        assert_eq!(
+            config.front.token_auth_method,
+            super::TokenAuthMethod::ClientSecretPost
+        );
+        assert_eq!(config.service_accounts[0].roles, vec!["runner"]);
+        let printed = config.to_redacted_toml();
+        assert!(!printed.contains("pbkdf2"), "{printed}");
+    }
+
+    #[test]
+    fn mistakes_name_their_key() {
+        let h = hash();
+        let account = |id: &str, hash: &str| {
+            format!("[[service_accounts]]\nclient_id = \"{id}\"\nsecret_hash = \"{hash}\"\n")
+        };
+        let cases = [
+            (
+                "[front]\npublic_url = \"ftp://x\"\n".to_owned(),
+                "front.public_url",
+            ),
+            (
+                "[front]\ntoken_issuer = \"https://idp.example\"\n".to_owned(),
+                "front.token_issuer",
+            ),
+            (
+                "[front]\ntoken_scope = \" \"\n".to_owned(),
+                "front.token_scope",
+            ),
+            (
+                "[front]\ntoken_lifetime_secs = 5\n".to_owned(),
+                "front.token_lifetime_secs",
+            ),
+            (
+                "[front]\ntoken_auth_method = \"jwt\"\n".to_owned(),
+                "token_auth_method",
+            ),
+            ("[front]\nunknown = 1\n".to_owned(), "unknown"),
+            (account("has space", &h), "service_accounts[0].client_id"),
+            (
+                format!("{}{}", account("ci", &h), account("ci", &h)),
+                "service_accounts[1].client_id",
+            ),
+            (account("ci", "plain"), "service_accounts[0].secret_hash"),
+            (
+                format!("{}roles = [\"\"]\n", account("ci", &h)),
+                "service_accounts[0].roles[0]",
+            ),
+            (
+                format!(
+                    "[front]\npublic_url = \"https://idp.example\"\n\n[[issuers]]\nissuer = \"https://idp.example\"\naudiences = [\"a\"]\n\n{}",
+                    account("ci", &h)
+                ),
+                "front.public_url",
+            ),
+        ];
+        for (text, key) in cases {
+            let err = Config::from_toml("t.toml", &text, &[])
+                .expect_err(&text)
+                .to_string();
+            assert!(err.contains(key), "{key}: {err}");
+        }
+    }
+}

@@ -25,12 +25,12 @@
 //! whose tokens Airlock signs) first, then the identity provider.
 
 pub mod accounts;
-pub mod caller;
+mod caller;
 pub mod classify;
 pub mod config;
-pub mod error;
-pub mod lists;
-pub mod token;
+mod error;
+mod lists;
+mod token;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -71,6 +71,11 @@ const MAX_BODY_BYTES: usize = crate::api::MAX_BODY_BYTES;
 /// Job ids remembered with their connection before the memory is cleared.
 const JOB_CACHE_CAPACITY: usize = 50_000;
 
+/// Service-account secrets checked at once: each check costs the hash's
+/// iterations of CPU, so a flood of token requests queues instead of
+/// taking every core.
+const CONCURRENT_SECRET_CHECKS: usize = 2;
+
 /// The front's own state: service accounts, where credentials are
 /// exchanged, and what it remembers of Airbyte jobs.
 #[derive(Debug)]
@@ -80,6 +85,8 @@ pub struct Front {
     http: reqwest::Client,
     /// Airbyte job id to connection id: a job's connection never changes.
     jobs: Mutex<HashMap<i64, String>>,
+    /// Bounds the CPU spent on service-account secrets.
+    secret_checks: tokio::sync::Semaphore,
 }
 
 impl Front {
@@ -100,6 +107,7 @@ impl Front {
             exchange: Exchange::from_config(config),
             http,
             jobs: Mutex::new(HashMap::new()),
+            secret_checks: tokio::sync::Semaphore::new(CONCURRENT_SECRET_CHECKS),
         })
     }
 
@@ -114,6 +122,7 @@ impl Front {
                 exchange: Exchange::from_config(config),
                 http: reqwest::Client::new(),
                 jobs: Mutex::new(HashMap::new()),
+                secret_checks: tokio::sync::Semaphore::new(CONCURRENT_SECRET_CHECKS),
             }
         })
     }
@@ -137,6 +146,11 @@ impl Front {
 
     pub(crate) fn http(&self) -> &reqwest::Client {
         &self.http
+    }
+
+    /// A permit to check one service-account secret.
+    pub(crate) async fn secret_check(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
+        self.secret_checks.acquire().await.ok()
     }
 
     fn remember_job(&self, job_id: i64, connection_id: &str) {
@@ -169,6 +183,7 @@ pub fn router() -> Router<AppState> {
         .route("/applications/token", any(token_endpoint))
         .route("/api/public/v1/{*path}", any(public))
         .route("/api/v1/connections/get", any(dagster_connection))
+        .route("/api/v1/{*path}", any(configuration_api))
         .route("/.well-known/jwks.json", get(jwks))
         .route("/.well-known/openid-configuration", get(discovery))
 }
@@ -358,10 +373,9 @@ async fn serve_public(
             } else {
                 "destinations"
             };
-            let raw = forward_get(state, parts, &format!("/{kind}/{}", id.hyphenated())).await?;
-            let Some(workspace) = workspace_in(&raw) else {
-                // Airbyte's own refusal (404, ...) says nothing about scope.
-                return Ok(raw_response(raw));
+            let (workspace, raw) = match locate(state, parts, kind, id).await? {
+                Located::In(workspace, raw) => (workspace, raw),
+                Located::Refused(raw) => return Ok(raw_response(raw)),
             };
             let resource = workspace_resource(state, &workspace);
             let decision = caller
@@ -384,10 +398,9 @@ async fn serve_public(
             let source = lists::single(&pairs, "sourceId")?
                 .and_then(|s| Uuid::parse_str(s).ok())
                 .ok_or_else(|| FrontError::BadRequest("sourceId must be a UUID".to_owned()))?;
-            let raw =
-                forward_get(state, parts, &format!("/sources/{}", source.hyphenated())).await?;
-            let Some(workspace) = workspace_in(&raw) else {
-                return Ok(raw_response(raw));
+            let workspace = match locate(state, parts, "sources", source).await? {
+                Located::In(workspace, _) => workspace,
+                Located::Refused(raw) => return Ok(raw_response(raw)),
             };
             let resource = workspace_resource(state, &workspace);
             let decision = caller
@@ -400,11 +413,9 @@ async fn serve_public(
             forwarded_body = bytes;
             let workspace = if reference == ResourceRef::NewConnection {
                 let source = uuid_field(&object, "sourceId")?;
-                let raw =
-                    forward_get(state, parts, &format!("/sources/{}", source.hyphenated())).await?;
-                match workspace_in(&raw) {
-                    Some(workspace) => workspace,
-                    None => return Ok(raw_response(raw)),
+                match locate(state, parts, "sources", source).await? {
+                    Located::In(workspace, _) => workspace,
+                    Located::Refused(raw) => return Ok(raw_response(raw)),
                 }
             } else {
                 uuid_field(&object, "workspaceId")?.hyphenated().to_string()
@@ -476,27 +487,58 @@ async fn authorize_workspace(
         .await
 }
 
-/// A GET of the same API, with Airlock's credential (to learn where an
-/// object lives before deciding).
-async fn forward_get(
+/// Where a source or destination lives, as Airbyte says.
+enum Located {
+    /// In this workspace; Airbyte's answer to the GET.
+    In(String, airbyte_client::RawResponse),
+    /// Airbyte refused the GET (other than "not found"): its answer.
+    Refused(airbyte_client::RawResponse),
+}
+
+/// Asks Airbyte (with Airlock's credential) for `/{kind}/{id}` to learn its
+/// workspace before deciding. Not found is Airlock's own 404, the same as
+/// out of scope, so that the two cannot be told apart.
+async fn locate(
     state: &AppState,
     parts: &Parts,
-    path: &str,
-) -> Result<airbyte_client::RawResponse, FrontError> {
+    kind: &'static str,
+    id: Uuid,
+) -> Result<Located, FrontError> {
     let mut get = Parts::clone(parts);
     get.method = Method::GET;
     get.headers.remove(header::CONTENT_TYPE);
-    forward(state, &get, path, Vec::new()).await
-}
-
-/// The `workspaceId` of a 200 JSON answer.
-fn workspace_in(raw: &airbyte_client::RawResponse) -> Option<String> {
-    if raw.status != StatusCode::OK {
-        return None;
+    let raw = forward(
+        state,
+        &get,
+        &format!("/{kind}/{}", id.hyphenated()),
+        Vec::new(),
+    )
+    .await?;
+    let resource_type = if kind == "sources" {
+        "source"
+    } else {
+        "destination"
+    };
+    let body: Value = serde_json::from_slice(&raw.body).unwrap_or(Value::Null);
+    // Some servers say "not found" with a 400.
+    if raw.status == StatusCode::NOT_FOUND || body["title"] == "resource-not-found" {
+        return Err(FrontError::NotFound {
+            resource_type,
+            id: id.to_string(),
+        });
     }
-    let value: Value = serde_json::from_slice(&raw.body).ok()?;
-    let id = value.get("workspaceId")?.as_str()?;
-    Uuid::parse_str(id).ok().map(|u| u.hyphenated().to_string())
+    if raw.status != StatusCode::OK {
+        return Ok(Located::Refused(raw));
+    }
+    let workspace = body
+        .get("workspaceId")
+        .and_then(Value::as_str)
+        .and_then(|w| Uuid::parse_str(w).ok())
+        .ok_or_else(|| {
+            tracing::warn!(kind, "Airbyte's answer names no workspace");
+            FrontError::BadGateway("Airbyte")
+        })?;
+    Ok(Located::In(workspace.hyphenated().to_string(), raw))
 }
 
 /// A JSON object body, and the bytes to forward (as the front read it).
@@ -553,7 +595,7 @@ async fn resolve_job(state: &AppState, job_id: i64) -> Result<ConnectionInfo, Fr
                 Some(job) => job.connection_id,
                 None => match state.airbyte().get_job(job_id).await {
                     Ok(job) => job.connection_id.hyphenated().to_string(),
-                    Err(airbyte_client::Error::NotFound { .. }) => return Err(not_found()),
+                    Err(error) if is_not_found(&error) => return Err(not_found()),
                     Err(error) => return Err(from_airbyte(&error, "")),
                 },
             };
@@ -569,6 +611,12 @@ async fn resolve_job(state: &AppState, job_id: i64) -> Result<ConnectionInfo, Fr
             FrontError::NotFound { .. } => not_found(),
             other => other,
         })
+}
+
+/// Airbyte's "not found" (a 404, or a 400 with the same body on some servers).
+fn is_not_found(error: &airbyte_client::Error) -> bool {
+    matches!(error, airbyte_client::Error::NotFound { .. })
+        || error.problem().is_some_and(|p| p.is("resource-not-found"))
 }
 
 /// `POST /jobs`: decided on the body's connection and job type; a job
@@ -676,12 +724,21 @@ async fn record_started(
             airbyte_job_id = job.job_id,
             "job started through the front"
         ),
-        Err(error) => tracing::error!(
-            request_id = %caller.request_id,
-            airbyte_job_id = job.job_id,
-            error = %error,
-            "cannot record a job started through the front"
-        ),
+        Err(error) => {
+            tracing::error!(
+                request_id = %caller.request_id,
+                airbyte_job_id = job.job_id,
+                error = %error,
+                "cannot record a job started through the front"
+            );
+            // The start must still be in the trail, if the database lets it.
+            let mut entry = entry;
+            entry.connection_id = Some(connection.id.clone());
+            entry.workspace_id = Some(connection.workspace_id.clone());
+            entry.airbyte_job_id = Some(job.job_id);
+            entry.outcome = Some("started; not recorded".to_owned());
+            state.audit(&entry).await;
+        }
     }
 }
 
@@ -753,12 +810,34 @@ async fn dagster_connection(State(state): State<AppState>, request: Request) -> 
                 value.to_string().into_bytes(),
                 None,
             )),
-            Err(airbyte_client::Error::NotFound { .. }) => Err(FrontError::NotFound {
+            Err(error) if is_not_found(&error) => Err(FrontError::NotFound {
                 resource_type: "connection",
                 id: connection.id,
             }),
             Err(error) => Err(from_airbyte(&error, &request_id)),
         }
+    }
+    .await;
+    finish(result, &request_id)
+}
+
+/// Every other Configuration API route: refused (after authentication),
+/// never forwarded.
+async fn configuration_api(State(state): State<AppState>, request: Request) -> Response {
+    let request_id = request_id_of(&request);
+    let (parts, _) = request.into_parts();
+    let result = async {
+        let caller = caller::authenticate(&state, &parts, &request_id).await?;
+        caller
+            .deny(
+                &state,
+                "front.route",
+                &Resource::Global,
+                "route_not_served",
+                "403",
+            )
+            .await;
+        Err(FrontError::Forbidden)
     }
     .await;
     finish(result, &request_id)

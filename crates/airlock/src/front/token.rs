@@ -342,9 +342,11 @@ pub(crate) async fn exchange(
         // is refused here, never tried at the identity provider.
         let hash = account.hash.clone();
         let secret = credentials.client_secret.clone();
+        let permit = front.secret_check().await;
         let matches = tokio::task::spawn_blocking(move || hash.verify(secret.expose_secret()))
             .await
             .unwrap_or(false);
+        drop(permit);
         if !matches {
             tracing::info!(request_id, client_id = %credentials.client_id, "wrong service account secret");
             return Err(FrontError::BadRequest(INVALID_CREDENTIALS.to_owned()));

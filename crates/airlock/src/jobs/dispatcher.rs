@@ -96,6 +96,11 @@ impl Dispatcher {
 
     async fn worker(&self, index: usize, stop: Arc<Notify>) {
         let idle = Duration::from_millis(500);
+        // Registered now, so that a stop asked for while this worker is
+        // busy counts (a job being started is finished first).
+        let stopped = stop.notified();
+        tokio::pin!(stopped);
+        stopped.as_mut().enable();
         loop {
             let worked = match self.dispatch_one().await {
                 Ok(Some(_)) => true,
@@ -106,10 +111,15 @@ impl Dispatcher {
                 }
             };
             if worked {
-                continue;
+                // Between two jobs, stop if asked to.
+                tokio::select! {
+                    biased;
+                    () = &mut stopped => return,
+                    () = std::future::ready(()) => continue,
+                }
             }
             tokio::select! {
-                () = stop.notified() => return,
+                () = &mut stopped => return,
                 () = self.wake.notified() => {}
                 () = tokio::time::sleep(idle) => {}
             }

@@ -5,11 +5,13 @@
 //! - [`config`]: `[jobs]`, retries, leases and poll intervals.
 //! - [`dispatcher`]: claims queued jobs and starts them in Airbyte.
 //! - [`tracker`]: follows Airbyte's jobs per workspace until they end.
+//! - [`view`]: the job's shape for users, shared by every channel.
 
 pub mod config;
 pub mod dispatcher;
 pub mod model;
 pub mod tracker;
+pub mod view;
 
 pub use config::JobsConfig;
 pub use model::{Channel, Job, JobId, JobState, JobType, NewJob};

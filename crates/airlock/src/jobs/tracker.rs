@@ -87,19 +87,29 @@ impl Tracker {
     }
 
     /// Runs a pass every poll interval until `stop` is notified.
+    /// Passes start every poll interval (or right after the previous one,
+    /// when a pass takes longer).
     pub async fn run(mut self, stop: Arc<Notify>) {
-        let interval = Duration::from_secs(self.config.poll_interval_secs);
+        // Registered now, so that a stop asked for during a pass counts.
+        let stopped = stop.notified();
+        tokio::pin!(stopped);
+        stopped.as_mut().enable();
+        let mut ticks = tokio::time::interval(Duration::from_secs(self.config.poll_interval_secs));
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            match self.pass().await {
-                Ok(report) if report.updated > 0 || report.discovered > 0 => {
-                    tracing::debug!(?report, "tracker pass");
-                }
-                Ok(_) => {}
-                Err(error) => tracing::warn!(error = %error, "tracker pass failed"),
+            tokio::select! {
+                () = &mut stopped => return,
+                _ = ticks.tick() => {}
             }
             tokio::select! {
-                () = stop.notified() => return,
-                () = tokio::time::sleep(interval) => {}
+                () = &mut stopped => return,
+                result = self.pass() => match result {
+                    Ok(report) if report.updated > 0 || report.discovered > 0 => {
+                        tracing::debug!(?report, "tracker pass");
+                    }
+                    Ok(_) => {}
+                    Err(error) => tracing::warn!(error = %error, "tracker pass failed"),
+                },
             }
         }
     }

@@ -6,14 +6,14 @@
 use std::sync::Arc;
 
 use axum::extract::{FromRequestParts, Request, State};
+use axum::http::Uri;
 use axum::http::header::{HOST, ORIGIN};
 use axum::http::request::Parts;
 use axum::http::uri::Authority;
-use axum::http::{HeaderValue, Uri};
 use axum::middleware::Next;
 use axum::response::Response;
 
-use crate::api::request_id::X_REQUEST_ID;
+use crate::api::request_id::{PassThrough, X_REQUEST_ID};
 use crate::api::{ApiError, AppState, Caller, ChannelTag, RequestId};
 use crate::audit;
 use crate::config::McpConfig;
@@ -253,36 +253,41 @@ impl Gate {
     }
 }
 
-/// Middleware of `/mcp`: request id, gate, authentication.
+/// Middleware of `/mcp`, inside the API's request layer (request id,
+/// request log, metrics, problem bodies): gate, then authentication.
 pub(super) async fn layer(
     State(guard): State<GuardState>,
     request: Request,
     next: Next,
 ) -> Response {
-    let request_id = RequestId::from_header(request.headers().get(&X_REQUEST_ID));
     let (mut parts, body) = request.into_parts();
-    parts.extensions.insert(request_id.clone());
-    parts.extensions.insert(ChannelTag("mcp"));
-    let mut response = match guard.gate.check(&parts) {
-        Err(reason) => {
-            refuse(&guard.state, &parts, &request_id, reason).await;
-            ApiError::Forbidden
-                .problem()
-                .into_response_with(&request_id.0)
+    let request_id = match parts.extensions.get::<RequestId>() {
+        Some(id) => id.clone(),
+        None => {
+            let id = RequestId::from_header(parts.headers.get(&X_REQUEST_ID));
+            parts.extensions.insert(id.clone());
+            id
         }
-        // Logged and audited by the extractor, as on the API.
-        Ok(()) => match Caller::from_request_parts(&mut parts, &guard.state).await {
-            Err(error) => error.problem().into_response_with(&request_id.0),
-            Ok(caller) => {
-                parts.extensions.insert(caller);
-                next.run(Request::from_parts(parts, body)).await
-            }
-        },
     };
-    if let Ok(value) = HeaderValue::from_str(&request_id.0) {
-        response.headers_mut().insert(X_REQUEST_ID.clone(), value);
+    parts.extensions.insert(ChannelTag("mcp"));
+    if let Err(reason) = guard.gate.check(&parts) {
+        refuse(&guard.state, &parts, &request_id, reason).await;
+        return ApiError::Forbidden
+            .problem()
+            .into_response_with(&request_id.0);
     }
-    response
+    // Logged and audited by the extractor, as on the API.
+    match Caller::from_request_parts(&mut parts, &guard.state).await {
+        Err(error) => error.problem().into_response_with(&request_id.0),
+        Ok(caller) => {
+            parts.extensions.insert(caller);
+            let mut response = next.run(Request::from_parts(parts, body)).await;
+            // The transport's own errors are JSON-RPC or plain text that
+            // MCP clients read: not to be rewritten as problem+json.
+            response.extensions_mut().insert(PassThrough);
+            response
+        }
+    }
 }
 
 /// Logs and audits a request refused by the gate.

@@ -4,9 +4,11 @@
 //! `/mcp` speaks MCP's streamable HTTP transport (through the `rmcp` SDK,
 //! stateless, so replicas need no shared session store). A request flows:
 //!
-//! 1. [`guard`] refuses a disallowed `Host` or `Origin` with 403 (DNS
-//!    rebinding), then authenticates the bearer token exactly as the API
-//!    does (401 with `WWW-Authenticate`, audited on channel `mcp`).
+//! 1. The API's request layer gives the request its id, log line and
+//!    metrics; [`guard`] refuses a disallowed `Host` or `Origin` with 403
+//!    (DNS rebinding, audited), then authenticates the bearer token exactly
+//!    as the API does (401 with `WWW-Authenticate`, audited on channel
+//!    `mcp`).
 //! 2. [`server`] answers `tools/list` with the tools the caller's
 //!    permissions can use somewhere, and executes `tools/call` by calling
 //!    Airlock's own API in-process with the caller's token, tagged with
@@ -82,8 +84,16 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route_service(PATH, service)
         .layer(axum::middleware::from_fn_with_state(
-            guard::GuardState { state, gate },
+            guard::GuardState {
+                state: state.clone(),
+                gate,
+            },
             guard::layer,
+        ))
+        // Outermost: the request id, log line and metrics every route has.
+        .layer(axum::middleware::from_fn_with_state(
+            state,
+            crate::api::request_id::layer,
         ))
 }
 

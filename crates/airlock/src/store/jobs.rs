@@ -462,6 +462,21 @@ impl Store {
         }
     }
 
+    /// Gives up this replica's leases at shutdown, so that another replica
+    /// (or this one, restarted) takes the jobs over at once instead of after
+    /// the lease runs out. They keep `start_requested_at`: the next owner
+    /// reconciles before sending anything.
+    pub async fn release_leases(&self, owner: &str, now: i64) -> Result<u64, StoreError> {
+        Ok(sqlx::query(
+            "UPDATE jobs SET lease_until = $1 WHERE lease_owner = $2 AND state = 'starting'",
+        )
+        .bind(now - 1)
+        .bind(owner)
+        .execute(&self.pool)
+        .await?
+        .rows_affected())
+    }
+
     /// Extends the lease of a job being started; false when the lease was
     /// lost (another dispatcher took over).
     pub async fn heartbeat(

@@ -6,6 +6,7 @@
 //! lock), [`Backend`] says which one we talk to. Migrations live next to this
 //! file, are compiled into the binary and run at start-up.
 
+pub mod election;
 pub mod front;
 pub mod jobs;
 

@@ -114,7 +114,7 @@ impl WebhookConfig {
 
 /// What a receiver can subscribe to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "lowercase", try_from = "String")]
 pub enum WebhookEvent {
     /// A job was queued: a trigger, or a failed attempt waiting for its retry.
     Queued,
@@ -170,7 +170,19 @@ impl FromStr for WebhookEvent {
         Self::ALL
             .into_iter()
             .find(|event| &event.name()[4..] == bare)
-            .ok_or_else(|| format!("unknown webhook event `{s}`"))
+            .ok_or_else(|| {
+                format!(
+                    "unknown webhook event `{s}` (expected queued, started, succeeded, failed or cancelled)"
+                )
+            })
+    }
+}
+
+impl TryFrom<String> for WebhookEvent {
+    type Error = String;
+
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        value.parse()
     }
 }
 
@@ -247,6 +259,40 @@ mod tests {
         )
         .expect_err("duplicate");
         assert!(err.contains("webhooks[1].url"), "{err}");
+    }
+
+    #[test]
+    fn the_configuration_file_takes_webhooks_and_names_their_keys() {
+        let config = crate::config::Config::from_toml(
+            "t.toml",
+            "[[webhooks]]\nurl = \"https://hooks.example.com/a\"\nsecret = { env = \"HOOK_SECRET\" }\n\
+             events = [\"started\", \"job.failed\"]\nworkspaces = [\"analytics\"]\n",
+            &[],
+        )
+        .expect("valid");
+        assert_eq!(
+            config.webhooks[0].events,
+            [WebhookEvent::Started, WebhookEvent::Failed]
+        );
+        let err = crate::config::Config::from_toml(
+            "t.toml",
+            "[[webhooks]]\nurl = \"https://hooks.example.com/a\"\nsecret = \"s\"\n",
+            &[("AIRLOCK_WEBHOOKS__0__URL".to_owned(), "mailto:x".to_owned())],
+        )
+        .expect_err("bad url")
+        .to_string();
+        assert!(err.contains("webhooks[0].url"), "{err}");
+        let printed = crate::config::Config::from_toml(
+            "t.toml",
+            "[[webhooks]]\nurl = \"https://hooks.example.com/a\"\nsecret = \"hunter2\"\n",
+            &[],
+        )
+        .expect("valid")
+        .to_redacted_toml();
+        assert!(
+            !printed.contains("hunter2") && printed.contains("[[webhooks]]"),
+            "{printed}"
+        );
     }
 
     #[test]

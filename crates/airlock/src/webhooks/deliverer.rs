@@ -487,7 +487,7 @@ fn with_sent_at(stored: &str, at: i64) -> Vec<u8> {
     let mut body: serde_json::Value =
         serde_json::from_str(stored).unwrap_or_else(|_| serde_json::json!({}));
     if let Some(object) = body.as_object_mut() {
-        object.insert("sent_at".to_owned(), payload::rfc3339(at).into());
+        object.insert("sent_at".to_owned(), crate::jobs::view::rfc3339(at).into());
     }
     body.to_string().into_bytes()
 }
@@ -521,10 +521,7 @@ fn backoff_ms(attempt: i64) -> i64 {
     let delay = BACKOFF_BASE_MS
         .saturating_mul(1_i64 << exponent)
         .min(BACKOFF_MAX_MS);
-    let factor = 0.75 + rand::random::<f64>() * 0.25;
-    #[expect(clippy::cast_possible_truncation, reason = "at most an hour in ms")]
-    let jittered = (delay as f64 * factor) as i64;
-    jittered
+    delay - rand::random_range(0..=delay / 4)
 }
 
 fn duration_ms(duration: Duration) -> i64 {

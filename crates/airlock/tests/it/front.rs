@@ -552,6 +552,79 @@ async fn refusals_are_airbyte_shaped_and_lists_point_at_airlock() {
         "{page}"
     );
 
+    // Sources are read by workspace: the list is filtered, one of another
+    // workspace does not exist for the runner.
+    let admin = front.access_token("ci-admin").await;
+    let (status, all) = support::send(
+        front
+            .http
+            .get(format!("{}/sources?limit=100", front.api()))
+            .bearer_auth(&admin),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{all}");
+    let sources = all["data"].as_array().expect("sources").clone();
+    let (status, mine) = support::send(
+        front
+            .http
+            .get(format!("{}/sources?limit=100", front.api()))
+            .bearer_auth(&runner),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{mine}");
+    let mine = mine["data"].as_array().expect("sources").clone();
+    assert!(!mine.is_empty() && mine.len() < sources.len(), "{mine:?}");
+    assert!(
+        mine.iter()
+            .all(|s| s["workspaceId"] == world.analytics.as_str())
+    );
+    let theirs = sources
+        .iter()
+        .find(|s| s["workspaceId"] != world.analytics.as_str())
+        .and_then(|s| s["sourceId"].as_str())
+        .expect("a source elsewhere");
+    let (status, headers, body) = send_full(
+        front
+            .http
+            .get(format!("{}/sources/{theirs}", front.api()))
+            .bearer_auth(&runner),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert_airbyte_error(status, &headers, &body);
+    let own = mine[0]["sourceId"].as_str().expect("id");
+    let (status, body) = support::send(
+        front
+            .http
+            .get(format!("{}/sources/{own}", front.api()))
+            .bearer_auth(&runner),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["sourceId"], own);
+
+    // An allowed change goes to Airbyte and its answer comes back as it is,
+    // even an error that is not Airbyte's problem shape (the simulator
+    // serves no PATCH: its web framework's 405).
+    let (status, headers, body) = send_full(
+        front
+            .http
+            .patch(format!(
+                "{}/connections/{}",
+                front.api(),
+                world.analytics_active[0]
+            ))
+            .bearer_auth(&admin)
+            .json(&json!({"name": "renamed"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{body}");
+    assert!(body["_embedded"]["errors"].is_array(), "{body}");
+    assert_eq!(
+        headers.get("content-type").and_then(|v| v.to_str().ok()),
+        Some("application/json")
+    );
+
     // Dagster's Configuration API read, in and out of scope.
     let (status, connection) = support::send(
         front
@@ -679,6 +752,10 @@ workspaces = ["analytics"]
 [[grants]]
 role = "reader"
 match = {{ claim = "roles", value = "reader" }}
+
+[[grants]]
+role = "admin"
+match = {{ claim = "roles", value = "pipeline-admin" }}
 {accounts}"#,
         issuer = provider.issuer,
         accounts = service_accounts_toml(),
@@ -775,4 +852,136 @@ match = {{ claim = "roles", value = "reader" }}
     assert_eq!(recorded["requested_by"], "runner");
     front.stop().await;
     drop(provider);
+}
+
+mod store {
+    //! `Store::insert_started_job` on both backends: the unique indexes
+    //! (one row per Airbyte job, one active job per connection) hold.
+
+    use airlock::audit;
+    use airlock::jobs::{Channel, JobState, JobType};
+    use airlock::store::Store;
+    use airlock::store::front::{Recorded, StartedJob};
+    use airlock::store::jobs::AirbyteReport;
+    use serde_json::json;
+
+    use crate::support::{Db, both_backends, fresh_database};
+
+    fn started<'a>(
+        airbyte_job_id: i64,
+        connection: &'a str,
+        requester: &'a serde_json::Value,
+    ) -> StartedJob<'a> {
+        StartedJob {
+            connection_id: connection,
+            workspace_id: "w",
+            job_type: JobType::Sync,
+            airbyte_job_id,
+            state: JobState::Running,
+            requested_by: "ci-runner",
+            requester,
+            channel: Channel::Front,
+        }
+    }
+
+    async fn started_jobs_respect_the_unique_indexes(db: Db) {
+        let store = Store::connect(&fresh_database(db).await)
+            .await
+            .expect("store");
+        let requester = json!({"subject": "ci-runner"});
+        let entry = audit::Entry {
+            channel: "front".to_owned(),
+            action: "jobs.sync".to_owned(),
+            decision: "allow".to_owned(),
+            ..audit::Entry::default()
+        };
+
+        let Recorded::New(job) = store
+            .insert_started_job(&started(10, "c1", &requester), 1_000, &entry)
+            .await
+            .expect("insert")
+        else {
+            panic!("a new row");
+        };
+        assert_eq!(job.channel, Channel::Front);
+        assert_eq!(job.state, JobState::Running);
+        assert_eq!(job.airbyte_job_id, Some(10));
+        assert_eq!(job.requested_by, "ci-runner");
+        assert_eq!((job.attempts, job.max_attempts), (1, 1));
+
+        // The same Airbyte job again: left as it was.
+        let again = store
+            .insert_started_job(&started(10, "c1", &requester), 2_000, &entry)
+            .await
+            .expect("insert");
+        assert!(
+            matches!(again, Recorded::Existing(ref j) if j.id == job.id),
+            "{again:?}"
+        );
+
+        // Another Airbyte job on the same connection while c1's is active.
+        let busy = store
+            .insert_started_job(&started(11, "c1", &requester), 3_000, &entry)
+            .await
+            .expect("insert");
+        assert_eq!(busy, Recorded::ConnectionBusy);
+
+        // The tracker saw the Airbyte job first: its row is adopted.
+        let seen = AirbyteReport {
+            airbyte_job_id: 20,
+            state: JobState::Pending,
+            rows_synced: None,
+            bytes_synced: None,
+            duration: None,
+        };
+        let external = store
+            .insert_external_job("c2", "w", JobType::Sync, &seen, 4_000)
+            .await
+            .expect("external")
+            .expect("a new row");
+        assert_eq!(external.channel, Channel::Airbyte);
+        let adopted = store
+            .insert_started_job(&started(20, "c2", &requester), 5_000, &entry)
+            .await
+            .expect("insert");
+        let Recorded::Adopted(job) = adopted else {
+            panic!("adopted: {adopted:?}");
+        };
+        assert_eq!(job.id, external.id);
+        assert_eq!(job.channel, Channel::Front);
+        assert_eq!(job.requested_by, "ci-runner");
+        assert_eq!(job.requester["subject"], "ci-runner");
+    }
+
+    both_backends!(started_jobs_respect_the_unique_indexes);
+}
+
+#[test]
+fn hash_secret_reads_stdin_and_prints_a_usable_hash() {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_airlock"))
+        .args(["hash-secret", "--iterations", "10000"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("airlock runs");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"s3cret\n")
+        .expect("write");
+    let output = child.wait_with_output().expect("exits");
+    assert!(output.status.success(), "{output:?}");
+    let printed = String::from_utf8(output.stdout).expect("UTF-8");
+    let hash: airlock::front::accounts::SecretHash = printed.trim().parse().expect("a valid hash");
+    assert!(hash.verify("s3cret"));
+    assert!(!hash.verify("s3cret\n"));
+    // The hash is accepted by the configuration.
+    let text = format!(
+        "[[service_accounts]]\nclient_id = \"ci\"\nsecret_hash = \"{}\"\n",
+        printed.trim()
+    );
+    Config::from_toml("t.toml", &text, &[]).expect("valid");
 }

@@ -9,7 +9,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::support::{
-    Db, Stack, StackOptions, both_backends, id_of, reliable_connections, send, uuid,
+    self, Db, Stack, StackOptions, both_backends, id_of, reliable_connections, send, uuid,
 };
 
 /// The position of a state in a job's life (`queued` may come back after a
@@ -432,6 +432,176 @@ async fn jobs_started_by_airbyte_are_listed(db: Db) {
     stack.stop().await;
 }
 
+/// A job a dispatcher was starting when its cancel came, and whose start
+/// was then put back in the queue (Airbyte's answer lost): the next
+/// dispatcher settles it, adopting and cancelling the sync the lost answer
+/// started, or cancelling the job when there is none, instead of leaving
+/// it queued forever in front of the connection's other jobs.
+async fn a_cancel_during_an_unsettled_start_is_carried_out(db: Db) {
+    use airlock::clock::SystemClock;
+    use airlock::connections::Catalog;
+    use airlock::jobs::dispatcher::{Dispatcher, Outcome};
+    use airlock::jobs::tracker::Tracker;
+    use airlock::jobs::{Channel, JobState, JobType, JobsConfig, NewJob};
+    use airlock::store::Store;
+    use airlock::store::jobs::{Inserted, Requeue};
+
+    // No Airlock process here: this test is the only dispatcher.
+    let sim = airbyte_sim::spawn(SimConfig::default())
+        .await
+        .expect("the simulator starts");
+    let connections = support::sim_add_connections(
+        &support::http_client(),
+        &sim,
+        reliable_connections("analytics", 2, 3_600),
+    )
+    .await
+    .connection_ids;
+    let store = Store::connect(&support::fresh_database(db).await)
+        .await
+        .expect("store");
+    let airbyte = support::airbyte_client(&sim);
+    let catalog = std::sync::Arc::new(Catalog::new(airbyte.clone(), Default::default()));
+    catalog.refresh().await.expect("catalog");
+    let clock = std::sync::Arc::new(SystemClock);
+    let dispatcher = Dispatcher::new(
+        store.clone(),
+        airbyte.clone(),
+        JobsConfig::default(),
+        clock.clone(),
+        "test-dispatcher".to_owned(),
+    );
+    let mut tracker = Tracker::new(
+        store.clone(),
+        airbyte.clone(),
+        JobsConfig::default(),
+        clock,
+        catalog,
+    );
+    let request = airlock::audit::Entry {
+        channel: "api".to_owned(),
+        action: "jobs.sync".to_owned(),
+        decision: "allow".to_owned(),
+        ..airlock::audit::Entry::default()
+    };
+    for (connection, lost_answer_started_a_sync) in connections.iter().zip([true, false]) {
+        let new = NewJob {
+            connection_id: connection.clone(),
+            workspace_id: String::new(),
+            job_type: JobType::Sync,
+            max_attempts: 3,
+            requested_by: "runner".to_owned(),
+            requester: json!({"subject": "runner"}),
+            channel: Channel::Api,
+            retry_of: None,
+        };
+        let now = airlock::store::now_ms();
+        let mut ids = Vec::new();
+        // The job, and another one waiting behind it.
+        for _ in 0..2 {
+            let Inserted::New(job) = store
+                .insert_job(&new, None, now, &request)
+                .await
+                .expect("insert")
+            else {
+                panic!("a new job");
+            };
+            ids.push(job.id);
+        }
+        let (job, next) = (&ids[0], &ids[1]);
+        // A dispatcher claimed the job and sent `POST /jobs`, ...
+        let claimed = store
+            .claim_job("lost", 60_000, now)
+            .await
+            .expect("claim")
+            .expect("the job");
+        assert_eq!(&claimed.id, job);
+        assert!(
+            store
+                .mark_start_requested(job, "lost", now)
+                .await
+                .expect("mark")
+        );
+        let started_by_lost_answer = if lost_answer_started_a_sync {
+            let created = airbyte
+                .create_job(uuid(connection), airbyte_client::JobType::Sync)
+                .await
+                .expect("Airbyte starts the sync");
+            Some(created.job_id)
+        } else {
+            None
+        };
+        // ... the cancel came meanwhile, and the answer was lost: back to
+        // the queue, to be reconciled.
+        let asked = store
+            .request_cancel(job, now, &request)
+            .await
+            .expect("cancel")
+            .expect("the job");
+        assert!(asked.cancel_requested);
+        let requeue = Requeue {
+            run_after: now,
+            count_attempt: false,
+            error: "Airbyte's answer was lost",
+            start_may_exist: true,
+        };
+        assert!(
+            store
+                .requeue(job, Some("lost"), &requeue, now)
+                .await
+                .expect("requeue")
+        );
+        // A queued job whose start may exist is not cancelled on the spot
+        // (that would leave the sync it may have started running).
+        let asked = store
+            .request_cancel(job, now, &request)
+            .await
+            .expect("cancel")
+            .expect("the job");
+        assert_eq!(asked.state, JobState::Queued);
+
+        let (dispatched, outcome) = dispatcher
+            .dispatch_one()
+            .await
+            .expect("the database answers")
+            .expect("the job is settled, not left in the queue");
+        assert_eq!(&dispatched.id, job);
+        match started_by_lost_answer {
+            Some(airbyte_job_id) => {
+                assert_eq!(
+                    outcome,
+                    Outcome::Started {
+                        airbyte_job_id,
+                        adopted: true
+                    }
+                );
+                // The tracker delivers the cancel to Airbyte.
+                tracker.pass().await.expect("a pass");
+            }
+            None => assert_eq!(outcome, Outcome::Cancelled),
+        }
+        let done = store.get_job(job).await.expect("read").expect("the job");
+        assert_eq!(done.state, JobState::Cancelled, "{done:?}");
+        assert_eq!(done.airbyte_job_id, started_by_lost_answer);
+        // The job behind it starts.
+        let (dispatched, outcome) = dispatcher
+            .dispatch_one()
+            .await
+            .expect("the database answers")
+            .expect("the next job");
+        assert_eq!(&dispatched.id, next);
+        assert!(
+            matches!(outcome, Outcome::Started { adopted: false, .. }),
+            "{outcome:?}"
+        );
+    }
+    let counters = sim.sim.counters();
+    assert_eq!(counters.jobs_cancelled, 1);
+    // One sync for each job behind, and the one the lost answer started.
+    assert_eq!(counters.total_jobs_created(), 3);
+    sim.shutdown().await;
+}
+
 both_backends!(
     a_sync_is_tracked_to_success,
     a_failing_sync_is_retried_with_backoff_then_fails,
@@ -441,4 +611,5 @@ both_backends!(
     wait_holds_the_answer_until_the_job_ends,
     callers_need_a_token_and_the_permission,
     jobs_started_by_airbyte_are_listed,
+    a_cancel_during_an_unsettled_start_is_carried_out,
 );

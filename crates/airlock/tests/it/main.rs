@@ -7,6 +7,7 @@ mod examples;
 mod front;
 mod identity;
 mod jobs_e2e;
+mod mcp;
 mod observability;
 mod oidc;
 mod policy;

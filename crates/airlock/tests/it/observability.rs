@@ -174,19 +174,23 @@ fn parse_exposition(text: &str) -> Exposition {
     exposition
 }
 
+/// Labels as sorted pairs.
+type Labels = Vec<(String, String)>;
+
 fn check_histograms(exposition: &Exposition) {
     for (family, kind) in &exposition.types {
         if kind != "histogram" {
             continue;
         }
-        // Series (labels without le) to their buckets, in order of appearance.
-        let mut series: BTreeMap<Vec<(String, String)>, Vec<(f64, f64)>> = BTreeMap::new();
+        // Series (labels without le) to their buckets (le, count), in order
+        // of appearance.
+        let mut series: BTreeMap<Labels, Vec<(f64, f64)>> = BTreeMap::new();
         for sample in exposition
             .samples
             .iter()
             .filter(|s| s.name == format!("{family}_bucket"))
         {
-            let mut key: Vec<(String, String)> = sample
+            let mut key: Labels = sample
                 .labels
                 .iter()
                 .filter(|(k, _)| *k != "le")
@@ -554,7 +558,7 @@ async fn request_logs_and_no_secret_anywhere() {
     let airbyte_secret = format!("sim-secret-{}", uuid::Uuid::new_v4().simple());
     let sim = Sim::new(SimConfig {
         client_secret: airbyte_secret.clone(),
-        token_lifetime_secs: 2,
+        token_lifetime_secs: 4,
         time_scale: 0.001,
         ..SimConfig::default()
     })
@@ -709,10 +713,8 @@ async fn request_logs_and_no_secret_anywhere() {
     assert_eq!(status, StatusCode::ACCEPTED, "{job}");
     let id = id_of(&job);
 
-    // Wait until Airbyte runs it, across token refreshes (two-second
-    // tokens, and the simulator forgetting every token once).
+    // Wait until Airbyte runs it.
     let mut polls = 0;
-    let mut expired = false;
     let running = loop {
         polls += 1;
         let (status, job) = transcript
@@ -722,17 +724,26 @@ async fn request_logs_and_no_secret_anywhere() {
             )
             .await;
         assert_eq!(status, StatusCode::OK, "{job}");
-        if !expired && job["airbyte_job_id"].is_i64() {
-            sim.expire_tokens();
-            expired = true;
-        }
-        let refreshes = lock(&seen).tokens.len();
-        if job["state"] == "running" && refreshes >= 3 {
+        if job["state"] == "running" {
             break job;
         }
-        assert!(polls < 300, "never running with fresh tokens: {job:#}");
+        assert!(polls < 300, "never running: {job:#}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
+    // Four-second tokens: Airlock refreshes each after two seconds, ahead
+    // of expiry. Right after a refresh, the simulator forgets every token,
+    // so the next call (the cancel's, or the tracker's) meets a 401 with a
+    // token Airlock still holds fresh, and refreshes again.
+    let issued = lock(&seen).tokens.len();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while lock(&seen).tokens.len() == issued {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no refresh ahead of expiry"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    sim.expire_tokens();
     let airbyte_job_id = running["airbyte_job_id"].as_i64().expect("an Airbyte job");
     let (status, cancelled) = transcript
         .send(
@@ -746,6 +757,15 @@ async fn request_logs_and_no_secret_anywhere() {
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{cancelled}");
     assert_eq!(cancelled["state"], "cancelled", "{cancelled:#}");
+    // The Airbyte-compatible front answers with Airbyte's bodies, fetched
+    // with Airlock's own Airbyte token.
+    let (status, front) = transcript
+        .send(
+            as_role(reqwest::Method::GET, "/api/public/v1/jobs?limit=5", "admin"),
+            "obs-front",
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{front}");
     let (status, audit) = transcript
         .send(
             as_role(reqwest::Method::GET, "/v1/audit?limit=200", "auditor"),
@@ -762,8 +782,12 @@ async fn request_logs_and_no_secret_anywhere() {
         metrics.value(
             "airlock_airbyte_token_refreshes_total",
             &[("outcome", "ok")]
-        ) >= 2.0,
-        "tokens were refreshed"
+        ) >= 3.0,
+        "tokens were refreshed: first, ahead of expiry, after the 401"
+    );
+    assert!(
+        metrics.sum("airlock_airbyte_requests_total", &[("status", "401")]) >= 1.0,
+        "a call met the forgotten token"
     );
     assert!(
         metrics.sum(

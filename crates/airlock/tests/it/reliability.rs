@@ -8,7 +8,6 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use airbyte_client::{AirbyteClient, Auth, ClientConfig};
 use airbyte_sim::{FaultSpec, Faults, SimConfig};
 use airlock::clock::ManualClock;
 use airlock::connections::Catalog;
@@ -224,7 +223,7 @@ async fn a_killed_airlock_carries_out_every_accepted_job_once(db: Db) {
     sim.sim.set_faults(Faults::default().with_route(
         "POST /jobs",
         FaultSpec {
-            latency_ms: 150,
+            latency_ms: 400,
             blackhole_rate: 0.2,
             ..FaultSpec::default()
         },
@@ -266,12 +265,26 @@ async fn a_killed_airlock_carries_out_every_accepted_job_once(db: Db) {
     }
     first.kill();
     let at_kill = sim.sim.counters().requests_to("POST /jobs");
+    // What the dead process left behind.
+    let store = Store::connect(&storage_url).await.expect("store");
+    let left: HashMap<JobState, i64> = store
+        .count_jobs_by_state()
+        .await
+        .expect("counts")
+        .into_iter()
+        .collect();
+    store.pool().close().await;
+    let unsettled = [JobState::Starting, JobState::Pending, JobState::Running]
+        .iter()
+        .filter_map(|state| left.get(state))
+        .sum::<i64>();
+    assert!(unsettled > 0, "the kill interrupted nothing: {left:?}");
 
     let second = Served::start(&config, &idp);
     let jobs = wait_all_terminal(&second.client, &ids, Duration::from_secs(120)).await;
     let counters = sim.sim.counters();
     eprintln!(
-        "crash test ({db:?}): 40 accepted, {at_kill} POST /jobs before the kill, {} in all, {} black-holed, {} Airbyte jobs",
+        "crash test ({db:?}): 40 accepted, {at_kill} POST /jobs before the kill, left {left:?}, {} POST /jobs in all, {} black-holed, {} Airbyte jobs",
         counters.requests_to("POST /jobs"),
         counters.faults_on("POST /jobs", "blackhole"),
         counters.total_jobs_created()
@@ -281,19 +294,6 @@ async fn a_killed_airlock_carries_out_every_accepted_job_once(db: Db) {
     idp_task.abort();
     let _ = std::fs::remove_dir_all(&dir);
     sim.shutdown().await;
-}
-
-/// A new Airbyte client of the simulator (as a new process would have).
-fn airbyte_again(sim: &airbyte_sim::RunningSim) -> AirbyteClient {
-    let (client_id, client_secret) = sim.sim.credentials();
-    AirbyteClient::new(ClientConfig::new(
-        sim.base_url().parse().expect("URL"),
-        Auth::ClientCredentials {
-            client_id,
-            client_secret: client_secret.into(),
-        },
-    ))
-    .expect("client")
 }
 
 /// Airbyte calls the simulator saw, all routes together.
@@ -330,7 +330,7 @@ async fn tracking_a_thousand_running_jobs_costs_a_few_calls_per_pass(db: Db) {
         sim.sim.advance(by);
         clock.advance_ms(i64::try_from(by.as_millis()).expect("small"));
     };
-    let airbyte = airbyte_again(&sim);
+    let airbyte = support::airbyte_client(&sim);
     let catalog = Arc::new(Catalog::new(airbyte.clone(), BTreeMap::new()));
     catalog.refresh().await.expect("catalog");
     let workspaces = catalog.workspaces().len();
@@ -365,6 +365,9 @@ async fn tracking_a_thousand_running_jobs_costs_a_few_calls_per_pass(db: Db) {
     let (report, started) = pass("1,000 jobs went from pending to running").await;
     assert_eq!(report.updated, 1_000);
     advance(Duration::from_secs(120));
+    let (report, overlap) = pass("nothing changed, but within the overlap").await;
+    assert_eq!((report.updated, report.discovered), (0, 0));
+    advance(Duration::from_secs(5));
     let (report, steady) = pass("steady: nothing changed").await;
     assert_eq!((report.updated, report.discovered), (0, 0));
     let mut full = 0;
@@ -384,10 +387,10 @@ async fn tracking_a_thousand_running_jobs_costs_a_few_calls_per_pass(db: Db) {
     advance(Duration::from_secs(11 * 3_600));
     let mut restarted = Tracker::new(
         store.clone(),
-        airbyte_again(&sim),
+        support::airbyte_client(&sim),
         JobsConfig::default(),
         Arc::new(clock.clone()),
-        Arc::new(Catalog::new(airbyte_again(&sim), BTreeMap::new())),
+        Arc::new(Catalog::new(support::airbyte_client(&sim), BTreeMap::new())),
     );
     sim.sim.reset_counters();
     let report = restarted.pass().await.expect("a pass");
@@ -405,7 +408,7 @@ async fn tracking_a_thousand_running_jobs_costs_a_few_calls_per_pass(db: Db) {
         steady <= u64::try_from(workspaces).expect("small"),
         "{steady}"
     );
-    for calls in [first, recent, started, steady, full, after_restart] {
+    for calls in [first, recent, started, overlap, steady, full, after_restart] {
         assert!((1..=40).contains(&calls), "{calls} calls in a pass");
     }
     sim.shutdown().await;

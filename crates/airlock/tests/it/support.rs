@@ -506,6 +506,20 @@ pub fn reliable_connections(workspace: &str, count: u32, secs: u64) -> Value {
     })
 }
 
+/// A client of the simulator's public API with its credentials (as
+/// Airlock's own would be).
+pub fn airbyte_client(sim: &RunningSim) -> airbyte_client::AirbyteClient {
+    let (client_id, client_secret) = sim.sim.credentials();
+    airbyte_client::AirbyteClient::new(airbyte_client::ClientConfig::new(
+        sim.base_url().parse().expect("URL"),
+        airbyte_client::Auth::ClientCredentials {
+            client_id,
+            client_secret: client_secret.into(),
+        },
+    ))
+    .expect("client")
+}
+
 /// The connection id as the simulator's counters key it.
 pub fn uuid(id: &str) -> uuid::Uuid {
     uuid::Uuid::parse_str(id).expect("a UUID")
