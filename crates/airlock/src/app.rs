@@ -135,13 +135,14 @@ impl App {
             replica.clone(),
         );
         dispatcher.set_waker(Arc::clone(&dispatch));
-        let tracker = Tracker::new(
+        let mut tracker = Tracker::new(
             store.clone(),
             airbyte.clone(),
             config.jobs.clone(),
             Arc::clone(&clock),
             Arc::clone(&catalog) as Arc<dyn crate::jobs::tracker::KnownConnections>,
         );
+        tracker.set_waker(Arc::clone(&dispatch));
         let refresh_every = Duration::from_secs(config.connections.refresh_secs);
         let webhooks = crate::webhooks::Deliverer::new(
             &config.webhooks,
@@ -254,7 +255,15 @@ async fn track_while_leading(
     stop: Arc<Notify>,
 ) {
     let mut lead = None;
+    // Passes start every interval (right after the previous one when a
+    // pass takes longer), not an interval after the previous one ended.
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
+        tokio::select! {
+            () = stop.notified() => return,
+            _ = ticks.tick() => {}
+        }
         if lead.is_none() {
             match store.try_lead("airlock.tracker").await {
                 Ok(Some(won)) => {
@@ -278,10 +287,6 @@ async fn track_while_leading(
                 tracing::warn!("lost the tracker lead");
                 lead = None;
             }
-        }
-        tokio::select! {
-            () = stop.notified() => return,
-            () = tokio::time::sleep(interval) => {}
         }
     }
 }

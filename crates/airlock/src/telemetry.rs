@@ -1,6 +1,6 @@
 //! Logging: human-readable lines by default, one JSON object per line with
 //! `--log-format json`. The filter comes from `AIRLOCK_LOG` (then `RUST_LOG`),
-//! `info` by default.
+//! `info` by default (`rmcp`, the MCP SDK, at `warn`).
 
 use clap::ValueEnum;
 use tracing_subscriber::EnvFilter;
@@ -22,7 +22,8 @@ pub fn init(format: LogFormat) {
         .ok()
         .and_then(|f| EnvFilter::try_new(f).ok())
         .or_else(|| EnvFilter::try_from_default_env().ok())
-        .unwrap_or_else(|| EnvFilter::new("info"));
+        // The MCP SDK logs every stateless request's start and end at info.
+        .unwrap_or_else(|| EnvFilter::new("info,rmcp=warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

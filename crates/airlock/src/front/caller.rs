@@ -67,12 +67,16 @@ pub(crate) async fn authenticate(
         .get(AUTHORIZATION)
         .map(|v| v.to_str().unwrap_or("\u{0}"));
     match state.authenticator().authenticate(header).await {
-        Ok(principal) => Ok(FrontCaller {
-            principal,
-            request_id: request_id.to_owned(),
-            origin,
-        }),
+        Ok(principal) => {
+            crate::api::request_id::RequestLog::of(&parts.extensions).subject(&principal.subject);
+            Ok(FrontCaller {
+                principal,
+                request_id: request_id.to_owned(),
+                origin,
+            })
+        }
         Err(error) => {
+            state.metrics().authentication_failure(error.code());
             tracing::info!(
                 request_id,
                 reason = error.code(),
@@ -143,6 +147,7 @@ impl FrontCaller {
         id: &str,
     ) -> Result<Decision, FrontError> {
         let decision = state.policy().decide(&self.principal, permission, resource);
+        state.metrics().authorization(permission, decision.allowed);
         if decision.allowed {
             return Ok(decision);
         }

@@ -64,6 +64,9 @@ pub struct Tracker {
     passes: u64,
     /// Start of the last pass that completed, per workspace.
     last_pass: HashMap<String, i64>,
+    /// Poked when jobs end, so that the dispatcher starts the next job of
+    /// their connections without waiting for its own poll.
+    wake: Option<Arc<Notify>>,
 }
 
 impl Tracker {
@@ -83,7 +86,13 @@ impl Tracker {
             connections,
             passes: 0,
             last_pass: HashMap::new(),
+            wake: None,
         }
+    }
+
+    /// Uses `wake` (the dispatcher's waker) to announce ended jobs.
+    pub fn set_waker(&mut self, wake: Arc<Notify>) {
+        self.wake = Some(wake);
     }
 
     /// Runs a pass every poll interval until `stop` is notified.
@@ -117,7 +126,8 @@ impl Tracker {
     /// One pass over every workspace with tracked jobs or known connections.
     pub async fn pass(&mut self) -> Result<PassReport, TrackError> {
         let started = self.clock.now_ms();
-        self.send_pending_cancels().await?;
+        let mut report = PassReport::default();
+        self.send_pending_cancels(&mut report).await?;
         let tracked = self.store.jobs_in_airbyte().await?;
         let mut by_airbyte_id: HashMap<i64, Job> = tracked
             .into_iter()
@@ -130,11 +140,8 @@ impl Tracker {
         workspaces.extend(self.connections.workspaces());
         let full = self.passes.is_multiple_of(FULL_PASS_EVERY);
         self.passes += 1;
-        let mut report = PassReport {
-            workspaces: workspaces.len(),
-            full,
-            ..PassReport::default()
-        };
+        report.workspaces = workspaces.len();
+        report.full = full;
         let mut failed = None;
         for workspace in workspaces {
             let Ok(workspace_uuid) = Uuid::parse_str(&workspace) else {
@@ -249,6 +256,11 @@ impl Tracker {
                 }
             }
         }
+        if report.updated > 0
+            && let Some(wake) = &self.wake
+        {
+            wake.notify_waiters();
+        }
         match failed {
             Some(error) => Err(TrackError::Airbyte(error)),
             None => Ok(report),
@@ -280,14 +292,16 @@ impl Tracker {
     }
 
     /// Cancels asked for while Airbyte could not be reached are sent again.
-    async fn send_pending_cancels(&self) -> Result<(), StoreError> {
+    async fn send_pending_cancels(&self, report: &mut PassReport) -> Result<(), StoreError> {
         for job in self.store.cancels_pending().await? {
             let Some(airbyte_id) = job.airbyte_job_id else {
                 continue;
             };
+            report.airbyte_calls += 1;
             match self.airbyte.cancel_job(airbyte_id).await {
                 Ok(_) => {
-                    self.store
+                    if self
+                        .store
                         .update_job(
                             &job.id,
                             JobState::Cancelled,
@@ -297,7 +311,10 @@ impl Tracker {
                             None,
                             self.clock.now_ms(),
                         )
-                        .await?;
+                        .await?
+                    {
+                        report.updated += 1;
+                    }
                 }
                 // It ended first: the listing records how.
                 Err(error) if error.conflict_kind().is_some() => {}

@@ -5,18 +5,18 @@
 //! stateless, so replicas need no shared session store). A request flows:
 //!
 //! 1. The API's request layer gives the request its id, log line and
-//!    metrics; [`guard`] refuses a disallowed `Host` or `Origin` with 403
+//!    metrics; `guard` refuses a disallowed `Host` or `Origin` with 403
 //!    (DNS rebinding, audited), then authenticates the bearer token exactly
 //!    as the API does (401 with `WWW-Authenticate`, audited on channel
 //!    `mcp`).
-//! 2. [`server`] answers `tools/list` with the tools the caller's
+//! 2. `server` answers `tools/list` with the tools the caller's
 //!    permissions can use somewhere, and executes `tools/call` by calling
 //!    Airlock's own API in-process with the caller's token, tagged with
 //!    channel `mcp`: authorization, the job queue and the audit trail are the
 //!    API's, not a second implementation of them.
-//! 3. [`tools`] maps each tool's arguments to one API request, and the API's
-//!    answer back to a tool result (a 4xx or 5xx is a tool error carrying the
-//!    request id, never a protocol failure).
+//! 3. `tools` maps each tool's arguments to one API request; `server` turns
+//!    the API's answer into a tool result (a 4xx or 5xx is a tool error
+//!    carrying the request id, never a protocol failure).
 //!
 //! `airlock mcp` ([`bridge`]) serves the same tools over stdio for agents
 //! that launch tools as processes, by forwarding to a running Airlock's

@@ -42,21 +42,22 @@ impl Store {
         match self.backend {
             Backend::Sqlite => Ok(Some(Leadership { connection: None })),
             Backend::Postgres => {
-                let mut connection = self.pool.acquire().await?.detach();
+                let mut connection = self.pool.acquire().await?;
                 let won: bool = sqlx::query_scalar::<_, i64>(
                     "SELECT CASE WHEN pg_try_advisory_lock($1) THEN 1 ELSE 0 END",
                 )
                 .bind(lock_key(name))
-                .fetch_one(&mut connection)
+                .fetch_one(&mut *connection)
                 .await?
                     == 1;
                 if won {
+                    // The lock lives as long as this session: out of the pool.
                     Ok(Some(Leadership {
-                        connection: Some(connection),
+                        connection: Some(connection.detach()),
                     }))
                 } else {
-                    // Closing the connection would be enough; say so explicitly.
-                    let _closed = connection.close().await;
+                    // A failed try holds nothing: the connection goes back to
+                    // the pool rather than a new one being opened every try.
                     Ok(None)
                 }
             }

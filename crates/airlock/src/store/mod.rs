@@ -48,10 +48,23 @@ impl From<sqlx::Error> for StoreError {
             sqlx::Error::Io(_)
             | sqlx::Error::PoolTimedOut
             | sqlx::Error::PoolClosed
-            | sqlx::Error::Tls(_) => Self::Unavailable(error),
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::WorkerCrashed => Self::Unavailable(error),
+            sqlx::Error::Database(ref db) if db.code().is_some_and(|c| is_unavailable_code(&c)) => {
+                Self::Unavailable(error)
+            }
             other => Self::Database(other),
         }
     }
+}
+
+/// SQLSTATEs that say the server went away or is not accepting work, not
+/// that the statement is wrong: Postgres shutting down or restarting
+/// (`57P01` admin_shutdown, `57P02` crash_shutdown, `57P03`
+/// cannot_connect_now), too many connections (`53300`), and connection
+/// exceptions (class `08`).
+fn is_unavailable_code(code: &str) -> bool {
+    matches!(code, "57P01" | "57P02" | "57P03" | "53300") || code.starts_with("08")
 }
 
 impl StoreError {
@@ -215,4 +228,17 @@ pub fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
     i64::try_from(now.as_millis()).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_server_going_away_is_unavailable_not_a_bug() {
+        for code in ["57P01", "57P02", "57P03", "53300", "08006", "08001"] {
+            assert!(super::is_unavailable_code(code), "{code}");
+        }
+        for code in ["23505", "42P01", "40001", "55000"] {
+            assert!(!super::is_unavailable_code(code), "{code}");
+        }
+    }
 }

@@ -2,6 +2,7 @@
 //! typed helpers in `support`.
 
 mod audit;
+mod chaos;
 mod cli;
 mod examples;
 mod front;
@@ -13,6 +14,7 @@ mod oidc;
 mod policy;
 mod reliability;
 mod reload;
+mod replicas;
 mod sdk;
 mod stack;
 mod store;

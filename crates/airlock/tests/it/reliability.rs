@@ -3,8 +3,6 @@
 //! Postgres.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::BufRead;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,75 +15,9 @@ use airlock::store::Store;
 use serde_json::{Value, json};
 
 use crate::support::{
-    self, Client, Db, FAST_JOBS, Stack, StackOptions, both_backends, id_of, is_terminal,
-    reliable_connections, uuid,
+    self, ConfigFile, Db, FAST_JOBS, IdpServer, Served, Stack, StackOptions, assert_exactly_once,
+    both_backends, reliable_connections, wait_all_terminal,
 };
-
-/// Polls `GET /v1/jobs` until every job in `ids` has ended; panics with
-/// the stragglers after `within` (a generous deadline).
-async fn wait_all_terminal(client: &Client, ids: &[String], within: Duration) -> Vec<Value> {
-    let deadline = tokio::time::Instant::now() + within;
-    loop {
-        let jobs = client.jobs(None).await;
-        let by_id: HashMap<String, &Value> = jobs.iter().map(|j| (id_of(j), j)).collect();
-        let open: Vec<&&Value> = ids
-            .iter()
-            .filter_map(|id| by_id.get(id))
-            .filter(|j| !is_terminal(j))
-            .collect();
-        if open.is_empty() && ids.iter().all(|id| by_id.contains_key(id)) {
-            return jobs;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{} jobs never ended, e.g. {:#}",
-            open.len(),
-            open.first().map_or(Value::Null, |j| (**j).clone())
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
-
-/// Every connection's jobs in Airlock are all `api` jobs that succeeded,
-/// one per trigger, each with its own Airbyte job, and Airbyte created
-/// exactly as many.
-fn assert_exactly_once(
-    jobs: &[Value],
-    triggers: &HashMap<String, usize>,
-    counters: &airbyte_sim::Counters,
-) {
-    for (connection, expected) in triggers {
-        let mine: Vec<&Value> = jobs
-            .iter()
-            .filter(|j| j["connection_id"] == json!(connection))
-            .collect();
-        let channels: Vec<&str> = mine.iter().filter_map(|j| j["channel"].as_str()).collect();
-        assert!(
-            channels.iter().all(|c| *c == "api"),
-            "{connection}: {channels:?}"
-        );
-        assert_eq!(mine.len(), *expected, "{connection}");
-        for job in &mine {
-            assert_eq!(job["state"], "succeeded", "{job:#}");
-        }
-        let mut airbyte_ids: Vec<i64> = mine
-            .iter()
-            .map(|j| j["airbyte_job_id"].as_i64().expect("an Airbyte job"))
-            .collect();
-        airbyte_ids.sort_unstable();
-        airbyte_ids.dedup();
-        assert_eq!(
-            airbyte_ids.len(),
-            *expected,
-            "{connection}: shared Airbyte jobs"
-        );
-        assert_eq!(
-            counters.jobs_created_for(uuid(connection)),
-            u64::try_from(*expected).expect("small"),
-            "{connection}: Airbyte jobs created"
-        );
-    }
-}
 
 async fn an_unreliable_airbyte_gets_exactly_one_job_per_trigger(db: Db) {
     let mut options = StackOptions::new(db);
@@ -137,75 +69,6 @@ async fn an_unreliable_airbyte_gets_exactly_one_job_per_trigger(db: Db) {
     stack.stop().await;
 }
 
-/// `airlock serve` as a child process whose log is read for its address.
-struct Served {
-    child: Child,
-    client: Client,
-}
-
-impl Served {
-    fn start(config: &std::path::Path, idp: &airlock::devidp::DevIdp) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_airlock"))
-            .args(["--log-format", "json", "serve", "--listen", "127.0.0.1:0"])
-            .arg("--config")
-            .arg(config)
-            .env("AIRLOCK_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("airlock serve starts");
-        let stderr = child.stderr.take().expect("stderr");
-        let (found, address) = std::sync::mpsc::channel();
-        // Reads the log to its end, so that the child never blocks on it.
-        std::thread::spawn(move || {
-            let mut found = Some(found);
-            let mut seen = Vec::new();
-            for line in std::io::BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if let Ok(event) = serde_json::from_str::<Value>(&line)
-                    && event["message"] == "airlock listening"
-                    && let (Some(sender), Some(addr)) = (found.take(), event["addr"].as_str())
-                {
-                    let _ = sender.send(Ok(addr.to_owned()));
-                }
-                if found.is_some() {
-                    seen.push(line);
-                }
-            }
-            if let Some(sender) = found {
-                let _ = sender.send(Err(seen.join("\n")));
-            }
-        });
-        let addr = match address.recv_timeout(Duration::from_secs(60)) {
-            Ok(Ok(addr)) => addr,
-            Ok(Err(log)) => panic!("airlock serve ended before listening:\n{log}"),
-            Err(error) => panic!("airlock serve did not listen: {error}"),
-        };
-        Self {
-            child,
-            client: Client {
-                http: support::http_client(),
-                base: format!("http://{addr}"),
-                idp: idp.clone(),
-            },
-        }
-    }
-
-    /// SIGKILL: no shutdown, no cleanup.
-    fn kill(mut self) {
-        self.child.kill().expect("kill");
-        self.child.wait().expect("reaped");
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 async fn a_killed_airlock_carries_out_every_accepted_job_once(db: Db) {
     let sim = airbyte_sim::spawn(SimConfig {
         time_scale: 0.001,
@@ -230,26 +93,12 @@ async fn a_killed_airlock_carries_out_every_accepted_job_once(db: Db) {
     ));
     // The development identity provider on its own port: `serve` finds its
     // keys through discovery, as with any issuer.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let idp_base = format!("http://{}", listener.local_addr().expect("addr"));
-    let idp = airlock::devidp::DevIdp::new(&idp_base).expect("identity provider");
-    let routes = axum::Router::new().nest(airlock::devidp::MOUNT, idp.router());
-    let idp_task = tokio::spawn(async move { axum::serve(listener, routes).await });
-
+    let idp = IdpServer::start().await;
     let storage_url = support::fresh_database(db).await;
-    let issuers = format!(
-        "[[issuers]]\nissuer = \"{}\"\naudiences = [\"airlock\"]\nalgorithms = [\"ES256\"]\nallow_insecure_http = true\n",
-        idp.issuer()
-    );
-    let text = support::airlock_toml(&storage_url, &sim, 1, FAST_JOBS, &issuers);
-    let dir = std::env::temp_dir().join(format!("airlock-crash-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let config = dir.join("airlock.toml");
-    std::fs::write(&config, text).expect("config written");
+    let text = support::airlock_toml(&storage_url, &sim, 1, FAST_JOBS, &idp.issuer_toml(""));
+    let config = ConfigFile::write(&text);
 
-    let first = Served::start(&config, &idp);
+    let first = Served::start(&config.path, &idp.idp);
     let mut ids = Vec::new();
     let mut triggers: HashMap<String, usize> = HashMap::new();
     for i in 0..40 {
@@ -280,7 +129,7 @@ async fn a_killed_airlock_carries_out_every_accepted_job_once(db: Db) {
         .sum::<i64>();
     assert!(unsettled > 0, "the kill interrupted nothing: {left:?}");
 
-    let second = Served::start(&config, &idp);
+    let second = Served::start(&config.path, &idp.idp);
     let jobs = wait_all_terminal(&second.client, &ids, Duration::from_secs(120)).await;
     let counters = sim.sim.counters();
     eprintln!(
@@ -291,8 +140,6 @@ async fn a_killed_airlock_carries_out_every_accepted_job_once(db: Db) {
     );
     assert_exactly_once(&jobs, &triggers, &counters);
     drop(second);
-    idp_task.abort();
-    let _ = std::fs::remove_dir_all(&dir);
     sim.shutdown().await;
 }
 

@@ -561,3 +561,301 @@ macro_rules! both_backends {
     };
 }
 pub(crate) use both_backends;
+
+// ---------------------------------------------------------------------------
+// Processes: `airlock serve` as a child process, the development identity
+// provider on its own port (a real issuer, found through discovery), and
+// what the queue tests assert on what they leave behind.
+
+use std::collections::HashMap;
+use std::io::BufRead;
+use std::process::{Child, Stdio};
+use std::sync::Mutex;
+
+/// The log line of the replica that starts polling Airbyte (the tracker
+/// election's winner).
+pub const TRACKS_AIRBYTE: &str = "this replica now tracks Airbyte jobs";
+
+/// `airlock serve` as a child process: its address is read from its log
+/// (JSON lines on stderr), which is kept for assertions.
+pub struct Served {
+    child: Child,
+    pub client: Client,
+    /// Every log line so far, parsed.
+    log: Arc<Mutex<Vec<Value>>>,
+}
+
+impl Served {
+    /// Starts `airlock serve --config config` on a free port and waits
+    /// until it listens; `idp` signs the client's tokens.
+    pub fn start(config: &std::path::Path, idp: &DevIdp) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_airlock"))
+            .args(["--log-format", "json", "serve", "--listen", "127.0.0.1:0"])
+            .arg("--config")
+            .arg(config)
+            .env("AIRLOCK_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("airlock serve starts");
+        let stderr = child.stderr.take().expect("stderr");
+        let log: Arc<Mutex<Vec<Value>>> = Arc::default();
+        let (found, address) = std::sync::mpsc::channel();
+        let kept = Arc::clone(&log);
+        // Reads the log to its end, so that the child never blocks on it.
+        std::thread::spawn(move || {
+            let mut found = Some(found);
+            let mut seen = Vec::new();
+            for line in std::io::BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                let Ok(event) = serde_json::from_str::<Value>(&line) else {
+                    seen.push(line);
+                    continue;
+                };
+                if event["message"] == "airlock listening"
+                    && let (Some(sender), Some(addr)) = (found.take(), event["addr"].as_str())
+                {
+                    let _ = sender.send(Ok(addr.to_owned()));
+                }
+                if found.is_some() {
+                    seen.push(line);
+                }
+                kept.lock().expect("log").push(event);
+            }
+            if let Some(sender) = found {
+                let _ = sender.send(Err(seen.join("\n")));
+            }
+        });
+        let addr = match address.recv_timeout(Duration::from_secs(60)) {
+            Ok(Ok(addr)) => addr,
+            Ok(Err(log)) => panic!("airlock serve ended before listening:\n{log}"),
+            Err(error) => panic!("airlock serve did not listen: {error}"),
+        };
+        Self {
+            child,
+            client: Client {
+                http: http_client(),
+                base: format!("http://{addr}"),
+                idp: idp.clone(),
+            },
+            log,
+        }
+    }
+
+    /// The process id (for `/proc`).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// How many log lines so far carry `message`.
+    pub fn logged(&self, message: &str) -> usize {
+        self.log
+            .lock()
+            .expect("log")
+            .iter()
+            .filter(|event| event["message"] == message)
+            .count()
+    }
+
+    /// The log lines of level `level` (`ERROR`, `WARN`...) so far.
+    pub fn log_at(&self, level: &str) -> Vec<Value> {
+        self.log
+            .lock()
+            .expect("log")
+            .iter()
+            .filter(|event| event["level"] == level)
+            .cloned()
+            .collect()
+    }
+
+    /// Resident memory in KiB (`VmRSS` of `/proc/PID/status`).
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .expect("the process is alive");
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS in /proc/PID/status")
+    }
+
+    /// SIGKILL: no shutdown, no cleanup.
+    pub fn kill(mut self) {
+        self.child.kill().expect("kill");
+        self.child.wait().expect("reaped");
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A configuration file for `airlock serve` in a directory of its own,
+/// removed when dropped.
+pub struct ConfigFile {
+    dir: PathBuf,
+    pub path: PathBuf,
+}
+
+impl ConfigFile {
+    pub fn write(text: &str) -> Self {
+        let dir =
+            std::env::temp_dir().join(format!("airlock-it-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("airlock.toml");
+        std::fs::write(&path, text).expect("config written");
+        Self { dir, path }
+    }
+}
+
+impl Drop for ConfigFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The development identity provider served on its own port, as a real
+/// issuer is: `serve` finds its keys through discovery. It can go away
+/// and come back on the same port with the same keys.
+pub struct IdpServer {
+    pub idp: DevIdp,
+    addr: std::net::SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl IdpServer {
+    pub async fn start() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let idp = DevIdp::new(&format!("http://{addr}")).expect("identity provider");
+        let mut server = Self {
+            idp,
+            addr,
+            stop: None,
+            task: None,
+        };
+        server.serve(listener);
+        server
+    }
+
+    fn serve(&mut self, listener: tokio::net::TcpListener) {
+        let routes = axum::Router::new().nest(devidp::MOUNT, self.idp.router());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        self.stop = Some(stop);
+        self.task = Some(tokio::spawn(async move {
+            let _ = axum::serve(listener, routes)
+                .with_graceful_shutdown(async move {
+                    let _ = stopped.await;
+                })
+                .await;
+        }));
+    }
+
+    /// `[[issuers]]` trusting it (ES256 over plain HTTP, audience `airlock`);
+    /// `extra` adds keys to the table.
+    pub fn issuer_toml(&self, extra: &str) -> String {
+        format!(
+            "[[issuers]]\nissuer = \"{}\"\naudiences = [\"airlock\"]\nalgorithms = [\"ES256\"]\nallow_insecure_http = true\n{extra}\n",
+            self.idp.issuer()
+        )
+    }
+
+    /// Stops serving and closes its connections: the provider is gone.
+    pub async fn stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+
+    /// Serves again on the same port, with the same keys.
+    pub async fn restart(&mut self) {
+        let listener = tokio::net::TcpListener::bind(self.addr)
+            .await
+            .expect("the identity provider's port is free again");
+        self.serve(listener);
+    }
+}
+
+impl Drop for IdpServer {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+/// Polls `GET /v1/jobs` until every job in `ids` has ended; panics with
+/// the stragglers after `within` (a generous deadline).
+pub async fn wait_all_terminal(client: &Client, ids: &[String], within: Duration) -> Vec<Value> {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let jobs = client.jobs(None).await;
+        let by_id: HashMap<String, &Value> = jobs.iter().map(|j| (id_of(j), j)).collect();
+        let open: Vec<&&Value> = ids
+            .iter()
+            .filter_map(|id| by_id.get(id))
+            .filter(|j| !is_terminal(j))
+            .collect();
+        if open.is_empty() && ids.iter().all(|id| by_id.contains_key(id)) {
+            return jobs;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} jobs never ended, e.g. {:#}",
+            open.len(),
+            open.first().map_or(Value::Null, |j| (**j).clone())
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Every connection's jobs in Airlock are all `api` jobs that succeeded,
+/// one per trigger, each with its own Airbyte job, and Airbyte created
+/// exactly as many.
+pub fn assert_exactly_once(
+    jobs: &[Value],
+    triggers: &HashMap<String, usize>,
+    counters: &airbyte_sim::Counters,
+) {
+    for (connection, expected) in triggers {
+        let mine: Vec<&Value> = jobs
+            .iter()
+            .filter(|j| j["connection_id"] == json!(connection))
+            .collect();
+        let channels: Vec<&str> = mine.iter().filter_map(|j| j["channel"].as_str()).collect();
+        assert!(
+            channels.iter().all(|c| *c == "api"),
+            "{connection}: {channels:?}"
+        );
+        assert_eq!(mine.len(), *expected, "{connection}");
+        for job in &mine {
+            assert_eq!(job["state"], "succeeded", "{job:#}");
+        }
+        let mut airbyte_ids: Vec<i64> = mine
+            .iter()
+            .map(|j| j["airbyte_job_id"].as_i64().expect("an Airbyte job"))
+            .collect();
+        airbyte_ids.sort_unstable();
+        airbyte_ids.dedup();
+        assert_eq!(
+            airbyte_ids.len(),
+            *expected,
+            "{connection}: shared Airbyte jobs"
+        );
+        assert_eq!(
+            counters.jobs_created_for(uuid(connection)),
+            u64::try_from(*expected).expect("small"),
+            "{connection}: Airbyte jobs created"
+        );
+    }
+}
