@@ -112,8 +112,9 @@ fn banner(base: &str, issuer: &str, data: &std::path::Path) -> String {
          Then:\n  \
          curl -s {base}/v1/whoami -H \"authorization: Bearer $TOKEN\" | jq\n  \
          curl -s {base}/v1/connections -H \"authorization: Bearer $TOKEN\" | jq '.data[] | {{slug, name, workspace_name}}'\n  \
-         curl -s -X POST '{base}/v1/connections/postgres-snowflake/sync?wait=60s' -H \"authorization: Bearer $TOKEN\" | jq\n\
+         curl -s -X POST '{base}/v1/connections/jira-bigquery/sync?wait=120s' -H \"authorization: Bearer $TOKEN\" | jq\n\
          \n\
+         AI agents: MCP at {base}/mcp with the agent's token (or `airlock mcp` with AIRLOCK_URL and AIRLOCK_TOKEN).\n\
          Ctrl-C stops it.",
         data.display(),
         roles.join("\n")

@@ -245,12 +245,15 @@ impl Dispatcher {
                 self.fail(job, &format!("Airbyte refused the job: {error}"))
                     .await
             }
+            // Refused before Airbyte did anything (rate limit, credentials,
+            // unreachable): counts as an attempt. An earlier POST whose
+            // answer was lost still needs reconciling, so its mark stays.
             Err(error) => {
                 self.requeue(
                     job,
                     &format!("cannot start in Airbyte: {error}"),
                     true,
-                    false,
+                    job.start_requested_at.is_some(),
                 )
                 .await
             }

@@ -4,6 +4,7 @@
 mod audit;
 mod chaos;
 mod cli;
+mod demo;
 mod examples;
 mod front;
 mod identity;

@@ -1,0 +1,62 @@
+-- wrk script for triggers: POST /v1/connections/{id}/sync, each with a
+-- distinct Idempotency-Key, rotating over the connection ids in
+-- BENCH_CONNECTIONS, with the token in BENCH_TOKENS. Each thread stops once
+-- it has BENCH_PER_THREAD accepted (202) answers, so the queue ends up
+-- holding threads x BENCH_PER_THREAD jobs. done() appends one JSON line to
+-- BENCH_OUT.
+
+local token
+for line in io.lines(os.getenv("BENCH_TOKENS")) do
+  if #line > 0 then token = line; break end
+end
+local connections = {}
+for line in io.lines(os.getenv("BENCH_CONNECTIONS")) do
+  if #line > 0 then connections[#connections + 1] = line end
+end
+
+local threads = {}
+local next_id = 0
+
+function setup(thread)
+  thread:set("id", next_id)
+  next_id = next_id + 1
+  table.insert(threads, thread)
+end
+
+local target = tonumber(os.getenv("BENCH_PER_THREAD"))
+local sent = 0
+local accepted = 0
+local refused = 0
+
+function request()
+  sent = sent + 1
+  local connection = connections[(sent * 7 + id) % #connections + 1]
+  return wrk.format("POST", "/v1/connections/" .. connection .. "/sync", {
+    ["Authorization"] = "Bearer " .. token,
+    ["Idempotency-Key"] = string.format("bench-%d-%d", id, sent),
+  })
+end
+
+function response(status, headers, body)
+  if status == 202 then
+    accepted = accepted + 1
+    if accepted >= target then wrk.thread:stop() end
+  else
+    refused = refused + 1
+  end
+end
+
+function done(summary, latency, _)
+  local total_accepted, total_refused = 0, 0
+  for _, thread in ipairs(threads) do
+    total_accepted = total_accepted + (thread:get("accepted") or 0)
+    total_refused = total_refused + (thread:get("refused") or 0)
+  end
+  local out = io.open(os.getenv("BENCH_OUT"), "a")
+  out:write(string.format(
+    '{"requests":%d,"duration_us":%d,"accepted":%d,"refused":%d,"socket_errors":%d,"p50_us":%d,"p99_us":%d}\n',
+    summary.requests, summary.duration, total_accepted, total_refused,
+    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,
+    latency:percentile(50), latency:percentile(99)))
+  out:close()
+end
