@@ -21,7 +21,7 @@ end
 
 local requests = {}
 local i = 0
-local non2xx = 0
+non2xx = 0
 
 function init(args)
   for n, token in ipairs(tokens) do

@@ -25,8 +25,8 @@ end
 
 local target = tonumber(os.getenv("BENCH_PER_THREAD"))
 local sent = 0
-local accepted = 0
-local refused = 0
+accepted = 0
+refused = 0
 
 function request()
   sent = sent + 1

@@ -12,6 +12,10 @@ use tokio::sync::Notify;
 
 use crate::jobs::tracker::KnownConnections;
 
+/// How soon after a fetch an unknown connection reference may cause
+/// another one.
+const MISS_REFRESH_COOLDOWN_MS: i64 = 1_000;
+
 /// One connection as Airlock knows it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ConnectionInfo {
@@ -240,8 +244,16 @@ impl Catalog {
         &self,
         reference: &str,
     ) -> Result<Option<ConnectionInfo>, airbyte_client::Error> {
-        if let Some(found) = self.snapshot().resolve(reference) {
+        let snapshot = self.snapshot();
+        if let Some(found) = snapshot.resolve(reference) {
             return Ok(Some(found.clone()));
+        }
+        // Unknown references do not each cost an Airbyte listing: at most
+        // one refresh per cooldown, so callers cannot amplify load on Airbyte.
+        if snapshot.fetched_at != 0
+            && crate::store::now_ms() - snapshot.fetched_at < MISS_REFRESH_COOLDOWN_MS
+        {
+            return Ok(None);
         }
         let snapshot = self.refresh().await?;
         Ok(snapshot.resolve(reference).cloned())

@@ -2,19 +2,22 @@
 
 use axum::extract::{Query, State};
 use axum::response::Json;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
+use utoipa::{IntoParams, ToSchema};
 
 use super::jobs::{rfc3339, store_error};
+use super::problem::responses::{BadRequest, Forbidden, Unauthorized, Unavailable};
 use super::{ApiError, AppState, Caller};
 use crate::audit::{AuditFilter, Record};
 use crate::policy::{Permission, Resource};
 
 /// Filters of the audit listing.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(super) struct AuditQuery {
     /// The principal's subject.
     actor: Option<String>,
@@ -45,21 +48,56 @@ fn parse_time(name: &str, text: Option<&String>) -> Result<Option<i64>, ApiError
     .transpose()
 }
 
-/// A record as the API shows it.
+/// A record as the API shows it: the stored record and its time in
+/// RFC 3339.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = AuditRecord)]
+pub struct RecordView {
+    #[serde(flatten)]
+    record: Record,
+    /// `at` in RFC 3339.
+    time: String,
+}
+
+/// A page of the audit trail, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct AuditPage {
+    data: Vec<RecordView>,
+    /// Pass as `cursor` for the next (older) page; null on the last.
+    next_cursor: Option<i64>,
+}
+
+/// A record as the API shows it (also `airlock audit export`).
 pub fn render(record: &Record) -> Value {
-    let mut value = serde_json::to_value(record).unwrap_or_default();
-    if let Some(object) = value.as_object_mut() {
-        object.insert("time".to_owned(), json!(rfc3339(record.at)));
-    }
-    value
+    serde_json::to_value(RecordView {
+        record: record.clone(),
+        time: rfc3339(record.at),
+    })
+    .unwrap_or_default()
 }
 
 /// Newest first; `audit:read` anywhere is required (the trail is global).
+#[utoipa::path(
+    get,
+    path = "/v1/audit",
+    tag = "audit",
+    summary = "The audit trail, newest first",
+    description = "Needs `audit:read` on all workspaces (the trail is global).",
+    params(AuditQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A page of audit records", body = AuditPage),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub(super) async fn list(
     State(state): State<AppState>,
     caller: Caller,
     Query(query): Query<AuditQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<AuditPage>, ApiError> {
     caller
         .authorize(&state, Permission::AuditRead, &Resource::Global)
         .await?;
@@ -95,8 +133,12 @@ pub(super) async fn list(
     let next_cursor = (i64::try_from(records.len()).unwrap_or(0) == limit)
         .then(|| records.last().map(|r| r.seq))
         .flatten();
-    Ok(Json(json!({
-        "data": records.iter().map(render).collect::<Vec<_>>(),
-        "next_cursor": next_cursor,
-    })))
+    let data = records
+        .into_iter()
+        .map(|record| RecordView {
+            time: rfc3339(record.at),
+            record,
+        })
+        .collect();
+    Ok(Json(AuditPage { data, next_cursor }))
 }

@@ -3,12 +3,14 @@
 
 use axum::extract::{Path, Query, State};
 use axum::response::Json;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
 
+use super::problem::responses::{BadRequest, Forbidden, NotFound, Unauthorized, Unavailable};
 use super::{ApiError, AppState, Caller};
 use crate::connections::ConnectionInfo;
-use crate::jobs::Job;
+use crate::jobs::{Job, JobState, JobType};
 use crate::policy::{ConnectionResource, Permission, Resource};
 use crate::store::jobs::JobFilter;
 
@@ -38,36 +40,89 @@ pub(super) async fn resolve(state: &AppState, reference: &str) -> Result<Connect
     }
 }
 
-fn render(connection: &ConnectionInfo, last_job: Option<&Job>) -> Value {
+/// A connection as Airlock's API shows it.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Connection)]
+pub(super) struct ConnectionView {
+    /// Airbyte's connection id.
+    id: String,
+    /// A short unique name for URLs (derived from the name or set in config).
+    slug: String,
+    name: String,
+    workspace_id: String,
+    workspace_name: String,
+    /// Names of its Airbyte tags.
+    tags: Vec<String>,
+    /// Airbyte's status (`active`, `inactive`, ...).
+    status: String,
+    /// Airbyte's schedule object, as Airbyte sent it.
+    schedule: Value,
+    /// The newest job (only on `GET /v1/connections/{ref}`; null in lists).
+    last_job: Option<LastJob>,
+    links: ConnectionLinks,
+}
+
+/// The newest job of a connection, in short.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct LastJob {
+    id: String,
+    #[serde(rename = "type")]
+    job_type: JobType,
+    state: JobState,
+    /// RFC 3339.
+    created_at: String,
+    /// RFC 3339; null while the job runs.
+    finished_at: Option<String>,
+}
+
+/// Where to act on a connection.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct ConnectionLinks {
+    #[serde(rename = "self")]
+    this: String,
+    sync: String,
+    reset: String,
+    jobs: String,
+}
+
+/// A page of connections (every visible one: `next_cursor` is always null).
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct ConnectionPage {
+    data: Vec<ConnectionView>,
+    next_cursor: Option<String>,
+}
+
+fn render(connection: &ConnectionInfo, last_job: Option<&Job>) -> ConnectionView {
     let base = format!("/v1/connections/{}", connection.slug);
-    json!({
-        "id": connection.id,
-        "slug": connection.slug,
-        "name": connection.name,
-        "workspace_id": connection.workspace_id,
-        "workspace_name": connection.workspace_name,
-        "tags": connection.tags,
-        "status": connection.status,
-        "schedule": connection.schedule,
-        "last_job": last_job.map(|job| json!({
-            "id": job.id,
-            "type": job.job_type,
-            "state": job.state,
-            "created_at": super::jobs::rfc3339(job.created_at),
-            "finished_at": job.finished_at.map(super::jobs::rfc3339),
-        })),
-        "links": {
-            "self": base,
-            "sync": format!("{base}/sync"),
-            "reset": format!("{base}/reset"),
-            "jobs": format!("/v1/jobs?connection={}", connection.id),
+    ConnectionView {
+        id: connection.id.clone(),
+        slug: connection.slug.clone(),
+        name: connection.name.clone(),
+        workspace_id: connection.workspace_id.clone(),
+        workspace_name: connection.workspace_name.clone(),
+        tags: connection.tags.clone(),
+        status: connection.status.clone(),
+        schedule: connection.schedule.clone(),
+        last_job: last_job.map(|job| LastJob {
+            id: job.id.to_string(),
+            job_type: job.job_type,
+            state: job.state,
+            created_at: super::jobs::rfc3339(job.created_at),
+            finished_at: job.finished_at.map(super::jobs::rfc3339),
+        }),
+        links: ConnectionLinks {
+            this: base.clone(),
+            sync: format!("{base}/sync"),
+            reset: format!("{base}/reset"),
+            jobs: format!("/v1/jobs?connection={}", connection.id),
         },
-    })
+    }
 }
 
 /// Filters of the connection list.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(super) struct ListQuery {
     /// Only connections of this workspace (id or name).
     workspace: Option<String>,
@@ -76,11 +131,28 @@ pub(super) struct ListQuery {
 }
 
 /// Lists the connections the caller may read.
+#[utoipa::path(
+    get,
+    path = "/v1/connections",
+    tag = "connections",
+    summary = "List the connections the caller may read",
+    description = "Airbyte's connections that the caller's `connections:read` grants cover, \
+        sorted by workspace and name.",
+    params(ListQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The connections", body = ConnectionPage),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub(super) async fn list(
     State(state): State<AppState>,
     caller: Caller,
     Query(query): Query<ListQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ConnectionPage>, ApiError> {
     caller
         .require_somewhere(&state, Permission::ConnectionsRead)
         .await?;
@@ -112,19 +184,37 @@ pub(super) async fn list(
         .collect();
     let mut visible = visible;
     visible.sort_by(|a, b| (&a.workspace_name, &a.name).cmp(&(&b.workspace_name, &b.name)));
-    let data: Vec<Value> = visible.iter().map(|c| render(c, None)).collect();
+    let data: Vec<ConnectionView> = visible.iter().map(|c| render(c, None)).collect();
     caller
         .read(&state, "connections.list", &Resource::Global)
         .await;
-    Ok(Json(json!({"data": data, "next_cursor": null})))
+    Ok(Json(ConnectionPage {
+        data,
+        next_cursor: None,
+    }))
 }
 
 /// One connection, with its last job.
+#[utoipa::path(
+    get,
+    path = "/v1/connections/{reference}",
+    tag = "connections",
+    summary = "One connection, with its last job",
+    params(("reference" = String, Path, description = "The Airbyte connection id or its slug")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The connection", body = ConnectionView),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub(super) async fn get(
     State(state): State<AppState>,
     caller: Caller,
     Path(reference): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ConnectionView>, ApiError> {
     caller
         .require_somewhere(&state, Permission::ConnectionsRead)
         .await?;

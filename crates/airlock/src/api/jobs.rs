@@ -10,14 +10,19 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::Stream;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
+use utoipa::{IntoParams, ToSchema};
 
 use super::connections::{resolve, resource_of};
+use super::problem::responses::{
+    BadRequest, Conflict, Forbidden, NotFound, Unauthorized, Unavailable, Unprocessable,
+};
 use super::{ApiError, AppState, Caller};
 use crate::connections::ConnectionInfo;
+use crate::jobs::view::JobView;
 use crate::jobs::{Channel, Job, JobId, JobState, JobType, JobsConfig, NewJob};
 use crate::policy::{ConnectionResource, Permission, Resource};
 use crate::store::StoreError;
@@ -43,12 +48,12 @@ pub(super) fn store_error(error: StoreError) -> ApiError {
 }
 
 /// A job as Airlock's API shows it.
-pub(crate) fn render(job: &Job) -> Value {
-    crate::jobs::view::job_json(job)
+pub(crate) fn render(job: &Job) -> JobView {
+    JobView::of(job)
 }
 
 /// What to do when the connection already has a job.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub(crate) enum IfRunning {
     /// Run the new job after it (the default).
@@ -70,10 +75,14 @@ impl IfRunning {
     }
 }
 
-/// Options of a trigger, from the query string or a JSON body.
-#[derive(Debug, Clone, Default, Deserialize)]
+/// Options of a trigger, from the query string or a JSON body (the query
+/// wins, field by field).
+#[derive(Debug, Clone, Default, Deserialize, IntoParams, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct TriggerOptions {
+    /// When the connection already has a job: `queue` the new one after it
+    /// (default), `attach` to it (200 with that job), or `reject` (409).
     if_running: Option<IfRunning>,
     /// How long to hold the answer until the job ends, e.g. `30s`, `5m`.
     wait: Option<String>,
@@ -148,6 +157,36 @@ fn requester_json(caller: &Caller) -> Value {
 }
 
 /// `POST /v1/connections/{ref}/sync`.
+#[utoipa::path(
+    post,
+    path = "/v1/connections/{reference}/sync",
+    tag = "jobs",
+    summary = "Start a sync",
+    description = "Queues a sync job (needs `jobs:sync` on the connection) and answers 202 with it once \
+        stored. With `wait`, holds the answer until the job ends (then 200) or the wait runs \
+        out (202). A repeated `Idempotency-Key` with the same request returns the same job.",
+    params(
+        ("reference" = String, Path, description = "The Airbyte connection id or its slug"),
+        ("Idempotency-Key" = Option<String>, Header,
+            description = "1 to 255 visible ASCII characters; kept 24 hours per caller"),
+        TriggerOptions,
+    ),
+    request_body(content = Option<TriggerOptions>, content_type = "application/json",
+        description = "The same options as the query string (optional; the query wins)"),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The job ended within `wait`, or `if_running=attach` \
+            found one", body = JobView),
+        (status = 202, description = "The job, queued or still running", body = JobView),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 422, response = Unprocessable),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub(super) async fn trigger_sync(
     state: State<AppState>,
     caller: Caller,
@@ -169,6 +208,36 @@ pub(super) async fn trigger_sync(
 }
 
 /// `POST /v1/connections/{ref}/reset`.
+#[utoipa::path(
+    post,
+    path = "/v1/connections/{reference}/reset",
+    tag = "jobs",
+    summary = "Reset (clear) a connection's data",
+    description = "Queues a reset job (needs `jobs:reset` on the connection) and answers 202 with it once \
+        stored. With `wait`, holds the answer until the job ends (then 200) or the wait runs \
+        out (202). A repeated `Idempotency-Key` with the same request returns the same job.",
+    params(
+        ("reference" = String, Path, description = "The Airbyte connection id or its slug"),
+        ("Idempotency-Key" = Option<String>, Header,
+            description = "1 to 255 visible ASCII characters; kept 24 hours per caller"),
+        TriggerOptions,
+    ),
+    request_body(content = Option<TriggerOptions>, content_type = "application/json",
+        description = "The same options as the query string (optional; the query wins)"),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The job ended within `wait`, or `if_running=attach` \
+            found one", body = JobView),
+        (status = 202, description = "The job, queued or still running", body = JobView),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 422, response = Unprocessable),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub(super) async fn trigger_reset(
     state: State<AppState>,
     caller: Caller,
@@ -421,11 +490,26 @@ async fn load(
 }
 
 /// `GET /v1/jobs/{id}`.
+#[utoipa::path(
+    get,
+    path = "/v1/jobs/{id}",
+    tag = "jobs",
+    summary = "One job",
+    params(("id" = String, Path, description = "Airlock's job id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The job", body = JobView),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub(super) async fn get(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<JobView>, ApiError> {
     let job = load(&state, &caller, &id, Permission::JobsRead).await?;
     caller
         .read(&state, "jobs.get", &job_resource(&state, &job))
@@ -434,14 +518,18 @@ pub(super) async fn get(
 }
 
 /// Filters of the job list.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(super) struct ListQuery {
     /// A connection id or slug.
     connection: Option<String>,
+    /// `queued`, `starting`, `pending`, `running`, `succeeded`, `failed` or `cancelled`.
     state: Option<String>,
+    /// `sync` or `reset`.
     #[serde(rename = "type")]
     job_type: Option<String>,
+    /// A principal's subject.
     requested_by: Option<String>,
     /// RFC 3339: jobs created at or after.
     since: Option<String>,
@@ -451,12 +539,37 @@ pub(super) struct ListQuery {
     limit: Option<i64>,
 }
 
+/// A page of jobs, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct JobPage {
+    data: Vec<JobView>,
+    /// Pass as `cursor` for the next (older) page; null on the last.
+    next_cursor: Option<String>,
+}
+
 /// `GET /v1/jobs`: newest first, only jobs of connections the caller may read.
+#[utoipa::path(
+    get,
+    path = "/v1/jobs",
+    tag = "jobs",
+    summary = "List jobs, newest first",
+    description = "Only jobs of connections the caller may read (`jobs:read`).",
+    params(ListQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A page of jobs", body = JobPage),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub(super) async fn list(
     State(state): State<AppState>,
     caller: Caller,
     Query(query): Query<ListQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<JobPage>, ApiError> {
     caller
         .require_somewhere(&state, Permission::JobsRead)
         .await?;
@@ -526,14 +639,48 @@ pub(super) async fn list(
         .then(|| jobs.last().map(|j| j.id.to_string()))
         .flatten();
     caller.read(&state, "jobs.list", &Resource::Global).await;
-    Ok(Json(json!({
-        "data": visible.iter().map(|j| render(j)).collect::<Vec<_>>(),
-        "next_cursor": next_cursor,
-    })))
+    Ok(Json(JobPage {
+        data: visible.iter().map(|j| render(j)).collect(),
+        next_cursor,
+    }))
+}
+
+/// One `state` event of the stream (its `data`, as JSON).
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct JobEvent {
+    /// Also the event's `id` (resume with `Last-Event-ID`).
+    seq: i64,
+    state: JobState,
+    /// RFC 3339.
+    at: String,
+    detail: Option<String>,
+    /// The job as it stands when the event is sent.
+    job: Option<JobView>,
 }
 
 /// `GET /v1/jobs/{id}/events`: the job's states as Server-Sent Events,
 /// from the first (or after `Last-Event-ID`), ending after a terminal one.
+#[utoipa::path(
+    get,
+    path = "/v1/jobs/{id}/events",
+    tag = "jobs",
+    summary = "The job's states as Server-Sent Events",
+    description = "One `state` event per state change (its `data` is a `JobEvent`), from \
+        the first or after `Last-Event-ID`; the stream ends after a terminal state.",
+    params(
+        ("id" = String, Path, description = "Airlock's job id"),
+        ("Last-Event-ID" = Option<i64>, Header, description = "Resume after this event"),
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "An event stream", content_type = "text/event-stream",
+            body = JobEvent),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub(super) async fn events(
     State(state): State<AppState>,
     caller: Caller,
@@ -563,18 +710,18 @@ pub(super) async fn events(
                         for event in events {
                             after = event.seq;
                             terminal |= event.state.is_terminal();
-                            let data = json!({
-                                "seq": event.seq,
-                                "state": event.state,
-                                "at": rfc3339(event.at),
-                                "detail": event.detail,
-                                "job": job.as_ref().map(render),
-                            });
+                            let data = JobEvent {
+                                seq: event.seq,
+                                state: event.state,
+                                at: rfc3339(event.at),
+                                detail: event.detail,
+                                job: job.as_ref().map(render),
+                            };
                             out.push(
                                 Event::default()
                                     .event("state")
-                                    .id(event.seq.to_string())
-                                    .data(data.to_string()),
+                                    .id(data.seq.to_string())
+                                    .data(serde_json::to_string(&data).unwrap_or_default()),
                             );
                         }
                         return Some((
@@ -597,6 +744,23 @@ pub(super) async fn events(
 
 /// `POST /v1/jobs/{id}/cancel`: cancels now when the job is still queued,
 /// otherwise asks Airbyte (and keeps asking, if Airbyte is unreachable).
+#[utoipa::path(
+    post,
+    path = "/v1/jobs/{id}/cancel",
+    tag = "jobs",
+    summary = "Cancel a job",
+    description = "Cancels now when the job is still queued, otherwise asks Airbyte (and keeps asking if Airbyte is unreachable). Needs `jobs:cancel`; 409 when the job already ended.",
+    params(("id" = String, Path, description = "Airlock's job id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 202, description = "The job (for a retry, the new one)", body = JobView),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub(super) async fn cancel(
     State(state): State<AppState>,
     caller: Caller,
@@ -662,6 +826,23 @@ pub(super) async fn cancel(
 
 /// `POST /v1/jobs/{id}/retry`: a new job for the same connection and type,
 /// linked to this one, which must have failed or been cancelled.
+#[utoipa::path(
+    post,
+    path = "/v1/jobs/{id}/retry",
+    tag = "jobs",
+    summary = "Retry a failed or cancelled job",
+    description = "Queues a new job for the same connection and type, linked by `retry_of`. Needs `jobs:retry`; 409 unless the job failed or was cancelled.",
+    params(("id" = String, Path, description = "Airlock's job id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 202, description = "The job (for a retry, the new one)", body = JobView),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub(super) async fn retry(
     State(state): State<AppState>,
     caller: Caller,

@@ -9,6 +9,7 @@ pub(crate) mod audit;
 pub(crate) mod auth;
 mod connections;
 mod jobs;
+pub mod openapi;
 pub mod problem;
 pub mod request_id;
 mod whoami;
@@ -177,6 +178,8 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .route("/openapi.json", get(openapi::document_json))
+        .route("/docs", get(openapi::docs))
         .route("/v1/whoami", get(whoami::whoami))
         .route("/v1/connections", get(connections::list))
         .route("/v1/connections/{reference}", get(connections::get))
@@ -214,6 +217,13 @@ pub async fn serve(
 }
 
 /// The process is up. Says nothing about its dependencies (see `/readyz`).
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "operations",
+    summary = "Liveness: the process is up",
+    responses((status = 200, description = "`ok`", body = String, content_type = "text/plain"))
+)]
 async fn healthz() -> &'static str {
     "ok"
 }
@@ -221,6 +231,14 @@ async fn healthz() -> &'static str {
 /// Prometheus metrics in the text format. Unauthenticated, like the health
 /// checks: it names route templates, permissions and states, never ids,
 /// subjects or secrets.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    summary = "Prometheus metrics (text exposition format)",
+    responses((status = 200, description = "The metrics", body = String,
+        content_type = "text/plain; version=0.0.4"))
+)]
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let body = crate::metrics::render(state.metrics(), state.store()).await;
     (
@@ -232,16 +250,54 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     )
 }
 
+/// What `/readyz` found.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+struct Readiness {
+    /// Every check passed.
+    ready: bool,
+    checks: ReadinessChecks,
+    issuers: Vec<IssuerReadiness>,
+}
+
+/// Each dependency's check.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+struct ReadinessChecks {
+    database: bool,
+    airbyte: bool,
+    /// Every issuer's keys are loaded.
+    issuer_keys: bool,
+}
+
+/// One identity provider's signing keys.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+struct IssuerReadiness {
+    issuer: String,
+    keys_loaded: bool,
+}
+
 /// Ready to serve: the database answers, Airbyte answers, and every issuer's
 /// keys are loaded. Says which check failed.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "operations",
+    summary = "Readiness: the database, Airbyte and the issuers' keys",
+    responses(
+        (status = 200, description = "Ready", body = Readiness),
+        (status = 503, description = "Not ready; `checks` says which failed", body = Readiness),
+    )
+)]
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     let database = state.store().ping().await.is_ok();
     let airbyte = state.airbyte().health().await.is_ok();
-    let issuers: Vec<serde_json::Value> = state
+    let issuers: Vec<IssuerReadiness> = state
         .authenticator()
         .readiness()
         .into_iter()
-        .map(|r| serde_json::json!({"issuer": r.issuer, "keys_loaded": r.ready}))
+        .map(|r| IssuerReadiness {
+            issuer: r.issuer,
+            keys_loaded: r.ready,
+        })
         .collect();
     let keys = state.authenticator().is_ready();
     let ready = database && airbyte && keys;
@@ -250,10 +306,14 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    let body = serde_json::json!({
-        "ready": ready,
-        "checks": {"database": database, "airbyte": airbyte, "issuer_keys": keys},
-        "issuers": issuers,
-    });
+    let body = Readiness {
+        ready,
+        checks: ReadinessChecks {
+            database,
+            airbyte,
+            issuer_keys: keys,
+        },
+        issuers,
+    };
     (status, Json(body))
 }

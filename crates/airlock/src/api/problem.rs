@@ -170,3 +170,94 @@ impl IntoResponse for ApiError {
         self.problem().into_response()
     }
 }
+
+/// The body as the request-id middleware renders it ([`Problem::to_body`]).
+impl utoipa::PartialSchema for Problem {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        let field = |kind: Type, description: &str| {
+            ObjectBuilder::new()
+                .schema_type(kind)
+                .description(Some(description))
+        };
+        ObjectBuilder::new()
+            .description(Some(
+                "An error, as `application/problem+json`. A 401 or 403 never says why: \
+                 the reason is in the audit trail and the log under `request_id`.",
+            ))
+            .property("status", field(Type::Integer, "The HTTP status."))
+            .property("title", field(Type::String, "A short human title."))
+            .property(
+                "code",
+                field(
+                    Type::String,
+                    "A stable machine code: `bad_request`, `unauthorized`, `forbidden`, \
+                     `not_found`, `conflict`, `unprocessable`, `payload_too_large`, \
+                     `too_many_requests`, `unavailable`, `internal`, ...",
+                ),
+            )
+            .property(
+                "detail",
+                field(
+                    Type::String,
+                    "What to fix, where it helps the client (absent otherwise).",
+                ),
+            )
+            .property(
+                "request_id",
+                field(
+                    Type::String,
+                    "The request's id (also the `x-request-id` header).",
+                ),
+            )
+            .required("status")
+            .required("title")
+            .required("code")
+            .required("request_id")
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Problem {}
+
+/// Reusable OpenAPI responses for the errors of Airlock's own API, each a
+/// [`Problem`] body; handlers list the ones they can answer.
+pub mod responses {
+    use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder, response::Response};
+
+    fn problem(description: &str) -> RefOr<Response> {
+        ResponseBuilder::new()
+            .description(description)
+            .content(
+                super::PROBLEM_JSON,
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("Problem")))
+                    .build(),
+            )
+            .into()
+    }
+
+    macro_rules! problem_responses {
+        ($($name:ident: $description:literal;)*) => {$(
+            #[doc = $description]
+            #[derive(Debug)]
+            pub struct $name;
+
+            impl<'r> utoipa::ToResponse<'r> for $name {
+                fn response() -> (&'r str, RefOr<Response>) {
+                    (stringify!($name), problem($description))
+                }
+            }
+        )*};
+    }
+
+    problem_responses! {
+        BadRequest: "The request is malformed (`bad_request`); `detail` says what to fix.";
+        Unauthorized: "No valid bearer token (`unauthorized`, with `WWW-Authenticate: Bearer`).";
+        Forbidden: "The caller lacks the permission (`forbidden`); the reason is audited, not shown.";
+        NotFound: "No such resource, or one outside the caller's scope (`not_found`).";
+        Conflict: "The resource's state forbids it (`conflict`).";
+        Unprocessable: "Well formed but not acceptable (`unprocessable`), e.g. a reused Idempotency-Key.";
+        Unavailable: "A dependency (the database, Airbyte) is down (`unavailable`); retry later.";
+    }
+}

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, AssertSqlSafe, Row};
+use utoipa::ToSchema;
 
 use crate::store::{Store, StoreError};
 
@@ -23,7 +24,7 @@ use crate::store::{Store, StoreError};
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// Who acted, as recorded (no token, no claims beyond these).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Actor {
     pub issuer: Option<String>,
     pub subject: Option<String>,
@@ -53,7 +54,7 @@ impl Actor {
 }
 
 /// Where a request came from.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Origin {
     pub request_id: Option<String>,
     pub source_ip: Option<String>,
@@ -61,7 +62,7 @@ pub struct Origin {
 }
 
 /// A record before it is chained: what the code that acts provides.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Entry {
     #[serde(flatten)]
     pub origin: Origin,
@@ -86,7 +87,7 @@ pub struct Entry {
 }
 
 /// A chained record, as stored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Record {
     pub seq: i64,
     /// Unix ms.

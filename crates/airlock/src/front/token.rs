@@ -39,8 +39,11 @@ impl std::fmt::Debug for Credentials {
     }
 }
 
-#[derive(Deserialize)]
-struct Fields {
+/// A token request (JSON or form-urlencoded; the credentials may come as
+/// HTTP Basic instead).
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = TokenRequest)]
+pub(super) struct Fields {
     client_id: Option<String>,
     client_secret: Option<String>,
     grant_type: Option<String>,
@@ -325,6 +328,17 @@ fn lifetime_from_jwt(token: &str, now_ms: i64) -> Option<u64> {
     u64::try_from(exp - now_ms.div_euclid(1000)).ok()
 }
 
+/// A token, in Airbyte's shape.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[schema(as = TokenResponse)]
+pub(super) struct Issued<'a> {
+    access_token: &'a str,
+    /// Always `Bearer`.
+    token_type: &'static str,
+    /// Seconds.
+    expires_in: u64,
+}
+
 /// The token endpoint.
 pub(crate) async fn exchange(
     state: &AppState,
@@ -367,12 +381,13 @@ pub(crate) async fn exchange(
         tracing::info!(request_id, client_id = %credentials.client_id, "no service account or identity provider for these credentials");
         return Err(FrontError::BadRequest(INVALID_CREDENTIALS.to_owned()));
     };
-    let body = json!({
-        "access_token": token.expose_secret(),
-        "token_type": "Bearer",
-        "expires_in": expires_in,
-    });
-    let mut response = json_response(StatusCode::OK, body.to_string().into_bytes(), None);
+    let body = Issued {
+        access_token: token.expose_secret(),
+        token_type: "Bearer",
+        expires_in,
+    };
+    let body = serde_json::to_vec(&body).map_err(|e| FrontError::Internal(e.into()))?;
+    let mut response = json_response(StatusCode::OK, body, None);
     response
         .headers_mut()
         .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));

@@ -4,6 +4,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 /// Airlock's id of a job: a UUIDv7, so ids sort by creation time.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -40,7 +41,7 @@ impl fmt::Display for JobId {
 }
 
 /// What a job does in Airbyte.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum JobType {
     Sync,
@@ -75,7 +76,7 @@ impl FromStr for JobType {
 /// lease and is asking Airbyte) → `pending` / `running` (Airbyte has it) →
 /// `succeeded` | `failed` | `cancelled`. A failed attempt with retries left
 /// goes back to `queued` with a later `run_after`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum JobState {
     Queued,
@@ -141,7 +142,7 @@ impl fmt::Display for JobState {
 }
 
 /// Through which door a request came in (kept on jobs and audit records).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Channel {
     /// Airlock's own API.

@@ -64,7 +64,7 @@ impl From<sqlx::Error> for StoreError {
 /// cannot_connect_now), too many connections (`53300`), and connection
 /// exceptions (class `08`).
 fn is_unavailable_code(code: &str) -> bool {
-    false && (matches!(code, "57P01" | "57P02" | "57P03" | "53300") || code.starts_with("08"))
+    matches!(code, "57P01" | "57P02" | "57P03" | "53300") || code.starts_with("08")
 }
 
 impl StoreError {

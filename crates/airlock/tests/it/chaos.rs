@@ -57,8 +57,9 @@ struct Tally {
     /// Answers no request should get (401, 403, 404...).
     unexpected: Vec<String>,
     transport_errors: u64,
-    /// When the database outage began and ended (since the start).
-    outage: Option<(Duration, Duration)>,
+    /// When the database outage began and, once over, ended (since the
+    /// start).
+    outage: Option<(Duration, Option<Duration>)>,
 }
 
 type Shared = Arc<Mutex<Tally>>;
@@ -79,9 +80,9 @@ fn record(
         tally.unavailable += 1;
         // The pool waits up to 5 s for a connection before giving up.
         let at = started.elapsed();
-        let during = tally
-            .outage
-            .is_some_and(|(from, to)| at >= from && at <= to + Duration::from_secs(15));
+        let during = tally.outage.is_some_and(|(from, to)| {
+            at >= from && to.is_none_or(|to| at <= to + Duration::from_secs(15))
+        });
         if !during {
             tally.unavailable_outside_outage += 1;
         }
@@ -406,6 +407,7 @@ async fn a_minute_of_chaos_loses_nothing_and_answers_no_500() {
     put_faults(&http, &admin, &airbyte_faults(true)).await;
     tokio::time::sleep_until(at(0.6)).await;
     let down = started.elapsed();
+    tally.lock().expect("tally").outage = Some((down, None));
     let how = match &mut outage {
         Outage::Proxy(proxy) => {
             let terminated = terminate_sessions(&database).await;
@@ -434,7 +436,7 @@ async fn a_minute_of_chaos_loses_nothing_and_answers_no_500() {
         }
     };
     let up = started.elapsed();
-    tally.lock().expect("tally").outage = Some((down, up));
+    tally.lock().expect("tally").outage = Some((down, Some(up)));
     eprintln!("chaos: Postgres down at {down:?}, back at {up:?}: {how}");
     tokio::time::sleep_until(at(0.85)).await;
     put_faults(&http, &admin, &airbyte_faults(true)).await;
@@ -517,4 +519,46 @@ async fn a_minute_of_chaos_loses_nothing_and_answers_no_500() {
     drop(tally);
     drop(served);
     sim.shutdown().await;
+}
+
+/// What a restart does to a query in flight (Postgres ends its session
+/// with `57P01`) is the database being unavailable, a 503, not a bug; and
+/// the pool recovers on its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_ended_under_a_query_is_unavailable_not_internal() {
+    let url = support::fresh_database(Db::Postgres).await;
+    let database = reqwest::Url::parse(&url)
+        .expect("a URL")
+        .path()
+        .trim_start_matches('/')
+        .to_owned();
+    let store = airlock::store::Store::connect(&url).await.expect("store");
+    let pool = store.pool().clone();
+    let running = tokio::spawn(async move {
+        sqlx::query("SELECT pg_sleep(30)")
+            .execute(&pool)
+            .await
+            .map(|_| ())
+    });
+    // Wait until the query runs, then end its session.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while terminate_sessions(&database).await == 0 {
+        assert!(Instant::now() < deadline, "the query never ran");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let error = tokio::time::timeout(Duration::from_secs(10), running)
+        .await
+        .expect("the query ends with its session")
+        .expect("join")
+        .expect_err("the session was terminated");
+    let code = match &error {
+        sqlx::Error::Database(db) => db.code().map(|c| c.into_owned()),
+        _ => None,
+    };
+    // Postgres says why (it is not a broken connection, which was
+    // already taken for unavailability).
+    assert_eq!(code.as_deref(), Some("57P01"), "{error}");
+    let error = airlock::store::StoreError::from(error);
+    assert!(error.is_unavailable(), "{error}");
+    store.ping().await.expect("the pool reconnects");
 }

@@ -1,0 +1,300 @@
+"""Measurement helpers for bench/run (standard library only).
+
+    measure.py freeport                      a free loopback port
+    measure.py cpu PID                       utime+stime of PID, in seconds
+    measure.py mem PID                       {"rss_kb":..,"hwm_kb":..} of PID
+    measure.py ready URL RUNS IDLE_SECS OUT -- CMD...
+        starts CMD RUNS times (each on a fresh copy of nothing: CMD must use a
+        fresh database itself, see bench/run), times process start to the
+        first 200 from URL, polling every millisecond; after the last run,
+        waits IDLE_SECS and records the idle resident memory; writes JSON to OUT
+    measure.py report RAW_DIR OUT_JSON OUT_MD
+        turns the raw results bench/run wrote into the report
+"""
+
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    # Fields 14 and 15 (utime, stime) are at 11 and 12 after the command.
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def memory_kb(pid: int) -> dict:
+    out = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                out["rss_kb"] = int(line.split()[1])
+            elif line.startswith("VmHWM:"):
+                out["hwm_kb"] = int(line.split()[1])
+    return out
+
+
+def ready(url: str, runs: int, idle_secs: float, out: str, cmd: list) -> None:
+    times = []
+    idle = None
+    for run in range(runs):
+        start = time.monotonic()
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        elapsed = None
+        while time.monotonic() - start < 30:
+            try:
+                with urllib.request.urlopen(url, timeout=1) as answer:
+                    if answer.status == 200:
+                        elapsed = (time.monotonic() - start) * 1000
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None:
+                break
+            time.sleep(0.001)
+        if elapsed is None:
+            proc.kill()
+            sys.exit(f"{cmd[0]} did not become ready (exit {proc.poll()})")
+        times.append(elapsed)
+        if run == runs - 1:
+            time.sleep(idle_secs)
+            idle = memory_kb(proc.pid)
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    with open(out, "w") as f:
+        json.dump({"ready_ms": times, "idle": idle}, f)
+
+
+def lines(path: str) -> list:
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def load(path: str):
+    with open(path) as f:
+        return json.load(f)
+
+
+READ_SCENARIOS = [
+    ("direct", "direct upstream: simulator `GET /api/public/v1/jobs/{id}`, its own token"),
+    ("front-one", "Airlock front `GET /api/public/v1/jobs/{id}`, one token"),
+    ("front-pool", "Airlock front `GET /api/public/v1/jobs/{id}`, 1,000 tokens"),
+    ("v1-one", "Airlock `GET /v1/jobs/{id}`, one token"),
+    ("v1-pool", "Airlock `GET /v1/jobs/{id}`, 1,000 tokens"),
+]
+
+
+def verdict(ok: bool) -> str:
+    return "met" if ok else "**not met**"
+
+
+def report(raw: str, out_json: str, out_md: str) -> None:
+    meta = load(f"{raw}/meta.json")
+    result = {"meta": meta, "reads": {}, "triggers": {}, "tracking": {}, "memory": {}, "targets": []}
+    md = [
+        "# Airlock benchmark results",
+        "",
+        f"Run {meta['date']} on `{meta['commit']}`{' (uncommitted changes)' if meta['dirty'] else ''}; "
+        f"{meta['nproc']} CPUs ({meta['cpu']}), {meta['mem_gb']} GB RAM; "
+        f"load tool `{meta['wrk']}` with {meta['threads']} threads, {meta['connections']} connections, "
+        f"{meta['rounds']} interleaved rounds of {meta['duration']} per scenario. "
+        f"Token issuer: RS256 (2048-bit) served as JWKS by a local HTTP server. "
+        f"Flags: `{meta['flags'] or '(none)'}`.",
+        "",
+    ]
+
+    # 1. Reads.
+    md += [
+        "## Authenticated reads",
+        "",
+        "| scenario | req/s | vs direct | p50 ms | p99 ms | non-200 | Airlock CPU µs/req | simulator CPU µs/req |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    direct_rps = None
+    for key, label in READ_SCENARIOS:
+        rounds = lines(f"{raw}/reads-{key}.jsonl")
+        requests = sum(r["requests"] for r in rounds)
+        seconds = sum(r["duration_us"] for r in rounds) / 1e6
+        rps = requests / seconds
+        p50 = statistics.median(r["p50_us"] for r in rounds) / 1000
+        p99 = max(r["p99_us"] for r in rounds) / 1000
+        non200 = sum(r["non200"] + r["socket_errors"] for r in rounds)
+        cpu_airlock = sum(r.get("cpu_airlock", 0) for r in rounds) / requests * 1e6
+        cpu_sim = sum(r.get("cpu_sim", 0) for r in rounds) / requests * 1e6
+        if key == "direct":
+            direct_rps = rps
+        ratio = rps / direct_rps
+        result["reads"][key] = {
+            "label": label,
+            "requests": requests,
+            "rps": round(rps),
+            "ratio_to_direct": round(ratio, 3),
+            "p50_ms": p50,
+            "p99_ms": p99,
+            "non200_or_errors": non200,
+            "airlock_cpu_us_per_req": round(cpu_airlock, 1),
+            "sim_cpu_us_per_req": round(cpu_sim, 1),
+            "rounds": rounds,
+        }
+        md.append(
+            f"| {label} | {rps:,.0f} | {ratio:.0%} | {p50:.2f} | {p99:.2f} | {non200} | "
+            f"{'—' if key == 'direct' else f'{cpu_airlock:.0f}'} | {cpu_sim:.0f} |"
+        )
+    mem = load(f"{raw}/reads-mem.json")
+    result["reads"]["peak_rss_kb"] = mem
+    md += [
+        "",
+        f"Peak resident memory (VmHWM) after the read rounds: Airlock {mem['airlock']['hwm_kb'] / 1024:.1f} MB, "
+        f"simulator {mem['sim']['hwm_kb'] / 1024:.1f} MB. p50 is the median of the rounds, p99 the worst round.",
+        "",
+    ]
+
+    # 2. Triggers.
+    md += [
+        "## Accepted triggers (durable, 202 after commit)",
+        "",
+        "| storage | jobs queued | accepted/s | p50 ms | p99 ms | refused | Airbyte jobs started during the triggers | started/s in the next 10 s |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for backend in ("sqlite", "postgres"):
+        path = f"{raw}/triggers-{backend}.json"
+        if not os.path.exists(path):
+            continue
+        t = load(path)
+        w = t["wrk"]
+        seconds = w["duration_us"] / 1e6
+        rate = w["accepted"] / seconds
+        t["accepted_per_s"] = round(rate)
+        t["dispatch_during_per_s"] = round(t["dispatched_during"] / seconds, 1)
+        result["triggers"][backend] = t
+        md.append(
+            f"| {backend} | {w['accepted']:,} | {rate:,.0f} | {w['p50_us'] / 1000:.2f} | {w['p99_us'] / 1000:.2f} | "
+            f"{w['refused'] + w['socket_errors']} | {t['dispatched_during']:,} ({t['dispatch_during_per_s']:,}/s) | "
+            f"{t['dispatched_after'] / t['after_secs']:,.1f} |"
+        )
+    md += [""]
+
+    # 3. Tracking.
+    tracking = load(f"{raw}/tracking.json")
+    result["tracking"] = tracking
+    md += [
+        "## Airbyte calls per poll interval while tracking running jobs",
+        "",
+        f"Poll interval {tracking['poll_interval_secs']} s, measured over {tracking['window_secs']} s "
+        f"(= {tracking['window_secs'] // tracking['poll_interval_secs']} intervals, a whole cycle of eleven "
+        "incremental passes and one full pass); jobs spread over 2 workspaces.",
+        "",
+        "| running jobs tracked | tracker calls (`GET /jobs` lists) per interval | one GET per job | ratio | catalog `GET /connections` per interval | Airlock RSS MB |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for step in tracking["steps"]:
+        intervals = tracking["window_secs"] / tracking["poll_interval_secs"]
+        per = step["list_calls"] / intervals
+        other = step["get_job_calls"] / intervals
+        per += other
+        step["calls_per_interval"] = round(per, 2)
+        step["catalog_calls_per_interval"] = round(step["connection_calls"] / intervals, 2)
+        step["ratio"] = per / step["jobs"]
+        md.append(
+            f"| {step['jobs']:,} | {per:.1f} | {step['jobs']:,} | 1/{step['jobs'] / per:,.0f} | "
+            f"{step['catalog_calls_per_interval']:.1f} | {step['rss_kb'] / 1024:.1f} |"
+        )
+    md += [""]
+
+    # 4. Memory and readiness.
+    r = load(f"{raw}/ready.json")
+    result["memory"] = {
+        "ready_ms": r["ready_ms"],
+        "ready_ms_median": statistics.median(r["ready_ms"]),
+        "idle_rss_kb": r["idle"]["rss_kb"],
+        "tracked_10k_rss_kb": tracking["steps"][-1]["rss_kb"],
+        "tracked_10k_jobs": tracking["steps"][-1]["jobs"],
+    }
+    m = result["memory"]
+    md += [
+        "## Memory and start-up (SQLite)",
+        "",
+        "| measure | value |",
+        "| --- | ---: |",
+        f"| process start to `/readyz` 200, median of {len(r['ready_ms'])} | {m['ready_ms_median']:.0f} ms "
+        f"(runs: {', '.join(f'{x:.0f}' for x in r['ready_ms'])}) |",
+        f"| resident memory idle | {m['idle_rss_kb'] / 1024:.1f} MB |",
+        f"| resident memory tracking {m['tracked_10k_jobs']:,} running jobs | {m['tracked_10k_rss_kb'] / 1024:.1f} MB |",
+        "",
+    ]
+
+    # Targets.
+    reads = result["reads"]
+    best_pool_ratio = reads["front-pool"]["ratio_to_direct"]
+    last = tracking["steps"][-1]
+    targets = [
+        ("proxied reads (front, one token) ≥ 40% of direct", f"{reads['front-one']['ratio_to_direct']:.0%}",
+         reads["front-one"]["ratio_to_direct"] >= 0.40),
+        ("proxied reads (front, one token) p99 ≤ 2 ms at 50 connections", f"{reads['front-one']['p99_ms']:.2f} ms",
+         reads["front-one"]["p99_ms"] <= 2.0),
+        ("proxied reads (front, 1,000 tokens) ≥ 25% of direct", f"{best_pool_ratio:.0%}", best_pool_ratio >= 0.25),
+        ("`/v1/jobs/{id}` (one token) ≥ 40% of direct", f"{reads['v1-one']['ratio_to_direct']:.0%}",
+         reads["v1-one"]["ratio_to_direct"] >= 0.40),
+        ("`/v1/jobs/{id}` (one token) p99 ≤ 2 ms", f"{reads['v1-one']['p99_ms']:.2f} ms", reads["v1-one"]["p99_ms"] <= 2.0),
+        ("`/v1/jobs/{id}` (1,000 tokens) ≥ 25% of direct", f"{reads['v1-pool']['ratio_to_direct']:.0%}",
+         reads["v1-pool"]["ratio_to_direct"] >= 0.25),
+    ]
+    for backend, goal in (("sqlite", 2000), ("postgres", 1000)):
+        if backend in result["triggers"]:
+            rate = result["triggers"][backend]["accepted_per_s"]
+            queued = result["triggers"][backend]["wrk"]["accepted"]
+            targets.append((f"≥ {goal:,} accepted triggers/s on {backend} ({queued:,} jobs)", f"{rate:,}/s", rate >= goal))
+    targets += [
+        (f"Airbyte calls per poll interval at {last['jobs']:,} jobs ≤ 1/50 of one GET per job",
+         f"{last['calls_per_interval']:.1f} calls (1/{last['jobs'] / last['calls_per_interval']:,.0f})",
+         last["calls_per_interval"] <= last["jobs"] / 50),
+        ("idle RSS ≤ 30 MB", f"{m['idle_rss_kb'] / 1024:.1f} MB", m["idle_rss_kb"] <= 30 * 1024),
+        (f"RSS ≤ 150 MB with {m['tracked_10k_jobs']:,} tracked jobs", f"{m['tracked_10k_rss_kb'] / 1024:.1f} MB",
+         m["tracked_10k_rss_kb"] <= 150 * 1024),
+        ("ready ≤ 200 ms after start (SQLite)", f"{m['ready_ms_median']:.0f} ms", m["ready_ms_median"] <= 200),
+    ]
+    md += ["## Targets", "", "| target | measured | |", "| --- | ---: | --- |"]
+    for name, value, ok in targets:
+        result["targets"].append({"target": name, "measured": value, "met": ok})
+        md.append(f"| {name} | {value} | {verdict(ok)} |")
+    md.append("")
+    with open(out_json, "w") as f:
+        json.dump(result, f, indent=2)
+    with open(out_md, "w") as f:
+        f.write("\n".join(md))
+
+
+def main() -> None:
+    command = sys.argv[1]
+    if command == "freeport":
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            print(s.getsockname()[1])
+    elif command == "cpu":
+        print(f"{cpu_seconds(int(sys.argv[2])):.2f}")
+    elif command == "mem":
+        print(json.dumps(memory_kb(int(sys.argv[2]))))
+    elif command == "ready":
+        url, runs, idle, out = sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), sys.argv[5]
+        ready(url, runs, idle, out, sys.argv[sys.argv.index("--") + 1 :])
+    elif command == "report":
+        report(sys.argv[2], sys.argv[3], sys.argv[4])
+    else:
+        sys.exit(f"unknown command {command}")
+
+
+if __name__ == "__main__":
+    main()
