@@ -195,3 +195,51 @@ pub(crate) fn from_airbyte(error: &airbyte_client::Error, request_id: &str) -> F
         }
     }
 }
+
+/// The body [`FrontError::into_response_with`] writes (Airbyte's error shape).
+impl utoipa::PartialSchema for FrontError {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        let field = |kind: Type, description: &str| {
+            ObjectBuilder::new()
+                .schema_type(kind)
+                .description(Some(description))
+        };
+        ObjectBuilder::new()
+            .description(Some(
+                "A refusal of the compatible front, in Airbyte's error shape \
+                 (`application/json`) so that Airbyte clients parse it.",
+            ))
+            .property("status", field(Type::Integer, "The HTTP status."))
+            .property(
+                "type",
+                field(Type::String, "A link to Airbyte's error reference."),
+            )
+            .property(
+                "title",
+                field(
+                    Type::String,
+                    "`unauthorized`, `forbidden`, `resource-not-found`, `bad-request`, \
+                     `bad-gateway`, `gateway-timeout`, `rate-limited`, ...",
+                ),
+            )
+            .property("detail", field(Type::String, "A sentence."))
+            .property(
+                "data",
+                field(
+                    Type::Object,
+                    "`request_id`, and `message` or `resourceType`/`resourceId` where useful.",
+                ),
+            )
+            .required("status")
+            .required("title")
+            .required("data")
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for FrontError {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "AirbyteError".into()
+    }
+}

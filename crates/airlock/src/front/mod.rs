@@ -188,6 +188,42 @@ pub fn router() -> Router<AppState> {
         .route("/.well-known/openid-configuration", get(discovery))
 }
 
+/// The front's part of the OpenAPI document.
+pub(crate) fn openapi() -> utoipa::openapi::OpenApi {
+    use utoipa::OpenApi as _;
+
+    #[derive(utoipa::OpenApi)]
+    #[openapi(
+        paths(
+            health,
+            token_endpoint,
+            public,
+            dagster_connection,
+            configuration_api,
+            jwks,
+            discovery
+        ),
+        components(schemas(FrontError))
+    )]
+    struct FrontDoc;
+
+    let mut doc = FrontDoc::openapi();
+    // One handler serves the token exchange under three paths.
+    if let Some(item) = doc.paths.paths.get("/applications/token").cloned() {
+        for (path, suffix) in [
+            ("/v1/applications/token", "v1"),
+            ("/api/public/v1/applications/token", "public"),
+        ] {
+            let mut item = item.clone();
+            if let Some(operation) = item.post.as_mut() {
+                operation.operation_id = Some(format!("token_endpoint_{suffix}"));
+            }
+            doc.paths.paths.insert(path.to_owned(), item);
+        }
+    }
+    doc
+}
+
 fn request_id_of(request: &Request) -> String {
     request
         .extensions()
@@ -275,6 +311,32 @@ pub(crate) async fn forward(
 }
 
 /// `/api/public/v1/...`: every route of Airbyte's public API.
+#[utoipa::path(
+    method(get, post, put, patch, delete),
+    path = "/api/public/v1/{path}",
+    tag = "airbyte-compatible",
+    summary = "Airbyte's public API, identity-checked",
+    description = "Same paths and bodies as Airbyte's public API (camelCase): the request is \
+        authorized with the caller's own token, then forwarded with Airlock's credential and \
+        Airbyte's answer returned unchanged; lists are filtered to what the caller may see. \
+        Routes the front does not know are refused with 403, never forwarded.",
+    params(("path" = String, Path,
+        description = "The rest of the Airbyte path, e.g. `jobs` or `connections/{connectionId}` \
+            (may span several segments)")),
+    request_body(content = Option<Object>, content_type = "application/json",
+        description = "Airbyte's request body, where the route takes one"),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Airbyte's answer, unchanged", body = Object),
+        (status = 400, description = "Malformed request", body = FrontError),
+        (status = 401, description = "No valid bearer token", body = FrontError),
+        (status = 403, description = "Not permitted, or a route the front does not serve", body = FrontError),
+        (status = 404, description = "Not found, or outside the caller's scope", body = FrontError),
+        (status = 502, description = "Airbyte failed", body = FrontError),
+        (status = 503, description = "The database is down", body = FrontError),
+        (status = 504, description = "Airbyte did not answer in time", body = FrontError),
+    )
+)]
 async fn public(State(state): State<AppState>, request: Request) -> Response {
     let request_id = request_id_of(&request);
     let (parts, body) = request.into_parts();
@@ -743,6 +805,16 @@ async fn record_started(
 }
 
 /// `GET /api/public/v1/health`: no authentication, like Airbyte's.
+#[utoipa::path(
+    get,
+    path = "/api/public/v1/health",
+    tag = "airbyte-compatible",
+    summary = "Airbyte's health check (no authentication)",
+    responses(
+        (status = 200, description = "Airbyte answers", body = String, content_type = "text/plain"),
+        (status = 502, description = "Airbyte does not answer", body = FrontError),
+    )
+)]
 async fn health(State(state): State<AppState>, request: Request) -> Response {
     let request_id = request_id_of(&request);
     if state.airbyte().health().await.is_ok() {
@@ -757,6 +829,24 @@ async fn health(State(state): State<AppState>, request: Request) -> Response {
 }
 
 /// `POST /applications/token` and its aliases.
+#[utoipa::path(
+    post,
+    path = "/applications/token",
+    tag = "airbyte-compatible",
+    summary = "Exchange client credentials for a token",
+    description = "Airbyte's client-credentials exchange: a service account's credentials get \
+        a token Airlock signs, anyone else's go to the identity provider. Also served at \
+        `/v1/applications/token` and `/api/public/v1/applications/token`.",
+    request_body(content(
+        (token::Fields = "application/json"),
+        (token::Fields = "application/x-www-form-urlencoded"),
+    )),
+    responses(
+        (status = 200, description = "A token", body = token::Issued),
+        (status = 400, description = "Wrong or missing credentials", body = FrontError),
+        (status = 502, description = "The identity provider failed", body = FrontError),
+    )
+)]
 async fn token_endpoint(State(state): State<AppState>, request: Request) -> Response {
     let request_id = request_id_of(&request);
     let (parts, body) = request.into_parts();
@@ -773,6 +863,27 @@ async fn token_endpoint(State(state): State<AppState>, request: Request) -> Resp
 
 /// `POST /api/v1/connections/get`: the Configuration API route Dagster
 /// reads before a sync (connections:read on that connection).
+#[utoipa::path(
+    post,
+    path = "/api/v1/connections/get",
+    tag = "airbyte-compatible",
+    summary = "Airbyte's Configuration API `connections/get` (for Dagster)",
+    description = "Needs `connections:read` on the connection. Other Configuration API routes \
+        are refused.",
+    request_body(content = Object, content_type = "application/json",
+        description = "`{\"connectionId\": \"<uuid>\"}`"),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Airbyte's connection configuration", body = Object),
+        (status = 400, description = "Malformed request", body = FrontError),
+        (status = 401, description = "No valid bearer token", body = FrontError),
+        (status = 403, description = "Not permitted, or a route the front does not serve", body = FrontError),
+        (status = 404, description = "Not found, or outside the caller's scope", body = FrontError),
+        (status = 502, description = "Airbyte failed", body = FrontError),
+        (status = 503, description = "The database is down", body = FrontError),
+        (status = 504, description = "Airbyte did not answer in time", body = FrontError),
+    )
+)]
 async fn dagster_connection(State(state): State<AppState>, request: Request) -> Response {
     let request_id = request_id_of(&request);
     let (parts, body) = request.into_parts();
@@ -823,6 +934,18 @@ async fn dagster_connection(State(state): State<AppState>, request: Request) -> 
 
 /// Every other Configuration API route: refused (after authentication),
 /// never forwarded.
+#[utoipa::path(
+    post,
+    path = "/api/v1/{path}",
+    tag = "airbyte-compatible",
+    summary = "Any other Configuration API route: refused",
+    params(("path" = String, Path, description = "The rest of the path (any)")),
+    security(("bearer" = [])),
+    responses(
+        (status = 401, description = "No valid bearer token", body = FrontError),
+        (status = 403, description = "Always, after authentication", body = FrontError),
+    )
+)]
 async fn configuration_api(State(state): State<AppState>, request: Request) -> Response {
     let request_id = request_id_of(&request);
     let (parts, _) = request.into_parts();
@@ -844,6 +967,16 @@ async fn configuration_api(State(state): State<AppState>, request: Request) -> R
 }
 
 /// `GET /.well-known/jwks.json`: the service accounts' signing key.
+#[utoipa::path(
+    get,
+    path = "/.well-known/jwks.json",
+    tag = "service-accounts",
+    summary = "The service accounts' public signing keys (JWKS)",
+    responses(
+        (status = 200, description = "A JSON Web Key Set", body = Object),
+        (status = 404, response = crate::api::problem::responses::NotFound),
+    )
+)]
 async fn jwks(State(state): State<AppState>) -> Response {
     match state.front().accounts() {
         Some(accounts) => Json(accounts.jwks().clone()).into_response(),
@@ -853,6 +986,16 @@ async fn jwks(State(state): State<AppState>) -> Response {
 
 /// `GET /.well-known/openid-configuration`: Airlock as the issuer of
 /// service-account tokens.
+#[utoipa::path(
+    get,
+    path = "/.well-known/openid-configuration",
+    tag = "service-accounts",
+    summary = "OpenID discovery for Airlock as the issuer of service-account tokens",
+    responses(
+        (status = 200, description = "The discovery document", body = Object),
+        (status = 404, response = crate::api::problem::responses::NotFound),
+    )
+)]
 async fn discovery(State(state): State<AppState>) -> Response {
     match state.front().accounts() {
         Some(accounts) => Json(accounts.discovery()).into_response(),

@@ -97,6 +97,59 @@ pub fn router(state: AppState) -> Router {
         ))
 }
 
+/// `/mcp` in the OpenAPI document: one JSON-RPC operation (the tools
+/// themselves are listed by MCP's `tools/list`, per caller).
+pub(crate) fn openapi() -> utoipa::openapi::OpenApi {
+    use utoipa::openapi::path::{HttpMethod, OperationBuilder, PathItem};
+    use utoipa::openapi::request_body::RequestBodyBuilder;
+    use utoipa::openapi::security::SecurityRequirement;
+    use utoipa::openapi::{ContentBuilder, ObjectBuilder, OpenApiBuilder, PathsBuilder};
+    use utoipa::openapi::{Ref, RefOr};
+    use utoipa::openapi::{ResponseBuilder, Type};
+
+    let json_rpc = || {
+        ContentBuilder::new()
+            .schema(Some(
+                ObjectBuilder::new()
+                    .schema_type(Type::Object)
+                    .description(Some("A JSON-RPC 2.0 message")),
+            ))
+            .build()
+    };
+    let operation = OperationBuilder::new()
+        .tag("mcp")
+        .operation_id(Some("mcp"))
+        .summary(Some("The MCP server (streamable HTTP, stateless)"))
+        .description(Some(
+            "JSON-RPC messages of the Model Context Protocol: `initialize`, `tools/list` \
+             (the tools the caller's permissions can use) and `tools/call` (each runs one \
+             request of Airlock's own API as the caller). `Host` and `Origin` must be allowed \
+             by `[mcp]`.",
+        ))
+        .request_body(Some(
+            RequestBodyBuilder::new()
+                .content("application/json", json_rpc())
+                .required(Some(utoipa::openapi::Required::True))
+                .build(),
+        ))
+        .response(
+            "200",
+            ResponseBuilder::new()
+                .description("The JSON-RPC answer (a failed tool call is a result with `isError`)")
+                .content("application/json", json_rpc()),
+        )
+        .response(
+            "202",
+            ResponseBuilder::new().description("A notification was accepted"),
+        )
+        .response("401", RefOr::Ref(Ref::from_response_name("Unauthorized")))
+        .response("403", RefOr::Ref(Ref::from_response_name("Forbidden")))
+        .security(SecurityRequirement::new("bearer", Vec::<String>::new()));
+    OpenApiBuilder::new()
+        .paths(PathsBuilder::new().path(PATH, PathItem::new(HttpMethod::Post, operation)))
+        .build()
+}
+
 /// Checks `[mcp]`: every entry must parse. Called by config validation.
 pub fn validate_config(config: &McpConfig) -> Result<(), (String, String)> {
     guard::validate(config)

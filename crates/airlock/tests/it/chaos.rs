@@ -33,8 +33,8 @@ use crate::support::{
     assert_exactly_once, id_of, reliable_connections, wait_all_terminal,
 };
 
-const TRIGGERS_PER_SEC: u64 = 20;
-const READS_PER_SEC: u64 = 20;
+/// Triggers a second, and as many reads.
+const PER_SEC: u32 = 20;
 const CONNECTIONS: u32 = 100;
 /// How long Postgres stays unreachable (proxy mode).
 const OUTAGE: Duration = Duration::from_secs(5);
@@ -347,38 +347,27 @@ async fn a_minute_of_chaos_loses_nothing_and_answers_no_500() {
     let started = Instant::now();
     let length = Duration::from_secs(secs);
 
-    // The traffic: a trigger and a read every 50 ms, each on its own task.
+    // The traffic: a trigger and a read every tick, each on its own task.
     let traffic = {
         let client = client.clone();
         let tally = Arc::clone(&tally);
         let connections = connections.clone();
         tokio::spawn(async move {
             let mut tasks = JoinSet::new();
-            let mut ticks = tokio::time::interval(Duration::from_millis(
-                1000 / TRIGGERS_PER_SEC.max(READS_PER_SEC),
-            ));
+            let mut ticks = tokio::time::interval(Duration::from_secs(1) / PER_SEC);
             let mut n: u64 = 0;
             while started.elapsed() < length {
                 ticks.tick().await;
                 let connection =
                     connections[usize::try_from(n).expect("small") % connections.len()].clone();
-                if n % (TRIGGERS_PER_SEC.max(READS_PER_SEC) / TRIGGERS_PER_SEC) == 0 {
-                    tasks.spawn(trigger(
-                        client.clone(),
-                        connection.clone(),
-                        Arc::clone(&tally),
-                        started,
-                    ));
-                }
-                if n % (TRIGGERS_PER_SEC.max(READS_PER_SEC) / READS_PER_SEC) == 0 {
-                    tasks.spawn(read(
-                        client.clone(),
-                        n,
-                        connection,
-                        Arc::clone(&tally),
-                        started,
-                    ));
-                }
+                let (client, tally) = (client.clone(), Arc::clone(&tally));
+                tasks.spawn(trigger(
+                    client.clone(),
+                    connection.clone(),
+                    Arc::clone(&tally),
+                    started,
+                ));
+                tasks.spawn(read(client, n, connection, tally, started));
                 n += 1;
                 while tasks.try_join_next().is_some() {}
             }
@@ -515,7 +504,7 @@ async fn a_minute_of_chaos_loses_nothing_and_answers_no_500() {
         rss_end.saturating_sub(rss_start) < RSS_GROWTH_LIMIT_KIB,
         "memory grew from {rss_start} KiB to {rss_end} KiB"
     );
-    assert!(tally.requests >= secs * (TRIGGERS_PER_SEC + READS_PER_SEC) * 9 / 10);
+    assert!(tally.requests >= secs * 2 * u64::from(PER_SEC) * 9 / 10);
     drop(tally);
     drop(served);
     sim.shutdown().await;

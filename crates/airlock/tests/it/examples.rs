@@ -75,3 +75,74 @@ fn a_missing_secret_and_a_typo_are_named() {
     assert!(!ok);
     assert!(out.contains("listn"), "{out}");
 }
+
+/// Every key path of a TOML table, dotted (`jobs.max_attempts`); arrays of
+/// tables contribute their entries' keys under the array's name.
+fn key_paths(prefix: &str, table: &toml::Table, out: &mut std::collections::BTreeSet<String>) {
+    for (key, value) in table {
+        let path = if prefix.is_empty() {
+            key.clone()
+        } else {
+            format!("{prefix}.{key}")
+        };
+        match value {
+            toml::Value::Table(inner) => key_paths(&path, inner, out),
+            toml::Value::Array(items)
+                if items.iter().all(toml::Value::is_table) && !items.is_empty() =>
+            {
+                for item in items {
+                    if let toml::Value::Table(inner) = item {
+                        key_paths(&path, inner, out);
+                    }
+                }
+            }
+            _ => {
+                out.insert(path);
+            }
+        }
+    }
+}
+
+#[test]
+fn the_configuration_reference_is_valid_and_complete() {
+    let doc = std::fs::read_to_string(repo_root().join("docs/configuration.md"))
+        .expect("docs/configuration.md");
+    let block = doc
+        .split("<!-- reference -->")
+        .nth(1)
+        .and_then(|rest| rest.split("```toml").nth(1))
+        .and_then(|rest| rest.split("```").next())
+        .expect("a ```toml block after <!-- reference -->");
+    // Valid: unknown or misspelt keys would fail here.
+    airlock::config::Config::from_toml("docs/configuration.md", block, &[])
+        .unwrap_or_else(|e| panic!("the reference does not load: {e}"));
+    // Complete: every key the defaults have is named (commented-out keys
+    // count, for keys without a default).
+    let uncommented: String = block
+        .lines()
+        .map(|l| l.trim_start().trim_start_matches('#').trim_start())
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let mut documented = std::collections::BTreeSet::new();
+    for line in uncommented.lines() {
+        if line.starts_with('[') {
+            // `[jobs]`, `[[grants]]`, `[connections.slugs]`: tables are named too.
+            let name = line.trim_matches(|c| c == '[' || c == ']');
+            let name = name.split(']').next().unwrap_or(name);
+            documented.insert(name.rsplit('.').next().unwrap_or(name).to_owned());
+        } else if let Some((key, _)) = line.split_once('=') {
+            documented.insert(key.trim().trim_matches('"').to_owned());
+        }
+    }
+    let defaults: toml::Table =
+        toml::from_str(&airlock::config::Config::default().to_redacted_toml()).expect("defaults");
+    let mut paths = std::collections::BTreeSet::new();
+    key_paths("", &defaults, &mut paths);
+    for path in paths {
+        let leaf = path.rsplit('.').next().unwrap_or(&path);
+        assert!(
+            documented.contains(leaf),
+            "docs/configuration.md does not name `{path}`"
+        );
+    }
+}

@@ -12,6 +12,7 @@ mod jobs_e2e;
 mod mcp;
 mod observability;
 mod oidc;
+mod openapi;
 mod policy;
 mod reliability;
 mod reload;

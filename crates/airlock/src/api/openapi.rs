@@ -1,0 +1,178 @@
+//! `GET /openapi.json` (the HTTP surface as an OpenAPI 3.1 document,
+//! generated from the handlers' `#[utoipa::path]` annotations) and
+//! `GET /docs` (a page that renders it, self-contained: no external URL).
+//!
+//! Each handler describes itself next to its code; this module gathers
+//! them with the front's and the MCP server's parts into one document.
+
+use std::sync::OnceLock;
+
+use axum::http::header;
+use axum::response::{Html, IntoResponse};
+use utoipa::OpenApi;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+
+use super::problem::Problem;
+use super::problem::responses::{
+    BadRequest, Conflict, Forbidden, NotFound, Unauthorized, Unavailable, Unprocessable,
+};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Airlock",
+        description = "An identity-aware control plane for Airbyte. Airlock's own API \
+            (snake_case JSON, errors as `application/problem+json`), the Airbyte-compatible \
+            front (Airbyte's own paths and camelCase bodies), service-account keys and the \
+            MCP server. Every call but the health checks, metrics, token exchange and this \
+            documentation carries a bearer token from a trusted identity provider."
+    ),
+    paths(
+        super::healthz,
+        super::readyz,
+        super::metrics,
+        document_json,
+        docs,
+        super::whoami::whoami,
+        super::connections::list,
+        super::connections::get,
+        super::jobs::trigger_sync,
+        super::jobs::trigger_reset,
+        super::jobs::list,
+        super::jobs::get,
+        super::jobs::events,
+        super::jobs::cancel,
+        super::jobs::retry,
+        super::audit::list,
+    ),
+    components(
+        schemas(Problem),
+        responses(
+            BadRequest,
+            Unauthorized,
+            Forbidden,
+            NotFound,
+            Conflict,
+            Unprocessable,
+            Unavailable
+        )
+    ),
+    modifiers(&BearerJwt),
+    tags(
+        (name = "identity", description = "Who the caller is"),
+        (name = "connections", description = "Airbyte's connections, as far as the caller may see them"),
+        (name = "jobs", description = "Syncs and resets: trigger, follow, cancel, retry"),
+        (name = "audit", description = "The hash-chained audit trail, for auditors"),
+        (name = "operations", description = "Health, readiness, metrics and this documentation"),
+        (name = "airbyte-compatible", description = "Airbyte's public API and token exchange, identity-checked, for unchanged Airbyte clients"),
+        (name = "service-accounts", description = "Airlock as the issuer of service-account tokens"),
+        (name = "mcp", description = "The Model Context Protocol server for AI agents"),
+    )
+)]
+struct ApiDoc;
+
+/// The `bearer` security scheme: a JWT from a trusted issuer.
+struct BearerJwt;
+
+impl utoipa::Modify for BearerJwt {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        if let Some(components) = openapi.components.as_mut() {
+            components.add_security_scheme(
+                "bearer",
+                SecurityScheme::Http(
+                    HttpBuilder::new()
+                        .scheme(HttpAuthScheme::Bearer)
+                        .bearer_format("JWT")
+                        .description(Some(
+                            "An access token from an issuer in `[[issuers]]` (or a \
+                             service-account token from `/applications/token`).",
+                        ))
+                        .build(),
+                ),
+            );
+        }
+    }
+}
+
+/// The whole HTTP surface: Airlock's own API, the compatible front and
+/// `/mcp`.
+pub fn document() -> utoipa::openapi::OpenApi {
+    let mut doc = ApiDoc::openapi();
+    doc.merge(crate::front::openapi());
+    doc.merge(crate::mcp::openapi());
+    unique_operation_ids(&mut doc);
+    doc
+}
+
+/// One handler serving several methods gets one id per method (OpenAPI
+/// wants them unique): `public` becomes `public_get`, `public_post`, ...
+fn unique_operation_ids(doc: &mut utoipa::openapi::OpenApi) {
+    let mut seen = std::collections::HashMap::<String, usize>::new();
+    let each = |doc: &mut utoipa::openapi::OpenApi,
+                f: &mut dyn FnMut(&str, &mut utoipa::openapi::path::Operation)| {
+        for item in doc.paths.paths.values_mut() {
+            for (method, operation) in [
+                ("get", &mut item.get),
+                ("put", &mut item.put),
+                ("post", &mut item.post),
+                ("delete", &mut item.delete),
+                ("patch", &mut item.patch),
+            ] {
+                if let Some(operation) = operation {
+                    f(method, operation);
+                }
+            }
+        }
+    };
+    each(doc, &mut |_, operation| {
+        if let Some(id) = &operation.operation_id {
+            *seen.entry(id.clone()).or_default() += 1;
+        }
+    });
+    each(doc, &mut |method, operation| {
+        if let Some(id) = operation.operation_id.as_mut()
+            && seen.get(id.as_str()).is_some_and(|n| *n > 1)
+        {
+            *id = format!("{id}_{method}");
+        }
+    });
+}
+
+/// The document as served (built once).
+pub fn document_text() -> &'static str {
+    static TEXT: OnceLock<String> = OnceLock::new();
+    TEXT.get_or_init(|| {
+        let mut text = document()
+            .to_pretty_json()
+            .unwrap_or_else(|_| "{}".to_owned());
+        text.push('\n');
+        text
+    })
+}
+
+/// `GET /openapi.json`.
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    tag = "operations",
+    summary = "This document (OpenAPI 3.1)",
+    responses((status = 200, description = "The OpenAPI document", body = Object))
+)]
+pub(super) async fn document_json() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        document_text(),
+    )
+}
+
+/// `GET /docs`.
+#[utoipa::path(
+    get,
+    path = "/docs",
+    tag = "operations",
+    summary = "This document, readable (HTML, works offline)",
+    responses((status = 200, description = "An HTML page", body = String, content_type = "text/html"))
+)]
+pub(super) async fn docs() -> Html<&'static str> {
+    Html(include_str!("docs.html"))
+}
