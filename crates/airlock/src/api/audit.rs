@@ -80,6 +80,7 @@ pub fn render(record: &Record) -> Value {
 #[utoipa::path(
     get,
     path = "/v1/audit",
+    operation_id = "list_audit",
     tag = "audit",
     summary = "The audit trail, newest first",
     description = "Needs `audit:read` on all workspaces (the trail is global).",

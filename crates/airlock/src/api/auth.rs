@@ -3,6 +3,7 @@
 //! written to the audit trail.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::header::{AUTHORIZATION, USER_AGENT};
@@ -23,6 +24,9 @@ pub struct Caller {
     pub channel: &'static str,
     /// The request's log record (subject, job ids).
     log: RequestLog,
+    /// This request's place under the per-identity cap, freed when the
+    /// handler is done with the caller.
+    _permit: Option<Arc<tokio::sync::OwnedSemaphorePermit>>,
 }
 
 /// Set as a request extension by in-process adapters (the MCP server)
@@ -90,12 +94,26 @@ impl FromRequestParts<AppState> for Caller {
         match state.authenticator().authenticate(header).await {
             Ok(principal) => {
                 log.subject(&principal.subject);
+                // In-process calls (MCP tools) ride on their outer request's place.
+                let permit = if parts.extensions.get::<ChannelTag>().is_some() {
+                    None
+                } else {
+                    let identity = format!("{}|{}", principal.issuer, principal.subject);
+                    match state.limiter().try_acquire(&identity) {
+                        Some(permit) => permit,
+                        None => {
+                            tracing::info!(request_id = %request_id.0, subject = %principal.subject, "too many requests in flight");
+                            return Err(ApiError::TooManyRequests);
+                        }
+                    }
+                };
                 Ok(Self {
                     principal,
                     request_id,
                     origin,
                     channel,
                     log,
+                    _permit: permit.map(Arc::new),
                 })
             }
             Err(error) => {

@@ -134,6 +134,7 @@ pub(super) struct ListQuery {
 #[utoipa::path(
     get,
     path = "/v1/connections",
+    operation_id = "list_connections",
     tag = "connections",
     summary = "List the connections the caller may read",
     description = "Airbyte's connections that the caller's `connections:read` grants cover, \
@@ -198,6 +199,7 @@ pub(super) async fn list(
 #[utoipa::path(
     get,
     path = "/v1/connections/{reference}",
+    operation_id = "get_connection",
     tag = "connections",
     summary = "One connection, with its last job",
     params(("reference" = String, Path, description = "The Airbyte connection id or its slug")),

@@ -493,6 +493,7 @@ async fn load(
 #[utoipa::path(
     get,
     path = "/v1/jobs/{id}",
+    operation_id = "get_job",
     tag = "jobs",
     summary = "One job",
     params(("id" = String, Path, description = "Airlock's job id")),
@@ -551,6 +552,7 @@ pub(super) struct JobPage {
 #[utoipa::path(
     get,
     path = "/v1/jobs",
+    operation_id = "list_jobs",
     tag = "jobs",
     summary = "List jobs, newest first",
     description = "Only jobs of connections the caller may read (`jobs:read`).",

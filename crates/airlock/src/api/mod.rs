@@ -9,6 +9,7 @@ pub(crate) mod audit;
 pub(crate) mod auth;
 mod connections;
 mod jobs;
+pub mod limits;
 pub mod openapi;
 pub mod problem;
 pub mod request_id;
@@ -72,17 +73,21 @@ struct Inner {
     policy: RwLock<Arc<Policy>>,
     /// The Airbyte-compatible front's state (set by `crate::app`).
     front: std::sync::OnceLock<Arc<crate::front::Front>>,
+    /// Requests in flight per identity.
+    limiter: limits::IdentityLimiter,
 }
 
 impl AppState {
     /// Builds the state from its parts.
     pub fn new(parts: Parts) -> Self {
         let policy = RwLock::new(Arc::new(parts.policy.clone()));
+        let limiter = limits::IdentityLimiter::new(parts.config.server.max_concurrent_per_identity);
         Self {
             inner: Arc::new(Inner {
                 parts,
                 policy,
                 front: std::sync::OnceLock::new(),
+                limiter,
             }),
         }
     }
@@ -126,6 +131,11 @@ impl AppState {
     /// Token verification.
     pub fn authenticator(&self) -> &Authenticator {
         &self.inner.parts.authenticator
+    }
+
+    /// Requests in flight per identity.
+    pub fn limiter(&self) -> &limits::IdentityLimiter {
+        &self.inner.limiter
     }
 
     /// The policy in force now.

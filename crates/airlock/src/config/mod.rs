@@ -133,12 +133,16 @@ impl Default for ConnectionsConfig {
 pub struct ServerConfig {
     /// Address and port to listen on.
     pub listen: SocketAddr,
+    /// Requests one identity may have in flight at once; beyond, 429 with
+    /// `Retry-After` (0: no cap).
+    pub max_concurrent_per_identity: usize,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            max_concurrent_per_identity: 64,
         }
     }
 }

@@ -2,6 +2,7 @@
 //! typed helpers in `support`.
 
 mod audit;
+mod bad_input;
 mod chaos;
 mod cli;
 mod demo;

@@ -53,22 +53,43 @@ fn registered_routes() -> BTreeMap<String, BTreeSet<String>> {
                     panic!("{file}: route path `{name}` is neither a literal nor a local const")
                 });
                 let value = &text[at + declaration.len()..];
-                (value[..value.find('"').expect("closed")].to_owned(), &args[end..])
+                (
+                    value[..value.find('"').expect("closed")].to_owned(),
+                    &args[end..],
+                )
             };
-            // The handler part, up to the end of the call's line(s).
-            let call = &after[..after.find("))").map_or(after.len(), |i| i + 2)];
+            // The rest of the call, up to its closing parenthesis.
+            let mut depth = 1;
+            let end = after
+                .char_indices()
+                .find(|&(_, c)| {
+                    depth += match c {
+                        '(' => 1,
+                        ')' => -1,
+                        _ => 0,
+                    };
+                    depth == 0
+                })
+                .map_or(after.len(), |(i, _)| i);
+            let call = &after[..end];
             let methods = routes.entry(path.replace("{*", "{")).or_default();
             if service {
                 methods.insert("any".to_owned());
             }
             for method in METHODS.iter().chain(&["any"]) {
-                if call.contains(&format!("{method}(")) {
+                let called = call.match_indices(&format!("{method}(")).any(|(i, _)| {
+                    !call[..i].ends_with(|c: char| c.is_alphanumeric() || c == '_' || c == ':')
+                });
+                if called {
                     methods.insert((*method).to_owned());
                 }
             }
         }
     }
-    assert!(routes.len() > 20, "the scan found the router's routes: {routes:?}");
+    assert!(
+        routes.len() > 20,
+        "the scan found the router's routes: {routes:?}"
+    );
     routes
 }
 
@@ -105,13 +126,13 @@ async fn served_document(stack: &Stack) -> (String, Value) {
 async fn every_route_is_documented_and_every_operation_is_routed() {
     let stack = Stack::start(Db::Sqlite, SimConfig::default(), "").await;
     let (_, doc) = served_document(&stack).await;
-    let documented: BTreeMap<String, BTreeSet<String>> = operations(&doc).into_iter().fold(
-        BTreeMap::new(),
-        |mut map, (path, method, _)| {
-            map.entry(path).or_default().insert(method);
-            map
-        },
-    );
+    let documented: BTreeMap<String, BTreeSet<String>> =
+        operations(&doc)
+            .into_iter()
+            .fold(BTreeMap::new(), |mut map, (path, method, _)| {
+                map.entry(path).or_default().insert(method);
+                map
+            });
 
     let registered = registered_routes();
     for (path, methods) in &registered {
@@ -132,7 +153,10 @@ async fn every_route_is_documented_and_every_operation_is_routed() {
     // Every documented operation reaches a handler (no token: most answer
     // 401, which is fine; the router's own 404/405 is not).
     for (path, method, _) in operations(&doc) {
-        let concrete = path.replace("{path}", "jobs").replace('{', "").replace('}', "");
+        let concrete = path
+            .replace("{path}", "jobs")
+            .replace('{', "")
+            .replace('}', "");
         let method: Method = method.to_uppercase().parse().expect("a method");
         let response = stack
             .http
@@ -266,7 +290,12 @@ async fn the_document_is_structurally_valid_openapi_3_1() {
     }
     let problem = &doc["components"]["schemas"]["Problem"];
     for field in ["status", "title", "code", "request_id"] {
-        assert!(problem["required"].as_array().expect("required").contains(&field.into()));
+        assert!(
+            problem["required"]
+                .as_array()
+                .expect("required")
+                .contains(&field.into())
+        );
     }
 }
 
@@ -307,7 +336,9 @@ async fn docs_render_the_document_without_any_other_origin() {
     let html = response.text().await.expect("body");
     stack.stop().await;
     assert!(html.contains("openapi.json"), "the page loads the document");
-    for external in ["http://", "https://", "//cdn", "src=", "<link", "@import", "url("] {
+    for external in [
+        "http://", "https://", "//cdn", "src=", "<link", "@import", "url(",
+    ] {
         assert!(!html.contains(external), "the page references `{external}`");
     }
 }

@@ -1,0 +1,256 @@
+//! Bad input gets a clear, short error and changes nothing; one identity
+//! cannot take every worker.
+
+use airbyte_sim::SimConfig;
+use airlock::store::jobs::JobFilter;
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::stack::Stack;
+use crate::support::Db;
+
+async fn job_count(stack: &Stack) -> usize {
+    stack
+        .store()
+        .await
+        .list_jobs(&JobFilter {
+            limit: 1000,
+            ..JobFilter::default()
+        })
+        .await
+        .expect("jobs")
+        .len()
+}
+
+/// Sends a sync with `query` and `body` as the runner; returns status,
+/// content type and the problem body.
+async fn sync(
+    stack: &Stack,
+    query: &str,
+    body: Vec<u8>,
+    headers: &[(&str, &str)],
+) -> (StatusCode, String, Value) {
+    let mut request = stack
+        .http
+        .post(stack.url(&format!("/v1/connections/postgres-snowflake/sync{query}")))
+        .bearer_auth(stack.token("runner"))
+        .header("content-type", "application/json")
+        .body(body);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = request.send().await.expect("request");
+    let status = response.status();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let body = response.json().await.unwrap_or(Value::Null);
+    (status, content_type, body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requests_get_short_errors_and_change_nothing() {
+    let stack = Stack::start(Db::Sqlite, SimConfig::default(), "").await;
+    let cases: Vec<(&str, &str, Vec<u8>, Vec<(&str, &str)>, StatusCode, &str)> = vec![
+        (
+            "malformed JSON",
+            "",
+            b"{\"if_running\": ".to_vec(),
+            vec![],
+            StatusCode::BAD_REQUEST,
+            "invalid JSON body",
+        ),
+        (
+            "unknown body field",
+            "",
+            br#"{"iff_running": "queue"}"#.to_vec(),
+            vec![],
+            StatusCode::BAD_REQUEST,
+            "iff_running",
+        ),
+        (
+            "bad enum value",
+            "",
+            br#"{"if_running": "sometimes"}"#.to_vec(),
+            vec![],
+            StatusCode::BAD_REQUEST,
+            "sometimes",
+        ),
+        (
+            "wrong type",
+            "",
+            br#"{"max_attempts": "three"}"#.to_vec(),
+            vec![],
+            StatusCode::BAD_REQUEST,
+            "\"three\"",
+        ),
+        (
+            "zero attempts",
+            "?max_attempts=0",
+            vec![],
+            vec![],
+            StatusCode::BAD_REQUEST,
+            "max_attempts",
+        ),
+        (
+            "too many attempts",
+            "?max_attempts=99",
+            vec![],
+            vec![],
+            StatusCode::BAD_REQUEST,
+            "max_attempts",
+        ),
+        (
+            "wait too long",
+            "?wait=2h",
+            vec![],
+            vec![],
+            StatusCode::BAD_REQUEST,
+            "wait",
+        ),
+        (
+            "wait not a duration",
+            "?wait=soon",
+            vec![],
+            vec![],
+            StatusCode::BAD_REQUEST,
+            "duration",
+        ),
+        (
+            "unknown query parameter",
+            "?wiat=5s",
+            vec![],
+            vec![],
+            StatusCode::BAD_REQUEST,
+            "",
+        ),
+        (
+            "idempotency key with spaces",
+            "",
+            vec![],
+            vec![("idempotency-key", "a key")],
+            StatusCode::BAD_REQUEST,
+            "Idempotency-Key",
+        ),
+        (
+            "body too large",
+            "",
+            vec![b' '; 300 * 1024],
+            vec![],
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "",
+        ),
+    ];
+    for (name, query, body, headers, status, detail) in cases {
+        let before = job_count(&stack).await;
+        let (got, content_type, problem) = sync(&stack, query, body, &headers).await;
+        assert_eq!(got, status, "{name}: {problem}");
+        assert_eq!(content_type, "application/problem+json", "{name}");
+        assert_eq!(problem["status"], status.as_u16(), "{name}: {problem}");
+        assert!(
+            problem["request_id"]
+                .as_str()
+                .is_some_and(|id| !id.is_empty()),
+            "{name}: {problem}"
+        );
+        assert!(problem["code"].as_str().is_some(), "{name}: {problem}");
+        let text = problem.to_string();
+        assert!(
+            text.len() < 400,
+            "{name}: a short body, got {} bytes: {text}",
+            text.len()
+        );
+        assert!(
+            problem["detail"]
+                .as_str()
+                .unwrap_or_default()
+                .contains(detail),
+            "{name}: {problem}"
+        );
+        assert_eq!(job_count(&stack).await, before, "{name} changed nothing");
+    }
+
+    // Paths that are not ids, and oversized tokens.
+    let response = stack
+        .http
+        .get(stack.url("/v1/jobs/..%2F..%2Fetc%2Fpasswd"))
+        .bearer_auth(stack.token("runner"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    let huge = format!("Bearer {}", "a".repeat(20_000));
+    let response = stack
+        .http
+        .get(stack.url("/v1/jobs"))
+        .header("authorization", huge)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(job_count(&stack).await, 0, "nothing was ever queued");
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_identity_cannot_hold_every_worker() {
+    let stack = Stack::start(
+        Db::Sqlite,
+        SimConfig {
+            manual_clock: true,
+            ..SimConfig::default()
+        },
+        "[server]\nmax_concurrent_per_identity = 2\n",
+    )
+    .await;
+    // Two syncs that wait (the simulator's clock is stopped, so they hold).
+    let hold = |slug: &'static str| {
+        let http = stack.http.clone();
+        let url = stack.url(&format!("/v1/connections/{slug}/sync?wait=5s"));
+        let token = stack.token("runner");
+        tokio::spawn(async move {
+            http.post(url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .map(|r| r.status())
+        })
+    };
+    let first = hold("postgres-snowflake");
+    let second = hold("jira-bigquery");
+    // Wait until both are in flight (their jobs exist).
+    for _ in 0..100 {
+        if job_count(&stack).await == 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(job_count(&stack).await, 2);
+    let third = stack
+        .http
+        .get(stack.url("/v1/jobs"))
+        .bearer_auth(stack.token("runner"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(third.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(third.headers()["retry-after"], "1");
+    let problem: Value = third.json().await.expect("problem");
+    assert_eq!(problem["code"], "too_many_requests");
+
+    // Another identity is served as usual.
+    let other = stack
+        .http
+        .get(stack.url("/v1/jobs"))
+        .bearer_auth(stack.token("reader"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(other.status(), StatusCode::OK);
+    first.abort();
+    second.abort();
+    stack.stop().await;
+}
