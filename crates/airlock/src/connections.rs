@@ -42,6 +42,8 @@ pub struct Snapshot {
     workspaces: BTreeMap<String, String>,
     /// When it was fetched (unix ms); 0 before the first fetch.
     pub fetched_at: i64,
+    /// When the listing behind it began (unix ms).
+    started_at: i64,
 }
 
 impl Snapshot {
@@ -70,6 +72,7 @@ impl Snapshot {
             by_slug,
             workspaces,
             fetched_at,
+            started_at: fetched_at,
         }
     }
 
@@ -172,12 +175,22 @@ impl Catalog {
     /// Fetches workspaces and connections from Airbyte and swaps the snapshot.
     /// Concurrent callers wait for one fetch instead of each doing their own.
     pub async fn refresh(&self) -> Result<Arc<Snapshot>, airbyte_client::Error> {
-        let before = self.snapshot().fetched_at;
+        self.refresh_started_after(crate::store::now_ms()).await
+    }
+
+    /// Like [`Catalog::refresh`], but content with a listing that began at
+    /// or after `since` (unix ms): a listing already under way when
+    /// something new was asked for may not show it.
+    async fn refresh_started_after(
+        &self,
+        since: i64,
+    ) -> Result<Arc<Snapshot>, airbyte_client::Error> {
         let _guard = self.refresh_lock.lock().await;
         let current = self.snapshot();
-        if current.fetched_at != before {
+        if current.started_at >= since {
             return Ok(current);
         }
+        let started_at = crate::store::now_ms();
         let params = ListParams {
             limit: Some(100),
             ..ListParams::default()
@@ -225,12 +238,14 @@ impl Catalog {
                 }
             })
             .collect();
-        let snapshot = Arc::new(Snapshot::new(
+        let mut snapshot = Snapshot::new(
             connections,
             workspaces,
             &self.slug_overrides,
-            crate::store::now_ms().max(before + 1),
-        ));
+            crate::store::now_ms().max(started_at),
+        );
+        snapshot.started_at = started_at;
+        let snapshot = Arc::new(snapshot);
         *self
             .current
             .write()
@@ -248,14 +263,18 @@ impl Catalog {
         if let Some(found) = snapshot.resolve(reference) {
             return Ok(Some(found.clone()));
         }
-        // Unknown references do not each cost an Airbyte listing: at most
-        // one refresh per cooldown, so callers cannot amplify load on Airbyte.
-        if snapshot.fetched_at != 0
-            && crate::store::now_ms() - snapshot.fetched_at < MISS_REFRESH_COOLDOWN_MS
-        {
-            return Ok(None);
+        // Unknown references cannot amplify load on Airbyte: a miss waits
+        // until the last listing is a cooldown old, and concurrent misses
+        // share one listing, so there is at most one per cooldown. The
+        // listing must begin after the miss, or it may not show what was
+        // asked for.
+        let missed_at = crate::store::now_ms();
+        let age = missed_at - snapshot.started_at;
+        if snapshot.fetched_at != 0 && age < MISS_REFRESH_COOLDOWN_MS {
+            let wait = u64::try_from(MISS_REFRESH_COOLDOWN_MS - age).unwrap_or(0);
+            tokio::time::sleep(Duration::from_millis(wait)).await;
         }
-        let snapshot = self.refresh().await?;
+        let snapshot = self.refresh_started_after(missed_at).await?;
         Ok(snapshot.resolve(reference).cloned())
     }
 

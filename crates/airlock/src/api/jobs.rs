@@ -373,7 +373,7 @@ async fn trigger(
         }
     };
     caller.note_job(&job);
-    respond_after_wait(&state, job, wait).await
+    respond_after_wait(&state, &caller, job, wait).await
 }
 
 /// A digest of what a trigger asked for, to tell a retried request from a
@@ -408,6 +408,7 @@ fn hex(bytes: &[u8]) -> String {
 /// the wait runs out (then 202 with its current state).
 async fn respond_after_wait(
     state: &AppState,
+    caller: &Caller,
     job: Job,
     wait: Option<Duration>,
 ) -> Result<Response, ApiError> {
@@ -427,6 +428,8 @@ async fn respond_after_wait(
             current = fresh;
         }
     }
+    // The log line and the span name the Airbyte job the wait saw start.
+    caller.note_job(&current);
     let status = if current.state.is_terminal() {
         StatusCode::OK
     } else {

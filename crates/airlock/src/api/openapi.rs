@@ -14,7 +14,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
 use super::problem::Problem;
 use super::problem::responses::{
-    BadRequest, Conflict, Forbidden, NotFound, Unauthorized, Unavailable, Unprocessable,
+    BadRequest, Conflict, Forbidden, NotFound, TooManyRequests, Unauthorized, Unavailable,
+    Unprocessable,
 };
 
 #[derive(OpenApi)]
@@ -54,7 +55,8 @@ use super::problem::responses::{
             NotFound,
             Conflict,
             Unprocessable,
-            Unavailable
+            Unavailable,
+            TooManyRequests
         )
     ),
     modifiers(&BearerJwt),
@@ -101,7 +103,28 @@ pub fn document() -> utoipa::openapi::OpenApi {
     doc.merge(crate::front::openapi());
     doc.merge(crate::mcp::openapi());
     unique_operation_ids(&mut doc);
+    capped_per_identity(&mut doc);
     doc
+}
+
+/// Every authenticated call of Airlock's own API passes the per-identity
+/// cap of requests in flight (`api::limits`, in the `Caller` extractor),
+/// so each may answer 429.
+fn capped_per_identity(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{Ref, RefOr};
+    for (path, item) in &mut doc.paths.paths {
+        if !path.starts_with("/v1/") || path.ends_with("/token") {
+            continue;
+        }
+        for operation in [&mut item.get, &mut item.post].into_iter().flatten() {
+            if operation.security.is_some() {
+                operation.responses.responses.insert(
+                    "429".to_owned(),
+                    RefOr::Ref(Ref::from_response_name("TooManyRequests")),
+                );
+            }
+        }
+    }
 }
 
 /// One handler serving several methods gets one id per method (OpenAPI

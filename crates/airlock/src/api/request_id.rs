@@ -1,7 +1,8 @@
 //! Request ids and the request log: the caller's `x-request-id` when it is
 //! well-formed, a fresh one otherwise; echoed in every response and inside
 //! every error body. Each request runs in a `request` span (request id,
-//! method, route, subject) and ends with one `airlock::request` log line and
+//! method, route, subject, job ids and status once known: the span exported
+//! as a trace) and ends with one `airlock::request` log line and
 //! its metrics.
 
 use std::sync::{Arc, Mutex, PoisonError};
@@ -94,6 +95,10 @@ impl RequestLog {
 
     /// The job the request was about: Airlock's id, and Airbyte's once known.
     pub fn job(&self, job_id: &str, airbyte_job_id: Option<i64>) {
+        self.span.record("job_id", job_id);
+        if let Some(airbyte_job_id) = airbyte_job_id {
+            self.span.record("airbyte_job_id", airbyte_job_id);
+        }
         let mut notes = self.notes();
         notes.job_id = Some(job_id.to_owned());
         if airbyte_job_id.is_some() {
@@ -124,6 +129,9 @@ pub async fn layer(State(state): State<AppState>, mut request: Request, next: Ne
         method = %method,
         route = %route,
         subject = tracing::field::Empty,
+        job_id = tracing::field::Empty,
+        airbyte_job_id = tracing::field::Empty,
+        status = tracing::field::Empty,
     );
     let log = RequestLog::new(span.clone());
     request.extensions_mut().insert(id.clone());
@@ -149,6 +157,7 @@ pub async fn layer(State(state): State<AppState>, mut request: Request, next: Ne
     }
     let latency = started.elapsed();
     let status = response.status().as_u16();
+    log.span.record("status", status);
     state
         .metrics()
         .request(method.as_str(), &route, status, latency);

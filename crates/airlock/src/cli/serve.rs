@@ -24,6 +24,7 @@ pub(super) async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         config.server.listen = listen;
     }
     let listen = config.server.listen;
+    crate::telemetry::export_traces(&config.telemetry)?;
     let app = App::build(config, Extras::default()).await?;
     #[cfg(unix)]
     if let Some(path) = args.config.config.clone() {
@@ -34,7 +35,9 @@ pub(super) async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     tracing::info!(addr = %listener.local_addr()?, "airlock listening");
-    app.run(listener, crate::shutdown_signal()).await?;
+    let served = app.run(listener, crate::shutdown_signal()).await;
+    crate::telemetry::flush_traces().await;
+    served?;
     Ok(ExitCode::SUCCESS)
 }
 

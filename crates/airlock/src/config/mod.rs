@@ -66,6 +66,59 @@ pub struct Config {
     /// The MCP server at `/mcp`: which hosts and browser origins may reach it.
     #[serde(default)]
     pub mcp: McpConfig,
+    /// Traces over OTLP: off unless `otlp_endpoint` is set.
+    #[serde(default)]
+    pub telemetry: TelemetryConfig,
+}
+
+/// `[telemetry]`: OpenTelemetry traces of requests, dispatches and Airbyte
+/// calls, POSTed as OTLP/HTTP JSON. Logs are set by flags, not here.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TelemetryConfig {
+    /// The collector's OTLP/HTTP base URL (`http://collector:4318`); spans
+    /// go to `{otlp_endpoint}/v1/traces`. Absent: no traces.
+    pub otlp_endpoint: Option<String>,
+    /// `service.name` of the exported spans.
+    pub service_name: String,
+    /// The share of traces kept, from 0.0 to 1.0, decided at each root span.
+    pub sample_ratio: f64,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        Self {
+            otlp_endpoint: None,
+            service_name: "airlock".to_owned(),
+            sample_ratio: 1.0,
+        }
+    }
+}
+
+impl TelemetryConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(endpoint) = &self.otlp_endpoint
+            && !(endpoint.starts_with("http://") || endpoint.starts_with("https://"))
+        {
+            return Err(ConfigError::invalid(
+                "telemetry.otlp_endpoint",
+                format!("`{endpoint}` is not an http(s) URL"),
+            ));
+        }
+        if self.service_name.trim().is_empty() {
+            return Err(ConfigError::invalid(
+                "telemetry.service_name",
+                "must not be empty",
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.sample_ratio) {
+            return Err(ConfigError::invalid(
+                "telemetry.sample_ratio",
+                "must be between 0.0 and 1.0",
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// `[audit]`: what the trail records beyond decisions and changes.
@@ -427,6 +480,7 @@ impl Config {
             .map_err(|(key, message)| ConfigError::invalid(key, message))?;
         crate::mcp::validate_config(&self.mcp)
             .map_err(|(key, message)| ConfigError::invalid(key, message))?;
+        self.telemetry.validate()?;
         Ok(())
     }
 
@@ -668,6 +722,19 @@ mod tests {
             ("[airbyte]\nurl = \"ftp://x\"\n", "airbyte.url"),
             ("[airbyte]\ntimeout_secs = 0\n", "airbyte.timeout_secs"),
             ("[server]\nlisten = \"nope\"\n", "listen"),
+            (
+                "[telemetry]\notlp_endpoint = \"collector:4318\"\n",
+                "telemetry.otlp_endpoint",
+            ),
+            (
+                "[telemetry]\nsample_ratio = 1.5\n",
+                "telemetry.sample_ratio",
+            ),
+            (
+                "[telemetry]\nservice_name = \" \"\n",
+                "telemetry.service_name",
+            ),
+            ("[telemetry]\notlp_endpont = \"http://x\"\n", "otlp_endpont"),
         ] {
             let err = Config::from_toml("t.toml", text, &[])
                 .expect_err(text)

@@ -14,6 +14,7 @@ use std::time::Duration;
 use airbyte_client::{AirbyteClient, ConflictKind, Error as AirbyteError, JobFilter, JobOrder};
 use time::OffsetDateTime;
 use tokio::sync::Notify;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use super::config::JobsConfig;
@@ -136,7 +137,15 @@ impl Dispatcher {
         else {
             return Ok(None);
         };
-        let outcome = self.handle(&job).await?;
+        // One span per dispatch, the root of a trace that holds the POST
+        // /jobs (or the reconciling list) and names both jobs.
+        let span = tracing::info_span!(
+            "dispatch",
+            job_id = %job.id,
+            connection_id = %job.connection_id,
+            airbyte_job_id = tracing::field::Empty,
+        );
+        let outcome = self.handle(&job).instrument(span).await?;
         tracing::info!(
             job_id = %job.id,
             connection_id = %job.connection_id,
@@ -341,6 +350,7 @@ impl Dispatcher {
         created: airbyte_client::Job,
         adopted: bool,
     ) -> Result<Outcome, StoreError> {
+        tracing::Span::current().record("airbyte_job_id", created.job_id);
         let state = map_status(&created.status).unwrap_or(JobState::Pending);
         // A job that already ended by the time we learn of it is recorded as
         // started; the tracker records its end on its next pass.

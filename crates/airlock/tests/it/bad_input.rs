@@ -51,10 +51,21 @@ async fn sync(
     (status, content_type, body)
 }
 
+/// One bad request: its name, query, body, extra headers, the expected
+/// status and a fragment of the expected detail.
+type Case = (
+    &'static str,
+    &'static str,
+    Vec<u8>,
+    Vec<(&'static str, &'static str)>,
+    StatusCode,
+    &'static str,
+);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_requests_get_short_errors_and_change_nothing() {
     let stack = Stack::start(Db::Sqlite, SimConfig::default(), "").await;
-    let cases: Vec<(&str, &str, Vec<u8>, Vec<(&str, &str)>, StatusCode, &str)> = vec![
+    let cases: Vec<Case> = vec![
         (
             "malformed JSON",
             "",

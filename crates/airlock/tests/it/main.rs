@@ -22,4 +22,5 @@ mod sdk;
 mod stack;
 mod store;
 mod support;
+mod traces;
 mod webhooks;

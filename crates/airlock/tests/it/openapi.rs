@@ -153,10 +153,7 @@ async fn every_route_is_documented_and_every_operation_is_routed() {
     // Every documented operation reaches a handler (no token: most answer
     // 401, which is fine; the router's own 404/405 is not).
     for (path, method, _) in operations(&doc) {
-        let concrete = path
-            .replace("{path}", "jobs")
-            .replace('{', "")
-            .replace('}', "");
+        let concrete = path.replace("{path}", "jobs").replace(['{', '}'], "");
         let method: Method = method.to_uppercase().parse().expect("a method");
         let response = stack
             .http

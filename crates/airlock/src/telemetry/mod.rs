@@ -1,0 +1,95 @@
+//! Logging: human-readable lines by default, one JSON object per line with
+//! `--log-format json`. The filter comes from `AIRLOCK_LOG` (then `RUST_LOG`),
+//! `info` by default (`rmcp`, the MCP SDK, at `warn`).
+//!
+//! Traces: the subscriber also carries an OTLP exporter ([`otlp`]), inert
+//! until [`export_traces`] switches it on from `[telemetry]` (only `serve`
+//! does). It is installed here, before any configuration is read, and
+//! activated later, because the subscriber is the one global Airlock has and
+//! cannot be replaced once installed; its own filter keeps it independent of
+//! `AIRLOCK_LOG` (the Airbyte client's spans are at debug).
+
+pub mod otlp;
+
+use std::sync::{Arc, LazyLock};
+
+use clap::ValueEnum;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
+
+use crate::config::TelemetryConfig;
+
+/// The process's trace exporter, switched on by [`export_traces`].
+static TRACES: LazyLock<Arc<otlp::Traces>> = LazyLock::new(Arc::default);
+
+/// How log lines are written to standard error.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Readable lines for a terminal.
+    #[default]
+    Text,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
+/// Installs the process-wide subscriber (the one global Airlock has).
+/// Calling it twice is harmless: the second call keeps the first subscriber.
+pub fn init(format: LogFormat) {
+    let filter = std::env::var("AIRLOCK_LOG")
+        .ok()
+        .and_then(|f| EnvFilter::try_new(f).ok())
+        .or_else(|| EnvFilter::try_from_default_env().ok())
+        // The MCP SDK logs every stateless request's start and end at info.
+        .unwrap_or_else(|| EnvFilter::new("info,rmcp=warn"));
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let logs = match format {
+        LogFormat::Text => fmt.with_filter(filter).boxed(),
+        LogFormat::Json => fmt
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_filter(filter)
+            .boxed(),
+    };
+    let result = tracing_subscriber::registry()
+        .with(logs)
+        .with(TRACES.layer())
+        .try_init();
+    // An error only means a subscriber is already installed (tests).
+    drop(result);
+}
+
+/// Starts exporting traces when `[telemetry] otlp_endpoint` is set; does
+/// nothing otherwise, or when already started. Needs a Tokio runtime.
+pub fn export_traces(config: &TelemetryConfig) -> anyhow::Result<()> {
+    let Some(endpoint) = &config.otlp_endpoint else {
+        return Ok(());
+    };
+    let http = reqwest::Client::builder()
+        .build()
+        .map_err(|e| anyhow::anyhow!("cannot build the HTTP client for traces: {e}"))?;
+    let settings = otlp::Settings {
+        endpoint: endpoint.clone(),
+        service_name: config.service_name.clone(),
+        sample_ratio: config.sample_ratio,
+    };
+    if TRACES.activate(settings, http) {
+        // The endpoint without any credentials it may carry.
+        let shown = reqwest::Url::parse(endpoint).map_or_else(
+            |_| "?".to_owned(),
+            |url| format!("{}://{}", url.scheme(), url.host_str().unwrap_or("?")),
+        );
+        tracing::info!(
+            collector = %shown,
+            sample_ratio = config.sample_ratio,
+            "exporting traces over OTLP"
+        );
+    }
+    Ok(())
+}
+
+/// Sends the spans still queued (bounded wait); for a clean stop.
+pub async fn flush_traces() {
+    TRACES.flush().await;
+}
