@@ -23,6 +23,9 @@ use crate::metrics::Metrics;
 use crate::policy::Policy;
 use crate::store::Store;
 
+/// How long requests in flight may take to finish after a stop signal.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
 /// Extra parts the demo (or a test) adds to what the configuration says.
 #[derive(Debug, Default)]
 pub struct Extras {
@@ -213,9 +216,30 @@ impl App {
             router = router.merge(extra);
         }
         let app = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
-        let served = axum::serve(listener, app)
+        // On the signal: stop accepting, let requests in flight finish, but
+        // not forever (a held `?wait=` or an event stream would keep the
+        // process up): after the grace period the rest are dropped.
+        let (fired, mut fired_seen) = tokio::sync::watch::channel(false);
+        let shutdown = async move {
+            shutdown.await;
+            let _ = fired.send(true);
+        };
+        let server = axum::serve(listener, app)
             .with_graceful_shutdown(shutdown)
-            .await;
+            .into_future();
+        let grace_over = async move {
+            if fired_seen.wait_for(|fired| *fired).await.is_err() {
+                std::future::pending::<()>().await;
+            }
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        };
+        let served = tokio::select! {
+            served = server => served,
+            () = grace_over => {
+                tracing::warn!(grace_secs = SHUTDOWN_GRACE.as_secs(), "requests still in flight after the grace period; stopping");
+                Ok(())
+            }
+        };
         // Background loops stop when they next wait: a loop busy with a
         // pass misses one notification, so keep notifying until all have
         // ended (or the bound passes and they are aborted with the set).

@@ -14,7 +14,7 @@
 //!   keys and maps their claims to a `Principal`.
 //! - [`policy`]: roles and grants; decides what a principal may do on which
 //!   workspace or connection (deny by default).
-//! - [`telemetry`]: logs, as text or JSON lines.
+//! - [`telemetry`]: logs, as text or JSON lines; OTLP traces when configured.
 //! - [`mcp`]: the MCP server at `/mcp` (and the `airlock mcp` stdio bridge):
 //!   tools for AI agents, each call made through the API as the agent.
 //! - [`metrics`]: Prometheus counters and histograms (requests, decisions,

@@ -49,9 +49,13 @@ struct Tally {
     accepted: Vec<(String, String)>,
     /// Logical triggers (one idempotency key each) never accepted.
     given_up: u64,
+    /// 503s with the problem body: the database is down.
     unavailable: u64,
-    /// 503s outside the database outage.
-    unavailable_outside_outage: u64,
+    /// 429s with `Retry-After`: the identity's requests in flight are at
+    /// their cap (they pile up while the database is down).
+    throttled: u64,
+    /// 503s and 429s away from the database outage.
+    refused_outside_outage: Vec<String>,
     /// 5xx other than a 503 with its problem body.
     server_errors: Vec<String>,
     /// Answers no request should get (401, 403, 404...).
@@ -64,56 +68,84 @@ struct Tally {
 
 type Shared = Arc<Mutex<Tally>>;
 
-/// Records one answer; true when it is a 503 with the problem body (the
-/// client may retry).
-fn record(
-    tally: &Shared,
-    started: Instant,
-    what: &str,
+/// An answer of Airlock's.
+struct Answer {
     status: StatusCode,
-    body: &Value,
+    body: Value,
+    /// Whether the body is `application/problem+json`.
     problem: bool,
-) -> bool {
+    retry_after: Option<u64>,
+}
+
+/// Records one answer; when the client may try again, after how long.
+fn record(tally: &Shared, started: Instant, what: &str, answer: &Answer) -> Option<Duration> {
     let mut tally = tally.lock().expect("tally");
     tally.requests += 1;
-    if status == StatusCode::SERVICE_UNAVAILABLE && problem && body["code"] == "unavailable" {
-        tally.unavailable += 1;
-        // The pool waits up to 5 s for a connection before giving up.
-        let at = started.elapsed();
-        let during = tally.outage.is_some_and(|(from, to)| {
-            at >= from && to.is_none_or(|to| at <= to + Duration::from_secs(15))
-        });
-        if !during {
-            tally.unavailable_outside_outage += 1;
+    let Answer {
+        status,
+        body,
+        problem,
+        retry_after,
+    } = answer;
+    let retry = match (*status, body["code"].as_str()) {
+        (StatusCode::SERVICE_UNAVAILABLE, Some("unavailable")) if *problem => {
+            tally.unavailable += 1;
+            Duration::from_millis(500)
         }
-        return true;
+        (StatusCode::TOO_MANY_REQUESTS, Some("too_many_requests"))
+            if *problem && retry_after.is_some() =>
+        {
+            tally.throttled += 1;
+            Duration::from_secs(retry_after.unwrap_or(1))
+        }
+        _ => {
+            if status.is_server_error() {
+                tally.server_errors.push(format!("{what}: {status} {body}"));
+            } else if !status.is_success() {
+                tally.unexpected.push(format!("{what}: {status} {body}"));
+            }
+            return None;
+        }
+    };
+    // Requests wait up to 5 s for a database connection before a 503, and
+    // the backlog drains after the outage.
+    let at = started.elapsed();
+    let during = tally.outage.is_some_and(|(from, to)| {
+        at >= from && to.is_none_or(|to| at <= to + Duration::from_secs(15))
+    });
+    if !during {
+        tally
+            .refused_outside_outage
+            .push(format!("{what} at {at:?}: {status} {body}"));
     }
-    if status.is_server_error() {
-        tally.server_errors.push(format!("{what}: {status} {body}"));
-    } else if !status.is_success() {
-        tally.unexpected.push(format!("{what}: {status} {body}"));
-    }
-    false
+    Some(retry)
 }
 
-/// Sends a request; the status, the body and whether it is problem+json.
-async fn call(
-    request: reqwest::RequestBuilder,
-) -> Result<(StatusCode, Value, bool), reqwest::Error> {
+/// Sends a request and reads the answer.
+async fn call(request: reqwest::RequestBuilder) -> Result<Answer, reqwest::Error> {
     let response = request.send().await?;
     let status = response.status();
-    let problem = response
-        .headers()
-        .get(reqwest::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
+    let header = |name| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let problem = header(reqwest::header::CONTENT_TYPE)
         .is_some_and(|v| v.starts_with("application/problem+json"));
+    let retry_after = header(reqwest::header::RETRY_AFTER).and_then(|v| v.parse().ok());
     let bytes = response.bytes().await?;
-    let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    Ok((status, body, problem))
+    Ok(Answer {
+        status,
+        body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        problem,
+        retry_after,
+    })
 }
 
-/// One trigger, with its own idempotency key: retried after a 503 or a
-/// lost answer until Airlock accepts it, as a careful client does.
+/// One trigger, with its own idempotency key: retried after a 503, a 429
+/// or a lost answer until Airlock accepts it, as a careful client does.
 async fn trigger(client: Client, connection: String, tally: Shared, started: Instant) {
     let key = uuid::Uuid::new_v4().to_string();
     let give_up = Instant::now() + Duration::from_secs(60);
@@ -122,24 +154,28 @@ async fn trigger(client: Client, connection: String, tally: Shared, started: Ins
         let request = client
             .request(reqwest::Method::POST, &path, Some("runner"))
             .header("idempotency-key", &key);
-        match call(request).await {
-            Ok((status, body, problem)) => {
-                let retry = record(&tally, started, "trigger", status, &body, problem);
-                if status == StatusCode::ACCEPTED {
+        let wait = match call(request).await {
+            Ok(answer) => {
+                let retry = record(&tally, started, "trigger", &answer);
+                if answer.status == StatusCode::ACCEPTED {
                     tally
                         .lock()
                         .expect("tally")
                         .accepted
-                        .push((id_of(&body), connection));
+                        .push((id_of(&answer.body), connection));
                     return;
                 }
-                if !retry {
-                    return;
+                match retry {
+                    Some(wait) => wait,
+                    None => return,
                 }
             }
-            Err(_) => tally.lock().expect("tally").transport_errors += 1,
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+            Err(_) => {
+                tally.lock().expect("tally").transport_errors += 1;
+                Duration::from_millis(500)
+            }
+        };
+        tokio::time::sleep(wait).await;
     }
     tally.lock().expect("tally").given_up += 1;
 }
@@ -159,8 +195,8 @@ async fn read(client: Client, n: u64, connection: String, tally: Shared, started
         _ => "/v1/whoami".to_owned(),
     };
     match call(client.request(reqwest::Method::GET, &path, Some("reader"))).await {
-        Ok((status, body, problem)) => {
-            record(&tally, started, "read", status, &body, problem);
+        Ok(answer) => {
+            record(&tally, started, "read", &answer);
         }
         Err(_) => tally.lock().expect("tally").transport_errors += 1,
     }
@@ -236,16 +272,19 @@ enum Outage {
     Restart(String),
 }
 
-/// Terminates every session on `database` (what a restart does first).
-async fn terminate_sessions(database: &str) -> u64 {
+/// Terminates the sessions on `database` (what a restart does first)
+/// whose last query is like `query` (`%`: all of them).
+async fn terminate_sessions(database: &str, query: &str) -> u64 {
     use sqlx::Connection;
     let mut admin = sqlx::PgConnection::connect(&support::postgres_admin_url())
         .await
         .expect("Postgres");
     let terminated: Vec<bool> = sqlx::query_scalar(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = $1 AND query LIKE $2 AND pid <> pg_backend_pid()",
     )
     .bind(database)
+    .bind(query)
     .fetch_all(&mut admin)
     .await
     .expect("sessions terminated");
@@ -399,7 +438,7 @@ async fn a_minute_of_chaos_loses_nothing_and_answers_no_500() {
     tally.lock().expect("tally").outage = Some((down, None));
     let how = match &mut outage {
         Outage::Proxy(proxy) => {
-            let terminated = terminate_sessions(&database).await;
+            let terminated = terminate_sessions(&database, "%").await;
             proxy.cut().await;
             tokio::time::sleep(OUTAGE).await;
             proxy.restore().await;
@@ -457,7 +496,8 @@ async fn a_minute_of_chaos_loses_nothing_and_answers_no_500() {
         });
     eprintln!(
         "chaos summary: {traffic_secs:.0} s of traffic, {} requests, {} triggers accepted, {} Airbyte jobs created, \
-         {} given up, {} 503 (database down), {} other 5xx, {} unexpected answers, {} transport errors; \
+         {} given up, {} 503 (database down), {} 429 (identity at its cap while the database was down), \
+         {} other 5xx, {} unexpected answers, {} transport errors; \
          Airbyte faults injected {faults:?} over {} Airbyte calls; \
          RSS start {} KiB, end {} KiB (growth {} KiB, limit {} KiB)",
         tally.requests,
@@ -465,6 +505,7 @@ async fn a_minute_of_chaos_loses_nothing_and_answers_no_500() {
         counters.total_jobs_created(),
         tally.given_up,
         tally.unavailable,
+        tally.throttled,
         tally.server_errors.len(),
         tally.unexpected.len(),
         tally.transport_errors,
@@ -480,11 +521,13 @@ async fn a_minute_of_chaos_loses_nothing_and_answers_no_500() {
     assert_exactly_once(&jobs, &per_connection, &counters);
     assert_eq!(jobs.len(), accepted.len(), "jobs Airlock never accepted");
     assert_eq!(tally.given_up, 0, "triggers never accepted");
-    // No 5xx of Airlock's own; 503s only while the database was down.
+    // No 5xx of Airlock's own; 503s (and 429s, as requests waiting for
+    // the database pile up) only while the database was down.
     assert!(tally.server_errors.is_empty(), "{:#?}", tally.server_errors);
-    assert_eq!(
-        tally.unavailable_outside_outage, 0,
-        "503s outside the outage"
+    assert!(
+        tally.refused_outside_outage.is_empty(),
+        "503s or 429s away from the outage: {:#?}",
+        tally.refused_outside_outage
     );
     // Tokens kept verifying while their issuer was gone.
     assert!(tally.unexpected.is_empty(), "{:#?}", tally.unexpected);
@@ -530,7 +573,7 @@ async fn a_session_ended_under_a_query_is_unavailable_not_internal() {
     });
     // Wait until the query runs, then end its session.
     let deadline = Instant::now() + Duration::from_secs(10);
-    while terminate_sessions(&database).await == 0 {
+    while terminate_sessions(&database, "SELECT pg_sleep%").await == 0 {
         assert!(Instant::now() < deadline, "the query never ran");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

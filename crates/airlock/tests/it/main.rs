@@ -19,6 +19,7 @@ mod reliability;
 mod reload;
 mod replicas;
 mod sdk;
+mod signals;
 mod stack;
 mod store;
 mod support;

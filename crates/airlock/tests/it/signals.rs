@@ -1,0 +1,95 @@
+//! Signals to a running `airlock serve`: SIGHUP reloads roles and grants
+//! (a broken file is refused and the old policy stays); SIGTERM stops it
+//! within a bound even with requests held open, releasing job leases.
+
+use std::time::Duration;
+
+use airbyte_sim::SimConfig;
+use reqwest::StatusCode;
+
+use crate::support::{self, ConfigFile, FAST_JOBS, IdpServer, Served};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_grants_and_refuses_a_broken_file() {
+    let sim = airbyte_sim::spawn(SimConfig::default())
+        .await
+        .expect("simulator");
+    let idp = IdpServer::start().await;
+    let storage_url = support::fresh_database(support::Db::Sqlite).await;
+    let text = support::airlock_toml(&storage_url, &sim, 2, FAST_JOBS, &idp.issuer_toml(""));
+    let config = ConfigFile::write(&text);
+    let served = Served::start(&config.path, &idp.idp);
+    let auditor_reads_jobs = || async {
+        let (status, _) = served.client.get("/v1/audit", "reader").await;
+        status
+    };
+    assert_eq!(auditor_reads_jobs().await, StatusCode::FORBIDDEN);
+
+    // A grant added to the file takes effect on SIGHUP.
+    std::fs::write(
+        &config.path,
+        format!("{text}\n[[grants]]\nrole = \"auditor\"\nmatch = {{ client_id = \"reader\" }}\n"),
+    )
+    .expect("write");
+    served.signal("HUP");
+    let mut status = StatusCode::FORBIDDEN;
+    for _ in 0..100 {
+        status = auditor_reads_jobs().await;
+        if status == StatusCode::OK {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(status, StatusCode::OK, "the reloaded grant is in force");
+    assert_eq!(served.logged("policy reloaded"), 1);
+
+    // A broken file is refused; the policy in force stays.
+    std::fs::write(
+        &config.path,
+        format!("{text}\n[[grants]]\nrole = \"nobody\"\nmatch = {{ sub = \"x\" }}\n"),
+    )
+    .expect("write");
+    served.signal("HUP");
+    for _ in 0..100 {
+        if served.logged("policy reload refused; keeping the current policy") == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        served.logged("policy reload refused; keeping the current policy"),
+        1
+    );
+    assert_eq!(
+        auditor_reads_jobs().await,
+        StatusCode::OK,
+        "the previous policy stays"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_within_the_grace_period_with_requests_held_open() {
+    // A stopped clock: jobs never end, so `?wait=` holds the request.
+    let sim = airbyte_sim::spawn(SimConfig {
+        manual_clock: true,
+        ..SimConfig::default()
+    })
+    .await
+    .expect("simulator");
+    let idp = IdpServer::start().await;
+    let storage_url = support::fresh_database(support::Db::Sqlite).await;
+    let text = support::airlock_toml(&storage_url, &sim, 2, FAST_JOBS, &idp.issuer_toml(""));
+    let config = ConfigFile::write(&text);
+    let mut served = Served::start(&config.path, &idp.idp);
+    let held = {
+        let client = served.client.clone();
+        tokio::spawn(async move { client.sync("jira-bigquery", "?wait=15m").await })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    served.signal("TERM");
+    let bound = airlock::app::SHUTDOWN_GRACE + Duration::from_secs(10);
+    let status = tokio::task::block_in_place(|| served.wait_exit(bound));
+    let status = status.expect("airlock exited within the grace period and its bound");
+    assert!(status.success(), "a clean exit: {status}");
+    held.abort();
+}
