@@ -77,6 +77,30 @@ pub enum Db {
     Postgres,
 }
 
+/// Set once per test process, before it creates any database.
+static LEFTOVERS_DROPPED: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+
+/// Drops the test databases earlier runs left on the shared server, so they
+/// do not pile up across sessions. A database still in use (another test
+/// process) cannot be dropped, and is left alone.
+async fn drop_leftover_databases(conn: &mut sqlx::PgConnection) {
+    let names: Vec<String> = sqlx::query_scalar(
+        "SELECT datname FROM pg_database WHERE datname LIKE 'airlock\\_test\\_%'",
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .unwrap_or_default();
+    for name in names {
+        if name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+            let _in_use = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS {name}"
+            )))
+            .execute(&mut *conn)
+            .await;
+        }
+    }
+}
+
 /// A fresh, empty database of `kind`; the Postgres one is a new database
 /// on the machine's server. A missing Postgres fails the test: it is part
 /// of the suite, not optional.
@@ -94,6 +118,9 @@ pub async fn fresh_database(kind: Db) -> String {
             let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap_or_else(|e| {
                 panic!("Postgres is required for these tests ({admin}): {e}. Start it or set AIRLOCK_TEST_POSTGRES.")
             });
+            LEFTOVERS_DROPPED
+                .get_or_init(|| drop_leftover_databases(&mut conn))
+                .await;
             sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
                 .execute(&mut conn)
                 .await
