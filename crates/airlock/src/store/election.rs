@@ -17,11 +17,22 @@ pub struct Leadership {
 
 impl Leadership {
     /// Whether the lead is still held (the lock's connection still answers).
+    ///
+    /// A ping that does not answer within a few seconds counts as lost:
+    /// the lead is given up (the connection is closed, which releases the
+    /// lock once Postgres notices), rather than stalling the tracker.
     pub async fn still_leading(&mut self) -> bool {
-        match &mut self.connection {
-            None => true,
-            Some(connection) => connection.ping().await.is_ok(),
+        let Some(connection) = &mut self.connection else {
+            return true;
+        };
+        let alive = matches!(
+            tokio::time::timeout(std::time::Duration::from_secs(5), connection.ping()).await,
+            Ok(Ok(()))
+        );
+        if !alive {
+            self.connection = None;
         }
+        alive
     }
 }
 

@@ -1,10 +1,12 @@
-//! A chaos run: a minute of steady traffic (triggers and reads) against
-//! `airlock serve` on Postgres while everything around it misbehaves:
-//! Airbyte answers 5xx and 429, drops connections, swallows `POST /jobs`
-//! answers and expires tokens; the identity provider goes away and comes
-//! back; Postgres goes down once. At the end no accepted job is lost or
+//! A chaos run: a minute of steady traffic (20 triggers and 20 reads a
+//! second) against `airlock serve` on Postgres while everything around it
+//! misbehaves: Airbyte answers 5xx and 429, drops connections, swallows
+//! `POST /jobs` answers and expires tokens; the identity provider goes
+//! away and comes back; Postgres goes down once. At the end no accepted job is lost or
 //! carried out twice, Airlock answered no 5xx of its own making (a 503
-//! while the database is down is the contract), and its memory stayed
+//! while the database is down is the contract, and so is a 429 when the
+//! requests of one identity waiting for it reach their cap; the client
+//! retries both with the same idempotency key), and its memory stayed
 //! within a bound.
 //!
 //! `scripts/chaos` runs just this test. `AIRLOCK_CHAOS_SECS` sets the
