@@ -74,7 +74,9 @@ impl StoreError {
     }
 }
 
-/// A migration: its version and its SQL for each backend.
+/// A migration: its version and its SQL for each backend. Most are
+/// written once in the SQL both understand (`migrations/NNNN_*.sql`); where
+/// the dialects differ, each has its own (`migrations/{sqlite,postgres}/`).
 struct Migration {
     version: i64,
     sqlite: &'static str,
@@ -89,13 +91,13 @@ const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         version: 2,
-        sqlite: include_str!("migrations/sqlite/0002_webhooks.sql"),
-        postgres: include_str!("migrations/postgres/0002_webhooks.sql"),
+        sqlite: include_str!("migrations/0002_webhooks.sql"),
+        postgres: include_str!("migrations/0002_webhooks.sql"),
     },
     Migration {
         version: 3,
-        sqlite: include_str!("migrations/sqlite/0003_audit.sql"),
-        postgres: include_str!("migrations/postgres/0003_audit.sql"),
+        sqlite: include_str!("migrations/0003_audit.sql"),
+        postgres: include_str!("migrations/0003_audit.sql"),
     },
 ];
 
