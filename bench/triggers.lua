@@ -2,8 +2,10 @@
 -- distinct Idempotency-Key, rotating over the connection ids in
 -- BENCH_CONNECTIONS, with the token in BENCH_TOKENS. Each thread stops once
 -- it has BENCH_PER_THREAD accepted (202) answers, so the queue ends up
--- holding threads x BENCH_PER_THREAD jobs. done() appends one JSON line to
--- BENCH_OUT.
+-- holding threads x BENCH_PER_THREAD jobs, and creates BENCH_DONE.<thread>
+-- (wrk's own duration is the -d it was given, so bench/run times the run
+-- and interrupts wrk once every thread is done). done() appends one JSON
+-- line to BENCH_OUT.
 
 local token
 for line in io.lines(os.getenv("BENCH_TOKENS")) do
@@ -40,7 +42,11 @@ end
 function response(status, headers, body)
   if status == 202 then
     accepted = accepted + 1
-    if accepted >= target then wrk.thread:stop() end
+    if accepted == target then
+      -- Tell bench/run, which times the run and then stops wrk.
+      io.open(os.getenv("BENCH_DONE") .. "." .. id, "w"):close()
+      wrk.thread:stop()
+    end
   else
     refused = refused + 1
   end

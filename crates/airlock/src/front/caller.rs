@@ -22,6 +22,8 @@ pub(crate) struct FrontCaller {
     pub(crate) principal: Principal,
     pub(crate) request_id: String,
     origin: audit::Origin,
+    /// This request's place under the per-identity cap (as on the API).
+    _permit: Option<std::sync::Arc<tokio::sync::OwnedSemaphorePermit>>,
 }
 
 fn origin_of(parts: &Parts, request_id: &str) -> audit::Origin {
@@ -69,10 +71,16 @@ pub(crate) async fn authenticate(
     match state.authenticator().authenticate(header).await {
         Ok(principal) => {
             crate::api::request_id::RequestLog::of(&parts.extensions).subject(&principal.subject);
+            let identity = format!("{}|{}", principal.issuer, principal.subject);
+            let Some(permit) = state.limiter().try_acquire(&identity) else {
+                tracing::info!(request_id, subject = %principal.subject, "too many requests in flight");
+                return Err(FrontError::RateLimited);
+            };
             Ok(FrontCaller {
                 principal,
                 request_id: request_id.to_owned(),
                 origin,
+                _permit: permit.map(std::sync::Arc::new),
             })
         }
         Err(error) => {
