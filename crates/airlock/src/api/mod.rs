@@ -208,9 +208,59 @@ pub fn router(state: AppState) -> Router {
         .with_state(state.clone())
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            read_body_in_time,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
             state,
             request_id::layer,
         ))
+}
+
+/// Reads a request's body before the handler runs, within
+/// `[server] body_timeout_secs` and [`MAX_BODY_BYTES`]: a client that sends
+/// slowly gets 408 instead of holding a worker, one that sends too much 413.
+async fn read_body_in_time(
+    State(state): State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let (parts, body) = request.into_parts();
+    let has_body = parts
+        .headers
+        .contains_key(axum::http::header::CONTENT_LENGTH)
+        || parts
+            .headers
+            .contains_key(axum::http::header::TRANSFER_ENCODING);
+    if !has_body {
+        return next
+            .run(axum::extract::Request::from_parts(parts, body))
+            .await;
+    }
+    let declared: Option<usize> = parts
+        .headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok());
+    if declared.is_some_and(|length| length > MAX_BODY_BYTES) {
+        return ApiError::PayloadTooLarge.into_response();
+    }
+    let deadline = std::time::Duration::from_secs(state.config().server.body_timeout_secs);
+    match tokio::time::timeout(deadline, axum::body::to_bytes(body, MAX_BODY_BYTES)).await {
+        Ok(Ok(bytes)) => {
+            next.run(axum::extract::Request::from_parts(
+                parts,
+                axum::body::Body::from(bytes),
+            ))
+            .await
+        }
+        // Chunked past the limit, or the client went away mid-body.
+        Ok(Err(_)) if declared.is_none() => ApiError::PayloadTooLarge.into_response(),
+        Ok(Err(_)) => {
+            ApiError::BadRequest("the request body could not be read".into()).into_response()
+        }
+        Err(_) => ApiError::RequestTimeout.into_response(),
+    }
 }
 
 /// Serves `router` on `listener` until `shutdown` resolves, then finishes the

@@ -86,6 +86,9 @@ pub enum ApiError {
     Unprocessable(String),
     #[error("conflict: {0}")]
     Conflict(String),
+    /// The client did not send its body in time.
+    #[error("request timeout")]
+    RequestTimeout,
     #[error("payload too large")]
     PayloadTooLarge,
     #[error("too many requests")]
@@ -132,6 +135,12 @@ impl ApiError {
                 "conflict",
                 "Conflict",
                 Some(detail.clone()),
+            ),
+            Self::RequestTimeout => (
+                StatusCode::REQUEST_TIMEOUT,
+                "request_timeout",
+                "Request timeout",
+                Some("the request body did not arrive in time".to_owned()),
             ),
             Self::PayloadTooLarge => (
                 StatusCode::PAYLOAD_TOO_LARGE,

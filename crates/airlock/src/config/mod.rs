@@ -189,6 +189,8 @@ pub struct ServerConfig {
     /// Requests one identity may have in flight at once; beyond, 429 with
     /// `Retry-After` (0: no cap).
     pub max_concurrent_per_identity: usize,
+    /// Seconds a client may take to send a request body (slow senders get 408).
+    pub body_timeout_secs: u64,
 }
 
 impl Default for ServerConfig {
@@ -196,6 +198,7 @@ impl Default for ServerConfig {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             max_concurrent_per_identity: 64,
+            body_timeout_secs: 10,
         }
     }
 }

@@ -265,3 +265,40 @@ async fn one_identity_cannot_hold_every_worker() {
     second.abort();
     stack.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_body_gets_408_and_changes_nothing() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let stack = Stack::start(
+        Db::Sqlite,
+        SimConfig::default(),
+        "[server]\nbody_timeout_secs = 1\n",
+    )
+    .await;
+    let address = stack.base.trim_start_matches("http://").to_owned();
+    let mut socket = tokio::net::TcpStream::connect(&address)
+        .await
+        .expect("connect");
+    let head = format!(
+        "POST /v1/connections/postgres-snowflake/sync HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/json\r\nContent-Length: 100\r\nConnection: close\r\n\r\n{{\"if_run",
+        stack.token("runner")
+    );
+    socket
+        .write_all(head.as_bytes())
+        .await
+        .expect("send the start");
+    // ...and never the rest.
+    let mut answer = String::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        socket.read_to_string(&mut answer),
+    )
+    .await
+    .expect("an answer before the test's own bound")
+    .expect("read");
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("request_timeout"), "{answer}");
+    assert_eq!(job_count(&stack).await, 0);
+    stack.stop().await;
+}
