@@ -184,8 +184,9 @@ impl App {
         &self.state
     }
 
-    /// Serves on `listener` until `shutdown` resolves; then stops the
-    /// background loops (releasing nothing half-done: leases expire).
+    /// Serves on `listener` until `shutdown` resolves; then lets requests in
+    /// flight finish (for at most [`SHUTDOWN_GRACE`]), stops the background
+    /// loops and releases this replica's job leases.
     pub async fn run(
         self,
         listener: TcpListener,
