@@ -112,7 +112,8 @@ def report(raw: str, out_json: str, out_md: str) -> None:
         f"load tool `{meta['wrk']}` with {meta['threads']} threads, {meta['connections']} connections, "
         f"{meta['rounds']} interleaved rounds of {meta['duration']} per scenario. "
         f"Token issuer: RS256 (2048-bit) served as JWKS by a local HTTP server. "
-        f"Flags: `{meta['flags'] or '(none)'}`.",
+        f"Flags: `{meta['flags'] or '(none)'}`. Load average when the run began: {meta.get('loadavg_at_start', '?')} "
+        "(the machine is shared; everything, load tool included, runs on the same CPUs).",
         "",
     ]
 
@@ -166,7 +167,7 @@ def report(raw: str, out_json: str, out_md: str) -> None:
     md += [
         "## Accepted triggers (durable, 202 after commit)",
         "",
-        "| storage | jobs queued | accepted/s | p50 ms | p99 ms | refused | Airbyte jobs started during the triggers | started/s in the next 10 s |",
+        "| storage | jobs queued | accepted/s | p50 ms | p99 ms | refused (status) or timed out (> 2 s, wrk's limit) | Airbyte jobs started during the triggers | started/s in the next 10 s |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for backend in ("sqlite", "postgres"):
@@ -180,9 +181,13 @@ def report(raw: str, out_json: str, out_md: str) -> None:
         t["accepted_per_s"] = round(rate)
         t["dispatch_during_per_s"] = round(t["dispatched_during"] / seconds, 1)
         result["triggers"][backend] = t
+        refused = w["refused"] + w["socket_errors"]
+        detail = ", ".join(f"{n} × {s}" for s, n in sorted(w.get("refused_by_status", {}).items()))
+        if w["socket_errors"]:
+            detail = ", ".join(filter(None, [detail, f"{w['socket_errors']} timed out"]))
         md.append(
             f"| {backend} | {w['accepted']:,} | {rate:,.0f} | {w['p50_us'] / 1000:.2f} | {w['p99_us'] / 1000:.2f} | "
-            f"{w['refused'] + w['socket_errors']} | {t['dispatched_during']:,} ({t['dispatch_during_per_s']:,}/s) | "
+            f"{refused}{f' ({detail})' if detail else ''} | {t['dispatched_during']:,} ({t['dispatch_during_per_s']:,}/s) | "
             f"{t['dispatched_after'] / t['after_secs']:,.1f} |"
         )
     md += [""]
@@ -197,7 +202,7 @@ def report(raw: str, out_json: str, out_md: str) -> None:
         f"(= {tracking['window_secs'] // tracking['poll_interval_secs']} intervals, a whole cycle of eleven "
         "incremental passes and one full pass); jobs spread over 2 workspaces.",
         "",
-        "| running jobs tracked | tracker calls (`GET /jobs` lists) per interval | one GET per job | ratio | catalog `GET /connections` per interval | Airlock RSS MB |",
+        "| running jobs tracked | tracker calls (`GET /jobs` lists) per interval | one GET per job | ratio | catalog `GET /connections` per interval (refresh every 30 s) | Airlock RSS MB |",
         "| ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for step in tracking["steps"]:

@@ -29,6 +29,7 @@ local target = tonumber(os.getenv("BENCH_PER_THREAD"))
 local sent = 0
 accepted = 0
 refused = 0
+statuses = {}
 
 function request()
   sent = sent + 1
@@ -49,19 +50,27 @@ function response(status, headers, body)
     end
   else
     refused = refused + 1
+    statuses[status] = (statuses[status] or 0) + 1
   end
 end
 
 function done(summary, latency, _)
-  local total_accepted, total_refused = 0, 0
+  local total_accepted, total_refused, by_status = 0, 0, {}
   for _, thread in ipairs(threads) do
     total_accepted = total_accepted + (thread:get("accepted") or 0)
     total_refused = total_refused + (thread:get("refused") or 0)
+    for status, n in pairs(thread:get("statuses") or {}) do
+      by_status[status] = (by_status[status] or 0) + n
+    end
+  end
+  local refused_by_status = {}
+  for status, n in pairs(by_status) do
+    refused_by_status[#refused_by_status + 1] = string.format('"%d":%d', status, n)
   end
   local out = io.open(os.getenv("BENCH_OUT"), "a")
   out:write(string.format(
-    '{"requests":%d,"duration_us":%d,"accepted":%d,"refused":%d,"socket_errors":%d,"p50_us":%d,"p99_us":%d}\n',
-    summary.requests, summary.duration, total_accepted, total_refused,
+    '{"requests":%d,"duration_us":%d,"accepted":%d,"refused":%d,"refused_by_status":{%s},"socket_errors":%d,"p50_us":%d,"p99_us":%d}\n',
+    summary.requests, summary.duration, total_accepted, total_refused, table.concat(refused_by_status, ","),
     summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,
     latency:percentile(50), latency:percentile(99)))
   out:close()
