@@ -130,9 +130,16 @@ impl Dispatcher {
     /// Claims and handles one job; `None` when nothing was ready.
     pub async fn dispatch_one(&self) -> Result<Option<(Job, Outcome)>, StoreError> {
         let lease_ms = duration_ms(Duration::from_secs(self.config.lease_secs));
-        let Some(job) = self
+        // Each claim is its own owner (`replica#claim`): if this worker's
+        // lease runs out and another worker of the same replica takes the
+        // job over, the first one's later writes find they lost it.
+        let claim = Self {
+            owner: format!("{}#{}", self.owner, Uuid::new_v4().simple()),
+            ..self.clone()
+        };
+        let Some(job) = claim
             .store
-            .claim_job(&self.owner, lease_ms, self.clock.now_ms())
+            .claim_job(&claim.owner, lease_ms, claim.clock.now_ms())
             .await?
         else {
             return Ok(None);
@@ -145,7 +152,7 @@ impl Dispatcher {
             connection_id = %job.connection_id,
             airbyte_job_id = tracing::field::Empty,
         );
-        let outcome = self.handle(&job).instrument(span).await?;
+        let outcome = claim.handle(&job).instrument(span).await?;
         tracing::info!(
             job_id = %job.id,
             connection_id = %job.connection_id,

@@ -468,10 +468,11 @@ impl Store {
     /// reconciles before sending anything.
     pub async fn release_leases(&self, owner: &str, now: i64) -> Result<u64, StoreError> {
         Ok(sqlx::query(
-            "UPDATE jobs SET lease_until = $1 WHERE lease_owner = $2 AND state = 'starting'",
+            "UPDATE jobs SET lease_until = $1 WHERE (lease_owner = $2 OR lease_owner LIKE $3) AND state = 'starting'",
         )
         .bind(now - 1)
         .bind(owner)
+        .bind(format!("{owner}#%"))
         .execute(&self.pool)
         .await?
         .rows_affected())
@@ -548,7 +549,7 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let done = sqlx::query(
             "UPDATE jobs SET start_requested_at = COALESCE(start_requested_at, $1), updated_at = $1 \
-             WHERE id = $2 AND lease_owner = $3 AND state = 'starting'",
+             WHERE id = $2 AND lease_owner = $3 AND state = 'starting' AND lease_until >= $1",
         )
         .bind(now)
         .bind(id.as_str())
