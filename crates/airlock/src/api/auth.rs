@@ -37,9 +37,9 @@ pub struct Caller {
 pub struct ChannelTag(pub &'static str);
 
 /// Where a request came from, for the audit trail.
-pub(crate) fn origin_of(parts: &Parts, request_id: &RequestId) -> audit::Origin {
+pub(crate) fn origin_of(parts: &Parts, request_id: &str) -> audit::Origin {
     audit::Origin {
-        request_id: Some(request_id.0.clone()),
+        request_id: Some(request_id.to_owned()),
         source_ip: parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
@@ -81,7 +81,7 @@ impl FromRequestParts<AppState> for Caller {
             .get::<RequestId>()
             .cloned()
             .unwrap_or_else(|| RequestId::from_header(None));
-        let origin = origin_of(parts, &request_id);
+        let origin = origin_of(parts, &request_id.0);
         let channel = parts
             .extensions
             .get::<ChannelTag>()

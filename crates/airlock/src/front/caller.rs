@@ -1,14 +1,12 @@
 //! Who calls the front, and may they: authentication from the bearer token,
 //! decisions logged and denials audited, with Airbyte-shaped refusals.
 
-use std::net::SocketAddr;
-
-use axum::extract::ConnectInfo;
-use axum::http::header::{AUTHORIZATION, USER_AGENT};
+use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 
 use super::error::FrontError;
 use crate::api::AppState;
+use crate::api::auth::{action_of, origin_of, place};
 use crate::audit;
 use crate::identity::Principal;
 use crate::policy::{Decision, Permission, Resource};
@@ -24,37 +22,6 @@ pub(crate) struct FrontCaller {
     origin: audit::Origin,
     /// This request's place under the per-identity cap (as on the API).
     _permit: Option<std::sync::Arc<tokio::sync::OwnedSemaphorePermit>>,
-}
-
-fn origin_of(parts: &Parts, request_id: &str) -> audit::Origin {
-    audit::Origin {
-        request_id: Some(request_id.to_owned()),
-        source_ip: parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(addr)| addr.ip().to_string()),
-        user_agent: parts
-            .headers
-            .get(USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .map(|v| v.chars().take(256).collect()),
-    }
-}
-
-/// The audit name of a permission's action: `jobs:sync` is `jobs.sync`.
-pub(crate) fn action_of(permission: Permission) -> String {
-    permission.as_str().replace(':', ".")
-}
-
-fn place(entry: &mut audit::Entry, resource: &Resource) {
-    match resource {
-        Resource::Global => {}
-        Resource::Workspace(w) => entry.workspace_id = Some(w.id.clone()),
-        Resource::Connection(c) => {
-            entry.workspace_id = Some(c.workspace_id.clone());
-            entry.connection_id = Some(c.id.clone());
-        }
-    }
 }
 
 /// Verifies the bearer token; a 401 (reason logged and audited) otherwise.

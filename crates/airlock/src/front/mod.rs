@@ -51,9 +51,10 @@ pub use classify::{Listing, ResourceRef, classify, job_permission};
 pub use config::{FrontConfig, ServiceAccountConfig, TokenAuthMethod};
 
 use self::accounts::Accounts;
-use self::caller::{FrontCaller, action_of};
+use self::caller::FrontCaller;
 use self::error::{FrontError, from_airbyte, json_response};
 use self::token::Exchange;
+use crate::api::auth::action_of;
 use crate::api::{AppState, RequestId};
 use crate::config::Config;
 use crate::connections::ConnectionInfo;

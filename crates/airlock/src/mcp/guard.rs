@@ -308,7 +308,7 @@ async fn refuse(state: &AppState, parts: &Parts, request_id: &RequestId, reason:
         "MCP request refused: host or origin not allowed (see [mcp] in the configuration)"
     );
     let entry = audit::Entry {
-        origin: crate::api::auth::origin_of(parts, request_id),
+        origin: crate::api::auth::origin_of(parts, &request_id.0),
         channel: "mcp".to_owned(),
         action: "mcp.connect".to_owned(),
         decision: "deny".to_owned(),
