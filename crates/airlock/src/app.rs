@@ -216,7 +216,6 @@ impl App {
         if let Some(extra) = self.extra_routes {
             router = router.merge(extra);
         }
-        let app = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
         // On the signal: stop accepting, let requests in flight finish, but
         // not forever (a held `?wait=` or an event stream would keep the
         // process up): after the grace period the rest are dropped.
@@ -225,9 +224,10 @@ impl App {
             shutdown.await;
             let _ = fired.send(true);
         };
-        let server = axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .into_future();
+        let limits = crate::server::Limits {
+            header_timeout: Duration::from_secs(self.state.config().server.header_timeout_secs),
+        };
+        let server = crate::server::serve(listener, router, limits, shutdown);
         let grace_over = async move {
             if fired_seen.wait_for(|fired| *fired).await.is_err() {
                 std::future::pending::<()>().await;

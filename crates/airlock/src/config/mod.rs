@@ -191,6 +191,10 @@ pub struct ServerConfig {
     pub max_concurrent_per_identity: usize,
     /// Seconds a client may take to send a request body (slow senders get 408).
     pub body_timeout_secs: u64,
+    /// Seconds a connection may wait for a request's headers: a client that
+    /// stalls mid-header, or a kept-alive connection idle this long, is
+    /// closed.
+    pub header_timeout_secs: u64,
 }
 
 impl Default for ServerConfig {
@@ -199,6 +203,7 @@ impl Default for ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             max_concurrent_per_identity: 64,
             body_timeout_secs: 10,
+            header_timeout_secs: 30,
         }
     }
 }
@@ -438,11 +443,17 @@ impl Config {
                 ));
             }
         }
-        if self.connections.refresh_secs == 0 {
-            return Err(ConfigError::invalid(
-                "connections.refresh_secs",
-                "must be at least 1",
-            ));
+        for (key, secs) in [
+            ("server.body_timeout_secs", self.server.body_timeout_secs),
+            (
+                "server.header_timeout_secs",
+                self.server.header_timeout_secs,
+            ),
+            ("connections.refresh_secs", self.connections.refresh_secs),
+        ] {
+            if secs == 0 {
+                return Err(ConfigError::invalid(key, "must be at least 1"));
+            }
         }
         let url = &self.storage.url;
         if !(url.starts_with("sqlite:")

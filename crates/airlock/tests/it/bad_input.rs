@@ -302,3 +302,49 @@ async fn a_slow_body_gets_408_and_changes_nothing() {
     assert_eq!(job_count(&stack).await, 0);
     stack.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_headers_are_cut_off_and_others_are_served() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let stack = Stack::start(
+        Db::Sqlite,
+        SimConfig::default(),
+        "[server]\nheader_timeout_secs = 1\n",
+    )
+    .await;
+    let address = stack.base.trim_start_matches("http://").to_owned();
+    let mut stalled = Vec::new();
+    for _ in 0..3 {
+        let mut socket = tokio::net::TcpStream::connect(&address)
+            .await
+            .expect("connect");
+        // Half a request line and one header, then nothing more.
+        socket
+            .write_all(format!("GET /healthz HTTP/1.1\r\nHost: {address}\r\n").as_bytes())
+            .await
+            .expect("send the start");
+        stalled.push(socket);
+    }
+    // The stalled connections hold nothing others need.
+    let ok = reqwest::get(format!("{}/healthz", stack.base))
+        .await
+        .expect("request");
+    assert_eq!(ok.status(), StatusCode::OK);
+    for mut socket in stalled {
+        let mut answer = Vec::new();
+        tokio::time::timeout(
+            std::time::Duration::from_secs(20),
+            socket.read_to_end(&mut answer),
+        )
+        .await
+        .expect("the server closes the connection before the test's own bound")
+        .expect("read");
+        let answer = String::from_utf8_lossy(&answer);
+        // Closed with nothing written, or with a 408: never a 200.
+        assert!(
+            answer.is_empty() || answer.starts_with("HTTP/1.1 408"),
+            "{answer}"
+        );
+    }
+    stack.stop().await;
+}

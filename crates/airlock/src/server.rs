@@ -1,0 +1,77 @@
+//! The accept loop: HTTP/1.1 connections served by hyper, with a deadline for
+//! a request's headers (slow or stalled clients are disconnected rather than
+//! holding a connection forever), and a graceful stop.
+//!
+//! Hand-rolled rather than `axum::serve` because that one cannot bound how
+//! long a client takes to send its headers.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{ConnectInfo, Request};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tower::ServiceExt;
+
+/// Per-connection limits.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// How long a connection may wait for a request's headers (counted from
+    /// the end of the previous response on a kept-alive connection): a
+    /// client stalled mid-header, or idle that long, is disconnected.
+    pub header_timeout: Duration,
+}
+
+/// Serves `router` on `listener` until `shutdown` resolves; then stops
+/// accepting, closes idle connections and waits for the requests in flight
+/// (the caller bounds that wait).
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    limits: Limits,
+    shutdown: impl Future<Output = ()> + Send,
+) -> std::io::Result<()> {
+    let graceful = GracefulShutdown::new();
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout);
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    // Responses are written whole; waiting to coalesce them
+                    // only adds latency.
+                    let _ = stream.set_nodelay(true);
+                    let service = router.clone().map_request(move |mut request: Request<Incoming>| {
+                        request.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
+                        request
+                    });
+                    let connection = builder
+                        .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
+                    let connection = graceful.watch(connection);
+                    tokio::spawn(async move {
+                        if let Err(error) = connection.await {
+                            tracing::debug!(error = %error, %peer, "connection ended with an error");
+                        }
+                    });
+                }
+                Err(error) => {
+                    // Out of file descriptors and the like: back off, keep serving.
+                    tracing::warn!(error = %error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            },
+        }
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
+}
