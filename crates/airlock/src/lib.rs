@@ -14,6 +14,7 @@
 //!   keys and maps their claims to a `Principal`.
 //! - [`policy`]: roles and grants; decides what a principal may do on which
 //!   workspace or connection (deny by default).
+//! - [`server`]: the accept loop (HTTP/1.1, header deadline, graceful stop).
 //! - [`telemetry`]: logs, as text or JSON lines; OTLP traces when configured.
 //! - [`mcp`]: the MCP server at `/mcp` (and the `airlock mcp` stdio bridge):
 //!   tools for AI agents, each call made through the API as the agent.
@@ -35,11 +36,14 @@ pub mod config;
 pub mod connections;
 pub mod devidp;
 pub mod front;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod identity;
 pub mod jobs;
 pub mod mcp;
 pub mod metrics;
 pub mod policy;
+pub mod server;
 pub mod store;
 pub mod telemetry;
 pub mod webhooks;
