@@ -353,8 +353,10 @@ async fn trigger(
         .await
         .map_err(store_error)?;
     let job = match inserted {
-        Inserted::New(job) => {
-            state.wake_dispatcher();
+        Inserted::New { job, ready } => {
+            if ready {
+                state.wake_dispatcher();
+            }
             tracing::info!(
                 request_id = %caller.request_id.0,
                 subject = %caller.principal.subject,
@@ -877,7 +879,10 @@ pub(super) async fn retry(
     );
     let mut entry = caller.entry("jobs.retry", &decision);
     entry.detail = Some(json!({"retry_of": job.id}));
-    let Inserted::New(created) = state
+    let Inserted::New {
+        job: created,
+        ready,
+    } = state
         .store()
         .insert_job(&new, None, state.now_ms(), &entry)
         .await
@@ -887,7 +892,9 @@ pub(super) async fn retry(
             "a retry without a key was not inserted"
         )));
     };
-    state.wake_dispatcher();
+    if ready {
+        state.wake_dispatcher();
+    }
     caller.note_job(&created);
     Ok((StatusCode::ACCEPTED, Json(render(&created))).into_response())
 }

@@ -31,8 +31,10 @@ pub struct IdempotencyKey {
 /// The outcome of storing a trigger.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Inserted {
-    /// A new job, durably stored.
-    New(Job),
+    /// A new job, durably stored. `ready` when nothing else of its
+    /// connection was queued or in Airbyte's hands: a dispatcher can take
+    /// it now (otherwise it waits its turn, and waking one is wasted work).
+    New { job: Job, ready: bool },
     /// The idempotency key was seen before with the same request: its job.
     Existing(Job),
     /// The idempotency key was seen before with a different request.
@@ -199,6 +201,126 @@ pub struct JobEvent {
     pub detail: Option<String>,
 }
 
+/// Stores one trigger inside `tx` (see [`Store::insert_job`]).
+pub(super) async fn insert_in(
+    tx: &mut AnyConnection,
+    new: &NewJob,
+    key: Option<&IdempotencyKey>,
+    now: i64,
+    request: &audit::Entry,
+) -> Result<Inserted, StoreError> {
+    if let Some(key) = key {
+        sqlx::query(
+            "DELETE FROM idempotency_keys WHERE principal = $1 AND key = $2 AND created_at < $3",
+        )
+        .bind(&key.principal)
+        .bind(&key.key)
+        .bind(now - IDEMPOTENCY_TTL_MS)
+        .execute(&mut *tx)
+        .await?;
+    }
+    let job = Job {
+        id: JobId::generate(),
+        connection_id: new.connection_id.clone(),
+        workspace_id: new.workspace_id.clone(),
+        job_type: new.job_type,
+        state: JobState::Queued,
+        airbyte_job_id: None,
+        attempts: 0,
+        max_attempts: new.max_attempts,
+        run_after: now,
+        lease_owner: None,
+        lease_until: None,
+        start_requested_at: None,
+        cancel_requested: false,
+        requested_by: new.requested_by.clone(),
+        requester: new.requester.clone(),
+        channel: new.channel,
+        retry_of: new.retry_of.clone(),
+        created_at: now,
+        updated_at: now,
+        finished_at: None,
+        rows_synced: None,
+        bytes_synced: None,
+        duration: None,
+        error: None,
+    };
+    if let Some(key) = key {
+        let claimed = sqlx::query(
+            "INSERT INTO idempotency_keys (principal, key, request_hash, job_id, created_at) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+        )
+        .bind(&key.principal)
+        .bind(&key.key)
+        .bind(&key.request_hash)
+        .bind(job.id.as_str())
+        .bind(now)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if claimed == 0 {
+            let row = sqlx::query("SELECT request_hash, job_id FROM idempotency_keys WHERE principal = $1 AND key = $2")
+                .bind(&key.principal)
+                .bind(&key.key)
+                .fetch_one(&mut *tx)
+                .await?;
+            let hash: String = row.try_get("request_hash")?;
+            let job_id: String = row.try_get("job_id")?;
+            if hash != key.request_hash {
+                return Ok(Inserted::KeyReused);
+            }
+            let row = sqlx::query(AssertSqlSafe(format!(
+                "SELECT {COLUMNS} FROM jobs WHERE id = $1"
+            )))
+            .bind(&job_id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| {
+                StoreError::Corrupt(format!("idempotency key names missing job {job_id}"))
+            })?;
+            return Ok(Inserted::Existing(decode(&row)?));
+        }
+    }
+    sqlx::query(
+        "INSERT INTO jobs (id, connection_id, workspace_id, job_type, state, attempts, max_attempts, \
+         run_after, cancel_requested, requested_by, requester, channel, retry_of, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, 0, $6, $7, 0, $8, $9, $10, $11, $12, $12)",
+    )
+    .bind(job.id.as_str())
+    .bind(&job.connection_id)
+    .bind(&job.workspace_id)
+    .bind(job.job_type.as_str())
+    .bind(job.state.as_str())
+    .bind(job.max_attempts)
+    .bind(job.run_after)
+    .bind(&job.requested_by)
+    .bind(job.requester.to_string())
+    .bind(job.channel.as_str())
+    .bind(job.retry_of.as_ref().map(JobId::as_str))
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    insert_event(tx, &job.id, JobState::Queued, now, None).await?;
+    let mut entry = request.clone();
+    entry.job_id = Some(job.id.to_string());
+    entry.connection_id = Some(job.connection_id.clone());
+    entry.workspace_id = Some(job.workspace_id.clone());
+    entry.outcome = Some(JobState::Queued.as_str().to_owned());
+    audit::append(tx, &entry, now).await?;
+    let ahead: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM jobs WHERE connection_id = $1 AND id <> $2 \
+         AND state IN ('queued', 'starting', 'pending', 'running')",
+    )
+    .bind(&job.connection_id)
+    .bind(job.id.as_str())
+    .fetch_one(&mut *tx)
+    .await?;
+    Ok(Inserted::New {
+        job,
+        ready: ahead == 0,
+    })
+}
+
 impl Store {
     /// Stores a trigger, honouring its idempotency key, in one transaction:
     /// when this returns `New`, the job is durable.
@@ -206,6 +328,10 @@ impl Store {
     /// `request` is the audit record of the request that asked for it (its
     /// job id and outcome are filled in here); it is written in the same
     /// transaction, only when a new job is stored.
+    ///
+    /// Triggers that arrive together share a transaction (a group commit,
+    /// see [`super::batch`]); each caller still hears back only after the
+    /// commit that made its job durable.
     pub async fn insert_job(
         &self,
         new: &NewJob,
@@ -213,101 +339,14 @@ impl Store {
         now: i64,
         request: &audit::Entry,
     ) -> Result<Inserted, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        if let Some(key) = key {
-            sqlx::query("DELETE FROM idempotency_keys WHERE principal = $1 AND key = $2 AND created_at < $3")
-                .bind(&key.principal)
-                .bind(&key.key)
-                .bind(now - IDEMPOTENCY_TTL_MS)
-                .execute(&mut *tx)
-                .await?;
-        }
-        let job = Job {
-            id: JobId::generate(),
-            connection_id: new.connection_id.clone(),
-            workspace_id: new.workspace_id.clone(),
-            job_type: new.job_type,
-            state: JobState::Queued,
-            airbyte_job_id: None,
-            attempts: 0,
-            max_attempts: new.max_attempts,
-            run_after: now,
-            lease_owner: None,
-            lease_until: None,
-            start_requested_at: None,
-            cancel_requested: false,
-            requested_by: new.requested_by.clone(),
-            requester: new.requester.clone(),
-            channel: new.channel,
-            retry_of: new.retry_of.clone(),
-            created_at: now,
-            updated_at: now,
-            finished_at: None,
-            rows_synced: None,
-            bytes_synced: None,
-            duration: None,
-            error: None,
-        };
-        if let Some(key) = key {
-            let claimed = sqlx::query(
-                "INSERT INTO idempotency_keys (principal, key, request_hash, job_id, created_at) \
-                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
-            )
-            .bind(&key.principal)
-            .bind(&key.key)
-            .bind(&key.request_hash)
-            .bind(job.id.as_str())
-            .bind(now)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if claimed == 0 {
-                let row = sqlx::query("SELECT request_hash, job_id FROM idempotency_keys WHERE principal = $1 AND key = $2")
-                    .bind(&key.principal)
-                    .bind(&key.key)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                let hash: String = row.try_get("request_hash")?;
-                let job_id: String = row.try_get("job_id")?;
-                tx.rollback().await?;
-                if hash != key.request_hash {
-                    return Ok(Inserted::KeyReused);
-                }
-                let id = job_id.parse().map_err(StoreError::Corrupt)?;
-                let existing = self.get_job(&id).await?.ok_or_else(|| {
-                    StoreError::Corrupt(format!("idempotency key names missing job {id}"))
-                })?;
-                return Ok(Inserted::Existing(existing));
-            }
-        }
-        sqlx::query(
-            "INSERT INTO jobs (id, connection_id, workspace_id, job_type, state, attempts, max_attempts, \
-             run_after, cancel_requested, requested_by, requester, channel, retry_of, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, 0, $6, $7, 0, $8, $9, $10, $11, $12, $12)",
-        )
-        .bind(job.id.as_str())
-        .bind(&job.connection_id)
-        .bind(&job.workspace_id)
-        .bind(job.job_type.as_str())
-        .bind(job.state.as_str())
-        .bind(job.max_attempts)
-        .bind(job.run_after)
-        .bind(&job.requested_by)
-        .bind(job.requester.to_string())
-        .bind(job.channel.as_str())
-        .bind(job.retry_of.as_ref().map(JobId::as_str))
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        insert_event(&mut tx, &job.id, JobState::Queued, now, None).await?;
-        let mut entry = request.clone();
-        entry.job_id = Some(job.id.to_string());
-        entry.connection_id = Some(job.connection_id.clone());
-        entry.workspace_id = Some(job.workspace_id.clone());
-        entry.outcome = Some(JobState::Queued.as_str().to_owned());
-        audit::append(&mut tx, &entry, now).await?;
-        tx.commit().await?;
-        Ok(Inserted::New(job))
+        self.inserts
+            .submit(super::batch::Insert {
+                new: new.clone(),
+                key: key.cloned(),
+                now,
+                request: request.clone(),
+            })
+            .await
     }
 
     /// One job by id.
@@ -430,16 +469,32 @@ impl Store {
             Backend::Postgres => "FOR UPDATE SKIP LOCKED",
             Backend::Sqlite => "",
         };
+        // Candidates are the head of each connection's queue (when nothing
+        // of that connection is in Airbyte's hands) and starts whose lease
+        // ran out. The connections with queued jobs are walked one by one
+        // through the `jobs_queue` index, so a claim costs a few index
+        // probes per connection, however many jobs wait behind the heads.
         let sql = format!(
-            "UPDATE jobs SET state = 'starting', lease_owner = $1, lease_until = $2, updated_at = $3 \
+            "WITH RECURSIVE queued(connection_id) AS ( \
+               SELECT (SELECT MIN(connection_id) FROM jobs WHERE state = 'queued') \
+               UNION ALL \
+               SELECT (SELECT MIN(q.connection_id) FROM jobs q \
+                       WHERE q.state = 'queued' AND q.connection_id > c.connection_id) \
+               FROM queued c WHERE c.connection_id IS NOT NULL) \
+             UPDATE jobs SET state = 'starting', lease_owner = $1, lease_until = $2, updated_at = $3 \
              WHERE id = ( \
                SELECT j.id FROM jobs j \
-               WHERE ((j.state = 'queued' AND j.run_after <= $3 \
-                       AND NOT EXISTS (SELECT 1 FROM jobs o WHERE o.connection_id = j.connection_id \
-                                       AND o.state IN ('starting', 'pending', 'running')) \
-                       AND NOT EXISTS (SELECT 1 FROM jobs o WHERE o.connection_id = j.connection_id \
-                                       AND o.state = 'queued' AND o.id < j.id)) \
-                   OR (j.state = 'starting' AND j.lease_until < $3)) \
+               WHERE j.id IN ( \
+                   SELECT (SELECT MIN(h.id) FROM jobs h \
+                           WHERE h.state = 'queued' AND h.connection_id = c.connection_id) \
+                   FROM queued c \
+                   WHERE c.connection_id IS NOT NULL \
+                     AND NOT EXISTS (SELECT 1 FROM jobs o WHERE o.connection_id = c.connection_id \
+                                     AND o.state IN ('starting', 'pending', 'running')) \
+                   UNION ALL \
+                   SELECT s.id FROM jobs s WHERE s.state = 'starting' AND s.lease_until < $3) \
+                 AND ((j.state = 'queued' AND j.run_after <= $3) \
+                      OR (j.state = 'starting' AND j.lease_until < $3)) \
                ORDER BY j.run_after, j.id LIMIT 1 {lock}) \
              AND (state = 'queued' OR (state = 'starting' AND lease_until < $3)) \
              RETURNING {COLUMNS}"

@@ -6,6 +6,7 @@
 //! lock), [`Backend`] says which one we talk to. Migrations live next to this
 //! file, are compiled into the binary and run at start-up.
 
+mod batch;
 pub mod election;
 pub mod front;
 pub mod jobs;
@@ -99,6 +100,11 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("migrations/0003_audit.sql"),
         postgres: include_str!("migrations/0003_audit.sql"),
     },
+    Migration {
+        version: 4,
+        sqlite: include_str!("migrations/0004_queue_index.sql"),
+        postgres: include_str!("migrations/0004_queue_index.sql"),
+    },
 ];
 
 /// The pool and the backend it talks to. Cheap to clone.
@@ -106,6 +112,8 @@ const MIGRATIONS: &[Migration] = &[
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// The group-commit writer of triggers.
+    inserts: batch::InsertQueue,
 }
 
 impl Store {
@@ -146,7 +154,11 @@ impl Store {
             });
         }
         let pool = pool.connect_with(options).await?;
-        let store = Self { pool, backend };
+        let store = Self {
+            inserts: batch::InsertQueue::start(pool.clone()),
+            pool,
+            backend,
+        };
         store.migrate().await?;
         Ok(store)
     }

@@ -514,7 +514,7 @@ async fn a_cancel_during_an_unsettled_start_is_carried_out(db: Db) {
         let mut ids = Vec::new();
         // The job, and another one waiting behind it.
         for _ in 0..2 {
-            let Inserted::New(job) = store
+            let Inserted::New { job, .. } = store
                 .insert_job(&new, None, now, &request)
                 .await
                 .expect("insert")

@@ -47,7 +47,7 @@ async fn store(kind: Db) -> Store {
 async fn idempotency_keys_return_the_same_job(kind: Db) {
     let store = store(kind).await;
     let now = 1_000_000;
-    let Inserted::New(first) = store
+    let Inserted::New { job: first, .. } = store
         .insert_job(
             &new_job("c1"),
             Some(&key("alice", "k1", "h1")),
@@ -89,7 +89,7 @@ async fn idempotency_keys_return_the_same_job(kind: Db) {
         .await
         .expect("insert");
     assert!(
-        matches!(other, Inserted::New(ref job) if job.id != first.id),
+        matches!(other, Inserted::New { ref job, .. } if job.id != first.id),
         "{other:?}"
     );
     // After 24 h the key is free again.
@@ -104,7 +104,7 @@ async fn idempotency_keys_return_the_same_job(kind: Db) {
         .await
         .expect("insert");
     assert!(
-        matches!(fresh, Inserted::New(ref job) if job.id != first.id),
+        matches!(fresh, Inserted::New { ref job, .. } if job.id != first.id),
         "{fresh:?}"
     );
     let all = store
@@ -121,14 +121,17 @@ async fn claims_one_job_per_connection_in_order(kind: Db) {
     let store = store(kind).await;
     let now = 1_000_000;
     let mut ids = Vec::new();
-    for connection in ["c1", "c1", "c2"] {
-        let Inserted::New(job) = store
+    // Only a job with nothing ahead of it on its connection is ready (worth
+    // waking a dispatcher for).
+    for (connection, expect_ready) in [("c1", true), ("c1", false), ("c2", true)] {
+        let Inserted::New { job, ready } = store
             .insert_job(&new_job(connection), None, now, &request())
             .await
             .expect("insert")
         else {
             panic!("new");
         };
+        assert_eq!(ready, expect_ready, "{connection}");
         ids.push(job.id);
     }
     let a = store
@@ -323,7 +326,7 @@ async fn an_expired_lease_is_taken_over_and_must_reconcile(kind: Db) {
 
 async fn cancelling_a_queued_job_is_immediate(kind: Db) {
     let store = store(kind).await;
-    let Inserted::New(job) = store
+    let Inserted::New { job, .. } = store
         .insert_job(&new_job("c1"), None, 1, &request())
         .await
         .expect("insert")

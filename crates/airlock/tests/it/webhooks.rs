@@ -142,7 +142,7 @@ async fn run_job(store: &Store, connection: &str, end: JobState, now: i64) -> Jo
         channel: Channel::Api,
         retry_of: None,
     };
-    let Inserted::New(job) = store
+    let Inserted::New { job, .. } = store
         .insert_job(
             &new,
             None,

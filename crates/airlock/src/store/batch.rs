@@ -1,0 +1,115 @@
+//! Group commit for triggers.
+//!
+//! Every trigger is one transaction (the job, its idempotency key, its
+//! first event and its audit record), and every such transaction appends
+//! to the one audit chain, so triggers commit one after another whatever
+//! the database. What bounds them is the commit itself (a disk flush), not
+//! the statements. So one task takes the triggers that are waiting, stores
+//! them all in one transaction and commits once: under load many triggers
+//! share a flush; a lone trigger still commits at once (nothing waits to
+//! fill a batch).
+//!
+//! Each caller is answered after the commit that made its job durable. If a
+//! batch fails, its triggers are stored again one transaction each, so that
+//! one bad trigger cannot fail the others and each caller hears its own
+//! outcome.
+
+use sqlx::AnyPool;
+use tokio::sync::{mpsc, oneshot};
+
+use super::StoreError;
+use super::jobs::{IdempotencyKey, Inserted, insert_in};
+use crate::audit;
+use crate::jobs::model::NewJob;
+
+/// The most triggers stored in one transaction.
+const MAX_BATCH: usize = 256;
+/// Triggers waiting for the writer before callers wait to hand theirs over.
+const QUEUE_DEPTH: usize = 4096;
+
+/// One trigger to store.
+#[derive(Debug)]
+pub(super) struct Insert {
+    pub new: NewJob,
+    pub key: Option<IdempotencyKey>,
+    pub now: i64,
+    pub request: audit::Entry,
+}
+
+type Pending = (Insert, oneshot::Sender<Result<Inserted, StoreError>>);
+
+/// The handle to the writer task; the task ends when the last handle goes.
+#[derive(Debug, Clone)]
+pub(super) struct InsertQueue {
+    sender: mpsc::Sender<Pending>,
+}
+
+impl InsertQueue {
+    /// Starts the writer on the current runtime.
+    pub(super) fn start(pool: AnyPool) -> Self {
+        let (sender, receiver) = mpsc::channel(QUEUE_DEPTH);
+        tokio::spawn(write(pool, receiver));
+        Self { sender }
+    }
+
+    /// Stores `insert`; returns once it is committed (or failed).
+    pub(super) async fn submit(&self, insert: Insert) -> Result<Inserted, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        // The writer is gone only when its runtime is shutting down.
+        let gone = || StoreError::Unavailable(sqlx::Error::PoolClosed);
+        self.sender
+            .send((insert, reply))
+            .await
+            .map_err(|_| gone())?;
+        answer.await.map_err(|_| gone())?
+    }
+}
+
+async fn write(pool: AnyPool, mut receiver: mpsc::Receiver<Pending>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while receiver.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        if batch.len() > 1 {
+            match store_all(&pool, batch.iter().map(|(insert, _)| insert)).await {
+                Ok(outcomes) => {
+                    for ((_, reply), outcome) in batch.drain(..).zip(outcomes) {
+                        // A caller that went away still has its job stored.
+                        let _ = reply.send(Ok(outcome));
+                    }
+                    continue;
+                }
+                Err(error) => {
+                    tracing::debug!(error = %error, triggers = batch.len(), "a batch of triggers failed; storing them one by one");
+                }
+            }
+        }
+        for (insert, reply) in batch.drain(..) {
+            let outcome = store_all(&pool, std::iter::once(&insert))
+                .await
+                .map(|mut outcomes| outcomes.remove(0));
+            let _ = reply.send(outcome);
+        }
+    }
+}
+
+/// Stores `inserts` in order in one transaction.
+async fn store_all(
+    pool: &AnyPool,
+    inserts: impl Iterator<Item = &Insert>,
+) -> Result<Vec<Inserted>, StoreError> {
+    let mut tx = pool.begin().await?;
+    let mut outcomes = Vec::new();
+    for insert in inserts {
+        outcomes.push(
+            insert_in(
+                &mut tx,
+                &insert.new,
+                insert.key.as_ref(),
+                insert.now,
+                &insert.request,
+            )
+            .await?,
+        );
+    }
+    tx.commit().await?;
+    Ok(outcomes)
+}
