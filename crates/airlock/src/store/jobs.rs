@@ -465,46 +465,76 @@ impl Store {
         lease_ms: i64,
         now: i64,
     ) -> Result<Option<Job>, StoreError> {
-        let lock = match self.backend {
-            Backend::Postgres => "FOR UPDATE SKIP LOCKED",
-            Backend::Sqlite => "",
-        };
         // Candidates are the head of each connection's queue (when nothing
         // of that connection is in Airbyte's hands) and starts whose lease
         // ran out. The connections with queued jobs are walked one by one
         // through the `jobs_queue` index, so a claim costs a few index
-        // probes per connection, however many jobs wait behind the heads.
-        let sql = format!(
-            "WITH RECURSIVE queued(connection_id) AS ( \
+        // probes per connection, however many jobs wait behind the heads;
+        // the candidates drive the join (`CROSS JOIN` keeps SQLite from
+        // scanning every queued job instead).
+        const CANDIDATE: &str = "WITH RECURSIVE queued(connection_id) AS ( \
                SELECT (SELECT MIN(connection_id) FROM jobs WHERE state = 'queued') \
                UNION ALL \
                SELECT (SELECT MIN(q.connection_id) FROM jobs q \
                        WHERE q.state = 'queued' AND q.connection_id > c.connection_id) \
-               FROM queued c WHERE c.connection_id IS NOT NULL) \
-             UPDATE jobs SET state = 'starting', lease_owner = $1, lease_until = $2, updated_at = $3 \
-             WHERE id = ( \
-               SELECT j.id FROM jobs j \
-               WHERE j.id IN ( \
-                   SELECT (SELECT MIN(h.id) FROM jobs h \
-                           WHERE h.state = 'queued' AND h.connection_id = c.connection_id) \
-                   FROM queued c \
-                   WHERE c.connection_id IS NOT NULL \
-                     AND NOT EXISTS (SELECT 1 FROM jobs o WHERE o.connection_id = c.connection_id \
-                                     AND o.state IN ('starting', 'pending', 'running')) \
-                   UNION ALL \
-                   SELECT s.id FROM jobs s WHERE s.state = 'starting' AND s.lease_until < $3) \
-                 AND ((j.state = 'queued' AND j.run_after <= $3) \
-                      OR (j.state = 'starting' AND j.lease_until < $3)) \
-               ORDER BY j.run_after, j.id LIMIT 1 {lock}) \
-             AND (state = 'queued' OR (state = 'starting' AND lease_until < $3)) \
-             RETURNING {COLUMNS}"
-        );
-        let result = sqlx::query(AssertSqlSafe(sql))
-            .bind(owner)
-            .bind(now + lease_ms)
-            .bind(now)
-            .fetch_optional(&self.pool)
-            .await;
+               FROM queued c WHERE c.connection_id IS NOT NULL), \
+             heads(id) AS ( \
+               SELECT (SELECT MIN(h.id) FROM jobs h \
+                       WHERE h.state = 'queued' AND h.connection_id = c.connection_id) \
+               FROM queued c \
+               WHERE c.connection_id IS NOT NULL \
+                 AND NOT EXISTS (SELECT 1 FROM jobs o WHERE o.connection_id = c.connection_id \
+                                 AND o.state IN ('starting', 'pending', 'running')) \
+               UNION ALL \
+               SELECT s.id FROM jobs s WHERE s.state = 'starting' AND s.lease_until < $1) \
+             SELECT j.id FROM heads CROSS JOIN jobs j \
+             WHERE j.id = heads.id \
+               AND ((j.state = 'queued' AND j.run_after <= $1) \
+                    OR (j.state = 'starting' AND j.lease_until < $1)) \
+             ORDER BY j.run_after, j.id LIMIT 1";
+        // The claim itself re-checks that the job is still claimable, so a
+        // candidate taken by someone else in between is simply missed.
+        const CLAIM: &str = "UPDATE jobs SET state = 'starting', lease_owner = $1, lease_until = $2, updated_at = $3 \
+             WHERE id = $4 \
+               AND ((state = 'queued' AND run_after <= $3) OR (state = 'starting' AND lease_until < $3)) \
+             RETURNING ";
+        let result = match self.backend {
+            // One statement: the candidate's row is locked (others skip it)
+            // from the moment it is chosen.
+            Backend::Postgres => {
+                let candidate = CANDIDATE.replace("$1", "$3");
+                let sql = format!(
+                    "WITH candidate AS ({candidate} FOR UPDATE OF j SKIP LOCKED) \
+                     UPDATE jobs SET state = 'starting', lease_owner = $1, lease_until = $2, updated_at = $3 \
+                     WHERE id = (SELECT id FROM candidate) RETURNING {COLUMNS}"
+                );
+                sqlx::query(AssertSqlSafe(sql))
+                    .bind(owner)
+                    .bind(now + lease_ms)
+                    .bind(now)
+                    .fetch_optional(&self.pool)
+                    .await
+            }
+            // The search is a read, which in WAL mode does not hold the one
+            // write lock that every trigger needs; only the short `UPDATE`
+            // by id does.
+            Backend::Sqlite => {
+                let candidate: Option<String> = sqlx::query_scalar(CANDIDATE)
+                    .bind(now)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                let Some(candidate) = candidate else {
+                    return Ok(None);
+                };
+                sqlx::query(AssertSqlSafe(format!("{CLAIM}{COLUMNS}")))
+                    .bind(owner)
+                    .bind(now + lease_ms)
+                    .bind(now)
+                    .bind(candidate)
+                    .fetch_optional(&self.pool)
+                    .await
+            }
+        };
         match result {
             Ok(Some(row)) => {
                 let job = decode(&row)?;
