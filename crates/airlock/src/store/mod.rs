@@ -7,8 +7,10 @@
 //! file, are compiled into the binary and run at start-up.
 
 pub mod election;
+pub mod feed;
 pub mod front;
 pub mod jobs;
+pub mod sessions;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -98,6 +100,11 @@ const MIGRATIONS: &[Migration] = &[
         version: 3,
         sqlite: include_str!("migrations/0003_audit.sql"),
         postgres: include_str!("migrations/0003_audit.sql"),
+    },
+    Migration {
+        version: 5,
+        sqlite: include_str!("migrations/0005_console_sessions.sql"),
+        postgres: include_str!("migrations/0005_console_sessions.sql"),
     },
 ];
 
