@@ -42,7 +42,7 @@ use crate::config::SecretSource;
 use crate::identity::IssuerConfig;
 use crate::policy::{Permission, Resource};
 
-pub use assets::{ASSETS, CONTENT_SECURITY_POLICY};
+pub use assets::{ASSETS, Asset, CONTENT_SECURITY_POLICY};
 pub use oidc::pkce_challenge;
 
 /// What can go wrong building the console from the configuration.

@@ -5,6 +5,7 @@ mod audit;
 mod bad_input;
 mod chaos;
 mod cli;
+mod console;
 mod demo;
 mod examples;
 mod front;
