@@ -401,7 +401,9 @@ async fn finish(
     let principal = match tokens.access_token.as_deref() {
         Some(access) if access.split('.').count() == 3 => {
             match authenticator.verify_token(access).await {
-                Ok(principal) if principal.issuer == client.issuer => principal,
+                Ok(principal) if principal.issuer == client.issuer => {
+                    with_display_name(principal, &from_id_token)
+                }
                 Ok(_) => from_id_token,
                 Err(error) => {
                     tracing::debug!(
@@ -437,6 +439,24 @@ async fn finish(
     Ok((id, row, principal, login.return_to))
 }
 
+/// Access tokens often carry no name (`oidc-provider`, Entra): the display
+/// name then falls back to the client id or the subject. The ID token's
+/// name replaces such a fallback, for people to read in the console and
+/// `whoami`; no grant matches a display name, so what the person may do is
+/// unchanged.
+fn with_display_name(mut principal: Principal, from_id_token: &Principal) -> Principal {
+    let fell_back = principal.display_name == principal.subject
+        || principal.client_id.as_deref() == Some(principal.display_name.as_str());
+    let named = from_id_token.display_name != from_id_token.subject
+        && from_id_token.client_id.as_deref() != Some(from_id_token.display_name.as_str());
+    if fell_back && named {
+        principal
+            .display_name
+            .clone_from(&from_id_token.display_name);
+    }
+    principal
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -461,6 +481,28 @@ mod tests {
         }
         assert_eq!(view_path(None), HOME);
         assert_eq!(view_path(Some(&format!("/{}", "a".repeat(300)))), HOME);
+    }
+
+    #[test]
+    fn only_a_fallback_display_name_is_replaced() {
+        let principal = |name: &str, client: Option<&str>| -> Principal {
+            serde_json::from_value(json!({
+                "issuer": "https://id.example", "subject": "u1", "kind": "user",
+                "client_id": client, "display_name": name, "roles": ["runner"],
+                "groups": [], "scopes": [], "email": null, "claims": {}
+            }))
+            .expect("a principal")
+        };
+        let named = principal("Rene Runner", Some("console"));
+        let by_client = with_display_name(principal("console", Some("console")), &named);
+        assert_eq!(by_client.display_name, "Rene Runner");
+        assert_eq!(by_client.roles, ["runner"], "nothing else changes");
+        let by_subject = with_display_name(principal("u1", None), &named);
+        assert_eq!(by_subject.display_name, "Rene Runner");
+        let own = with_display_name(principal("R. Runner", Some("console")), &named);
+        assert_eq!(own.display_name, "R. Runner", "a real name stays");
+        let nameless = with_display_name(principal("u1", None), &principal("u1", None));
+        assert_eq!(nameless.display_name, "u1");
     }
 
     #[test]

@@ -65,8 +65,10 @@ function home() {
   return `#/${first || 'whoami'}`;
 }
 
+let routed = 0;
+
 async function route() {
-  if (location.hash && !location.hash.startsWith('#/')) return; // in-page anchors (skip link)
+  if (location.hash && !location.hash.startsWith('#/')) return; // in-page anchors
   if (stop) {
     stop();
     stop = null;
@@ -100,9 +102,14 @@ async function route() {
   focusHeading();
 }
 
+// After a change of view (not on the first load, where the skip link must
+// come first), focus moves to the new view's heading, so that screen
+// readers announce it and Tab continues from there.
 function focusHeading() {
+  routed += 1;
+  if (routed === 1) return;
   const heading = main.querySelector('h1');
-  if (heading && document.activeElement !== document.getElementById('skip')) heading.focus({ preventScroll: false });
+  if (heading) heading.focus({ preventScroll: false });
 }
 
 async function signOut() {
@@ -137,6 +144,10 @@ window.addEventListener('airlock:signed-out', async () => {
 
 async function boot() {
   document.getElementById('logout').addEventListener('click', signOut);
+  document.getElementById('skip').addEventListener('click', (event) => {
+    event.preventDefault();
+    main.focus();
+  });
   window.addEventListener('hashchange', route);
   try {
     await loadSession();

@@ -8,7 +8,11 @@ export const title = 'Job';
 
 export function render(main, { arg }) {
   const id = arg || '';
-  replace(main, heading('Job'), h('p', { class: 'muted', role: 'status' }, 'Loading the job…'));
+  // The heading stays put (it may have focus); its text and the content change.
+  const stateSlot = h('span', { id: 'job-state' });
+  const top = heading('Job', stateSlot);
+  const content = h('div', {}, h('p', { class: 'muted', role: 'status' }, 'Loading the job…'));
+  replace(main, top, content);
   let events = null;
   let job = null;
   let connection = null;
@@ -18,7 +22,6 @@ export function render(main, { arg }) {
   const facts = h('dl', { class: 'facts', id: 'job-facts' });
   const steps = h('ol', { class: 'timeline', id: 'job-timeline', 'aria-live': 'polite' });
   const bar = h('div', { class: 'bar' });
-  const stateSlot = h('span', { id: 'job-state' });
 
   function fact(term, value) {
     return [h('dt', {}, term), h('dd', {}, value)];
@@ -110,8 +113,8 @@ export function render(main, { arg }) {
       connection = null;
       can = [];
     }
-    replace(main,
-      heading(`${job.type === 'reset' ? 'Reset' : 'Sync'} of ${connection ? connection.name : 'a connection'}`, stateSlot),
+    top.querySelector('h1').textContent = `${job.type === 'reset' ? 'Reset' : 'Sync'} of ${connection ? connection.name : 'a connection'}`;
+    replace(content,
       bar,
       h('div', { class: 'grid2' },
         h('section', { class: 'panel', 'aria-labelledby': 'facts-title' }, h('h2', { id: 'facts-title' }, 'Details'), facts),
@@ -120,7 +123,7 @@ export function render(main, { arg }) {
     drawTimeline();
     follow();
   }).catch((error) => {
-    replace(main, heading('Job'), h('p', { class: 'alert', role: 'alert' }, error instanceof ApiError ? error.describe() : String(error)));
+    replace(content, h('p', { class: 'alert', role: 'alert' }, error instanceof ApiError ? error.describe() : String(error)));
   });
 
   return () => { if (events) events.close(); };

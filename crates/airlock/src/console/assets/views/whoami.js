@@ -18,11 +18,12 @@ function list(items) {
 }
 
 export function render(main, { session }) {
-  replace(main, heading('Who am I'), h('p', { class: 'muted', role: 'status' }, 'Loading…'));
+  // The heading stays put (it may have focus); the content below changes.
+  const content = h('div', {}, h('p', { class: 'muted', role: 'status' }, 'Loading…'));
+  replace(main, heading('Who am I'), content);
   api('/v1/whoami').then((me) => {
     const fact = (term, value) => [h('dt', {}, term), h('dd', {}, value)];
-    replace(main,
-      heading('Who am I'),
+    replace(content,
       h('div', { class: 'grid2' },
         h('section', { class: 'panel', 'aria-labelledby': 'me-title' },
           h('h2', { id: 'me-title' }, me.display_name || me.subject),
@@ -45,7 +46,7 @@ export function render(main, { session }) {
                 cell('Where', scopeText(p.scope))))))
             : h('p', { class: 'alert' }, 'No grant gives you any permission. Ask an Airlock administrator.'))));
   }).catch((error) => {
-    replace(main, heading('Who am I'), h('p', { class: 'alert', role: 'alert' }, error instanceof ApiError ? error.describe() : String(error)));
+    replace(content, h('p', { class: 'alert', role: 'alert' }, error instanceof ApiError ? error.describe() : String(error)));
   });
   return null;
 }
