@@ -319,8 +319,7 @@ async fn finish(
     let (Some(sent), Some(kept)) = (query.state.as_deref(), cookies::login_state(headers)) else {
         return fail(Failure::StateMismatch, None);
     };
-    if aws_lc_rs::constant_time::verify_slices_are_equal(sent.as_bytes(), kept.as_bytes()).is_err()
-    {
+    if !same_secret(Some(sent), kept) {
         return fail(Failure::StateMismatch, None);
     }
     let now = state.now_ms();
@@ -386,15 +385,11 @@ async fn finish(
             return fail(Failure::Token, issuer);
         }
     };
-    let nonce_ok = from_id_token
+    let nonce = from_id_token
         .claims
         .get("nonce")
-        .and_then(serde_json::Value::as_str)
-        .is_some_and(|n| {
-            aws_lc_rs::constant_time::verify_slices_are_equal(n.as_bytes(), login.nonce.as_bytes())
-                .is_ok()
-        });
-    if !nonce_ok {
+        .and_then(serde_json::Value::as_str);
+    if !same_secret(nonce, &login.nonce) {
         tracing::info!(issuer = %client.issuer, "console login: the ID token's nonce is not this login's");
         return fail(Failure::Token, issuer);
     }
@@ -437,6 +432,16 @@ async fn finish(
         expires_at,
     };
     Ok((id, row, principal, login.return_to))
+}
+
+/// A value sent back (`state`, `nonce`) equals the one kept, compared in
+/// constant time; an absent or empty one never does.
+fn same_secret(sent: Option<&str>, kept: &str) -> bool {
+    sent.is_some_and(|sent| {
+        !kept.is_empty()
+            && aws_lc_rs::constant_time::verify_slices_are_equal(sent.as_bytes(), kept.as_bytes())
+                .is_ok()
+    })
 }
 
 /// Access tokens often carry no name (`oidc-provider`, Entra): the display
@@ -503,6 +508,21 @@ mod tests {
         assert_eq!(own.display_name, "R. Runner", "a real name stays");
         let nameless = with_display_name(principal("u1", None), &principal("u1", None));
         assert_eq!(nameless.display_name, "u1");
+    }
+
+    #[test]
+    fn state_and_nonce_must_come_back_unchanged() {
+        let kept = new_secret();
+        assert!(same_secret(Some(&kept), &kept));
+        assert!(!same_secret(None, &kept), "a missing nonce");
+        assert!(!same_secret(Some(""), &kept));
+        assert!(!same_secret(Some(&kept[..42]), &kept), "a prefix");
+        assert!(
+            !same_secret(Some(&format!("{kept}x")), &kept),
+            "a longer value"
+        );
+        assert!(!same_secret(Some(&new_secret()), &kept), "another login's");
+        assert!(!same_secret(Some(""), ""), "nothing kept matches nothing");
     }
 
     #[test]

@@ -849,3 +849,109 @@ async fn a_disabled_console_is_not_served() {
     }
     stack.stop().await;
 }
+
+#[tokio::test]
+async fn several_issuers_are_offered_and_the_chosen_one_is_used() {
+    // A second provider on its own port, with its own console client.
+    let other = crate::support::IdpServer::start().await;
+    let stack = Stack::start(
+        Db::Sqlite,
+        fast_sim(),
+        &other.issuer_toml("console_client_id = \"airlock-console\"\n"),
+    )
+    .await;
+    let (_, session) = json(browser().get(stack.url("/console/session"))).await;
+    assert_eq!(session["signed_in"], false);
+    let issuers = session["issuers"].as_array().expect("issuers");
+    assert_eq!(issuers.len(), 2, "{session}");
+    assert!(
+        issuers
+            .iter()
+            .all(|i| i["id"].is_u64() && i["name"].is_string())
+    );
+
+    // Without a choice, the login page asks; with one, that issuer.
+    let unchosen = browser()
+        .get(stack.url("/console/login"))
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(location(&unchosen), "/console#/login");
+    let (status, problem) = json(browser().get(stack.url("/console/login?issuer=7"))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{problem}");
+    let chosen = browser()
+        .get(stack.url("/console/login?issuer=0"))
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(chosen.status(), StatusCode::SEE_OTHER);
+    assert!(
+        location(&chosen).starts_with(&format!("{}/authorize?", other.idp.issuer())),
+        "issuer 0 is the configured one: {}",
+        location(&chosen)
+    );
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn id_tokens_prove_a_login_but_never_open_the_api() {
+    use std::sync::Arc;
+
+    use airlock::clock::SystemClock;
+    use airlock::identity::{AuthError, Authenticator, KeySource, StaticKeySource};
+
+    let idp = airlock::devidp::DevIdp::new("http://127.0.0.1:9").expect("idp");
+    let source: Arc<dyn KeySource> = Arc::new(StaticKeySource::new(idp.key_set()));
+    let auth = Authenticator::new(vec![(idp.issuer_config(), source)], Arc::new(SystemClock))
+        .expect("authenticator");
+    let (access, id) = idp.user_tokens("rene", Some("n0nce")).expect("tokens");
+
+    let person = auth
+        .verify_id_token(&id, idp.issuer(), "airlock-console")
+        .await
+        .expect("the ID token verifies for the console client");
+    assert_eq!(person.subject, "rene");
+    assert_eq!(person.claims["nonce"], "n0nce");
+    assert_eq!(
+        auth.verify_id_token(&id, idp.issuer(), "another-client")
+            .await
+            .err(),
+        Some(AuthError::WrongAudience)
+    );
+    assert_eq!(
+        auth.verify_id_token(&id, "http://127.0.0.1:9/other", "airlock-console")
+            .await
+            .err(),
+        Some(AuthError::UnknownIssuer),
+        "only the login's own issuer"
+    );
+    // An ID token is not a bearer token for the API...
+    assert_eq!(
+        auth.verify_token(&id).await.err(),
+        Some(AuthError::WrongAudience)
+    );
+    // ...and an access token is not an ID token.
+    assert_eq!(
+        auth.verify_id_token(&access, idp.issuer(), "airlock-console")
+            .await
+            .err(),
+        Some(AuthError::WrongAudience)
+    );
+    let forged = {
+        let (rest, signature) = id.rsplit_once('.').expect("a JWS");
+        let (header, _) = rest.split_once('.').expect("a JWS");
+        use base64::Engine;
+        let claims = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!(
+            r#"{{"iss":"{}","sub":"ada","aud":"airlock-console","exp":9999999999,"nonce":"n0nce"}}"#,
+            idp.issuer()
+        ));
+        format!("{header}.{claims}.{signature}")
+    };
+    assert_eq!(
+        auth.verify_id_token(&forged, idp.issuer(), "airlock-console")
+            .await
+            .err(),
+        Some(AuthError::BadSignature)
+    );
+    assert_eq!(auth.cached_tokens(), 0, "ID tokens are never cached");
+}
