@@ -9,6 +9,13 @@
 //   urn:airlock  -> audience "airlock" (the default when none is asked for)
 //   urn:other    -> audience "other"   (another API: Airlock must refuse it)
 //
+// People sign in to Airlock's web console through the provider's own
+// development login form (`devInteractions`: any password) with the client
+// `airlock-console` (secret `airlock-console-secret`, authorization code
+// with PKCE, a redirect URI on 127.0.0.1, any port). Their access tokens
+// carry `roles: ["<role>"]` by login name: rosa (reader), rene (runner),
+// edda (editor), ada (admin), otto (auditor); other names get no role.
+//
 // Usage: node tests/oidc/server.mjs [PORT]   (or PORT=...; 0 picks a free port)
 // Prints one line `oidc-provider ready issuer=http://127.0.0.1:PORT` once it
 // accepts connections, then serves until killed or its stdin closes.
@@ -19,6 +26,14 @@ import * as http from 'node:http';
 import Provider, { errors } from 'oidc-provider';
 
 const ROLES = ['reader', 'runner', 'editor', 'admin', 'auditor'];
+
+const PEOPLE = {
+  rosa: { role: 'reader', name: 'Rosa Reader' },
+  rene: { role: 'runner', name: 'Rene Runner' },
+  edda: { role: 'editor', name: 'Edda Editor' },
+  ada: { role: 'admin', name: 'Ada Admin' },
+  otto: { role: 'auditor', name: 'Otto Auditor' },
+};
 
 const RESOURCES = {
   'urn:airlock': 'airlock',
@@ -50,11 +65,36 @@ function configuration() {
         response_types: [],
         token_endpoint_auth_method: 'client_secret_basic',
       },
+      {
+        client_id: 'airlock-console',
+        client_secret: 'airlock-console-secret',
+        // Native: any port of the loopback redirect URI (RFC 8252 7.3).
+        application_type: 'native',
+        grant_types: ['authorization_code'],
+        response_types: ['code'],
+        redirect_uris: ['http://127.0.0.1/console/callback'],
+        token_endpoint_auth_method: 'client_secret_basic',
+      },
     ],
     jwks: { keys: [signingKey()] },
-    scopes: ['airlock'],
+    scopes: ['openid', 'profile', 'email', 'airlock'],
+    claims: {
+      openid: ['sub'],
+      profile: ['name'],
+      email: ['email', 'email_verified'],
+    },
+    pkce: { required: () => true },
+    findAccount: async (_ctx, id) => ({
+      accountId: id,
+      claims: async () => ({
+        sub: id,
+        name: PEOPLE[id]?.name ?? id,
+        email: `${id}@people.example`,
+        email_verified: true,
+      }),
+    }),
     features: {
-      devInteractions: { enabled: false },
+      devInteractions: { enabled: true },
       clientCredentials: { enabled: true },
       resourceIndicators: {
         enabled: true,
@@ -76,6 +116,10 @@ function configuration() {
       },
     },
     extraTokenClaims: async (_ctx, token) => {
+      if (token.accountId) {
+        const person = PEOPLE[token.accountId];
+        return person ? { roles: [person.role] } : undefined;
+      }
       if (ROLES.includes(token.clientId)) {
         return { roles: [token.clientId] };
       }

@@ -43,6 +43,8 @@ pub struct Extras {
 #[derive(Debug)]
 pub struct App {
     state: AppState,
+    /// The web console's login clients.
+    console: Arc<crate::console::Console>,
     extra_routes: Option<Router>,
     dispatcher: Dispatcher,
     tracker: Tracker,
@@ -154,6 +156,10 @@ impl App {
             Arc::clone(&clock),
             Arc::clone(&catalog) as Arc<dyn crate::webhooks::Directory>,
         )?;
+        let console = Arc::new(
+            crate::console::Console::from_issuers(authenticator.issuers(), &lookup)
+                .context("cannot set up the console")?,
+        );
         let state = AppState::new(Parts {
             config,
             store,
@@ -168,6 +174,7 @@ impl App {
         state.set_front(front);
         Ok(Self {
             state,
+            console,
             extra_routes: extras.routes,
             dispatcher,
             tracker,
@@ -211,8 +218,12 @@ impl App {
                 .await
         });
 
-        let mut router =
-            api::router(self.state.clone()).merge(crate::mcp::router(self.state.clone()));
+        let mut router = api::router(self.state.clone())
+            .merge(crate::mcp::router(self.state.clone()))
+            .merge(crate::console::router(
+                self.state.clone(),
+                Arc::clone(&self.console),
+            ));
         if let Some(extra) = self.extra_routes {
             router = router.merge(extra);
         }

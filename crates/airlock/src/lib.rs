@@ -7,6 +7,8 @@
 //!   into the modules below.
 //! - [`config`]: the TOML configuration, its `AIRLOCK_*` overrides and the
 //!   secrets it names.
+//! - [`console`]: the web console at `/console` (OIDC login with PKCE,
+//!   server-side sessions); its pages call the API with a session cookie.
 //! - [`front`]: the Airbyte-compatible front (`/api/public/v1`, Dagster's
 //!   `/api/v1/connections/get`, the token exchange and service accounts):
 //!   Airbyte's API, identity-checked, for unchanged Airbyte clients.
@@ -34,6 +36,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod connections;
+pub mod console;
 pub mod devidp;
 pub mod front;
 #[doc(hidden)]

@@ -9,7 +9,7 @@ use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::header::{AUTHORIZATION, USER_AGENT};
 use axum::http::request::Parts;
 
-use super::{ApiError, AppState, RequestId, RequestLog};
+use super::{ApiError, AppState, RequestId, RequestLog, session};
 use crate::audit;
 use crate::identity::Principal;
 use crate::policy::{Decision, Permission, Resource};
@@ -20,8 +20,11 @@ pub struct Caller {
     pub principal: Principal,
     pub request_id: RequestId,
     pub origin: audit::Origin,
-    /// Which door the request came through (`api`, `front`, `mcp`).
+    /// Which door the request came through (`api`, `front`, `mcp`,
+    /// `console`).
     pub channel: &'static str,
+    /// The console session the request was authenticated by, if it was.
+    pub session: Option<Arc<session::Session>>,
     /// The request's log record (subject, job ids).
     log: RequestLog,
     /// This request's place under the per-identity cap, freed when the
@@ -35,6 +38,9 @@ pub struct Caller {
 /// outside the process.
 #[derive(Debug, Clone, Copy)]
 pub struct ChannelTag(pub &'static str);
+
+/// The channel of requests authenticated by a console session.
+pub const CONSOLE: &str = "console";
 
 /// Where a request came from, for the audit trail.
 pub(crate) fn origin_of(parts: &Parts, request_id: &str) -> audit::Origin {
@@ -82,68 +88,161 @@ impl FromRequestParts<AppState> for Caller {
             .cloned()
             .unwrap_or_else(|| RequestId::from_header(None));
         let origin = origin_of(parts, &request_id.0);
-        let channel = parts
-            .extensions
-            .get::<ChannelTag>()
-            .map_or("api", |tag| tag.0);
         let header = parts
             .headers
             .get(AUTHORIZATION)
             .map(|v| v.to_str().unwrap_or("\u{0}"));
-        let log = RequestLog::of(&parts.extensions);
+        // A bearer token wins over a session cookie sent along with it.
+        if header.is_none()
+            && let Some(id) = session::cookie_id(&parts.headers)
+        {
+            let id = id.to_owned();
+            return Self::from_session(parts, state, &id, request_id, origin).await;
+        }
+        let channel = parts
+            .extensions
+            .get::<ChannelTag>()
+            .map_or("api", |tag| tag.0);
         match state.authenticator().authenticate(header).await {
             Ok(principal) => {
-                log.subject(&principal.subject);
-                // In-process calls (MCP tools) ride on their outer request's place.
-                let permit = if parts.extensions.get::<ChannelTag>().is_some() {
-                    None
-                } else {
-                    let identity = format!("{}|{}", principal.issuer, principal.subject);
-                    match state.limiter().try_acquire(&identity) {
-                        Some(permit) => permit,
-                        None => {
-                            tracing::info!(request_id = %request_id.0, subject = %principal.subject, "too many requests in flight");
-                            return Err(ApiError::TooManyRequests);
-                        }
-                    }
-                };
-                Ok(Self {
-                    principal,
-                    request_id,
-                    origin,
-                    channel,
-                    log,
-                    _permit: permit.map(Arc::new),
-                })
+                Self::admit(parts, state, principal, request_id, origin, channel, None)
             }
             Err(error) => {
-                // The reason goes to the log and the audit trail, never to
-                // the caller.
-                tracing::info!(
-                    request_id = %request_id.0,
-                    reason = error.code(),
-                    path = %parts.uri.path(),
-                    "authentication failed"
-                );
-                state.metrics().authentication_failure(error.code());
-                let entry = audit::Entry {
-                    origin,
-                    channel: channel.to_owned(),
-                    action: "authenticate".to_owned(),
-                    decision: "deny".to_owned(),
-                    reason: Some(error.code().to_owned()),
-                    outcome: Some("401".to_owned()),
-                    detail: Some(serde_json::json!({"path": parts.uri.path()})),
-                    ..audit::Entry::default()
-                };
-                state.audit(&entry).await;
+                refuse(parts, state, &request_id, origin, channel, error.code()).await;
                 Err(ApiError::Unauthorized)
             }
         }
     }
 }
 
+/// Logs, counts and audits a failed authentication (401): the reason goes
+/// to the log and the audit trail, never to the caller.
+async fn refuse(
+    parts: &Parts,
+    state: &AppState,
+    request_id: &RequestId,
+    origin: audit::Origin,
+    channel: &str,
+    reason: &'static str,
+) {
+    tracing::info!(
+        request_id = %request_id.0,
+        reason,
+        path = %parts.uri.path(),
+        "authentication failed"
+    );
+    state.metrics().authentication_failure(reason);
+    let entry = audit::Entry {
+        origin,
+        channel: channel.to_owned(),
+        action: "authenticate".to_owned(),
+        decision: "deny".to_owned(),
+        reason: Some(reason.to_owned()),
+        outcome: Some("401".to_owned()),
+        detail: Some(serde_json::json!({"path": parts.uri.path()})),
+        ..audit::Entry::default()
+    };
+    state.audit(&entry).await;
+}
+
 impl Caller {
+    /// A verified principal takes its place under the per-identity cap.
+    fn admit(
+        parts: &Parts,
+        state: &AppState,
+        principal: Principal,
+        request_id: RequestId,
+        origin: audit::Origin,
+        channel: &'static str,
+        session: Option<Arc<session::Session>>,
+    ) -> Result<Self, ApiError> {
+        let log = RequestLog::of(&parts.extensions);
+        log.subject(&principal.subject);
+        // In-process calls (MCP tools) ride on their outer request's place.
+        let permit = if parts.extensions.get::<ChannelTag>().is_some() {
+            None
+        } else {
+            let identity = format!("{}|{}", principal.issuer, principal.subject);
+            match state.limiter().try_acquire(&identity) {
+                Some(permit) => permit,
+                None => {
+                    tracing::info!(request_id = %request_id.0, subject = %principal.subject, "too many requests in flight");
+                    return Err(ApiError::TooManyRequests);
+                }
+            }
+        };
+        Ok(Self {
+            principal,
+            request_id,
+            origin,
+            channel,
+            session,
+            log,
+            _permit: permit.map(Arc::new),
+        })
+    }
+
+    /// A request of the web console, authenticated by its session cookie
+    /// (channel `console`): the session's principal, once a state-changing
+    /// request has passed the CSRF check.
+    async fn from_session(
+        parts: &Parts,
+        state: &AppState,
+        id: &str,
+        request_id: RequestId,
+        origin: audit::Origin,
+    ) -> Result<Self, ApiError> {
+        let channel = parts
+            .extensions
+            .get::<ChannelTag>()
+            .map_or(CONSOLE, |tag| tag.0);
+        let session = match state.sessions().find(id, state.now_ms()).await {
+            Ok(Some(session)) => session,
+            Ok(None) => {
+                refuse(parts, state, &request_id, origin, channel, "no_session").await;
+                return Err(ApiError::Unauthorized);
+            }
+            Err(error) => return Err(super::jobs::store_error(error)),
+        };
+        if session::changes_state(&parts.method) {
+            let own = session::own_origin(state.config(), &parts.headers);
+            if let Err(failure) = session::check_csrf(&parts.headers, &session, &own) {
+                tracing::info!(
+                    request_id = %request_id.0,
+                    subject = %session.principal.subject,
+                    reason = failure.code(),
+                    path = %parts.uri.path(),
+                    "console request refused"
+                );
+                let entry = audit::Entry {
+                    origin,
+                    actor: audit::Actor::of(&session.principal),
+                    channel: channel.to_owned(),
+                    action: "csrf".to_owned(),
+                    decision: "deny".to_owned(),
+                    reason: Some(failure.code().to_owned()),
+                    outcome: Some("403".to_owned()),
+                    detail: Some(serde_json::json!({
+                        "method": parts.method.as_str(),
+                        "path": parts.uri.path(),
+                    })),
+                    ..audit::Entry::default()
+                };
+                state.audit(&entry).await;
+                return Err(ApiError::CsrfRejected(failure.message()));
+            }
+        }
+        Self::admit(
+            parts,
+            state,
+            session.principal.clone(),
+            request_id,
+            origin,
+            channel,
+            Some(Arc::clone(&session)),
+        )
+    }
+
     /// Names the job this request is about in its log line (Airlock's id,
     /// and Airbyte's once there is one).
     pub fn note_job(&self, job: &crate::jobs::Job) {

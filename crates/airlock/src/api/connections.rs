@@ -57,9 +57,58 @@ pub(super) struct ConnectionView {
     status: String,
     /// Airbyte's schedule object, as Airbyte sent it.
     schedule: Value,
-    /// The newest job (only on `GET /v1/connections/{ref}`; null in lists).
+    /// The newest job (on `GET /v1/connections/{ref}`, and in lists with
+    /// `include=last_job`; null otherwise).
     last_job: Option<LastJob>,
+    /// With `include=permissions`: what the caller may do on this
+    /// connection (`connections:read`, `jobs:read`, `jobs:sync`,
+    /// `jobs:cancel`, `jobs:retry`, `jobs:reset`, `airbyte:write`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    permissions: Option<Vec<&'static str>>,
     links: ConnectionLinks,
+}
+
+/// What `include` may ask for.
+#[derive(Debug, Clone, Copy, Default)]
+struct Include {
+    last_job: bool,
+    permissions: bool,
+}
+
+impl Include {
+    /// `last_job`, `permissions`, comma-separated.
+    fn parse(text: Option<&str>) -> Result<Self, ApiError> {
+        let mut include = Self::default();
+        for item in text.unwrap_or_default().split(',').map(str::trim) {
+            match item {
+                "" => {}
+                "last_job" => include.last_job = true,
+                "permissions" => include.permissions = true,
+                other => {
+                    return Err(ApiError::BadRequest(format!(
+                        "include: `{other}` is neither last_job nor permissions"
+                    )));
+                }
+            }
+        }
+        Ok(include)
+    }
+}
+
+/// The caller's permissions on a connection (all but `audit:read`, which
+/// is global).
+fn permissions_on(
+    policy: &crate::policy::Policy,
+    caller: &Caller,
+    connection: &ConnectionInfo,
+) -> Vec<&'static str> {
+    let resource = resource_of(connection);
+    Permission::ALL
+        .into_iter()
+        .filter(|p| *p != Permission::AuditRead)
+        .filter(|p| policy.allows(&caller.principal, *p, &resource))
+        .map(Permission::as_str)
+        .collect()
 }
 
 /// The newest job of a connection, in short.
@@ -110,6 +159,7 @@ fn render(connection: &ConnectionInfo, last_job: Option<&Job>) -> ConnectionView
             created_at: super::jobs::rfc3339(job.created_at),
             finished_at: job.finished_at.map(super::jobs::rfc3339),
         }),
+        permissions: None,
         links: ConnectionLinks {
             this: base.clone(),
             sync: format!("{base}/sync"),
@@ -128,6 +178,18 @@ pub(super) struct ListQuery {
     workspace: Option<String>,
     /// Only connections carrying this tag.
     tag: Option<String>,
+    /// Extras, comma-separated: `last_job` (each connection's newest job),
+    /// `permissions` (what the caller may do on each).
+    include: Option<String>,
+}
+
+/// Options of one connection.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(super) struct GetQuery {
+    /// `permissions`: what the caller may do on it.
+    include: Option<String>,
 }
 
 /// Lists the connections the caller may read.
@@ -157,6 +219,7 @@ pub(super) async fn list(
     caller
         .require_somewhere(&state, Permission::ConnectionsRead)
         .await?;
+    let include = Include::parse(query.include.as_deref())?;
     let mut snapshot = state.catalog().snapshot();
     if snapshot.fetched_at == 0 {
         snapshot = state.catalog().refresh().await.map_err(|error| {
@@ -185,7 +248,29 @@ pub(super) async fn list(
         .collect();
     let mut visible = visible;
     visible.sort_by(|a, b| (&a.workspace_name, &a.name).cmp(&(&b.workspace_name, &b.name)));
-    let data: Vec<ConnectionView> = visible.iter().map(|c| render(c, None)).collect();
+    let last_jobs: std::collections::HashMap<String, Job> = if include.last_job {
+        let ids: Vec<String> = visible.iter().map(|c| c.id.clone()).collect();
+        state
+            .store()
+            .latest_jobs_of(&ids)
+            .await
+            .map_err(super::jobs::store_error)?
+            .into_iter()
+            .map(|job| (job.connection_id.clone(), job))
+            .collect()
+    } else {
+        std::collections::HashMap::new()
+    };
+    let data: Vec<ConnectionView> = visible
+        .iter()
+        .map(|c| {
+            let mut view = render(c, last_jobs.get(&c.id));
+            if include.permissions {
+                view.permissions = Some(permissions_on(&policy, &caller, c));
+            }
+            view
+        })
+        .collect();
     caller
         .read(&state, "connections.list", &Resource::Global)
         .await;
@@ -202,10 +287,14 @@ pub(super) async fn list(
     operation_id = "get_connection",
     tag = "connections",
     summary = "One connection, with its last job",
-    params(("reference" = String, Path, description = "The Airbyte connection id or its slug")),
+    params(
+        ("reference" = String, Path, description = "The Airbyte connection id or its slug"),
+        GetQuery,
+    ),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The connection", body = ConnectionView),
+        (status = 400, response = BadRequest),
         (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
@@ -216,10 +305,17 @@ pub(super) async fn get(
     State(state): State<AppState>,
     caller: Caller,
     Path(reference): Path<String>,
+    Query(query): Query<GetQuery>,
 ) -> Result<Json<ConnectionView>, ApiError> {
     caller
         .require_somewhere(&state, Permission::ConnectionsRead)
         .await?;
+    let include = Include::parse(query.include.as_deref())?;
+    if include.last_job {
+        return Err(ApiError::BadRequest(
+            "include: a single connection always has its last_job".into(),
+        ));
+    }
     let connection = resolve(&state, &reference).await?;
     caller
         .authorize(
@@ -240,5 +336,9 @@ pub(super) async fn get(
     caller
         .read(&state, "connections.get", &resource_of(&connection))
         .await;
-    Ok(Json(render(&connection, last.first())))
+    let mut view = render(&connection, last.first());
+    if include.permissions {
+        view.permissions = Some(permissions_on(&state.policy(), &caller, &connection));
+    }
+    Ok(Json(view))
 }

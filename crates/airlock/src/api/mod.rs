@@ -8,11 +8,13 @@
 pub(crate) mod audit;
 pub(crate) mod auth;
 mod connections;
+mod events;
 mod jobs;
 pub mod limits;
 pub mod openapi;
 pub mod problem;
 pub mod request_id;
+pub mod session;
 mod whoami;
 
 use std::future::Future;
@@ -75,6 +77,8 @@ struct Inner {
     front: std::sync::OnceLock<Arc<crate::front::Front>>,
     /// Requests in flight per identity.
     limiter: limits::IdentityLimiter,
+    /// The console's sessions (cookie authentication).
+    sessions: session::Sessions,
 }
 
 impl AppState {
@@ -82,12 +86,14 @@ impl AppState {
     pub fn new(parts: Parts) -> Self {
         let policy = RwLock::new(Arc::new(parts.policy.clone()));
         let limiter = limits::IdentityLimiter::new(parts.config.server.max_concurrent_per_identity);
+        let sessions = session::Sessions::new(parts.store.clone());
         Self {
             inner: Arc::new(Inner {
                 parts,
                 policy,
                 front: std::sync::OnceLock::new(),
                 limiter,
+                sessions,
             }),
         }
     }
@@ -136,6 +142,11 @@ impl AppState {
     /// Requests in flight per identity.
     pub fn limiter(&self) -> &limits::IdentityLimiter {
         &self.inner.limiter
+    }
+
+    /// The console's sessions.
+    pub fn sessions(&self) -> &session::Sessions {
+        &self.inner.sessions
     }
 
     /// The policy in force now.
@@ -204,6 +215,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/jobs/{id}/events", get(jobs::events))
         .route("/v1/jobs/{id}/cancel", post(jobs::cancel))
         .route("/v1/jobs/{id}/retry", post(jobs::retry))
+        .route("/v1/events", get(events::stream))
         .merge(crate::front::router())
         .with_state(state.clone())
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 use axum::http::header;
 use axum::response::{Html, IntoResponse};
 use utoipa::OpenApi;
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 
 use super::problem::Problem;
 use super::problem::responses::{
@@ -44,6 +44,7 @@ use super::problem::responses::{
         super::jobs::events,
         super::jobs::cancel,
         super::jobs::retry,
+        super::events::stream,
         super::audit::list,
     ),
     components(
@@ -69,6 +70,7 @@ use super::problem::responses::{
         (name = "airbyte-compatible", description = "Airbyte's public API and token exchange, identity-checked, for unchanged Airbyte clients"),
         (name = "service-accounts", description = "Airlock as the issuer of service-account tokens"),
         (name = "mcp", description = "The Model Context Protocol server for AI agents"),
+        (name = "console", description = "The web console: its page, sign-in (OIDC code flow with PKCE) and session"),
     )
 )]
 struct ApiDoc;
@@ -92,6 +94,15 @@ impl utoipa::Modify for BearerJwt {
                         .build(),
                 ),
             );
+            components.add_security_scheme(
+                "session",
+                SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                    "airlock_session",
+                    "The web console's session (set by `/console/callback`). Calls that \
+                     change state also need its `X-CSRF-Token`, and an `Origin` (when \
+                     sent) equal to Airlock's own.",
+                ))),
+            );
         }
     }
 }
@@ -102,9 +113,30 @@ pub fn document() -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
     doc.merge(crate::front::openapi());
     doc.merge(crate::mcp::openapi());
+    doc.merge(crate::console::openapi());
+    session_cookies(&mut doc);
     unique_operation_ids(&mut doc);
     capped_per_identity(&mut doc);
     doc
+}
+
+/// Every call of Airlock's own API that takes a bearer token also takes the
+/// console's session cookie (the `Caller` extractor accepts both).
+fn session_cookies(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::security::SecurityRequirement;
+    for (path, item) in &mut doc.paths.paths {
+        if !path.starts_with("/v1/") || path.ends_with("/token") {
+            continue;
+        }
+        for operation in [&mut item.get, &mut item.post].into_iter().flatten() {
+            if let Some(security) = operation.security.as_mut() {
+                let session = SecurityRequirement::new("session", Vec::<String>::new());
+                if !security.contains(&session) {
+                    security.push(session);
+                }
+            }
+        }
+    }
 }
 
 /// Every authenticated call of Airlock's own API passes the per-identity

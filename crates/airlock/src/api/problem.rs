@@ -78,6 +78,11 @@ pub enum ApiError {
     /// A valid identity without the permission. Never says why.
     #[error("forbidden")]
     Forbidden,
+    /// A state-changing request authenticated by the console's session
+    /// cookie without its CSRF token, or from another origin. Says which:
+    /// the reason is about the request's form, not the caller's rights.
+    #[error("csrf check failed: {0}")]
+    CsrfRejected(&'static str),
     #[error("{0} not found")]
     NotFound(&'static str),
     #[error("bad request: {0}")]
@@ -112,6 +117,12 @@ impl ApiError {
                 None,
             ),
             Self::Forbidden => (StatusCode::FORBIDDEN, "forbidden", "Forbidden", None),
+            Self::CsrfRejected(reason) => (
+                StatusCode::FORBIDDEN,
+                "csrf_rejected",
+                "Forbidden",
+                Some((*reason).to_owned()),
+            ),
             Self::NotFound(what) => (
                 StatusCode::NOT_FOUND,
                 "not_found",
@@ -206,7 +217,7 @@ impl utoipa::PartialSchema for Problem {
                 field(
                     Type::String,
                     "A stable machine code: `bad_request`, `unauthorized`, `forbidden`, \
-                     `not_found`, `conflict`, `unprocessable`, `payload_too_large`, \
+                     `csrf_rejected`, `not_found`, `conflict`, `unprocessable`, `payload_too_large`, \
                      `too_many_requests`, `unavailable`, `internal`, ...",
                 ),
             )
@@ -268,7 +279,7 @@ pub mod responses {
     problem_responses! {
         BadRequest: "The request is malformed (`bad_request`); `detail` says what to fix.";
         Unauthorized: "No valid bearer token (`unauthorized`, with `WWW-Authenticate: Bearer`).";
-        Forbidden: "The caller lacks the permission (`forbidden`); the reason is audited, not shown.";
+        Forbidden: "The caller lacks the permission (`forbidden`); the reason is audited, not shown. A console session's state-changing request without its `X-CSRF-Token`, or from another origin, is refused too (`csrf_rejected`, with a `detail`).";
         NotFound: "No such resource, or one outside the caller's scope (`not_found`).";
         Conflict: "The resource's state forbids it (`conflict`).";
         Unprocessable: "Well formed but not acceptable (`unprocessable`), e.g. a reused Idempotency-Key.";

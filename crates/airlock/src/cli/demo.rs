@@ -104,8 +104,14 @@ fn banner(base: &str, issuer: &str, data: &std::path::Path) -> String {
             )
         })
         .collect();
+    let people: Vec<String> = devidp::USERS
+        .iter()
+        .map(|(_, role, name)| format!("{name} ({role})"))
+        .collect();
     format!(
         "Airlock demo: {base}   (simulated Airbyte, demo identity provider, data in {})\n\
+         \n\
+         Console: {base}/console   (sign in as {})\n\
          \n\
          Get a token (pick a role):\n{}\n\
          \n\
@@ -117,6 +123,7 @@ fn banner(base: &str, issuer: &str, data: &std::path::Path) -> String {
          AI agents: MCP at {base}/mcp with the agent's token (or `airlock mcp` with AIRLOCK_URL and AIRLOCK_TOKEN).\n\
          Ctrl-C stops it.",
         data.display(),
+        people.join(", "),
         roles.join("\n")
     )
 }

@@ -69,6 +69,82 @@ pub struct Config {
     /// Traces over OTLP: off unless `otlp_endpoint` is set.
     #[serde(default)]
     pub telemetry: TelemetryConfig,
+    /// The web console at `/console`: sessions and their cookie.
+    #[serde(default)]
+    pub console: ConsoleConfig,
+}
+
+/// `[console]`: the web console at `/console`. Which identity providers it
+/// signs people in with is said per issuer (`console_client_id`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsoleConfig {
+    /// Serve `/console` at all.
+    pub enabled: bool,
+    /// The longest a session lives, in seconds (it also ends when the
+    /// token it was made from expires).
+    pub session_ttl_secs: u64,
+    /// When the session cookie is `Secure`.
+    pub cookie_secure: CookieSecure,
+    /// `scheme://host[:port]` where browsers reach Airlock: the base of the
+    /// login's `redirect_uri` and the origin state-changing requests must
+    /// come from. Default: `[front] public_url`, else the request's `Host`.
+    pub public_url: Option<String>,
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            session_ttl_secs: 8 * 3600,
+            cookie_secure: CookieSecure::Auto,
+            public_url: None,
+        }
+    }
+}
+
+/// When the console's cookies carry `Secure`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CookieSecure {
+    /// When the console's public URL is `https`, or the request came over
+    /// TLS (a proxy in front says so with `X-Forwarded-Proto: https`).
+    #[default]
+    Auto,
+    Always,
+    Never,
+}
+
+impl ConsoleConfig {
+    /// The longest session, in milliseconds.
+    pub fn session_ttl_ms(&self) -> i64 {
+        i64::try_from(self.session_ttl_secs.saturating_mul(1000)).unwrap_or(i64::MAX)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if !(60..=30 * 24 * 3600).contains(&self.session_ttl_secs) {
+            return Err(ConfigError::invalid(
+                "console.session_ttl_secs",
+                "must be between 60 and 2592000 (30 days)",
+            ));
+        }
+        if let Some(url) = &self.public_url {
+            let rest = url
+                .strip_prefix("https://")
+                .or_else(|| url.strip_prefix("http://"));
+            let valid = rest.is_some_and(|host| {
+                let host = host.trim_end_matches('/');
+                !host.is_empty() && !host.contains(['/', '?', '#', '@', ' '])
+            });
+            if !valid {
+                return Err(ConfigError::invalid(
+                    "console.public_url",
+                    format!("`{url}` is not scheme://host[:port] (http or https, no path)"),
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// `[telemetry]`: OpenTelemetry traces of requests, dispatches and Airbyte
@@ -495,6 +571,7 @@ impl Config {
         crate::mcp::validate_config(&self.mcp)
             .map_err(|(key, message)| ConfigError::invalid(key, message))?;
         self.telemetry.validate()?;
+        self.console.validate()?;
         Ok(())
     }
 
@@ -749,6 +826,16 @@ mod tests {
                 "telemetry.service_name",
             ),
             ("[telemetry]\notlp_endpont = \"http://x\"\n", "otlp_endpont"),
+            (
+                "[console]\nsession_ttl_secs = 5\n",
+                "console.session_ttl_secs",
+            ),
+            (
+                "[console]\npublic_url = \"https://a.example/console\"\n",
+                "console.public_url",
+            ),
+            ("[console]\ncookie_secure = \"sometimes\"\n", "sometimes"),
+            ("[console]\nenable = true\n", "enable"),
         ] {
             let err = Config::from_toml("t.toml", text, &[])
                 .expect_err(text)

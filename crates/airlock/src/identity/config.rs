@@ -61,7 +61,30 @@ pub struct IssuerConfig {
     /// loopback. Only for closed test networks.
     #[serde(default, skip_serializing_if = "is_false")]
     pub allow_insecure_http: bool,
+    /// The OAuth client the web console signs people in with (authorization
+    /// code with PKCE). Without it, this issuer is not offered at `/console`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub console_client_id: Option<String>,
+    /// That client's secret, for providers that require one of web
+    /// applications; absent for a public client.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub console_client_secret: Option<crate::config::SecretSource>,
+    /// Scopes the console asks for; must include `openid`. Default
+    /// `openid profile email`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub console_scope: Option<String>,
+    /// An RFC 8707 `resource` indicator sent with the console's login, so
+    /// that the access token is a JWT for Airlock (e.g. `oidc-provider`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub console_resource: Option<String>,
+    /// An `audience` parameter sent with the console's login (Auth0: without
+    /// it, access tokens are opaque).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub console_audience: Option<String>,
 }
+
+/// The scopes the console asks for when `console_scope` is not set.
+pub const DEFAULT_CONSOLE_SCOPE: &str = "openid profile email";
 
 fn default_algorithms() -> Vec<SigningAlgorithm> {
     vec![SigningAlgorithm::Rs256]
@@ -97,7 +120,19 @@ impl IssuerConfig {
             client_id: None,
             token_endpoint: None,
             allow_insecure_http: false,
+            console_client_id: None,
+            console_client_secret: None,
+            console_scope: None,
+            console_resource: None,
+            console_audience: None,
         }
+    }
+
+    /// The scopes the console asks this issuer for.
+    pub fn console_scope(&self) -> &str {
+        self.console_scope
+            .as_deref()
+            .unwrap_or(DEFAULT_CONSOLE_SCOPE)
     }
 
     /// The refresh period as a duration.
@@ -166,9 +201,50 @@ impl IssuerConfig {
         {
             return Err(err("token_type", "must not be empty when set".to_owned()));
         }
+        self.validate_console()
+            .map_err(|(field, m)| err(field, m))?;
         self.claims
             .validate()
             .map_err(|(field, m)| err(&format!("claims.{field}"), m))
+    }
+
+    /// The console's keys: a client id when any other console key is set,
+    /// no blank values, `openid` among the scopes.
+    fn validate_console(&self) -> Result<(), (&'static str, String)> {
+        let others = self.console_client_secret.is_some()
+            || self.console_scope.is_some()
+            || self.console_resource.is_some()
+            || self.console_audience.is_some();
+        match &self.console_client_id {
+            None if others => {
+                return Err((
+                    "console_client_id",
+                    "missing (other console_* keys are set)".to_owned(),
+                ));
+            }
+            Some(id) if id.trim().is_empty() || id.chars().any(char::is_control) => {
+                return Err(("console_client_id", "must not be empty".to_owned()));
+            }
+            _ => {}
+        }
+        for (field, value) in [
+            ("console_scope", &self.console_scope),
+            ("console_resource", &self.console_resource),
+            ("console_audience", &self.console_audience),
+        ] {
+            if let Some(value) = value
+                && (value.trim().is_empty() || value.chars().any(char::is_control))
+            {
+                return Err((field, "must not be empty when set".to_owned()));
+            }
+        }
+        if !self.console_scope().split(' ').any(|s| s == "openid") {
+            return Err((
+                "console_scope",
+                "must include `openid` (the ID token proves the login)".to_owned(),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -676,6 +752,36 @@ mod tests {
                     ..base.clone()
                 },
                 "issuers[0].claims.roles[1]",
+            ),
+            (
+                IssuerConfig {
+                    console_resource: Some("urn:airlock".into()),
+                    ..base.clone()
+                },
+                "issuers[0].console_client_id",
+            ),
+            (
+                IssuerConfig {
+                    console_client_id: Some(" ".into()),
+                    ..base.clone()
+                },
+                "issuers[0].console_client_id",
+            ),
+            (
+                IssuerConfig {
+                    console_client_id: Some("console".into()),
+                    console_scope: Some("profile email".into()),
+                    ..base.clone()
+                },
+                "issuers[0].console_scope",
+            ),
+            (
+                IssuerConfig {
+                    console_client_id: Some("console".into()),
+                    console_audience: Some(String::new()),
+                    ..base.clone()
+                },
+                "issuers[0].console_audience",
             ),
         ];
         for (config, key) in cases {

@@ -381,6 +381,8 @@ pub struct Discovery {
     pub jwks_uri: String,
     /// Where clients get tokens, for the token exchange.
     pub token_endpoint: Option<String>,
+    /// Where browsers sign in (the console's login).
+    pub authorization_endpoint: Option<String>,
 }
 
 /// Reads `{issuer}/.well-known/openid-configuration` and checks that it
@@ -415,10 +417,15 @@ pub async fn discover(
         .get("token_endpoint")
         .and_then(Value::as_str)
         .map(str::to_owned);
+    let authorization_endpoint = document
+        .get("authorization_endpoint")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
     Ok(Discovery {
         issuer: stated.to_owned(),
         jwks_uri: jwks_uri.to_owned(),
         token_endpoint,
+        authorization_endpoint,
     })
 }
 

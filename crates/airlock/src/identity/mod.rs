@@ -33,10 +33,11 @@ use serde_json::Value;
 pub use cache::DEFAULT_CACHE_CAPACITY;
 pub(crate) use claims::holds as claim_holds;
 pub use claims::lookup as lookup_claim;
+pub(crate) use config::check_url;
 pub use config::{
-    ClaimPaths, ClaimsConfig, DEFAULT_JWKS_REFRESH_SECS, DEFAULT_LEEWAY_SECS,
-    DEFAULT_UNKNOWN_KID_COOLDOWN_SECS, IssuerConfig, IssuerConfigError, KindRule, Preset,
-    SigningAlgorithm, validate_issuers,
+    ClaimPaths, ClaimsConfig, DEFAULT_CONSOLE_SCOPE, DEFAULT_JWKS_REFRESH_SECS,
+    DEFAULT_LEEWAY_SECS, DEFAULT_UNKNOWN_KID_COOLDOWN_SECS, IssuerConfig, IssuerConfigError,
+    KindRule, Preset, SigningAlgorithm, validate_issuers,
 };
 pub use keys::{
     Discovery, HttpKeySource, KeyFuture, KeySet, KeySetError, KeySource, KeySourceError, KeyStatus,
@@ -347,6 +348,85 @@ impl Authenticator {
         self.cache
             .insert(hash, Arc::clone(&principal), expires_at, index, generation);
         Ok(Arc::unwrap_or_clone(principal))
+    }
+
+    /// Verifies an OpenID Connect ID token that `issuer` issued to the
+    /// console's `client_id` (its `aud`, and its `azp` when present), with
+    /// that issuer's keys and algorithms, and maps it like an access token.
+    ///
+    /// Never cached and never accepted by [`Self::verify_token`] (its
+    /// audience is a client, not Airlock): an ID token is proof of a login,
+    /// not a credential for the API. The caller checks the `nonce`.
+    pub async fn verify_id_token(
+        &self,
+        token: &str,
+        issuer: &str,
+        client_id: &str,
+    ) -> Result<Principal, AuthError> {
+        let parsed = token::parse(token)?;
+        match parsed.claims.get("iss") {
+            Some(Value::String(iss)) => {
+                let index = *self.by_iss.get(iss).ok_or(AuthError::UnknownIssuer)?;
+                if self.issuers.get(index).map(|i| i.config.issuer.as_str()) != Some(issuer) {
+                    return Err(AuthError::UnknownIssuer);
+                }
+            }
+            Some(_) => return Err(AuthError::InvalidClaim("iss")),
+            None => return Err(AuthError::MissingClaim("iss")),
+        }
+        let issuer = self
+            .issuers
+            .iter()
+            .find(|i| i.config.issuer == issuer)
+            .ok_or(AuthError::UnknownIssuer)?;
+        if !issuer.algorithms.contains(&parsed.alg) {
+            return Err(AuthError::AlgNotAllowed);
+        }
+        // An RFC 9068 access token is not an ID token, whatever its `aud`.
+        if token::type_matches(parsed.typ.as_deref(), "at+jwt") {
+            return Err(AuthError::WrongType);
+        }
+        let kid = parsed.kid.as_deref();
+        let keys = match issuer
+            .keys
+            .lookup(kid, parsed.alg, self.clock.as_ref())
+            .await
+        {
+            KeyLookup::Found { keys, .. } => keys,
+            KeyLookup::Incompatible => return Err(AuthError::AlgKeyMismatch),
+            KeyLookup::Unknown => return Err(AuthError::UnknownKid),
+            KeyLookup::Unavailable => return Err(AuthError::KeysUnavailable),
+        };
+        let Selection::Found(key) = keys.select(kid, parsed.alg) else {
+            return Err(AuthError::UnknownKid);
+        };
+        if !key.verify(
+            parsed.signing_input.as_bytes(),
+            parsed.signature,
+            parsed.alg,
+        ) {
+            return Err(AuthError::BadSignature);
+        }
+        token::check_claims(
+            &parsed.claims,
+            &[client_id.to_owned()],
+            issuer.config.leeway_secs,
+            unix_secs(self.clock.as_ref()),
+        )?;
+        // OpenID Connect Core 3.1.3.7: with several audiences, `azp` names
+        // the client; when present it must be this one.
+        let several = matches!(parsed.claims.get("aud"), Some(Value::Array(a)) if a.len() > 1);
+        match parsed.claims.get("azp") {
+            Some(Value::String(azp)) if azp == client_id => {}
+            None if !several => {}
+            Some(Value::String(_)) => return Err(AuthError::WrongAudience),
+            None => return Err(AuthError::MissingClaim("azp")),
+            Some(_) => return Err(AuthError::InvalidClaim("azp")),
+        }
+        issuer
+            .mapping
+            .principal(&issuer.config.issuer, Value::Object(parsed.claims))
+            .map_err(|_| AuthError::MissingClaim("sub"))
     }
 
     /// Fetches every issuer's keys now, whatever the cooldown: at start-up,

@@ -154,7 +154,12 @@ impl ClaimMapping {
             },
             Preset::Keycloak => {
                 let mut roles = paths(&["realm_access.roles"]);
-                for client in config.audiences.iter().chain(&config.client_id) {
+                for client in config
+                    .audiences
+                    .iter()
+                    .chain(&config.client_id)
+                    .chain(&config.console_client_id)
+                {
                     let path = format!("resource_access.{client}.roles");
                     if !roles.contains(&path) {
                         roles.push(path);

@@ -151,6 +151,8 @@ pub enum Channel {
     Front,
     /// The MCP server.
     Mcp,
+    /// The web console (a browser session).
+    Console,
     /// The command line.
     Cli,
     /// Airbyte itself (its scheduler or UI), seen by the tracker.
@@ -164,6 +166,7 @@ impl Channel {
             Self::Api => "api",
             Self::Front => "front",
             Self::Mcp => "mcp",
+            Self::Console => "console",
             Self::Cli => "cli",
             Self::Airbyte => "airbyte",
         }
@@ -174,10 +177,17 @@ impl FromStr for Channel {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        [Self::Api, Self::Front, Self::Mcp, Self::Cli, Self::Airbyte]
-            .into_iter()
-            .find(|c| c.as_str() == s)
-            .ok_or_else(|| format!("unknown channel `{s}`"))
+        [
+            Self::Api,
+            Self::Front,
+            Self::Mcp,
+            Self::Console,
+            Self::Cli,
+            Self::Airbyte,
+        ]
+        .into_iter()
+        .find(|c| c.as_str() == s)
+        .ok_or_else(|| format!("unknown channel `{s}`"))
     }
 }
 

@@ -14,7 +14,7 @@ use crate::jobs::model::{Job, JobId, JobState, JobType, NewJob};
 /// How long an idempotency key holds: 24 hours.
 pub const IDEMPOTENCY_TTL_MS: i64 = 24 * 60 * 60 * 1000;
 
-const COLUMNS: &str = "id, connection_id, workspace_id, job_type, state, airbyte_job_id, attempts, \
+pub(super) const COLUMNS: &str = "id, connection_id, workspace_id, job_type, state, airbyte_job_id, attempts, \
     max_attempts, run_after, lease_owner, lease_until, start_requested_at, cancel_requested, requested_by, requester, \
     channel, retry_of, created_at, updated_at, finished_at, rows_synced, bytes_synced, duration, error";
 
@@ -55,7 +55,7 @@ pub struct JobFilter {
     pub limit: i64,
 }
 
-fn decode(row: &AnyRow) -> Result<Job, StoreError> {
+pub(super) fn decode(row: &AnyRow) -> Result<Job, StoreError> {
     let corrupt = |what: String| StoreError::Corrupt(what);
     let text = |name: &str| row.try_get::<String, _>(name).map_err(StoreError::from);
     let opt_text = |name: &str| {

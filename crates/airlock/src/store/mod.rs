@@ -8,8 +8,10 @@
 
 mod batch;
 pub mod election;
+pub mod feed;
 pub mod front;
 pub mod jobs;
+pub mod sessions;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -104,6 +106,11 @@ const MIGRATIONS: &[Migration] = &[
         version: 4,
         sqlite: include_str!("migrations/0004_queue_index.sql"),
         postgres: include_str!("migrations/0004_queue_index.sql"),
+    },
+    Migration {
+        version: 5,
+        sqlite: include_str!("migrations/0005_console_sessions.sql"),
+        postgres: include_str!("migrations/0005_console_sessions.sql"),
     },
 ];
 

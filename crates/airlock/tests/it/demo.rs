@@ -91,6 +91,36 @@ async fn a_newcomer_follows_the_banner_to_a_succeeded_sync() {
         .expect("access_token")
         .to_owned();
 
+    // "Console": the page, and its sign-in at the demo provider's login page.
+    let console_url = banner
+        .iter()
+        .find_map(|l| l.trim_start().strip_prefix("Console: "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("a console line");
+    let page = http.get(console_url).send().await.expect("console page");
+    assert_eq!(page.status(), reqwest::StatusCode::OK);
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let login = no_redirects
+        .get(format!("{console_url}/login"))
+        .send()
+        .await
+        .expect("console login");
+    assert_eq!(login.status(), reqwest::StatusCode::SEE_OTHER);
+    let authorize = login.headers()["location"].to_str().expect("location");
+    assert!(authorize.contains("/demo-idp/authorize?"), "{authorize}");
+    let people = http
+        .get(authorize)
+        .send()
+        .await
+        .expect("login page")
+        .text()
+        .await
+        .expect("html");
+    assert!(people.contains("Rene Runner") && people.contains("Otto Auditor"));
+
     // "Then": list connections, then the sync with wait.
     let connections_url = banner
         .iter()

@@ -3,8 +3,10 @@
 
 mod audit;
 mod bad_input;
+mod browser;
 mod chaos;
 mod cli;
+mod console;
 mod demo;
 mod examples;
 mod front;

@@ -21,9 +21,9 @@ fn repo_root() -> PathBuf {
 }
 
 /// The provider process; killed when dropped.
-struct Provider {
+pub(crate) struct Provider {
     child: Child,
-    issuer: String,
+    pub(crate) issuer: String,
 }
 
 impl Drop for Provider {
@@ -34,7 +34,7 @@ impl Drop for Provider {
 }
 
 /// Starts the provider, or explains why it cannot: `Err` is the reason.
-fn start_provider() -> Result<Provider, String> {
+pub(crate) fn start_provider() -> Result<Provider, String> {
     let dir = repo_root().join("tests/oidc");
     let node_ok = Command::new("node")
         .arg("--version")
@@ -61,9 +61,16 @@ fn start_provider() -> Result<Provider, String> {
     let stdout = child.stdout.take().ok_or("no stdout")?;
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
+        let mut reader = BufReader::new(stdout);
         let mut line = String::new();
-        let _ = BufReader::new(stdout).read_line(&mut line);
+        let _ = reader.read_line(&mut line);
         let _ = tx.send(line);
+        // Keep reading: a closed pipe would kill the provider at its next
+        // line of output (EPIPE).
+        let mut rest = String::new();
+        while reader.read_line(&mut rest).is_ok_and(|n| n > 0) {
+            rest.clear();
+        }
     });
     let mut provider = Provider {
         child,

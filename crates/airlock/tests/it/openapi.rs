@@ -16,7 +16,12 @@ use crate::support::Db;
 const METHODS: [&str; 5] = ["get", "put", "post", "delete", "patch"];
 
 /// The source files whose `.route(...)` calls make up the served router.
-const ROUTER_SOURCES: [&str; 3] = ["src/api/mod.rs", "src/front/mod.rs", "src/mcp/mod.rs"];
+const ROUTER_SOURCES: [&str; 4] = [
+    "src/api/mod.rs",
+    "src/front/mod.rs",
+    "src/mcp/mod.rs",
+    "src/console/mod.rs",
+];
 
 fn crate_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

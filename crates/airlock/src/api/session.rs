@@ -1,0 +1,445 @@
+//! Console sessions as the API sees them: the `airlock_session` cookie, the
+//! session it names (from the store, through a short in-memory cache), and
+//! the CSRF check every state-changing request made with it must pass.
+//!
+//! The console (`crate::console`) creates and ends sessions; the `Caller`
+//! extractor only reads them, so that a request from the console meets the
+//! same policy, limits and audit trail as one with a bearer token.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use axum::http::{HeaderMap, Method, header};
+
+use crate::config::{Config, CookieSecure};
+use crate::identity::Principal;
+use crate::store::sessions::SessionRow;
+use crate::store::{Store, StoreError};
+
+/// The session cookie's name.
+pub const COOKIE: &str = "airlock_session";
+
+/// The header a state-changing request carries its session's CSRF token in.
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
+/// How long a session read from the database is trusted without reading it
+/// again: a logout on another replica takes at most this long to be seen
+/// there.
+const CACHE_TTL_MS: i64 = 5_000;
+
+/// Sessions kept in memory at most (the cache is emptied when full).
+const CACHE_CAPACITY: usize = 10_000;
+
+/// A signed-in browser, as the `Caller` extractor uses it.
+#[derive(Clone)]
+pub struct Session {
+    /// Hex SHA-256 of the cookie's id: the key of the row.
+    pub id_hash: String,
+    /// Who signed in, as the API would compute it from their token.
+    pub principal: Principal,
+    /// Compared with `X-CSRF-Token` on state-changing requests.
+    csrf_token: String,
+    /// Unix ms.
+    pub expires_at: i64,
+}
+
+/// The CSRF token stays out of `Debug` (and so out of logs).
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("subject", &self.principal.subject)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Session {
+    /// The session a row describes; `None` when its principal does not
+    /// parse (a row from an incompatible version: treated as no session).
+    pub fn from_row(row: &SessionRow) -> Option<Self> {
+        let principal = serde_json::from_str(&row.principal).ok()?;
+        Some(Self {
+            id_hash: row.id_hash.clone(),
+            principal,
+            csrf_token: row.csrf_token.clone(),
+            expires_at: row.expires_at,
+        })
+    }
+
+    /// The CSRF token, for its owner only (`/console/session`).
+    pub fn csrf_token(&self) -> &str {
+        &self.csrf_token
+    }
+}
+
+/// Why a state-changing request made with a session cookie is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CsrfFailure {
+    /// No `X-CSRF-Token` header.
+    MissingToken,
+    /// A token that is not this session's.
+    WrongToken,
+    /// An `Origin` header naming another origin than Airlock's own.
+    CrossOrigin,
+}
+
+impl CsrfFailure {
+    /// The reason code for the log and the audit trail.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::MissingToken => "csrf_token_missing",
+            Self::WrongToken => "csrf_token_mismatch",
+            Self::CrossOrigin => "origin_mismatch",
+        }
+    }
+
+    /// What the client is told (it says nothing about the session).
+    pub fn message(self) -> &'static str {
+        match self {
+            Self::MissingToken => "the X-CSRF-Token header is missing",
+            Self::WrongToken => "the X-CSRF-Token header does not match the session",
+            Self::CrossOrigin => "the request comes from another origin",
+        }
+    }
+}
+
+/// Whether a method changes state (and so needs the CSRF token).
+pub fn changes_state(method: &Method) -> bool {
+    !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
+/// The CSRF check of a state-changing request made with `session`: its
+/// `X-CSRF-Token` equals the session's token (compared in constant time)
+/// and its `Origin`, when present, is `own_origin`.
+pub fn check_csrf(
+    headers: &HeaderMap,
+    session: &Session,
+    own_origin: &str,
+) -> Result<(), CsrfFailure> {
+    if let Some(origin) = headers.get(header::ORIGIN)
+        && origin.as_bytes() != own_origin.as_bytes()
+    {
+        return Err(CsrfFailure::CrossOrigin);
+    }
+    let Some(sent) = headers.get(CSRF_HEADER) else {
+        return Err(CsrfFailure::MissingToken);
+    };
+    aws_lc_rs::constant_time::verify_slices_are_equal(
+        sent.as_bytes(),
+        session.csrf_token.as_bytes(),
+    )
+    .map_err(|_| CsrfFailure::WrongToken)
+}
+
+/// The id in the request's `airlock_session` cookie, when there is one of
+/// the right shape (43 base64url characters: 256 bits).
+pub fn cookie_id(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == COOKIE)
+        .map(|(_, value)| value.trim())
+        .filter(|value| is_session_id(value))
+}
+
+/// 43 base64url characters (no padding): what [`new_secret`] makes.
+pub fn is_session_id(value: &str) -> bool {
+    value.len() == 43
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// 256 random bits, base64url without padding (43 characters): session
+/// ids, CSRF tokens, login `state`s and PKCE verifiers.
+pub fn new_secret() -> String {
+    use base64::Engine;
+    let mut bytes = [0u8; 32];
+    // The system's generator; should it fail, rand's thread generator
+    // (a CSPRNG seeded by the system) takes over.
+    if aws_lc_rs::rand::fill(&mut bytes).is_err() {
+        bytes = rand::random();
+    }
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Hex SHA-256: how ids and states are stored.
+pub fn hash_of(secret: &str) -> String {
+    crate::audit::sha256_hex(secret.as_bytes())
+}
+
+/// `scheme://host[:port]` browsers reach Airlock at: `[console] public_url`,
+/// else `[front] public_url`, else the request's `Host` (with the scheme a
+/// proxy states in `X-Forwarded-Proto`, `http` otherwise).
+pub fn own_origin(config: &Config, headers: &HeaderMap) -> String {
+    if let Some(url) = config
+        .console
+        .public_url
+        .as_ref()
+        .or(config.front.public_url.as_ref())
+    {
+        return origin_of_url(url);
+    }
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .filter(|h| {
+            !h.is_empty()
+                && h.len() <= 255
+                && h.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+        })
+        .unwrap_or("localhost");
+    let scheme = if forwarded_https(headers) {
+        "https"
+    } else {
+        "http"
+    };
+    format!("{scheme}://{host}")
+}
+
+/// The origin part of a URL: scheme and authority, lowercase scheme, no
+/// trailing slash or path.
+fn origin_of_url(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("http", url));
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    format!("{}://{authority}", scheme.to_ascii_lowercase())
+}
+
+/// A proxy in front says the request came over TLS.
+fn forwarded_https(headers: &HeaderMap) -> bool {
+    headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("https"))
+}
+
+/// Whether the console's cookies get `Secure` for this request:
+/// `[console] cookie_secure`, where `auto` means "when the public URL is
+/// https or the request came over TLS".
+pub fn cookie_is_secure(config: &Config, headers: &HeaderMap) -> bool {
+    match config.console.cookie_secure {
+        CookieSecure::Always => true,
+        CookieSecure::Never => false,
+        CookieSecure::Auto => {
+            own_origin(config, headers).starts_with("https://") || forwarded_https(headers)
+        }
+    }
+}
+
+/// Sessions by the hash of their id: the store, with a short cache in
+/// front so that a page's burst of API calls reads the database once.
+#[derive(Debug)]
+pub struct Sessions {
+    store: Store,
+    cache: Mutex<HashMap<String, (Arc<Session>, i64)>>,
+}
+
+impl Sessions {
+    /// Sessions kept in `store`.
+    pub fn new(store: Store) -> Self {
+        Self {
+            store,
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Arc<Session>, i64)>> {
+        self.cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The live session whose cookie id is `id`, if any.
+    pub async fn find(&self, id: &str, now: i64) -> Result<Option<Arc<Session>>, StoreError> {
+        self.find_by_hash(&hash_of(id), now).await
+    }
+
+    /// The live session stored under `id_hash`, if any (a stream opened by
+    /// a session checks with it that the session still exists).
+    pub async fn find_by_hash(
+        &self,
+        id_hash: &str,
+        now: i64,
+    ) -> Result<Option<Arc<Session>>, StoreError> {
+        let id_hash = id_hash.to_owned();
+        let cached = self.cache().get(&id_hash).cloned();
+        if let Some((session, read_at)) = cached
+            && session.expires_at > now
+            && now - read_at < CACHE_TTL_MS
+        {
+            return Ok(Some(session));
+        }
+        let found = self
+            .store
+            .get_session(&id_hash, now)
+            .await?
+            .as_ref()
+            .and_then(Session::from_row)
+            .map(Arc::new);
+        let mut cache = self.cache();
+        match &found {
+            Some(session) => {
+                if cache.len() >= CACHE_CAPACITY {
+                    cache.retain(|_, (s, read_at)| {
+                        s.expires_at > now && now - *read_at < CACHE_TTL_MS
+                    });
+                    if cache.len() >= CACHE_CAPACITY {
+                        cache.clear();
+                    }
+                }
+                cache.insert(id_hash, (Arc::clone(session), now));
+            }
+            None => {
+                cache.remove(&id_hash);
+            }
+        }
+        Ok(found)
+    }
+
+    /// Forgets a session here (after a logout); other replicas forget it
+    /// within [`CACHE_TTL_MS`].
+    pub fn forget(&self, id_hash: &str) {
+        self.cache().remove(id_hash);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::HeaderValue;
+
+    use super::*;
+
+    fn session(csrf: &str) -> Session {
+        Session {
+            id_hash: String::new(),
+            principal: serde_json::from_value(serde_json::json!({
+                "issuer": "https://id.example", "subject": "u", "kind": "user",
+                "client_id": null, "display_name": "u", "roles": [], "groups": [],
+                "scopes": [], "email": null, "claims": {}
+            }))
+            .expect("a principal"),
+            csrf_token: csrf.to_owned(),
+            expires_at: i64::MAX,
+        }
+    }
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.append(*name, HeaderValue::from_str(value).expect("a header value"));
+        }
+        map
+    }
+
+    #[test]
+    fn csrf_needs_the_sessions_token_and_the_own_origin() {
+        let token = new_secret();
+        let s = session(&token);
+        let own = "https://airlock.example";
+        assert_eq!(
+            check_csrf(&headers(&[("x-csrf-token", &token)]), &s, own),
+            Ok(())
+        );
+        assert_eq!(
+            check_csrf(
+                &headers(&[("x-csrf-token", &token), ("origin", own)]),
+                &s,
+                own
+            ),
+            Ok(())
+        );
+        assert_eq!(
+            check_csrf(&headers(&[]), &s, own),
+            Err(CsrfFailure::MissingToken)
+        );
+        assert_eq!(
+            check_csrf(&headers(&[("x-csrf-token", &new_secret())]), &s, own),
+            Err(CsrfFailure::WrongToken)
+        );
+        assert_eq!(
+            check_csrf(&headers(&[("x-csrf-token", &token[..20])]), &s, own),
+            Err(CsrfFailure::WrongToken),
+            "a prefix is not the token"
+        );
+        for origin in [
+            "https://evil.example",
+            "http://airlock.example",
+            "https://airlock.example:8443",
+            "null",
+        ] {
+            assert_eq!(
+                check_csrf(
+                    &headers(&[("x-csrf-token", &token), ("origin", origin)]),
+                    &s,
+                    own
+                ),
+                Err(CsrfFailure::CrossOrigin),
+                "{origin}"
+            );
+        }
+        assert!(changes_state(&Method::POST) && changes_state(&Method::DELETE));
+        assert!(!changes_state(&Method::GET) && !changes_state(&Method::HEAD));
+    }
+
+    #[test]
+    fn the_cookie_is_found_among_others_and_must_look_like_an_id() {
+        let id = new_secret();
+        assert_eq!(id.len(), 43);
+        assert!(is_session_id(&id));
+        let cookie = format!("theme=dark; {COOKIE}={id}; other=1");
+        assert_eq!(
+            cookie_id(&headers(&[("cookie", &cookie)])),
+            Some(id.as_str())
+        );
+        assert_eq!(
+            cookie_id(&headers(&[
+                ("cookie", "a=b"),
+                ("cookie", &format!("{COOKIE}={id}"))
+            ])),
+            Some(id.as_str())
+        );
+        assert_eq!(
+            cookie_id(&headers(&[("cookie", &format!("{COOKIE}=short"))])),
+            None
+        );
+        assert_eq!(
+            cookie_id(&headers(&[("cookie", &format!("x{COOKIE}={id}"))])),
+            None
+        );
+        assert_eq!(cookie_id(&headers(&[])), None);
+        assert_ne!(new_secret(), new_secret());
+        assert_eq!(hash_of("abc").len(), 64);
+    }
+
+    #[test]
+    fn the_own_origin_and_secure_follow_the_configuration() {
+        let mut config = Config::default();
+        let plain = headers(&[("host", "airlock.local:8080")]);
+        assert_eq!(own_origin(&config, &plain), "http://airlock.local:8080");
+        assert!(!cookie_is_secure(&config, &plain));
+        let proxied = headers(&[("host", "airlock.example"), ("x-forwarded-proto", "https")]);
+        assert_eq!(own_origin(&config, &proxied), "https://airlock.example");
+        assert!(cookie_is_secure(&config, &proxied));
+        config.console.public_url = Some("https://console.example/".into());
+        assert_eq!(own_origin(&config, &plain), "https://console.example");
+        assert!(
+            cookie_is_secure(&config, &plain),
+            "auto: the public URL is https"
+        );
+        config.console.cookie_secure = CookieSecure::Never;
+        assert!(!cookie_is_secure(&config, &proxied));
+        config.console.public_url = None;
+        config.console.cookie_secure = CookieSecure::Always;
+        assert!(cookie_is_secure(&config, &plain));
+        config.front.public_url = Some("https://front.example".into());
+        assert_eq!(own_origin(&config, &plain), "https://front.example");
+        let hostile = headers(&[("host", "evil\"host")]);
+        config.front.public_url = None;
+        assert_eq!(own_origin(&config, &hostile), "http://localhost");
+    }
+}
