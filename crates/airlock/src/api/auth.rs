@@ -17,7 +17,8 @@ use crate::policy::{Decision, Permission, Resource};
 /// A verified caller, the id of its request and where it came from.
 #[derive(Debug, Clone)]
 pub struct Caller {
-    pub principal: Principal,
+    /// Shared with the verified-token cache: cloning a caller is cheap.
+    pub principal: Arc<Principal>,
     pub request_id: RequestId,
     pub origin: audit::Origin,
     /// Which door the request came through (`api`, `front`, `mcp`,
@@ -150,7 +151,7 @@ impl Caller {
     fn admit(
         parts: &Parts,
         state: &AppState,
-        principal: Principal,
+        principal: Arc<Principal>,
         request_id: RequestId,
         origin: audit::Origin,
         channel: &'static str,
@@ -235,7 +236,7 @@ impl Caller {
         Self::admit(
             parts,
             state,
-            session.principal.clone(),
+            Arc::new(session.principal.clone()),
             request_id,
             origin,
             channel,

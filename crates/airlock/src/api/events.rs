@@ -58,7 +58,7 @@ pub(super) struct JobChange {
 /// What the stream carries from one round to the next.
 struct Follow {
     state: AppState,
-    principal: Principal,
+    principal: std::sync::Arc<Principal>,
     session: Option<Arc<Session>>,
     after: i64,
     /// Unix ms at which the credential ends (and so the stream).

@@ -397,7 +397,7 @@ async fn finish(
         Some(access) if access.split('.').count() == 3 => {
             match authenticator.verify_token(access).await {
                 Ok(principal) if principal.issuer == client.issuer => {
-                    with_display_name(principal, &from_id_token)
+                    with_display_name(std::sync::Arc::unwrap_or_clone(principal), &from_id_token)
                 }
                 Ok(_) => from_id_token,
                 Err(error) => {

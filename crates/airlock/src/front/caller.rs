@@ -17,7 +17,7 @@ pub(crate) const CHANNEL: &str = "front";
 /// A verified caller of the front.
 #[derive(Debug, Clone)]
 pub(crate) struct FrontCaller {
-    pub(crate) principal: Principal,
+    pub(crate) principal: std::sync::Arc<Principal>,
     pub(crate) request_id: String,
     origin: audit::Origin,
     /// This request's place under the per-identity cap (as on the API).

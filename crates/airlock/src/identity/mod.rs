@@ -267,13 +267,16 @@ impl Authenticator {
     }
 
     /// Authenticates a request from its `Authorization` header value.
-    pub async fn authenticate(&self, authorization: Option<&str>) -> Result<Principal, AuthError> {
+    pub async fn authenticate(
+        &self,
+        authorization: Option<&str>,
+    ) -> Result<Arc<Principal>, AuthError> {
         let token = token::bearer_token(authorization)?;
         self.verify_token(token).await
     }
 
     /// Verifies a bare token (`airlock policy explain --token`, MCP).
-    pub async fn verify_token(&self, token: &str) -> Result<Principal, AuthError> {
+    pub async fn verify_token(&self, token: &str) -> Result<Arc<Principal>, AuthError> {
         if token.is_empty() {
             return Err(AuthError::MissingToken);
         }
@@ -291,7 +294,7 @@ impl Authenticator {
                 .refresh_if_stale_nowait(self.clock.as_ref())
                 .await;
             if issuer.keys.generation() == generation {
-                return Ok(Principal::clone(&principal));
+                return Ok(principal);
             }
             self.cache.remove(&hash);
         }
@@ -347,7 +350,7 @@ impl Authenticator {
         let principal = Arc::new(principal);
         self.cache
             .insert(hash, Arc::clone(&principal), expires_at, index, generation);
-        Ok(Arc::unwrap_or_clone(principal))
+        Ok(principal)
     }
 
     /// Verifies an OpenID Connect ID token that `issuer` issued to the

@@ -53,6 +53,7 @@ pub async fn principal_from_token(config: &Config, token: &str) -> Result<Princi
     authenticator
         .verify_token(token.trim())
         .await
+        .map(std::sync::Arc::unwrap_or_clone)
         .map_err(ExplainError::Token)
 }
 

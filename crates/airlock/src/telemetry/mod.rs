@@ -42,7 +42,11 @@ pub fn init(format: LogFormat) {
         .or_else(|| EnvFilter::try_from_default_env().ok())
         // The MCP SDK logs every stateless request's start and end at info.
         .unwrap_or_else(|| EnvFilter::new("info,rmcp=warn"));
-    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    // Colours only for a person at a terminal: escape codes in a file or a
+    // log shipper are noise (and cost a little on every line).
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
     let logs = match format {
         LogFormat::Text => fmt.with_filter(filter).boxed(),
         LogFormat::Json => fmt
