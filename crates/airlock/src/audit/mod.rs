@@ -166,52 +166,91 @@ pub async fn append(
     entry: &Entry,
     now: i64,
 ) -> Result<Record, StoreError> {
-    let head = sqlx::query("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
+    let mut records = append_many(conn, &[(entry, now)]).await?;
+    records
+        .pop()
+        .ok_or_else(|| StoreError::Corrupt("an append wrote no record".into()))
+}
+
+/// Rows per `INSERT` when appending many records (21 parameters each, well
+/// under both databases' limits).
+const ROWS_PER_INSERT: usize = 64;
+
+/// Appends `entries` (each with its time, unix ms), in order, inside the
+/// caller's transaction: one lock of the head for all of them, multi-row
+/// inserts, one update of the head.
+pub async fn append_many(
+    conn: &mut AnyConnection,
+    entries: &[(&Entry, i64)],
+) -> Result<Vec<Record>, StoreError> {
+    if entries.is_empty() {
+        return Ok(Vec::new());
+    }
+    let count = i64::try_from(entries.len())
+        .map_err(|_| StoreError::Corrupt("too many audit records at once".into()))?;
+    let head = sqlx::query("UPDATE audit_head SET seq = seq + $1 WHERE id = 1 RETURNING seq, hash")
+        .bind(count)
         .fetch_one(&mut *conn)
         .await?;
-    let seq: i64 = head.try_get("seq")?;
-    let prev_hash: String = head.try_get("hash")?;
-    let mut record = Record {
-        seq,
-        at: now,
-        entry: entry.clone(),
-        prev_hash,
-        hash: String::new(),
-    };
-    record.hash = record.compute_hash();
-    let e = &record.entry;
-    sqlx::query(AssertSqlSafe(format!(
-        "INSERT INTO audit_log ({COLUMNS}) VALUES \
-         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)"
-    )))
-    .bind(record.seq)
-    .bind(record.at)
-    .bind(e.origin.request_id.as_deref())
-    .bind(e.actor.issuer.as_deref())
-    .bind(e.actor.subject.as_deref())
-    .bind(e.actor.kind.as_deref())
-    .bind(e.actor.client_id.as_deref())
-    .bind(e.channel.as_str())
-    .bind(e.action.as_str())
-    .bind(e.workspace_id.as_deref())
-    .bind(e.connection_id.as_deref())
-    .bind(e.job_id.as_deref())
-    .bind(e.airbyte_job_id)
-    .bind(e.decision.as_str())
-    .bind(e.reason.as_deref())
-    .bind(e.outcome.as_deref())
-    .bind(e.origin.source_ip.as_deref())
-    .bind(e.origin.user_agent.as_deref())
-    .bind(e.detail.as_ref().map(Value::to_string))
-    .bind(record.prev_hash.as_str())
-    .bind(record.hash.as_str())
-    .execute(&mut *conn)
-    .await?;
+    let last_seq: i64 = head.try_get("seq")?;
+    let mut prev_hash: String = head.try_get("hash")?;
+    let mut records = Vec::with_capacity(entries.len());
+    for (seq, (entry, at)) in (last_seq - count + 1..).zip(entries) {
+        let mut record = Record {
+            seq,
+            at: *at,
+            entry: Entry::clone(entry),
+            prev_hash: std::mem::take(&mut prev_hash),
+            hash: String::new(),
+        };
+        record.hash = record.compute_hash();
+        prev_hash.clone_from(&record.hash);
+        records.push(record);
+    }
+    for chunk in records.chunks(ROWS_PER_INSERT) {
+        let rows: Vec<String> = (0..chunk.len())
+            .map(|r| {
+                let params: Vec<String> = (1..=21).map(|c| format!("${}", r * 21 + c)).collect();
+                format!("({})", params.join(", "))
+            })
+            .collect();
+        let sql = format!(
+            "INSERT INTO audit_log ({COLUMNS}) VALUES {}",
+            rows.join(", ")
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        for record in chunk {
+            let e = &record.entry;
+            query = query
+                .bind(record.seq)
+                .bind(record.at)
+                .bind(e.origin.request_id.clone())
+                .bind(e.actor.issuer.clone())
+                .bind(e.actor.subject.clone())
+                .bind(e.actor.kind.clone())
+                .bind(e.actor.client_id.clone())
+                .bind(e.channel.clone())
+                .bind(e.action.clone())
+                .bind(e.workspace_id.clone())
+                .bind(e.connection_id.clone())
+                .bind(e.job_id.clone())
+                .bind(e.airbyte_job_id)
+                .bind(e.decision.clone())
+                .bind(e.reason.clone())
+                .bind(e.outcome.clone())
+                .bind(e.origin.source_ip.clone())
+                .bind(e.origin.user_agent.clone())
+                .bind(e.detail.as_ref().map(Value::to_string))
+                .bind(record.prev_hash.clone())
+                .bind(record.hash.clone());
+        }
+        query.execute(&mut *conn).await?;
+    }
     sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
-        .bind(record.hash.as_str())
+        .bind(prev_hash.as_str())
         .execute(&mut *conn)
         .await?;
-    Ok(record)
+    Ok(records)
 }
 
 pub(crate) fn decode(row: &AnyRow) -> Result<Record, StoreError> {

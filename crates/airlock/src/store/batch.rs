@@ -18,7 +18,7 @@ use sqlx::AnyPool;
 use tokio::sync::{mpsc, oneshot};
 
 use super::StoreError;
-use super::jobs::{IdempotencyKey, Inserted, insert_in};
+use super::jobs::{IdempotencyKey, Inserted, insert_batch};
 use crate::audit;
 use crate::jobs::model::NewJob;
 
@@ -96,20 +96,9 @@ async fn store_all(
     pool: &AnyPool,
     inserts: impl Iterator<Item = &Insert>,
 ) -> Result<Vec<Inserted>, StoreError> {
+    let inserts: Vec<&Insert> = inserts.collect();
     let mut tx = pool.begin().await?;
-    let mut outcomes = Vec::new();
-    for insert in inserts {
-        outcomes.push(
-            insert_in(
-                &mut tx,
-                &insert.new,
-                insert.key.as_ref(),
-                insert.now,
-                &insert.request,
-            )
-            .await?,
-        );
-    }
+    let outcomes = insert_batch(&mut tx, &inserts).await?;
     tx.commit().await?;
     Ok(outcomes)
 }

@@ -201,25 +201,208 @@ pub struct JobEvent {
     pub detail: Option<String>,
 }
 
-/// Stores one trigger inside `tx` (see [`Store::insert_job`]).
-pub(super) async fn insert_in(
+/// Rows per multi-row `INSERT` of jobs (15 parameters each).
+const JOBS_PER_INSERT: usize = 64;
+
+/// Stores triggers, in order, inside `tx` (see [`Store::insert_job`]): each
+/// idempotency key is claimed on its own (its outcome decides the
+/// trigger's), then the new jobs, their first events and their audit
+/// records are written with a few multi-row statements, and one query
+/// tells which new jobs have nothing ahead of them.
+pub(super) async fn insert_batch(
     tx: &mut AnyConnection,
-    new: &NewJob,
-    key: Option<&IdempotencyKey>,
-    now: i64,
-    request: &audit::Entry,
-) -> Result<Inserted, StoreError> {
-    if let Some(key) = key {
-        sqlx::query(
-            "DELETE FROM idempotency_keys WHERE principal = $1 AND key = $2 AND created_at < $3",
-        )
-        .bind(&key.principal)
-        .bind(&key.key)
-        .bind(now - IDEMPOTENCY_TTL_MS)
-        .execute(&mut *tx)
-        .await?;
+    inserts: &[&super::batch::Insert],
+) -> Result<Vec<Inserted>, StoreError> {
+    let mut outcomes: Vec<Option<Inserted>> = Vec::with_capacity(inserts.len());
+    // (index in `inserts`, the job to create)
+    let mut created: Vec<(usize, Job)> = Vec::new();
+    for (index, insert) in inserts.iter().enumerate() {
+        let job = new_job_row(&insert.new, insert.now);
+        if let Some(key) = &insert.key {
+            // A key past its time is replaced; a live one stays.
+            let claimed = sqlx::query(
+                "INSERT INTO idempotency_keys (principal, key, request_hash, job_id, created_at) \
+                 VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (principal, key) DO UPDATE SET request_hash = excluded.request_hash, \
+                   job_id = excluded.job_id, created_at = excluded.created_at \
+                 WHERE idempotency_keys.created_at < $6",
+            )
+            .bind(&key.principal)
+            .bind(&key.key)
+            .bind(&key.request_hash)
+            .bind(job.id.as_str())
+            .bind(insert.now)
+            .bind(insert.now - IDEMPOTENCY_TTL_MS)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if claimed == 0 {
+                let row = sqlx::query(
+                    "SELECT request_hash, job_id FROM idempotency_keys WHERE principal = $1 AND key = $2",
+                )
+                .bind(&key.principal)
+                .bind(&key.key)
+                .fetch_one(&mut *tx)
+                .await?;
+                let hash: String = row.try_get("request_hash")?;
+                let job_id: String = row.try_get("job_id")?;
+                let outcome = if hash != key.request_hash {
+                    Inserted::KeyReused
+                } else if let Some((_, job)) =
+                    created.iter().find(|(_, job)| job.id.as_str() == job_id)
+                {
+                    // The same key twice in one batch.
+                    Inserted::Existing(job.clone())
+                } else {
+                    let row = sqlx::query(AssertSqlSafe(format!(
+                        "SELECT {COLUMNS} FROM jobs WHERE id = $1"
+                    )))
+                    .bind(&job_id)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .ok_or_else(|| {
+                        StoreError::Corrupt(format!("idempotency key names missing job {job_id}"))
+                    })?;
+                    Inserted::Existing(decode(&row)?)
+                };
+                outcomes.push(Some(outcome));
+                continue;
+            }
+        }
+        outcomes.push(None);
+        created.push((index, job));
     }
-    let job = Job {
+
+    for chunk in created.chunks(JOBS_PER_INSERT) {
+        let sql = format!(
+            "INSERT INTO jobs (id, connection_id, workspace_id, job_type, state, attempts, max_attempts, \
+             run_after, cancel_requested, requested_by, requester, channel, retry_of, created_at, updated_at) \
+             VALUES {}",
+            placeholders(chunk.len(), 13, |p| format!(
+                "(${}, ${}, ${}, ${}, ${}, 0, ${}, ${}, 0, ${}, ${}, ${}, ${}, ${}, ${})",
+                p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10], p[11], p[12]
+            ))
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        for (_, job) in chunk {
+            query = query
+                .bind(job.id.as_str().to_owned())
+                .bind(job.connection_id.clone())
+                .bind(job.workspace_id.clone())
+                .bind(job.job_type.as_str())
+                .bind(job.state.as_str())
+                .bind(job.max_attempts)
+                .bind(job.run_after)
+                .bind(job.requested_by.clone())
+                .bind(job.requester.to_string())
+                .bind(job.channel.as_str())
+                .bind(job.retry_of.as_ref().map(|id| id.as_str().to_owned()))
+                .bind(job.created_at)
+                .bind(job.created_at);
+        }
+        query.execute(&mut *tx).await?;
+
+        let sql = format!(
+            "INSERT INTO job_events (job_id, state, at, detail) VALUES {}",
+            placeholders(chunk.len(), 3, |p| format!(
+                "(${}, ${}, ${}, NULL)",
+                p[0], p[1], p[2]
+            ))
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        for (_, job) in chunk {
+            query = query
+                .bind(job.id.as_str().to_owned())
+                .bind(JobState::Queued.as_str())
+                .bind(job.created_at);
+        }
+        query.execute(&mut *tx).await?;
+    }
+
+    let entries: Vec<audit::Entry> = created
+        .iter()
+        .map(|(index, job)| {
+            let mut entry = inserts[*index].request.clone();
+            entry.job_id = Some(job.id.to_string());
+            entry.connection_id = Some(job.connection_id.clone());
+            entry.workspace_id = Some(job.workspace_id.clone());
+            entry.outcome = Some(JobState::Queued.as_str().to_owned());
+            entry
+        })
+        .collect();
+    let timed: Vec<(&audit::Entry, i64)> = entries
+        .iter()
+        .zip(&created)
+        .map(|(entry, (_, job))| (entry, job.created_at))
+        .collect();
+    audit::append_many(tx, &timed).await?;
+
+    // Which new jobs have nothing ahead of them on their connection: the
+    // first new one of a connection whose unfinished jobs are all new.
+    let mut connections: Vec<&str> = created
+        .iter()
+        .map(|(_, j)| j.connection_id.as_str())
+        .collect();
+    connections.sort_unstable();
+    connections.dedup();
+    let mut unfinished: std::collections::HashMap<String, i64> = std::collections::HashMap::new();
+    for chunk in connections.chunks(JOBS_PER_INSERT) {
+        let sql = format!(
+            "SELECT connection_id, COUNT(*) AS n FROM jobs \
+             WHERE state IN ('queued', 'starting', 'pending', 'running') AND connection_id IN ({}) \
+             GROUP BY connection_id",
+            placeholders(chunk.len(), 1, |p| format!("${}", p[0]))
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        for connection in chunk {
+            query = query.bind(*connection);
+        }
+        for row in query.fetch_all(&mut *tx).await? {
+            unfinished.insert(row.try_get("connection_id")?, row.try_get("n")?);
+        }
+    }
+    let mut new_of: std::collections::HashMap<&str, i64> = std::collections::HashMap::new();
+    for (_, job) in &created {
+        *new_of.entry(job.connection_id.as_str()).or_default() += 1;
+    }
+    let mut seen: std::collections::HashSet<&str> = std::collections::HashSet::new();
+    let ready: Vec<bool> = created
+        .iter()
+        .map(|(_, job)| {
+            let connection = job.connection_id.as_str();
+            let before = unfinished.get(connection).copied().unwrap_or(0)
+                - new_of.get(connection).copied().unwrap_or(0);
+            seen.insert(connection) && before == 0
+        })
+        .collect();
+    let mut created = created.into_iter().zip(ready);
+    outcomes
+        .into_iter()
+        .map(|outcome| match outcome {
+            Some(outcome) => Ok(outcome),
+            None => created
+                .next()
+                .map(|((_, job), ready)| Inserted::New { job, ready })
+                .ok_or_else(|| StoreError::Corrupt("a batch lost a job".into())),
+        })
+        .collect()
+}
+
+/// `rows` groups of `per_row` numbered placeholders (`$1`, `$2`, ...),
+/// each group rendered by `row`, joined with commas.
+fn placeholders(rows: usize, per_row: usize, row: impl Fn(&[usize]) -> String) -> String {
+    (0..rows)
+        .map(|r| {
+            let numbers: Vec<usize> = (1..=per_row).map(|c| r * per_row + c).collect();
+            row(&numbers)
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The row of a new, queued job.
+fn new_job_row(new: &NewJob, now: i64) -> Job {
+    Job {
         id: JobId::generate(),
         connection_id: new.connection_id.clone(),
         workspace_id: new.workspace_id.clone(),
@@ -244,81 +427,7 @@ pub(super) async fn insert_in(
         bytes_synced: None,
         duration: None,
         error: None,
-    };
-    if let Some(key) = key {
-        let claimed = sqlx::query(
-            "INSERT INTO idempotency_keys (principal, key, request_hash, job_id, created_at) \
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
-        )
-        .bind(&key.principal)
-        .bind(&key.key)
-        .bind(&key.request_hash)
-        .bind(job.id.as_str())
-        .bind(now)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if claimed == 0 {
-            let row = sqlx::query("SELECT request_hash, job_id FROM idempotency_keys WHERE principal = $1 AND key = $2")
-                .bind(&key.principal)
-                .bind(&key.key)
-                .fetch_one(&mut *tx)
-                .await?;
-            let hash: String = row.try_get("request_hash")?;
-            let job_id: String = row.try_get("job_id")?;
-            if hash != key.request_hash {
-                return Ok(Inserted::KeyReused);
-            }
-            let row = sqlx::query(AssertSqlSafe(format!(
-                "SELECT {COLUMNS} FROM jobs WHERE id = $1"
-            )))
-            .bind(&job_id)
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or_else(|| {
-                StoreError::Corrupt(format!("idempotency key names missing job {job_id}"))
-            })?;
-            return Ok(Inserted::Existing(decode(&row)?));
-        }
     }
-    sqlx::query(
-        "INSERT INTO jobs (id, connection_id, workspace_id, job_type, state, attempts, max_attempts, \
-         run_after, cancel_requested, requested_by, requester, channel, retry_of, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, 0, $6, $7, 0, $8, $9, $10, $11, $12, $12)",
-    )
-    .bind(job.id.as_str())
-    .bind(&job.connection_id)
-    .bind(&job.workspace_id)
-    .bind(job.job_type.as_str())
-    .bind(job.state.as_str())
-    .bind(job.max_attempts)
-    .bind(job.run_after)
-    .bind(&job.requested_by)
-    .bind(job.requester.to_string())
-    .bind(job.channel.as_str())
-    .bind(job.retry_of.as_ref().map(JobId::as_str))
-    .bind(now)
-    .execute(&mut *tx)
-    .await?;
-    insert_event(tx, &job.id, JobState::Queued, now, None).await?;
-    let mut entry = request.clone();
-    entry.job_id = Some(job.id.to_string());
-    entry.connection_id = Some(job.connection_id.clone());
-    entry.workspace_id = Some(job.workspace_id.clone());
-    entry.outcome = Some(JobState::Queued.as_str().to_owned());
-    audit::append(tx, &entry, now).await?;
-    let ahead: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM jobs WHERE connection_id = $1 AND id <> $2 \
-         AND state IN ('queued', 'starting', 'pending', 'running')",
-    )
-    .bind(&job.connection_id)
-    .bind(job.id.as_str())
-    .fetch_one(&mut *tx)
-    .await?;
-    Ok(Inserted::New {
-        job,
-        ready: ahead == 0,
-    })
 }
 
 impl Store {

@@ -408,10 +408,98 @@ macro_rules! on_both_backends {
     };
 }
 
+/// Triggers that arrive together share a transaction (group commit): the
+/// outcome of each must be what it would have been alone.
+async fn concurrent_triggers_keep_their_own_outcomes(kind: Db) {
+    let store = store(kind).await;
+    let now = 1_000_000;
+    // 100 keys, each sent twice at once (same request), spread over 10
+    // connections, plus 20 keyless triggers and one reused key.
+    let mut calls = Vec::new();
+    for i in 0..100 {
+        for _ in 0..2 {
+            calls.push((
+                format!("c{}", i % 10),
+                Some(key("alice", &format!("k{i}"), "h")),
+            ));
+        }
+    }
+    for i in 0..20 {
+        calls.push((format!("c{}", i % 10), None));
+    }
+    calls.push(("c0".to_owned(), Some(key("alice", "k0", "different"))));
+    let outcomes = futures_util::future::join_all(calls.iter().map(|(connection, key)| {
+        let store = store.clone();
+        async move {
+            store
+                .insert_job(&new_job(connection), key.as_ref(), now, &request())
+                .await
+                .expect("insert")
+        }
+    }))
+    .await;
+
+    let mut by_key: std::collections::HashMap<String, Vec<String>> = Default::default();
+    let mut ready = std::collections::HashMap::<String, usize>::new();
+    let mut reused = 0;
+    for ((_, key), outcome) in calls.iter().zip(&outcomes) {
+        match outcome {
+            Inserted::New { job, ready: r } => {
+                if *r {
+                    *ready.entry(job.connection_id.clone()).or_default() += 1;
+                }
+                if let Some(key) = key {
+                    by_key
+                        .entry(key.key.clone())
+                        .or_default()
+                        .push(job.id.to_string());
+                }
+            }
+            Inserted::Existing(job) => {
+                let key = key
+                    .as_ref()
+                    .expect("only keyed triggers find an existing job");
+                by_key
+                    .entry(key.key.clone())
+                    .or_default()
+                    .push(job.id.to_string());
+            }
+            Inserted::KeyReused => reused += 1,
+        }
+    }
+    assert_eq!(reused, 1, "the key sent with another request is refused");
+    assert_eq!(by_key.len(), 100);
+    for (key, ids) in &by_key {
+        assert!(
+            ids.len() >= 2 && ids.iter().all(|id| *id == ids[0]),
+            "{key}: {ids:?}"
+        );
+    }
+    // One job per key plus the keyless ones; exactly the first of each
+    // connection was ready.
+    let all = store
+        .list_jobs(&JobFilter {
+            limit: 1000,
+            ..JobFilter::default()
+        })
+        .await
+        .expect("list");
+    assert_eq!(all.len(), 120);
+    assert_eq!(ready.len(), 10, "{ready:?}");
+    assert!(ready.values().all(|n| *n == 1), "{ready:?}");
+    // The audit chain holds one record per new job, and verifies.
+    let report = airlock::audit::verify::verify_store(&store, &[])
+        .await
+        .expect("verify");
+    assert!(report.broken.is_none(), "{report:?}");
+    assert_eq!(report.records, 120);
+}
+
 on_both_backends!(
     idempotency_keys_return_the_same_job,
     claims_one_job_per_connection_in_order,
     an_expired_lease_is_taken_over_and_must_reconcile,
     cancelling_a_queued_job_is_immediate,
     concurrent_claims_never_share_a_connection,
+    concurrent_triggers_keep_their_own_outcomes,
 );
