@@ -458,15 +458,23 @@ impl Store {
             .await
     }
 
-    /// One job by id.
+    /// One job by id (a finished job from memory when it was read before:
+    /// see [`super::finished`]).
     pub async fn get_job(&self, id: &JobId) -> Result<Option<Job>, StoreError> {
+        if let Some(job) = self.finished.get(id.as_str()) {
+            return Ok(Some(job));
+        }
         let row = sqlx::query(AssertSqlSafe(format!(
             "SELECT {COLUMNS} FROM jobs WHERE id = $1"
         )))
         .bind(id.as_str())
         .fetch_optional(&self.pool)
         .await?;
-        row.as_ref().map(decode).transpose()
+        let job = row.as_ref().map(decode).transpose()?;
+        if let Some(job) = &job {
+            self.finished.offer(job);
+        }
+        Ok(job)
     }
 
     /// The Airlock job of `connection_id` that started Airbyte job

@@ -9,6 +9,7 @@
 mod batch;
 pub mod election;
 pub mod feed;
+mod finished;
 pub mod front;
 pub mod jobs;
 pub mod sessions;
@@ -121,6 +122,8 @@ pub struct Store {
     backend: Backend,
     /// The group-commit writer of triggers.
     inserts: batch::InsertQueue,
+    /// Copies of finished jobs, for reads.
+    finished: std::sync::Arc<finished::FinishedJobs>,
 }
 
 impl Store {
@@ -163,6 +166,7 @@ impl Store {
         let pool = pool.connect_with(options).await?;
         let store = Self {
             inserts: batch::InsertQueue::start(pool.clone()),
+            finished: std::sync::Arc::default(),
             pool,
             backend,
         };
