@@ -10,9 +10,11 @@
 //! fill a batch).
 //!
 //! Each caller is answered after the commit that made its job durable. If a
-//! batch fails, its triggers are stored again one transaction each, so that
-//! one bad trigger cannot fail the others and each caller hears its own
-//! outcome.
+//! batch fails before its commit, its triggers are stored again one
+//! transaction each, so that one bad trigger cannot fail the others and each
+//! caller hears its own outcome. If the commit itself fails, the outcome is
+//! unknown: every caller of the batch gets a 503 (and retries with its
+//! `Idempotency-Key`), never a second write that could duplicate a job.
 
 use sqlx::AnyPool;
 use tokio::sync::{mpsc, oneshot};
@@ -77,28 +79,59 @@ async fn write(pool: AnyPool, mut receiver: mpsc::Receiver<Pending>) {
                     }
                     continue;
                 }
-                Err(error) => {
+                Err(Failed::AtCommit(error)) => {
+                    // The commit may have happened: storing the triggers
+                    // again could start keyless ones twice. Each caller
+                    // hears 503 and retries with its Idempotency-Key, as
+                    // after any ambiguous answer.
+                    tracing::warn!(error = %error, triggers = batch.len(), "the commit of a batch of triggers failed");
+                    let message = error.to_string();
+                    for (_, reply) in batch.drain(..) {
+                        let _ = reply.send(Err(StoreError::Unavailable(sqlx::Error::Protocol(
+                            format!("commit failed: {message}"),
+                        ))));
+                    }
+                    continue;
+                }
+                Err(Failed::Before(error)) => {
+                    // Nothing was written: one trigger per transaction
+                    // now, so each caller hears its own outcome.
                     tracing::debug!(error = %error, triggers = batch.len(), "a batch of triggers failed; storing them one by one");
                 }
             }
         }
         for (insert, reply) in batch.drain(..) {
-            let outcome = store_all(&pool, std::iter::once(&insert))
-                .await
-                .map(|mut outcomes| outcomes.remove(0));
+            let outcome = match store_all(&pool, std::iter::once(&insert)).await {
+                Ok(outcomes) => outcomes.into_iter().next().ok_or_else(|| {
+                    StoreError::Corrupt("a trigger was stored without an outcome".into())
+                }),
+                Err(Failed::Before(error) | Failed::AtCommit(error)) => Err(error),
+            };
             let _ = reply.send(outcome);
         }
     }
+}
+
+/// Where storing a batch failed: before the commit (nothing was written)
+/// or at it (the outcome is unknown).
+enum Failed {
+    Before(StoreError),
+    AtCommit(StoreError),
 }
 
 /// Stores `inserts` in order in one transaction.
 async fn store_all(
     pool: &AnyPool,
     inserts: impl Iterator<Item = &Insert>,
-) -> Result<Vec<Inserted>, StoreError> {
+) -> Result<Vec<Inserted>, Failed> {
     let inserts: Vec<&Insert> = inserts.collect();
-    let mut tx = pool.begin().await?;
-    let outcomes = insert_batch(&mut tx, &inserts).await?;
-    tx.commit().await?;
+    let before = |error: sqlx::Error| Failed::Before(error.into());
+    let mut tx = pool.begin().await.map_err(before)?;
+    let outcomes = insert_batch(&mut tx, &inserts)
+        .await
+        .map_err(Failed::Before)?;
+    tx.commit()
+        .await
+        .map_err(|error| Failed::AtCommit(error.into()))?;
     Ok(outcomes)
 }
