@@ -574,8 +574,10 @@ impl Store {
     /// job whose dispatcher died while starting it (lease expired; the new
     /// owner must reconcile before asking Airbyte again).
     ///
-    /// No transaction stays open: the claim is one `UPDATE`, and the lease
-    /// (`lease_until`) is what keeps other dispatchers away.
+    /// No transaction stays open: the claim is one `UPDATE` (on SQLite, a
+    /// read that picks the candidate, then an `UPDATE` of it that re-checks
+    /// it is still claimable), and the lease (`lease_until`) is what keeps
+    /// other dispatchers away.
     pub async fn claim_job(
         &self,
         owner: &str,
