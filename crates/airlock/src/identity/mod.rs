@@ -315,27 +315,7 @@ impl Authenticator {
         {
             return Err(AuthError::WrongType);
         }
-        let kid = parsed.kid.as_deref();
-        let (keys, generation) = match issuer
-            .keys
-            .lookup(kid, parsed.alg, self.clock.as_ref())
-            .await
-        {
-            KeyLookup::Found { keys, generation } => (keys, generation),
-            KeyLookup::Incompatible => return Err(AuthError::AlgKeyMismatch),
-            KeyLookup::Unknown => return Err(AuthError::UnknownKid),
-            KeyLookup::Unavailable => return Err(AuthError::KeysUnavailable),
-        };
-        let Selection::Found(key) = keys.select(kid, parsed.alg) else {
-            return Err(AuthError::UnknownKid);
-        };
-        if !key.verify(
-            parsed.signing_input.as_bytes(),
-            parsed.signature,
-            parsed.alg,
-        ) {
-            return Err(AuthError::BadSignature);
-        }
+        let generation = self.verify_signature(issuer, &parsed).await?;
 
         let expires_at = token::check_claims(
             &parsed.claims,
@@ -389,27 +369,7 @@ impl Authenticator {
         if token::type_matches(parsed.typ.as_deref(), "at+jwt") {
             return Err(AuthError::WrongType);
         }
-        let kid = parsed.kid.as_deref();
-        let keys = match issuer
-            .keys
-            .lookup(kid, parsed.alg, self.clock.as_ref())
-            .await
-        {
-            KeyLookup::Found { keys, .. } => keys,
-            KeyLookup::Incompatible => return Err(AuthError::AlgKeyMismatch),
-            KeyLookup::Unknown => return Err(AuthError::UnknownKid),
-            KeyLookup::Unavailable => return Err(AuthError::KeysUnavailable),
-        };
-        let Selection::Found(key) = keys.select(kid, parsed.alg) else {
-            return Err(AuthError::UnknownKid);
-        };
-        if !key.verify(
-            parsed.signing_input.as_bytes(),
-            parsed.signature,
-            parsed.alg,
-        ) {
-            return Err(AuthError::BadSignature);
-        }
+        self.verify_signature(issuer, &parsed).await?;
         token::check_claims(
             &parsed.claims,
             &[client_id.to_owned()],
@@ -430,6 +390,38 @@ impl Authenticator {
             .mapping
             .principal(&issuer.config.issuer, Value::Object(parsed.claims))
             .map_err(|_| AuthError::MissingClaim("sub"))
+    }
+
+    /// Checks `parsed`'s signature with `issuer`'s keys (fetching them when
+    /// the `kid` is unknown, within the cooldown); the key set's generation
+    /// on success.
+    async fn verify_signature(
+        &self,
+        issuer: &Issuer,
+        parsed: &token::Unverified<'_>,
+    ) -> Result<u64, AuthError> {
+        let kid = parsed.kid.as_deref();
+        let (keys, generation) = match issuer
+            .keys
+            .lookup(kid, parsed.alg, self.clock.as_ref())
+            .await
+        {
+            KeyLookup::Found { keys, generation } => (keys, generation),
+            KeyLookup::Incompatible => return Err(AuthError::AlgKeyMismatch),
+            KeyLookup::Unknown => return Err(AuthError::UnknownKid),
+            KeyLookup::Unavailable => return Err(AuthError::KeysUnavailable),
+        };
+        let Selection::Found(key) = keys.select(kid, parsed.alg) else {
+            return Err(AuthError::UnknownKid);
+        };
+        if !key.verify(
+            parsed.signing_input.as_bytes(),
+            parsed.signature,
+            parsed.alg,
+        ) {
+            return Err(AuthError::BadSignature);
+        }
+        Ok(generation)
     }
 
     /// Fetches every issuer's keys now, whatever the cooldown: at start-up,
