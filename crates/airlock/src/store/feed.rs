@@ -40,15 +40,7 @@ impl Store {
                 let job_id: String = row.try_get("job_id")?;
                 Ok((
                     job_id.parse().map_err(StoreError::Corrupt)?,
-                    JobEvent {
-                        seq: row.try_get("seq")?,
-                        state: row
-                            .try_get::<String, _>("state")?
-                            .parse()
-                            .map_err(StoreError::Corrupt)?,
-                        at: row.try_get("at")?,
-                        detail: row.try_get("detail")?,
-                    },
+                    super::jobs::decode_event(row)?,
                 ))
             })
             .collect()

@@ -98,6 +98,19 @@ pub(super) fn decode(row: &AnyRow) -> Result<Job, StoreError> {
     })
 }
 
+/// A `job_events` row (`seq`, `state`, `at`, `detail`).
+pub(super) fn decode_event(row: &AnyRow) -> Result<JobEvent, StoreError> {
+    Ok(JobEvent {
+        seq: row.try_get("seq")?,
+        state: row
+            .try_get::<String, _>("state")?
+            .parse()
+            .map_err(StoreError::Corrupt)?,
+        at: row.try_get("at")?,
+        detail: row.try_get("detail")?,
+    })
+}
+
 /// True when `error` is a unique-constraint violation (a lost race).
 fn is_unique_violation(error: &sqlx::Error) -> bool {
     matches!(error, sqlx::Error::Database(db) if db.is_unique_violation())
@@ -981,19 +994,7 @@ impl Store {
             .bind(after_seq)
             .fetch_all(&self.pool)
             .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(JobEvent {
-                    seq: row.try_get("seq")?,
-                    state: row
-                        .try_get::<String, _>("state")?
-                        .parse()
-                        .map_err(StoreError::Corrupt)?,
-                    at: row.try_get("at")?,
-                    detail: row.try_get("detail")?,
-                })
-            })
-            .collect()
+        rows.iter().map(decode_event).collect()
     }
 
     /// Forgets idempotency keys older than their 24 hours.
