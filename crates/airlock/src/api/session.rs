@@ -183,16 +183,7 @@ pub fn own_origin(config: &Config, headers: &HeaderMap) -> String {
     {
         return origin_of_url(url);
     }
-    let host = headers
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .filter(|h| {
-            !h.is_empty()
-                && h.len() <= 255
-                && h.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
-        })
-        .unwrap_or("localhost");
+    let host = request_host(headers);
     let scheme = if forwarded_https(headers) {
         "https"
     } else {
@@ -306,6 +297,21 @@ impl Sessions {
     pub fn forget(&self, id_hash: &str) {
         self.cache().remove(id_hash);
     }
+}
+
+/// The request's `Host`, when it is a plausible host name or address (and
+/// port); `localhost` otherwise. For building the server's own URLs.
+pub(crate) fn request_host(headers: &HeaderMap) -> &str {
+    headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .filter(|h| {
+            !h.is_empty()
+                && h.len() <= 255
+                && h.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+        })
+        .unwrap_or("localhost")
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@
 use std::collections::BTreeSet;
 
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -110,16 +110,7 @@ pub(crate) fn origin(state: &AppState, headers: &HeaderMap) -> String {
     if let Some(url) = &state.config().front.public_url {
         return url.trim_end_matches('/').to_owned();
     }
-    let host = headers
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .filter(|h| {
-            !h.is_empty()
-                && h.len() <= 255
-                && h.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
-        })
-        .unwrap_or("localhost");
+    let host = crate::api::session::request_host(headers);
     let scheme = headers
         .get("x-forwarded-proto")
         .and_then(|v| v.to_str().ok())
