@@ -18,6 +18,35 @@ pub(super) const COLUMNS: &str = "id, connection_id, workspace_id, job_type, sta
     max_attempts, run_after, lease_owner, lease_until, start_requested_at, cancel_requested, requested_by, requester, \
     channel, retry_of, created_at, updated_at, finished_at, rows_synced, bytes_synced, duration, error";
 
+/// The names in [`COLUMNS`], in order: the inline reader finds a column's
+/// position here rather than asking SQLite for every column's name.
+pub(super) const COLUMN_NAMES: [&str; 24] = [
+    "id",
+    "connection_id",
+    "workspace_id",
+    "job_type",
+    "state",
+    "airbyte_job_id",
+    "attempts",
+    "max_attempts",
+    "run_after",
+    "lease_owner",
+    "lease_until",
+    "start_requested_at",
+    "cancel_requested",
+    "requested_by",
+    "requester",
+    "channel",
+    "retry_of",
+    "created_at",
+    "updated_at",
+    "finished_at",
+    "rows_synced",
+    "bytes_synced",
+    "duration",
+    "error",
+];
+
 /// An idempotency key as a trigger presents it.
 #[derive(Debug, Clone)]
 pub struct IdempotencyKey {
@@ -55,18 +84,40 @@ pub struct JobFilter {
     pub limit: i64,
 }
 
-pub(super) fn decode(row: &AnyRow) -> Result<Job, StoreError> {
+/// What [`decode`] needs of a row: its columns by name. Rows of the pool and
+/// of the inline SQLite reader (`store::inline`) both have them.
+pub(super) trait Columns {
+    fn text(&self, name: &str) -> Result<String, StoreError>;
+    fn opt_text(&self, name: &str) -> Result<Option<String>, StoreError>;
+    fn int(&self, name: &str) -> Result<i64, StoreError>;
+    fn opt_int(&self, name: &str) -> Result<Option<i64>, StoreError>;
+}
+
+impl Columns for AnyRow {
+    fn text(&self, name: &str) -> Result<String, StoreError> {
+        Ok(self.try_get(name)?)
+    }
+
+    fn opt_text(&self, name: &str) -> Result<Option<String>, StoreError> {
+        Ok(self.try_get(name)?)
+    }
+
+    fn int(&self, name: &str) -> Result<i64, StoreError> {
+        Ok(self.try_get(name)?)
+    }
+
+    fn opt_int(&self, name: &str) -> Result<Option<i64>, StoreError> {
+        Ok(self.try_get(name)?)
+    }
+}
+
+/// A job from a row of [`COLUMNS`].
+pub(super) fn decode(row: &impl Columns) -> Result<Job, StoreError> {
     let corrupt = |what: String| StoreError::Corrupt(what);
-    let text = |name: &str| row.try_get::<String, _>(name).map_err(StoreError::from);
-    let opt_text = |name: &str| {
-        row.try_get::<Option<String>, _>(name)
-            .map_err(StoreError::from)
-    };
-    let int = |name: &str| row.try_get::<i64, _>(name).map_err(StoreError::from);
-    let opt_int = |name: &str| {
-        row.try_get::<Option<i64>, _>(name)
-            .map_err(StoreError::from)
-    };
+    let text = |name: &str| row.text(name);
+    let opt_text = |name: &str| row.opt_text(name);
+    let int = |name: &str| row.int(name);
+    let opt_int = |name: &str| row.opt_int(name);
     Ok(Job {
         id: text("id")?.parse().map_err(corrupt)?,
         connection_id: text("connection_id")?,
@@ -476,6 +527,19 @@ impl Store {
     pub async fn get_job(&self, id: &JobId) -> Result<Option<Job>, StoreError> {
         if let Some(job) = self.finished.get(id.as_str()) {
             return Ok(Some(job));
+        }
+        if let Some(reader) = &self.inline {
+            match reader.get_job(id.as_str()) {
+                Ok(job) => {
+                    if let Some(job) = &job {
+                        self.finished.offer(job);
+                    }
+                    return Ok(job);
+                }
+                Err(error) => {
+                    tracing::debug!(%error, "inline read failed; reading through the pool")
+                }
+            }
         }
         let row = sqlx::query(AssertSqlSafe(format!(
             "SELECT {COLUMNS} FROM jobs WHERE id = $1"

@@ -11,6 +11,7 @@ pub mod election;
 pub mod feed;
 mod finished;
 pub mod front;
+mod inline;
 pub mod jobs;
 pub mod sessions;
 
@@ -44,6 +45,9 @@ pub enum StoreError {
     },
     #[error("stored data is invalid: {0}")]
     Corrupt(String),
+    /// The inline SQLite reader could not read (the pool is asked instead).
+    #[error("inline read failed: {0}")]
+    Inline(String),
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -124,6 +128,8 @@ pub struct Store {
     inserts: batch::InsertQueue,
     /// Copies of finished jobs, for reads.
     finished: std::sync::Arc<finished::FinishedJobs>,
+    /// Job reads without the pool's thread hand-off (SQLite files only).
+    inline: Option<std::sync::Arc<inline::InlineReader>>,
 }
 
 impl Store {
@@ -164,9 +170,14 @@ impl Store {
             });
         }
         let pool = pool.connect_with(options).await?;
+        let inline = match backend {
+            Backend::Sqlite => inline::InlineReader::for_url(&url).map(std::sync::Arc::new),
+            Backend::Postgres => None,
+        };
         let store = Self {
             inserts: batch::InsertQueue::start(pool.clone()),
             finished: std::sync::Arc::default(),
+            inline,
             pool,
             backend,
         };

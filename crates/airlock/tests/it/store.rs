@@ -495,6 +495,115 @@ async fn concurrent_triggers_keep_their_own_outcomes(kind: Db) {
     assert_eq!(report.records, 120);
 }
 
+/// `get_job` (on SQLite, the inline reader's own connections; on Postgres,
+/// the pool) sees every change as soon as it is committed, and reads a row
+/// exactly as the pool's listing decodes it, whichever columns are set.
+async fn a_job_read_sees_each_change_at_once(kind: Db) {
+    let store = store(kind).await;
+    let now = 1_000_000;
+    let Inserted::New { job, .. } = store
+        .insert_job(&new_job("c1"), None, now, &request())
+        .await
+        .expect("insert")
+    else {
+        panic!("new");
+    };
+    let read = |label: &'static str| {
+        let store = store.clone();
+        let id = job.id.clone();
+        async move {
+            let got = store.get_job(&id).await.expect("get").expect("found");
+            let listed = store
+                .list_jobs(&JobFilter {
+                    limit: 10,
+                    ..JobFilter::default()
+                })
+                .await
+                .expect("list")
+                .into_iter()
+                .find(|j| j.id == id)
+                .expect("listed");
+            assert_eq!(got, listed, "{label}: the read and the listing agree");
+            got
+        }
+    };
+    assert_eq!(read("queued").await.state, JobState::Queued);
+    let claimed = store
+        .claim_job("d1", 60_000, now)
+        .await
+        .expect("claim")
+        .expect("a job");
+    let starting = read("claimed").await;
+    assert_eq!(
+        (starting.state, starting.lease_owner.as_deref()),
+        (JobState::Starting, Some("d1"))
+    );
+    assert_eq!(starting, claimed);
+    assert!(
+        store
+            .mark_start_requested(&job.id, "d1", now + 1)
+            .await
+            .expect("mark")
+    );
+    assert_eq!(
+        read("start requested").await.start_requested_at,
+        Some(now + 1)
+    );
+    assert!(
+        store
+            .mark_started(&job.id, "d1", 42, JobState::Running, now + 2)
+            .await
+            .expect("started")
+    );
+    let running = read("running").await;
+    assert_eq!(
+        (running.state, running.airbyte_job_id, running.lease_owner),
+        (JobState::Running, Some(42), None)
+    );
+    for rows in [10, 20] {
+        store
+            .update_progress(
+                &job.id,
+                &airlock::store::jobs::AirbyteReport {
+                    airbyte_job_id: 42,
+                    state: JobState::Running,
+                    rows_synced: Some(rows),
+                    bytes_synced: Some(rows * 100),
+                    duration: Some("PT3S"),
+                },
+                now + 3,
+            )
+            .await
+            .expect("progress");
+        assert_eq!(
+            read("progress").await.rows_synced,
+            Some(rows),
+            "no stale read"
+        );
+    }
+    assert!(
+        store
+            .update_job(
+                &job.id,
+                JobState::Failed,
+                Some(30),
+                Some(3000),
+                Some("PT9S"),
+                Some("boom"),
+                now + 9
+            )
+            .await
+            .expect("update")
+    );
+    let failed = read("failed").await;
+    assert_eq!(
+        (failed.state, failed.error.as_deref(), failed.finished_at),
+        (JobState::Failed, Some("boom"), Some(now + 9))
+    );
+    let missing = airlock::jobs::JobId::generate();
+    assert!(store.get_job(&missing).await.expect("get").is_none());
+}
+
 on_both_backends!(
     idempotency_keys_return_the_same_job,
     claims_one_job_per_connection_in_order,
@@ -502,4 +611,5 @@ on_both_backends!(
     cancelling_a_queued_job_is_immediate,
     concurrent_claims_never_share_a_connection,
     concurrent_triggers_keep_their_own_outcomes,
+    a_job_read_sees_each_change_at_once,
 );
