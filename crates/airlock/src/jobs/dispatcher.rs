@@ -27,6 +27,11 @@ use crate::store::{Store, StoreError};
 /// been created and still be the answer to it (clock skew between hosts).
 const RECONCILE_SLACK_MS: i64 = 120_000;
 
+/// How soon an idle worker looks at the queue again, at first.
+const IDLE_MIN: Duration = Duration::from_millis(500);
+/// The longest an idle worker goes without looking at the queue.
+const IDLE_MAX: Duration = Duration::from_secs(4);
+
 /// Starts queued jobs in Airbyte.
 #[derive(Debug, Clone)]
 pub struct Dispatcher {
@@ -96,7 +101,14 @@ impl Dispatcher {
     }
 
     async fn worker(&self, index: usize, stop: Arc<Notify>) {
-        let idle = Duration::from_millis(500);
+        // Between wake-ups, an idle worker looks at the queue again after
+        // `idle`, doubled after every look that found nothing (up to
+        // `IDLE_MAX`): what no wake-up announces (another replica's jobs,
+        // a retry whose backoff ran out) waits at most that long, and a
+        // queue whose every connection is busy costs a claim (a walk of
+        // those connections) every few seconds rather than twice a second
+        // per worker.
+        let mut idle = IDLE_MIN;
         // Registered now, so that a stop asked for while this worker is
         // busy counts (a job being started is finished first).
         let stopped = stop.notified();
@@ -112,6 +124,7 @@ impl Dispatcher {
                 }
             };
             if worked {
+                idle = IDLE_MIN;
                 // Between two jobs, stop if asked to.
                 tokio::select! {
                     biased;
@@ -121,8 +134,8 @@ impl Dispatcher {
             }
             tokio::select! {
                 () = &mut stopped => return,
-                () = self.wake.notified() => {}
-                () = tokio::time::sleep(idle) => {}
+                () = self.wake.notified() => idle = IDLE_MIN,
+                () = tokio::time::sleep(idle) => idle = (idle * 2).min(IDLE_MAX),
             }
         }
     }

@@ -277,61 +277,48 @@ pub(super) async fn insert_batch(
     tx: &mut AnyConnection,
     inserts: &[&super::batch::Insert],
 ) -> Result<Vec<Inserted>, StoreError> {
+    let jobs: Vec<Job> = inserts
+        .iter()
+        .map(|insert| new_job_row(&insert.new, insert.now))
+        .collect();
+    let claimed = claim_keys(tx, inserts, &jobs).await?;
     let mut outcomes: Vec<Option<Inserted>> = Vec::with_capacity(inserts.len());
     // (index in `inserts`, the job to create)
     let mut created: Vec<(usize, Job)> = Vec::new();
-    for (index, insert) in inserts.iter().enumerate() {
-        let job = new_job_row(&insert.new, insert.now);
-        if let Some(key) = &insert.key {
-            // A key past its time is replaced; a live one stays.
-            let claimed = sqlx::query(
-                "INSERT INTO idempotency_keys (principal, key, request_hash, job_id, created_at) \
-                 VALUES ($1, $2, $3, $4, $5) \
-                 ON CONFLICT (principal, key) DO UPDATE SET request_hash = excluded.request_hash, \
-                   job_id = excluded.job_id, created_at = excluded.created_at \
-                 WHERE idempotency_keys.created_at < $6",
+    for (index, (insert, job)) in inserts.iter().zip(jobs).enumerate() {
+        if let Some(key) = &insert.key
+            && !claimed.contains(&index)
+        {
+            // The key is live: it names an earlier job (of this batch or not).
+            let row = sqlx::query(
+                "SELECT request_hash, job_id FROM idempotency_keys WHERE principal = $1 AND key = $2",
             )
             .bind(&key.principal)
             .bind(&key.key)
-            .bind(&key.request_hash)
-            .bind(job.id.as_str())
-            .bind(insert.now)
-            .bind(insert.now - IDEMPOTENCY_TTL_MS)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if claimed == 0 {
-                let row = sqlx::query(
-                    "SELECT request_hash, job_id FROM idempotency_keys WHERE principal = $1 AND key = $2",
-                )
-                .bind(&key.principal)
-                .bind(&key.key)
-                .fetch_one(&mut *tx)
-                .await?;
-                let hash: String = row.try_get("request_hash")?;
-                let job_id: String = row.try_get("job_id")?;
-                let outcome = if hash != key.request_hash {
-                    Inserted::KeyReused
-                } else if let Some((_, job)) =
-                    created.iter().find(|(_, job)| job.id.as_str() == job_id)
-                {
-                    // The same key twice in one batch.
-                    Inserted::Existing(job.clone())
-                } else {
-                    let row = sqlx::query(AssertSqlSafe(format!(
-                        "SELECT {COLUMNS} FROM jobs WHERE id = $1"
-                    )))
-                    .bind(&job_id)
-                    .fetch_optional(&mut *tx)
-                    .await?
-                    .ok_or_else(|| {
-                        StoreError::Corrupt(format!("idempotency key names missing job {job_id}"))
-                    })?;
-                    Inserted::Existing(decode(&row)?)
-                };
-                outcomes.push(Some(outcome));
-                continue;
-            }
+            .fetch_one(&mut *tx)
+            .await?;
+            let hash: String = row.try_get("request_hash")?;
+            let job_id: String = row.try_get("job_id")?;
+            let outcome = if hash != key.request_hash {
+                Inserted::KeyReused
+            } else if let Some((_, job)) = created.iter().find(|(_, job)| job.id.as_str() == job_id)
+            {
+                // The same key twice in one batch.
+                Inserted::Existing(job.clone())
+            } else {
+                let row = sqlx::query(AssertSqlSafe(format!(
+                    "SELECT {COLUMNS} FROM jobs WHERE id = $1"
+                )))
+                .bind(&job_id)
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or_else(|| {
+                    StoreError::Corrupt(format!("idempotency key names missing job {job_id}"))
+                })?;
+                Inserted::Existing(decode(&row)?)
+            };
+            outcomes.push(Some(outcome));
+            continue;
         }
         outcomes.push(None);
         created.push((index, job));
@@ -450,6 +437,66 @@ pub(super) async fn insert_batch(
                 .ok_or_else(|| StoreError::Corrupt("a batch lost a job".into())),
         })
         .collect()
+}
+
+/// Claims the idempotency keys of a batch, a few statements for all of them:
+/// a key not stored yet, or stored more than [`IDEMPOTENCY_TTL_MS`] before
+/// its trigger, now names that trigger's new job (`jobs[i]`). Returns the
+/// indexes of the triggers whose key was claimed. Only the first trigger of
+/// a key repeated within the batch takes part; the later ones find the key
+/// live, as they would one transaction later.
+async fn claim_keys(
+    tx: &mut AnyConnection,
+    inserts: &[&super::batch::Insert],
+    jobs: &[Job],
+) -> Result<std::collections::HashSet<usize>, StoreError> {
+    let mut first: std::collections::HashMap<(&str, &str), usize> =
+        std::collections::HashMap::new();
+    for (index, insert) in inserts.iter().enumerate() {
+        if let Some(key) = &insert.key {
+            first
+                .entry((key.principal.as_str(), key.key.as_str()))
+                .or_insert(index);
+        }
+    }
+    let mut candidates: Vec<usize> = first.values().copied().collect();
+    candidates.sort_unstable();
+    let mut claimed = std::collections::HashSet::new();
+    for chunk in candidates.chunks(JOBS_PER_INSERT) {
+        let sql = format!(
+            "INSERT INTO idempotency_keys (principal, key, request_hash, job_id, created_at) VALUES {} \
+             ON CONFLICT (principal, key) DO UPDATE SET request_hash = excluded.request_hash, \
+               job_id = excluded.job_id, created_at = excluded.created_at \
+             WHERE idempotency_keys.created_at < excluded.created_at - {IDEMPOTENCY_TTL_MS} \
+             RETURNING principal, key",
+            placeholders(chunk.len(), 5, |p| format!(
+                "(${}, ${}, ${}, ${}, ${})",
+                p[0], p[1], p[2], p[3], p[4]
+            ))
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        for &index in chunk {
+            let insert = inserts[index];
+            let key = insert.key.as_ref().ok_or_else(|| {
+                StoreError::Corrupt("a keyless trigger among the keyed".to_owned())
+            })?;
+            query = query
+                .bind(key.principal.clone())
+                .bind(key.key.clone())
+                .bind(key.request_hash.clone())
+                .bind(jobs[index].id.as_str().to_owned())
+                .bind(insert.now);
+        }
+        for row in query.fetch_all(&mut *tx).await? {
+            let principal: String = row.try_get("principal")?;
+            let key: String = row.try_get("key")?;
+            let index = first
+                .get(&(principal.as_str(), key.as_str()))
+                .ok_or_else(|| StoreError::Corrupt(format!("claimed an unknown key {key}")))?;
+            claimed.insert(*index);
+        }
+    }
+    Ok(claimed)
 }
 
 /// `rows` groups of `per_row` numbered placeholders (`$1`, `$2`, ...),
@@ -651,10 +698,10 @@ impl Store {
     /// job whose dispatcher died while starting it (lease expired; the new
     /// owner must reconcile before asking Airbyte again).
     ///
-    /// No transaction stays open: the claim is one `UPDATE` (on SQLite, a
-    /// read that picks the candidate, then an `UPDATE` of it that re-checks
-    /// it is still claimable), and the lease (`lease_until`) is what keeps
-    /// other dispatchers away.
+    /// No transaction stays open: a read picks the candidate, then an
+    /// `UPDATE` of it re-checks it is still claimable (a lost race searches
+    /// again, up to three times), and the lease (`lease_until`) is what
+    /// keeps other dispatchers away.
     pub async fn claim_job(
         &self,
         owner: &str,
@@ -665,72 +712,58 @@ impl Store {
         // of that connection is in Airbyte's hands) and starts whose lease
         // ran out. The connections with queued jobs are walked one by one
         // through the `jobs_queue` index, so a claim costs a few index
-        // probes per connection, however many jobs wait behind the heads;
-        // the candidates drive the join (`CROSS JOIN` keeps SQLite from
-        // scanning every queued job instead).
+        // probes per connection, however many jobs wait behind the heads.
+        // Every lookup is a scalar subquery, never a join: with statistics
+        // of a table that was empty a moment ago, Postgres once put a scan
+        // of every job outside the walk and took tens of seconds per claim.
         const CANDIDATE: &str = "WITH RECURSIVE queued(connection_id) AS ( \
                SELECT (SELECT MIN(connection_id) FROM jobs WHERE state = 'queued') \
                UNION ALL \
                SELECT (SELECT MIN(q.connection_id) FROM jobs q \
                        WHERE q.state = 'queued' AND q.connection_id > c.connection_id) \
                FROM queued c WHERE c.connection_id IS NOT NULL), \
-             heads(id) AS ( \
+             heads(id) AS MATERIALIZED ( \
                SELECT (SELECT MIN(h.id) FROM jobs h \
                        WHERE h.state = 'queued' AND h.connection_id = c.connection_id) \
                FROM queued c \
                WHERE c.connection_id IS NOT NULL \
-                 AND NOT EXISTS (SELECT 1 FROM jobs o WHERE o.connection_id = c.connection_id \
-                                 AND o.state IN ('starting', 'pending', 'running')) \
+                 AND (SELECT 1 FROM jobs o WHERE o.connection_id = c.connection_id \
+                      AND o.state IN ('starting', 'pending', 'running') LIMIT 1) IS NULL), \
+             candidates(id, run_after, expired) AS ( \
+               SELECT h.id, (SELECT j.run_after FROM jobs j WHERE j.id = h.id), 0 FROM heads h \
                UNION ALL \
-               SELECT s.id FROM jobs s WHERE s.state = 'starting' AND s.lease_until < $1) \
-             SELECT j.id FROM heads CROSS JOIN jobs j \
-             WHERE j.id = heads.id \
-               AND ((j.state = 'queued' AND j.run_after <= $1) \
-                    OR (j.state = 'starting' AND j.lease_until < $1)) \
-             ORDER BY j.run_after, j.id LIMIT 1";
-        // The claim itself re-checks that the job is still claimable, so a
-        // candidate taken by someone else in between is simply missed.
+               SELECT s.id, s.run_after, 1 FROM jobs s WHERE s.state = 'starting' AND s.lease_until < $1) \
+             SELECT id FROM candidates WHERE expired = 1 OR run_after <= $1 \
+             ORDER BY run_after, id LIMIT 1";
+        // The claim re-checks that the job is still claimable: a candidate
+        // another dispatcher took in between is lost (Postgres makes the
+        // second `UPDATE` wait for the first and then re-check), and the
+        // search runs again.
         const CLAIM: &str = "UPDATE jobs SET state = 'starting', lease_owner = $1, lease_until = $2, updated_at = $3 \
              WHERE id = $4 \
                AND ((state = 'queued' AND run_after <= $3) OR (state = 'starting' AND lease_until < $3)) \
              RETURNING ";
-        let result = match self.backend {
-            // One statement: the candidate's row is locked (others skip it)
-            // from the moment it is chosen.
-            Backend::Postgres => {
-                let candidate = CANDIDATE.replace("$1", "$3");
-                let sql = format!(
-                    "WITH candidate AS ({candidate} FOR UPDATE OF j SKIP LOCKED) \
-                     UPDATE jobs SET state = 'starting', lease_owner = $1, lease_until = $2, updated_at = $3 \
-                     WHERE id = (SELECT id FROM candidate) RETURNING {COLUMNS}"
-                );
-                sqlx::query(AssertSqlSafe(sql))
-                    .bind(owner)
-                    .bind(now + lease_ms)
-                    .bind(now)
-                    .fetch_optional(&self.pool)
-                    .await
+        const ATTEMPTS: usize = 3;
+        let mut result = Ok(None);
+        for _ in 0..ATTEMPTS {
+            // On SQLite the search is a read, which in WAL mode does not
+            // hold the one write lock every trigger needs; only the short
+            // `UPDATE` by id does.
+            let candidate = self.claim_candidate(CANDIDATE, now).await?;
+            let Some(candidate) = candidate else {
+                return Ok(None);
+            };
+            result = sqlx::query(AssertSqlSafe(format!("{CLAIM}{COLUMNS}")))
+                .bind(owner)
+                .bind(now + lease_ms)
+                .bind(now)
+                .bind(candidate)
+                .fetch_optional(&self.pool)
+                .await;
+            if !matches!(result, Ok(None)) {
+                break;
             }
-            // The search is a read, which in WAL mode does not hold the one
-            // write lock that every trigger needs; only the short `UPDATE`
-            // by id does.
-            Backend::Sqlite => {
-                let candidate: Option<String> = sqlx::query_scalar(CANDIDATE)
-                    .bind(now)
-                    .fetch_optional(&self.pool)
-                    .await?;
-                let Some(candidate) = candidate else {
-                    return Ok(None);
-                };
-                sqlx::query(AssertSqlSafe(format!("{CLAIM}{COLUMNS}")))
-                    .bind(owner)
-                    .bind(now + lease_ms)
-                    .bind(now)
-                    .bind(candidate)
-                    .fetch_optional(&self.pool)
-                    .await
-            }
-        };
+        }
         match result {
             Ok(Some(row)) => {
                 let job = decode(&row)?;
@@ -740,6 +773,36 @@ impl Store {
             // Another dispatcher won the connection in the same instant.
             Err(error) if is_unique_violation(&error) => Ok(None),
             Err(error) => Err(error.into()),
+        }
+    }
+
+    /// The id `candidate` (the claim's search) finds, if any. On Postgres
+    /// the search is planned for the table as it is now (an unnamed
+    /// statement, not a plan cached while the table was nearly empty) and
+    /// with sequential and bitmap scans off. A plan that scans the whole
+    /// table at some step never ends while triggers keep inserting: such
+    /// claims were seen running for tens of seconds.
+    async fn claim_candidate(
+        &self,
+        candidate: &str,
+        now: i64,
+    ) -> Result<Option<String>, StoreError> {
+        let query = sqlx::query_scalar(AssertSqlSafe(candidate))
+            .persistent(false)
+            .bind(now);
+        match self.backend {
+            Backend::Sqlite => Ok(query.fetch_optional(&self.pool).await?),
+            Backend::Postgres => {
+                let mut tx = self.pool.begin().await?;
+                sqlx::Executor::execute(
+                    &mut *tx,
+                    "SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off",
+                )
+                .await?;
+                let found = query.fetch_optional(&mut *tx).await?;
+                tx.commit().await?;
+                Ok(found)
+            }
         }
     }
 
