@@ -735,6 +735,20 @@ impl Store {
                SELECT s.id, s.run_after, 1 FROM jobs s WHERE s.state = 'starting' AND s.lease_until < $1) \
              SELECT id FROM candidates WHERE expired = 1 OR run_after <= $1 \
              ORDER BY run_after, id LIMIT 1";
+        // The usual case first: among the oldest queued jobs (in the
+        // claim's order, off the `jobs_dispatch` index) is the head of an
+        // idle connection. Found there, it is exactly what the walk would
+        // find; otherwise (all of them wait behind busy connections, or a
+        // start's lease ran out) the walk decides.
+        const OLDEST: &str = "SELECT j.id FROM ( \
+               SELECT id, connection_id, run_after FROM jobs \
+               WHERE state = 'queued' AND run_after <= $1 ORDER BY run_after, id LIMIT 64) j \
+             WHERE j.id = (SELECT MIN(h.id) FROM jobs h \
+                           WHERE h.state = 'queued' AND h.connection_id = j.connection_id) \
+               AND (SELECT 1 FROM jobs o WHERE o.connection_id = j.connection_id \
+                    AND o.state IN ('starting', 'pending', 'running') LIMIT 1) IS NULL \
+               AND (SELECT 1 FROM jobs s WHERE s.state = 'starting' AND s.lease_until < $1 LIMIT 1) IS NULL \
+             ORDER BY j.run_after, j.id LIMIT 1";
         // The claim re-checks that the job is still claimable: a candidate
         // another dispatcher took in between is lost (Postgres makes the
         // second `UPDATE` wait for the first and then re-check), and the
@@ -749,7 +763,10 @@ impl Store {
             // On SQLite the search is a read, which in WAL mode does not
             // hold the one write lock every trigger needs; only the short
             // `UPDATE` by id does.
-            let candidate = self.claim_candidate(CANDIDATE, now).await?;
+            let candidate = match self.claim_candidate(OLDEST, now).await? {
+                Some(found) => Some(found),
+                None => self.claim_candidate(CANDIDATE, now).await?,
+            };
             let Some(candidate) = candidate else {
                 return Ok(None);
             };
@@ -776,7 +793,7 @@ impl Store {
         }
     }
 
-    /// The id `candidate` (the claim's search) finds, if any. On Postgres
+    /// The id `candidate` (one of the claim's searches) finds, if any. On Postgres
     /// the search is planned for the table as it is now (an unnamed
     /// statement, not a plan cached while the table was nearly empty) and
     /// with sequential and bitmap scans off. A plan that scans the whole

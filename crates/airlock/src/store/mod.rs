@@ -117,6 +117,11 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("migrations/0005_console_sessions.sql"),
         postgres: include_str!("migrations/0005_console_sessions.sql"),
     },
+    Migration {
+        version: 6,
+        sqlite: include_str!("migrations/0006_dispatch_order.sql"),
+        postgres: include_str!("migrations/0006_dispatch_order.sql"),
+    },
 ];
 
 /// The pool and the backend it talks to. Cheap to clone.

@@ -604,6 +604,60 @@ async fn a_job_read_sees_each_change_at_once(kind: Db) {
     assert!(store.get_job(&missing).await.expect("get").is_none());
 }
 
+/// A ready job behind more than a page of older ones that all wait on a
+/// busy connection is still found (the claim's quick look at the oldest
+/// jobs finds nothing; the walk of every connection does), and the oldest
+/// ready one goes first.
+async fn a_claim_finds_a_ready_job_behind_many_waiting_ones(kind: Db) {
+    let store = store(kind).await;
+    let now = 1_000_000;
+    let insert = |connection: &'static str, at: i64| {
+        let store = store.clone();
+        async move {
+            match store
+                .insert_job(&new_job(connection), None, at, &request())
+                .await
+                .expect("insert")
+            {
+                Inserted::New { job, .. } => job,
+                other => panic!("new: {other:?}"),
+            }
+        }
+    };
+    let first = insert("busy", now).await;
+    let claimed = store
+        .claim_job("d1", 60_000, now)
+        .await
+        .expect("claim")
+        .expect("a job");
+    assert_eq!(claimed.id, first.id);
+    for n in 0..100 {
+        insert("busy", now + 1 + n).await;
+    }
+    assert!(
+        store
+            .claim_job("d2", 60_000, now + 200)
+            .await
+            .expect("claim")
+            .is_none(),
+        "everything waits behind the busy connection"
+    );
+    let later = insert("idle-b", now + 300).await;
+    let earlier = insert("idle-a", now + 200).await;
+    let next = store
+        .claim_job("d2", 60_000, now + 400)
+        .await
+        .expect("claim")
+        .expect("the ready job");
+    assert_eq!(next.id, earlier.id, "the oldest ready job first");
+    let then = store
+        .claim_job("d3", 60_000, now + 400)
+        .await
+        .expect("claim")
+        .expect("the other ready job");
+    assert_eq!(then.id, later.id);
+}
+
 on_both_backends!(
     idempotency_keys_return_the_same_job,
     claims_one_job_per_connection_in_order,
@@ -612,4 +666,5 @@ on_both_backends!(
     concurrent_claims_never_share_a_connection,
     concurrent_triggers_keep_their_own_outcomes,
     a_job_read_sees_each_change_at_once,
+    a_claim_finds_a_ready_job_behind_many_waiting_ones,
 );
