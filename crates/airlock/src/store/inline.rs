@@ -22,7 +22,7 @@ use std::sync::Mutex;
 use rusqlite::{OpenFlags, OptionalExtension};
 
 use super::StoreError;
-use super::jobs::{COLUMN_NAMES, COLUMNS, Columns, decode};
+use super::jobs::{COLUMN_NAMES, Columns, JOB_BY_ID, decode};
 use crate::jobs::Job;
 
 /// Idle connections kept; more are opened when more threads read at once,
@@ -58,9 +58,7 @@ impl InlineReader {
             None => self.open().map_err(unavailable)?,
         };
         let result = (|| {
-            let mut statement = conn
-                .prepare_cached(&format!("SELECT {COLUMNS} FROM jobs WHERE id = ?1"))
-                .map_err(unavailable)?;
+            let mut statement = conn.prepare_cached(&JOB_BY_ID).map_err(unavailable)?;
             statement
                 .query_row([id], |row| Ok(decode(&Positional(row))))
                 .optional()
@@ -106,7 +104,7 @@ fn unavailable(error: rusqlite::Error) -> StoreError {
     StoreError::Inline(error.to_string())
 }
 
-/// A row of [`COLUMNS`], its columns found by position.
+/// A row of [`super::jobs::COLUMNS`], its columns found by position.
 struct Positional<'a, 'b>(&'a rusqlite::Row<'b>);
 
 impl Positional<'_, '_> {
@@ -182,7 +180,7 @@ mod tests {
 
     #[test]
     fn column_names_are_the_columns_read() {
-        let columns: Vec<&str> = super::COLUMNS.split(", ").collect();
+        let columns: Vec<&str> = super::super::jobs::COLUMNS.split(", ").collect();
         assert_eq!(columns, super::COLUMN_NAMES);
     }
 

@@ -18,6 +18,10 @@ pub(super) const COLUMNS: &str = "id, connection_id, workspace_id, job_type, sta
     max_attempts, run_after, lease_owner, lease_until, start_requested_at, cancel_requested, requested_by, requester, \
     channel, retry_of, created_at, updated_at, finished_at, rows_synced, bytes_synced, duration, error";
 
+/// One job by id, every column (`$1`: the id).
+pub(super) static JOB_BY_ID: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| format!("SELECT {COLUMNS} FROM jobs WHERE id = $1"));
+
 /// The names in [`COLUMNS`], in order: the inline reader finds a column's
 /// position here rather than asking SQLite for every column's name.
 pub(super) const COLUMN_NAMES: [&str; 24] = [
@@ -306,15 +310,13 @@ pub(super) async fn insert_batch(
                 // The same key twice in one batch.
                 Inserted::Existing(job.clone())
             } else {
-                let row = sqlx::query(AssertSqlSafe(format!(
-                    "SELECT {COLUMNS} FROM jobs WHERE id = $1"
-                )))
-                .bind(&job_id)
-                .fetch_optional(&mut *tx)
-                .await?
-                .ok_or_else(|| {
-                    StoreError::Corrupt(format!("idempotency key names missing job {job_id}"))
-                })?;
+                let row = sqlx::query(AssertSqlSafe(JOB_BY_ID.as_str()))
+                    .bind(&job_id)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .ok_or_else(|| {
+                        StoreError::Corrupt(format!("idempotency key names missing job {job_id}"))
+                    })?;
                 Inserted::Existing(decode(&row)?)
             };
             outcomes.push(Some(outcome));
@@ -588,12 +590,10 @@ impl Store {
                 }
             }
         }
-        let row = sqlx::query(AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM jobs WHERE id = $1"
-        )))
-        .bind(id.as_str())
-        .fetch_optional(&self.pool)
-        .await?;
+        let row = sqlx::query(AssertSqlSafe(JOB_BY_ID.as_str()))
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
         let job = row.as_ref().map(decode).transpose()?;
         if let Some(job) = &job {
             self.finished.offer(job);
@@ -763,11 +763,7 @@ impl Store {
             // On SQLite the search is a read, which in WAL mode does not
             // hold the one write lock every trigger needs; only the short
             // `UPDATE` by id does.
-            let candidate = match self.claim_candidate(OLDEST, now).await? {
-                Some(found) => Some(found),
-                None => self.claim_candidate(CANDIDATE, now).await?,
-            };
-            let Some(candidate) = candidate else {
+            let Some(candidate) = self.claim_candidate(&[OLDEST, CANDIDATE], now).await? else {
                 return Ok(None);
             };
             result = sqlx::query(AssertSqlSafe(format!("{CLAIM}{COLUMNS}")))
@@ -793,22 +789,30 @@ impl Store {
         }
     }
 
-    /// The id `candidate` (one of the claim's searches) finds, if any. On Postgres
-    /// the search is planned for the table as it is now (an unnamed
-    /// statement, not a plan cached while the table was nearly empty) and
-    /// with sequential and bitmap scans off. A plan that scans the whole
-    /// table at some step never ends while triggers keep inserting: such
-    /// claims were seen running for tens of seconds.
+    /// The id the first of `searches` to find one finds, if any. On
+    /// Postgres they run in one transaction, each planned for the table as
+    /// it is now (an unnamed statement, not a plan cached while the table
+    /// was nearly empty) and with sequential and bitmap scans off. A plan
+    /// that scans the whole table at some step never ends while triggers
+    /// keep inserting: such claims were seen running for tens of seconds.
     async fn claim_candidate(
         &self,
-        candidate: &str,
+        searches: &[&str],
         now: i64,
     ) -> Result<Option<String>, StoreError> {
-        let query = sqlx::query_scalar(AssertSqlSafe(candidate))
-            .persistent(false)
-            .bind(now);
         match self.backend {
-            Backend::Sqlite => Ok(query.fetch_optional(&self.pool).await?),
+            Backend::Sqlite => {
+                for search in searches {
+                    let found = sqlx::query_scalar(AssertSqlSafe(*search))
+                        .bind(now)
+                        .fetch_optional(&self.pool)
+                        .await?;
+                    if found.is_some() {
+                        return Ok(found);
+                    }
+                }
+                Ok(None)
+            }
             Backend::Postgres => {
                 let mut tx = self.pool.begin().await?;
                 sqlx::Executor::execute(
@@ -816,7 +820,17 @@ impl Store {
                     "SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off",
                 )
                 .await?;
-                let found = query.fetch_optional(&mut *tx).await?;
+                let mut found = None;
+                for search in searches {
+                    found = sqlx::query_scalar(AssertSqlSafe(*search))
+                        .persistent(false)
+                        .bind(now)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    if found.is_some() {
+                        break;
+                    }
+                }
                 tx.commit().await?;
                 Ok(found)
             }
