@@ -38,6 +38,18 @@ fn request() -> airlock::audit::Entry {
     }
 }
 
+/// A keyless trigger on `connection` at `at`: the new queued job.
+async fn queue(store: &Store, connection: &str, at: i64) -> airlock::jobs::Job {
+    match store
+        .insert_job(&new_job(connection), None, at, &request())
+        .await
+        .expect("insert")
+    {
+        Inserted::New { job, .. } => job,
+        other => panic!("a new job: {other:?}"),
+    }
+}
+
 async fn store(kind: Db) -> Store {
     Store::connect(&fresh_database(kind).await)
         .await
@@ -501,13 +513,7 @@ async fn concurrent_triggers_keep_their_own_outcomes(kind: Db) {
 async fn a_job_read_sees_each_change_at_once(kind: Db) {
     let store = store(kind).await;
     let now = 1_000_000;
-    let Inserted::New { job, .. } = store
-        .insert_job(&new_job("c1"), None, now, &request())
-        .await
-        .expect("insert")
-    else {
-        panic!("new");
-    };
+    let job = queue(&store, "c1", now).await;
     let read = |label: &'static str| {
         let store = store.clone();
         let id = job.id.clone();
@@ -611,20 +617,7 @@ async fn a_job_read_sees_each_change_at_once(kind: Db) {
 async fn a_claim_finds_a_ready_job_behind_many_waiting_ones(kind: Db) {
     let store = store(kind).await;
     let now = 1_000_000;
-    let insert = |connection: &'static str, at: i64| {
-        let store = store.clone();
-        async move {
-            match store
-                .insert_job(&new_job(connection), None, at, &request())
-                .await
-                .expect("insert")
-            {
-                Inserted::New { job, .. } => job,
-                other => panic!("new: {other:?}"),
-            }
-        }
-    };
-    let first = insert("busy", now).await;
+    let first = queue(&store, "busy", now).await;
     let claimed = store
         .claim_job("d1", 60_000, now)
         .await
@@ -632,7 +625,7 @@ async fn a_claim_finds_a_ready_job_behind_many_waiting_ones(kind: Db) {
         .expect("a job");
     assert_eq!(claimed.id, first.id);
     for n in 0..100 {
-        insert("busy", now + 1 + n).await;
+        queue(&store, "busy", now + 1 + n).await;
     }
     assert!(
         store
@@ -642,8 +635,8 @@ async fn a_claim_finds_a_ready_job_behind_many_waiting_ones(kind: Db) {
             .is_none(),
         "everything waits behind the busy connection"
     );
-    let later = insert("idle-b", now + 300).await;
-    let earlier = insert("idle-a", now + 200).await;
+    let later = queue(&store, "idle-b", now + 300).await;
+    let earlier = queue(&store, "idle-a", now + 200).await;
     let next = store
         .claim_job("d2", 60_000, now + 400)
         .await
