@@ -95,6 +95,28 @@ async fn scripted_session_writes_exactly_the_expected_records(db: Db) {
     )
     .await;
     assert_eq!(status, 202, "{cancelled}");
+    // A job the dispatcher already handed to Airbyte is cancelled there
+    // first: wait for the state (a generous deadline, not a timing check).
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let (status, seen) = call(
+            &stack,
+            reqwest::Method::GET,
+            &format!("/v1/jobs/{job_id}"),
+            Some(&runner),
+            "req-wait",
+        )
+        .await;
+        assert_eq!(status, 200, "{seen}");
+        if seen["state"] == "cancelled" {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "job {job_id} was not cancelled; last seen: {seen:#}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 
     let store = stack.store().await;
     let records = store
