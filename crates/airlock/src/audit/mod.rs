@@ -320,6 +320,7 @@ impl Store {
     /// Appends one record in its own transaction (decisions that change
     /// nothing else: denials, reads).
     pub async fn append_audit(&self, entry: &Entry, now: i64) -> Result<Record, StoreError> {
+        let _turn = self.write_turn().await;
         let mut tx = self.pool().begin().await?;
         let record = append(&mut tx, entry, now).await?;
         tx.commit().await?;

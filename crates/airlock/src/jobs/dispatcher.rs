@@ -1,8 +1,9 @@
 //! The dispatcher: hands queued jobs to Airbyte, exactly once each.
 //!
-//! A worker claims a job with a lease (one `UPDATE`, no open transaction),
-//! notes durably that a `POST /jobs` is about to go out, sends it while a
-//! heartbeat renews the lease, and records the answer. When the answer is
+//! A worker claims a job with a lease (one `UPDATE`, no open transaction,
+//! which is also the durable note that a `POST /jobs` is about to go out),
+//! sends the request while a heartbeat renews the lease, and records the
+//! answer. When the answer is
 //! lost (the client reports it *ambiguous*) or a dispatcher dies mid-way,
 //! whoever holds the job next first looks for an Airbyte job created for the
 //! connection since the request went out, and adopts it instead of starting
@@ -20,7 +21,7 @@ use uuid::Uuid;
 use super::config::JobsConfig;
 use super::model::{Job, JobState, JobType};
 use crate::clock::SharedClock;
-use crate::store::jobs::Requeue;
+use crate::store::jobs::{Claim, Requeue};
 use crate::store::{Store, StoreError};
 
 /// How far back, before a `POST /jobs` went out, an Airbyte job may have
@@ -150,7 +151,10 @@ impl Dispatcher {
             owner: format!("{}#{}", self.owner, Uuid::new_v4().simple()),
             ..self.clone()
         };
-        let Some(job) = claim
+        let Some(Claim {
+            job,
+            earlier_request,
+        }) = claim
             .store
             .claim_job(&claim.owner, lease_ms, claim.clock.now_ms())
             .await?
@@ -165,7 +169,7 @@ impl Dispatcher {
             connection_id = %job.connection_id,
             airbyte_job_id = tracing::field::Empty,
         );
-        let outcome = claim.handle(&job).instrument(span).await?;
+        let outcome = claim.handle(&job, earlier_request).instrument(span).await?;
         tracing::info!(
             job_id = %job.id,
             connection_id = %job.connection_id,
@@ -175,14 +179,16 @@ impl Dispatcher {
         Ok(Some((job, outcome)))
     }
 
-    async fn handle(&self, job: &Job) -> Result<Outcome, StoreError> {
+    /// Starts `job`. `earlier_request` is when an earlier `POST /jobs`
+    /// for it may have gone out; otherwise the claim noted this one.
+    async fn handle(&self, job: &Job, earlier_request: Option<i64>) -> Result<Outcome, StoreError> {
         let Ok(connection_id) = Uuid::parse_str(&job.connection_id) else {
             return self.fail(job, "the connection id is not a UUID").await;
         };
         // A POST may already have gone out for this job: adopt its result,
         // even when the job is to be cancelled (the tracker then cancels
         // it in Airbyte; cancelling here would leave that sync running).
-        if let Some(requested_at) = job.start_requested_at {
+        if let Some(requested_at) = earlier_request {
             match self.find_started(job, connection_id, requested_at).await {
                 Ok(Some(found)) => return self.started(job, found, true).await,
                 Ok(None) => {}
@@ -212,16 +218,11 @@ impl Dispatcher {
                 .await?;
             return Ok(Outcome::Cancelled);
         }
-        let now = self.clock.now_ms();
-        if !self
-            .store
-            .mark_start_requested(&job.id, &self.owner, now)
-            .await?
-        {
-            return Ok(Outcome::LostLease);
-        }
-        // The store keeps the earliest time a POST may have gone out.
-        let requested_at = job.start_requested_at.unwrap_or(now);
+        // The claim noted (durably) that this POST is going out, keeping
+        // an earlier note's time: the earliest time a POST may have gone out.
+        let requested_at = job
+            .start_requested_at
+            .unwrap_or_else(|| self.clock.now_ms());
         let job_type = match job.job_type {
             JobType::Sync => airbyte_client::JobType::Sync,
             JobType::Reset => airbyte_client::JobType::Reset,
@@ -248,7 +249,7 @@ impl Dispatcher {
             }) => {
                 // The sync running there may be ours, started by an earlier
                 // POST whose answer was lost.
-                if job.start_requested_at.is_some() {
+                if earlier_request.is_some() {
                     match self.find_started(job, connection_id, requested_at).await {
                         Ok(Some(found)) => return self.started(job, found, true).await,
                         Ok(None) => {}
@@ -264,7 +265,7 @@ impl Dispatcher {
                         }
                     }
                 }
-                self.wait_busy(job, job.start_requested_at.is_some()).await
+                self.wait_busy(job, earlier_request.is_some()).await
             }
             Err(
                 error @ (AirbyteError::NotFound { .. }
@@ -282,7 +283,7 @@ impl Dispatcher {
                     job,
                     &format!("cannot start in Airbyte: {error}"),
                     true,
-                    job.start_requested_at.is_some(),
+                    earlier_request.is_some(),
                 )
                 .await
             }

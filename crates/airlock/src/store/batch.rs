@@ -19,8 +19,8 @@
 use sqlx::AnyPool;
 use tokio::sync::{mpsc, oneshot};
 
-use super::StoreError;
 use super::jobs::{IdempotencyKey, Inserted, insert_batch};
+use super::{StoreError, WriteTurns};
 use crate::audit;
 use crate::jobs::model::NewJob;
 
@@ -48,9 +48,9 @@ pub(super) struct InsertQueue {
 
 impl InsertQueue {
     /// Starts the writer on the current runtime.
-    pub(super) fn start(pool: AnyPool) -> Self {
+    pub(super) fn start(pool: AnyPool, turns: WriteTurns) -> Self {
         let (sender, receiver) = mpsc::channel(QUEUE_DEPTH);
-        tokio::spawn(write(pool, receiver));
+        tokio::spawn(write(pool, turns, receiver));
         Self { sender }
     }
 
@@ -67,11 +67,11 @@ impl InsertQueue {
     }
 }
 
-async fn write(pool: AnyPool, mut receiver: mpsc::Receiver<Pending>) {
+async fn write(pool: AnyPool, turns: WriteTurns, mut receiver: mpsc::Receiver<Pending>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while receiver.recv_many(&mut batch, MAX_BATCH).await > 0 {
         if batch.len() > 1 {
-            match store_all(&pool, batch.iter().map(|(insert, _)| insert)).await {
+            match store_all(&pool, &turns, batch.iter().map(|(insert, _)| insert)).await {
                 Ok(outcomes) => {
                     for ((_, reply), outcome) in batch.drain(..).zip(outcomes) {
                         // A caller that went away still has its job stored.
@@ -101,7 +101,7 @@ async fn write(pool: AnyPool, mut receiver: mpsc::Receiver<Pending>) {
             }
         }
         for (insert, reply) in batch.drain(..) {
-            let outcome = match store_all(&pool, std::iter::once(&insert)).await {
+            let outcome = match store_all(&pool, &turns, std::iter::once(&insert)).await {
                 Ok(outcomes) => outcomes.into_iter().next().ok_or_else(|| {
                     StoreError::Corrupt("a trigger was stored without an outcome".into())
                 }),
@@ -122,10 +122,12 @@ enum Failed {
 /// Stores `inserts` in order in one transaction.
 async fn store_all(
     pool: &AnyPool,
+    turns: &WriteTurns,
     inserts: impl Iterator<Item = &Insert>,
 ) -> Result<Vec<Inserted>, Failed> {
     let inserts: Vec<&Insert> = inserts.collect();
     let before = |error: sqlx::Error| Failed::Before(error.into());
+    let _turn = turns.take().await;
     let mut tx = pool.begin().await.map_err(before)?;
     let outcomes = insert_batch(&mut tx, &inserts)
         .await

@@ -235,6 +235,17 @@ fn attempt_detail(airbyte_job_id: i64) -> String {
     format!("airbyte job {airbyte_job_id}")
 }
 
+/// A job a dispatcher now holds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Claim {
+    /// The job, in state `starting`, leased to the claimant.
+    pub job: Job,
+    /// When an earlier `POST /jobs` for it may have gone out (unix ms):
+    /// its answer was lost or its dispatcher died, so the claimant looks
+    /// for the Airbyte job it may have created before sending another.
+    pub earlier_request: Option<i64>,
+}
+
 /// How a job goes back to the queue.
 #[derive(Debug, Clone)]
 pub struct Requeue<'a> {
@@ -698,6 +709,13 @@ impl Store {
     /// job whose dispatcher died while starting it (lease expired; the new
     /// owner must reconcile before asking Airbyte again).
     ///
+    /// The claim is also the durable note that a `POST /jobs` is about to
+    /// go out (`start_requested_at`), in the same write, unless a cancel
+    /// was asked for: a start costs one write fewer. A job that already
+    /// carries such a note from an earlier attempt keeps it, and the claim
+    /// says so ([`Claim::earlier_request`]): that attempt's answer was lost
+    /// or its dispatcher died, and the new owner reconciles first.
+    ///
     /// No transaction stays open: a read picks the candidate, then an
     /// `UPDATE` of it re-checks it is still claimable (a lost race searches
     /// again, up to three times), and the lease (`lease_until`) is what
@@ -707,7 +725,7 @@ impl Store {
         owner: &str,
         lease_ms: i64,
         now: i64,
-    ) -> Result<Option<Job>, StoreError> {
+    ) -> Result<Option<Claim>, StoreError> {
         // Candidates are the head of each connection's queue (when nothing
         // of that connection is in Airbyte's hands) and starts whose lease
         // ran out. The connections with queued jobs are walked one by one
@@ -749,16 +767,7 @@ impl Store {
                     AND o.state IN ('starting', 'pending', 'running') LIMIT 1) IS NULL \
                AND (SELECT 1 FROM jobs s WHERE s.state = 'starting' AND s.lease_until < $1 LIMIT 1) IS NULL \
              ORDER BY j.run_after, j.id LIMIT 1";
-        // The claim re-checks that the job is still claimable: a candidate
-        // another dispatcher took in between is lost (Postgres makes the
-        // second `UPDATE` wait for the first and then re-check), and the
-        // search runs again.
-        const CLAIM: &str = "UPDATE jobs SET state = 'starting', lease_owner = $1, lease_until = $2, updated_at = $3 \
-             WHERE id = $4 \
-               AND ((state = 'queued' AND run_after <= $3) OR (state = 'starting' AND lease_until < $3)) \
-             RETURNING ";
         const ATTEMPTS: usize = 3;
-        let mut result = Ok(None);
         for _ in 0..ATTEMPTS {
             // On SQLite the search is a read, which in WAL mode does not
             // hold the one write lock every trigger needs; only the short
@@ -766,27 +775,67 @@ impl Store {
             let Some(candidate) = self.claim_candidate(&[OLDEST, CANDIDATE], now).await? else {
                 return Ok(None);
             };
-            result = sqlx::query(AssertSqlSafe(format!("{CLAIM}{COLUMNS}")))
-                .bind(owner)
-                .bind(now + lease_ms)
-                .bind(now)
-                .bind(candidate)
-                .fetch_optional(&self.pool)
-                .await;
-            if !matches!(result, Ok(None)) {
-                break;
+            // Usually no earlier `POST /jobs` was noted, and the first
+            // `UPDATE` takes the job; the second takes one that has such a
+            // note, and keeps it. Both re-check that the job is still
+            // claimable: a candidate another dispatcher took in between is
+            // lost (Postgres makes the second `UPDATE` wait for the first
+            // and then re-check), and the search runs again.
+            for earlier in [false, true] {
+                let row = match self.take(owner, lease_ms, now, &candidate, earlier).await {
+                    Ok(row) => row,
+                    // Another dispatcher won the connection in the same instant.
+                    Err(error) if is_unique_violation(&error) => return Ok(None),
+                    Err(error) => return Err(error.into()),
+                };
+                if let Some(row) = row {
+                    let job = decode(&row)?;
+                    let earlier_request = if earlier {
+                        job.start_requested_at
+                    } else {
+                        None
+                    };
+                    return Ok(Some(Claim {
+                        job,
+                        earlier_request,
+                    }));
+                }
             }
         }
-        match result {
-            Ok(Some(row)) => {
-                let job = decode(&row)?;
-                Ok(Some(job))
-            }
-            Ok(None) => Ok(None),
-            // Another dispatcher won the connection in the same instant.
-            Err(error) if is_unique_violation(&error) => Ok(None),
-            Err(error) => Err(error.into()),
-        }
+        Ok(None)
+    }
+
+    /// Claims `id` if it is still claimable and carries a note of an
+    /// earlier `POST /jobs` exactly when `earlier` is true. Without one,
+    /// the claim writes the note (unless a cancel was asked for).
+    async fn take(
+        &self,
+        owner: &str,
+        lease_ms: i64,
+        now: i64,
+        id: &str,
+        earlier: bool,
+    ) -> Result<Option<AnyRow>, sqlx::Error> {
+        let _turn = self.write_turn().await;
+        const FRESH: &str = "UPDATE jobs SET state = 'starting', lease_owner = $1, lease_until = $2, updated_at = $3, \
+               start_requested_at = CASE WHEN cancel_requested = 0 THEN $3 ELSE NULL END \
+             WHERE id = $4 AND start_requested_at IS NULL \
+               AND ((state = 'queued' AND run_after <= $3) OR (state = 'starting' AND lease_until < $3)) \
+             RETURNING ";
+        const EARLIER: &str = "UPDATE jobs SET state = 'starting', lease_owner = $1, lease_until = $2, updated_at = $3 \
+             WHERE id = $4 AND start_requested_at IS NOT NULL \
+               AND ((state = 'queued' AND run_after <= $3) OR (state = 'starting' AND lease_until < $3)) \
+             RETURNING ";
+        static STATEMENTS: std::sync::LazyLock<[String; 2]> = std::sync::LazyLock::new(|| {
+            [format!("{FRESH}{COLUMNS}"), format!("{EARLIER}{COLUMNS}")]
+        });
+        sqlx::query(AssertSqlSafe(STATEMENTS[usize::from(earlier)].as_str()))
+            .bind(owner)
+            .bind(now + lease_ms)
+            .bind(now)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
     }
 
     /// The id the first of `searches` to find one finds, if any. On
@@ -842,6 +891,7 @@ impl Store {
     /// the lease runs out. They keep `start_requested_at`: the next owner
     /// reconciles before sending anything.
     pub async fn release_leases(&self, owner: &str, now: i64) -> Result<u64, StoreError> {
+        let _turn = self.write_turn().await;
         Ok(sqlx::query(
             "UPDATE jobs SET lease_until = $1 WHERE (lease_owner = $2 OR lease_owner LIKE $3) AND state = 'starting'",
         )
@@ -862,6 +912,7 @@ impl Store {
         lease_ms: i64,
         now: i64,
     ) -> Result<bool, StoreError> {
+        let _turn = self.write_turn().await;
         let done = sqlx::query(
             "UPDATE jobs SET lease_until = $1 WHERE id = $2 AND lease_owner = $3 AND state = 'starting'",
         )
@@ -884,6 +935,7 @@ impl Store {
         state: JobState,
         now: i64,
     ) -> Result<bool, StoreError> {
+        let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await?;
         let done = sqlx::query(
             "UPDATE jobs SET state = $1, airbyte_job_id = $2, attempts = attempts + 1, lease_owner = NULL, \
@@ -912,29 +964,6 @@ impl Store {
         Ok(done == 1)
     }
 
-    /// Notes, durably and before the request goes out, that a `POST /jobs`
-    /// is about to be sent for this job; an earlier such note is kept (a
-    /// lost answer may still be the one to adopt). False when the lease was
-    /// lost.
-    pub async fn mark_start_requested(
-        &self,
-        id: &JobId,
-        owner: &str,
-        now: i64,
-    ) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "UPDATE jobs SET start_requested_at = COALESCE(start_requested_at, $1), updated_at = $1 \
-             WHERE id = $2 AND lease_owner = $3 AND state = 'starting' AND lease_until >= $1",
-        )
-        .bind(now)
-        .bind(id.as_str())
-        .bind(owner)
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
-        Ok(done == 1)
-    }
-
     /// Puts a job back in the queue, releasing any lease.
     pub async fn requeue(
         &self,
@@ -943,6 +972,7 @@ impl Store {
         requeue: &Requeue<'_>,
         now: i64,
     ) -> Result<bool, StoreError> {
+        let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await?;
         let done = sqlx::query(
             "UPDATE jobs SET state = 'queued', airbyte_job_id = NULL, run_after = $1, \
@@ -980,6 +1010,7 @@ impl Store {
         error: Option<&str>,
         now: i64,
     ) -> Result<bool, StoreError> {
+        let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await?;
         let finished_at = state.is_terminal().then_some(now);
         let done = sqlx::query(
@@ -1017,6 +1048,7 @@ impl Store {
         now: i64,
         request: &audit::Entry,
     ) -> Result<Option<Job>, StoreError> {
+        let turn = self.write_turn().await;
         let mut tx = self.pool.begin().await?;
         audit::append(&mut tx, request, now).await?;
         let cancelled_here = sqlx::query(
@@ -1048,6 +1080,7 @@ impl Store {
             .await?;
         }
         tx.commit().await?;
+        drop(turn);
         self.get_job(id).await
     }
 
@@ -1083,6 +1116,7 @@ impl Store {
         seen: &AirbyteReport<'_>,
         now: i64,
     ) -> Result<Option<Job>, StoreError> {
+        let turn = self.write_turn().await;
         let id = JobId::generate();
         let mut tx = self.pool.begin().await?;
         let result = sqlx::query(
@@ -1115,6 +1149,7 @@ impl Store {
         let detail = format!("started in Airbyte as job {}", seen.airbyte_job_id);
         record_event(&mut tx, &id, seen.state, now, Some(&detail)).await?;
         tx.commit().await?;
+        drop(turn);
         self.get_job(&id).await
     }
 
@@ -1126,6 +1161,7 @@ impl Store {
         seen: &AirbyteReport<'_>,
         now: i64,
     ) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
         sqlx::query(
             "UPDATE jobs SET rows_synced = COALESCE($1, rows_synced), bytes_synced = COALESCE($2, bytes_synced), \
              duration = COALESCE($3, duration), updated_at = $4 \
@@ -1157,6 +1193,7 @@ impl Store {
 
     /// Forgets idempotency keys older than their 24 hours.
     pub async fn purge_idempotency_keys(&self, now: i64) -> Result<u64, StoreError> {
+        let _turn = self.write_turn().await;
         Ok(
             sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1")
                 .bind(now - IDEMPOTENCY_TTL_MS)

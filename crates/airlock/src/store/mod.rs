@@ -124,11 +124,55 @@ const MIGRATIONS: &[Migration] = &[
     },
 ];
 
+/// Whose turn it is to write, on SQLite.
+///
+/// SQLite lets one connection write at a time. A connection that finds the
+/// lock taken waits in SQLite's busy handler, which sleeps 1, 2, 5, 10 ...
+/// up to 100 ms between looks: under load the lock sat idle while every
+/// writer slept, and triggers waited up to a second. This process's writers
+/// take turns here instead, in the order they came, and find the lock free
+/// when their turn comes; only another process writing the same file still
+/// meets the busy handler. On Postgres there are no turns.
+///
+/// A turn is held by one write (a statement or a transaction) and by
+/// nothing that waits for another write: turns are not re-entrant.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct WriteTurns(Option<std::sync::Arc<tokio::sync::Mutex<()>>>);
+
+impl WriteTurns {
+    fn for_backend(backend: Backend) -> Self {
+        Self((backend == Backend::Sqlite).then(std::sync::Arc::default))
+    }
+
+    /// The longest a writer waits for its turn. Writes take milliseconds;
+    /// a wait this long means a turn is held by something that waits for
+    /// another one (a bug), and the writer goes ahead without a turn, as
+    /// writers did before turns, rather than wait forever.
+    const PATIENCE: Duration = Duration::from_secs(30);
+
+    /// Waits for this writer's turn; the turn ends when the guard drops.
+    pub(crate) async fn take(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        let turns = self.0.as_ref()?;
+        match tokio::time::timeout(Self::PATIENCE, turns.lock()).await {
+            Ok(turn) => Some(turn),
+            Err(_) => {
+                tracing::error!(
+                    waited_secs = Self::PATIENCE.as_secs(),
+                    "no turn to write came; writing without one"
+                );
+                None
+            }
+        }
+    }
+}
+
 /// The pool and the backend it talks to. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// Writers' turns (SQLite only).
+    turns: WriteTurns,
     /// The group-commit writer of triggers.
     inserts: batch::InsertQueue,
     /// Copies of finished jobs, for reads.
@@ -168,6 +212,11 @@ impl Store {
                 Box::pin(async move {
                     conn.execute("PRAGMA journal_mode = WAL").await?;
                     conn.execute("PRAGMA synchronous = FULL").await?;
+                    // Checkpoints every 64 MB of log rather than 4 MB: a
+                    // burst of triggers rewrites the same index pages many
+                    // times, and each checkpoint copies them back and
+                    // flushes the file again.
+                    conn.execute("PRAGMA wal_autocheckpoint = 16384").await?;
                     conn.execute("PRAGMA busy_timeout = 5000").await?;
                     conn.execute("PRAGMA foreign_keys = ON").await?;
                     Ok(())
@@ -179,8 +228,10 @@ impl Store {
             Backend::Sqlite => inline::InlineReader::for_url(&url).map(std::sync::Arc::new),
             Backend::Postgres => None,
         };
+        let turns = WriteTurns::for_backend(backend);
         let store = Self {
-            inserts: batch::InsertQueue::start(pool.clone()),
+            inserts: batch::InsertQueue::start(pool.clone(), turns.clone()),
+            turns,
             finished: std::sync::Arc::default(),
             inline,
             pool,
@@ -198,6 +249,13 @@ impl Store {
     /// The pool, for modules that run their own queries.
     pub fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    /// Waits for a turn to write (see [`WriteTurns`]); every statement or
+    /// transaction that writes takes one first, and holds it until it is
+    /// done (committed or rolled back).
+    pub(crate) async fn write_turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        self.turns.take().await
     }
 
     /// Checks the database answers (for `/readyz`).

@@ -164,6 +164,7 @@ pub(crate) async fn commit_batch(
     deliveries: &[NewDelivery],
     now: i64,
 ) -> Result<bool, StoreError> {
+    let _turn = store.write_turn().await;
     let mut tx = store.pool().begin().await?;
     // Move the cursor first: on Postgres the row lock it takes makes a
     // concurrent replica wait, then find the cursor moved.
@@ -221,6 +222,7 @@ pub(crate) async fn claim(
     seen_next_attempt_at: i64,
     lease_until: i64,
 ) -> Result<bool, StoreError> {
+    let _turn = store.write_turn().await;
     let done = sqlx::query(
         "UPDATE webhook_deliveries SET next_attempt_at = $1 \
          WHERE id = $2 AND next_attempt_at = $3 AND delivered_at IS NULL",
@@ -241,6 +243,7 @@ pub(crate) async fn record_attempt(
     attempt: &Attempt,
     after: After,
 ) -> Result<bool, StoreError> {
+    let _turn = store.write_turn().await;
     let mut tx = store.pool().begin().await?;
     let inserted = sqlx::query(
         "INSERT INTO webhook_attempts (delivery_id, attempt, at, status, error, duration_ms) \
@@ -288,6 +291,7 @@ pub(crate) async fn give_up(
     error: &str,
     now: i64,
 ) -> Result<(), StoreError> {
+    let _turn = store.write_turn().await;
     sqlx::query(
         "UPDATE webhook_deliveries SET next_attempt_at = NULL, failed_at = $1, last_error = $2 \
          WHERE id = $3 AND delivered_at IS NULL",

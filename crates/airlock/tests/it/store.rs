@@ -150,12 +150,14 @@ async fn claims_one_job_per_connection_in_order(kind: Db) {
         .claim_job("d1", 60_000, now)
         .await
         .expect("claim")
-        .expect("a job");
+        .expect("a job")
+        .job;
     let b = store
         .claim_job("d2", 60_000, now)
         .await
         .expect("claim")
-        .expect("a job");
+        .expect("a job")
+        .job;
     assert_eq!(
         (a.id.clone(), b.id.clone()),
         (ids[0].clone(), ids[2].clone()),
@@ -171,13 +173,9 @@ async fn claims_one_job_per_connection_in_order(kind: Db) {
         "c1 is busy"
     );
 
+    // The claim noted that a `POST /jobs` is going out.
+    assert_eq!(a.start_requested_at, Some(now));
     // Airbyte accepts c1's first job; the second still waits behind it.
-    assert!(
-        store
-            .mark_start_requested(&a.id, "d1", now)
-            .await
-            .expect("mark")
-    );
     assert!(
         store
             .mark_started(&a.id, "d1", 77, JobState::Pending, now)
@@ -220,7 +218,8 @@ async fn claims_one_job_per_connection_in_order(kind: Db) {
         .claim_job("d3", 60_000, now + 5)
         .await
         .expect("claim")
-        .expect("next");
+        .expect("next")
+        .job;
     assert_eq!(c.id, ids[1]);
     let events: Vec<JobState> = store
         .job_events(&a.id, 0)
@@ -253,13 +252,8 @@ async fn an_expired_lease_is_taken_over_and_must_reconcile(kind: Db) {
         .claim_job("dead", 10_000, now)
         .await
         .expect("claim")
-        .expect("job");
-    assert!(
-        store
-            .mark_start_requested(&job.id, "dead", now)
-            .await
-            .expect("mark")
-    );
+        .expect("job")
+        .job;
     assert!(
         store
             .claim_job("d2", 10_000, now + 5_000)
@@ -287,11 +281,11 @@ async fn an_expired_lease_is_taken_over_and_must_reconcile(kind: Db) {
         .await
         .expect("claim")
         .expect("taken over");
-    assert_eq!(taken.id, job.id);
+    assert_eq!(taken.job.id, job.id);
     assert_eq!(
-        taken.start_requested_at,
-        Some(now),
-        "the new owner knows a POST may have gone out"
+        (taken.earlier_request, taken.job.start_requested_at),
+        (Some(now), Some(now)),
+        "the new owner knows a POST may have gone out, and keeps its time"
     );
     assert!(
         !store
@@ -333,7 +327,7 @@ async fn an_expired_lease_is_taken_over_and_must_reconcile(kind: Db) {
         .await
         .expect("claim")
         .expect("again");
-    assert_eq!(again.start_requested_at, Some(now));
+    assert_eq!(again.earlier_request, Some(now));
 }
 
 async fn cancelling_a_queued_job_is_immediate(kind: Db) {
@@ -376,12 +370,12 @@ async fn concurrent_claims_never_share_a_connection(kind: Db) {
         tasks.spawn(async move {
             let mut got = Vec::new();
             for _ in 0..10 {
-                if let Some(job) = store
+                if let Some(claim) = store
                     .claim_job(&format!("d{d}"), 60_000, now)
                     .await
                     .expect("claim")
                 {
-                    got.push(job.connection_id);
+                    got.push(claim.job.connection_id);
                 }
             }
             got
@@ -538,22 +532,18 @@ async fn a_job_read_sees_each_change_at_once(kind: Db) {
         .claim_job("d1", 60_000, now)
         .await
         .expect("claim")
-        .expect("a job");
+        .expect("a job")
+        .job;
     let starting = read("claimed").await;
     assert_eq!(
         (starting.state, starting.lease_owner.as_deref()),
         (JobState::Starting, Some("d1"))
     );
     assert_eq!(starting, claimed);
-    assert!(
-        store
-            .mark_start_requested(&job.id, "d1", now + 1)
-            .await
-            .expect("mark")
-    );
     assert_eq!(
-        read("start requested").await.start_requested_at,
-        Some(now + 1)
+        starting.start_requested_at,
+        Some(now),
+        "the claim notes the start"
     );
     assert!(
         store
@@ -622,7 +612,8 @@ async fn a_claim_finds_a_ready_job_behind_many_waiting_ones(kind: Db) {
         .claim_job("d1", 60_000, now)
         .await
         .expect("claim")
-        .expect("a job");
+        .expect("a job")
+        .job;
     assert_eq!(claimed.id, first.id);
     for n in 0..100 {
         queue(&store, "busy", now + 1 + n).await;
@@ -641,17 +632,74 @@ async fn a_claim_finds_a_ready_job_behind_many_waiting_ones(kind: Db) {
         .claim_job("d2", 60_000, now + 400)
         .await
         .expect("claim")
-        .expect("the ready job");
+        .expect("the ready job")
+        .job;
     assert_eq!(next.id, earlier.id, "the oldest ready job first");
     let then = store
         .claim_job("d3", 60_000, now + 400)
         .await
         .expect("claim")
-        .expect("the other ready job");
+        .expect("the other ready job")
+        .job;
     assert_eq!(then.id, later.id);
 }
 
+async fn a_claim_notes_the_start_unless_a_cancel_was_asked(kind: Db) {
+    let store = store(kind).await;
+    let now = 1_000_000;
+    let job = queue(&store, "c1", now).await;
+    let first = store
+        .claim_job("d1", 60_000, now)
+        .await
+        .expect("claim")
+        .expect("a job");
+    assert_eq!(
+        (first.job.start_requested_at, first.earlier_request),
+        (Some(now), None)
+    );
+    // A cancel arrives while it starts, and Airbyte refuses the start (a
+    // sync of someone else's is running): back to the queue, with no POST
+    // that could have started anything.
+    let starting = store
+        .request_cancel(&job.id, now + 1, &request())
+        .await
+        .expect("cancel")
+        .expect("job");
+    assert_eq!(
+        (starting.state, starting.cancel_requested),
+        (JobState::Starting, true)
+    );
+    let requeue = Requeue {
+        run_after: now + 2,
+        count_attempt: false,
+        error: "busy",
+        start_may_exist: false,
+    };
+    assert!(
+        store
+            .requeue(&job.id, Some("d1"), &requeue, now + 1)
+            .await
+            .expect("requeue")
+    );
+    // Its next claim is to settle the cancel: no POST goes out, so none is noted.
+    let second = store
+        .claim_job("d2", 60_000, now + 2)
+        .await
+        .expect("claim")
+        .expect("the job");
+    assert_eq!(
+        (
+            second.job.id,
+            second.job.cancel_requested,
+            second.job.start_requested_at,
+            second.earlier_request
+        ),
+        (job.id, true, None, None)
+    );
+}
+
 on_both_backends!(
+    a_claim_notes_the_start_unless_a_cancel_was_asked,
     idempotency_keys_return_the_same_job,
     claims_one_job_per_connection_in_order,
     an_expired_lease_is_taken_over_and_must_reconcile,

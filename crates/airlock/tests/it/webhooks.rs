@@ -163,7 +163,8 @@ async fn run_job(store: &Store, connection: &str, end: JobState, now: i64) -> Jo
         .claim_job("test", 60_000, now)
         .await
         .expect("claim")
-        .expect("the job is claimable");
+        .expect("the job is claimable")
+        .job;
     assert_eq!(claimed.id, job.id);
     static AIRBYTE_IDS: AtomicI64 = AtomicI64::new(1);
     let airbyte_id = AIRBYTE_IDS.fetch_add(1, Ordering::SeqCst);
