@@ -3,11 +3,10 @@
 //! A worker claims a job with a lease (one `UPDATE`, no open transaction,
 //! which is also the durable note that a `POST /jobs` is about to go out),
 //! sends the request while a heartbeat renews the lease, and records the
-//! answer. When the answer is
-//! lost (the client reports it *ambiguous*) or a dispatcher dies mid-way,
-//! whoever holds the job next first looks for an Airbyte job created for the
-//! connection since the request went out, and adopts it instead of starting
-//! a second one.
+//! answer. When the answer is lost (the client reports it *ambiguous*) or a
+//! dispatcher dies mid-way, whoever holds the job next first looks for an
+//! Airbyte job created for the connection since the request went out, and
+//! adopts it instead of starting a second one.
 
 use std::sync::Arc;
 use std::time::Duration;

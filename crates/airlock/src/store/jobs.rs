@@ -816,7 +816,6 @@ impl Store {
         id: &str,
         earlier: bool,
     ) -> Result<Option<AnyRow>, sqlx::Error> {
-        let _turn = self.write_turn().await;
         const FRESH: &str = "UPDATE jobs SET state = 'starting', lease_owner = $1, lease_until = $2, updated_at = $3, \
                start_requested_at = CASE WHEN cancel_requested = 0 THEN $3 ELSE NULL END \
              WHERE id = $4 AND start_requested_at IS NULL \
@@ -829,6 +828,7 @@ impl Store {
         static STATEMENTS: std::sync::LazyLock<[String; 2]> = std::sync::LazyLock::new(|| {
             [format!("{FRESH}{COLUMNS}"), format!("{EARLIER}{COLUMNS}")]
         });
+        let _turn = self.write_turn().await;
         sqlx::query(AssertSqlSafe(STATEMENTS[usize::from(earlier)].as_str()))
             .bind(owner)
             .bind(now + lease_ms)
