@@ -12,6 +12,9 @@ const MIN_TOKEN_LIFETIME_SECS: u64 = 60;
 /// Longest lifetime a configuration may give service-account tokens.
 const MAX_TOKEN_LIFETIME_SECS: u64 = 24 * 3600;
 
+/// Longest a finished job's answer may be kept (a day).
+const MAX_FINISHED_JOBS_CACHE_SECS: u64 = 24 * 3600;
+
 /// `[front]`: the Airbyte-compatible front.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -41,6 +44,10 @@ pub struct FrontConfig {
     pub signing_key: Option<SecretSource>,
     /// Lifetime of service-account tokens, in seconds (Airbyte's is 900).
     pub token_lifetime_secs: u64,
+    /// How long Airbyte's answer about a finished job (succeeded, failed,
+    /// cancelled: it never changes again) answers `GET /jobs/{id}` before
+    /// Airbyte is asked again, in seconds; 0 asks Airbyte every time.
+    pub finished_jobs_cache_secs: u64,
 }
 
 impl Default for FrontConfig {
@@ -53,6 +60,7 @@ impl Default for FrontConfig {
             token_auth_method: TokenAuthMethod::default(),
             signing_key: None,
             token_lifetime_secs: 900,
+            finished_jobs_cache_secs: 60,
         }
     }
 }
@@ -134,6 +142,12 @@ pub(crate) fn validate(config: &crate::config::Config) -> Result<(), (String, St
             format!("must be between {MIN_TOKEN_LIFETIME_SECS} and {MAX_TOKEN_LIFETIME_SECS}"),
         );
     }
+    if front.finished_jobs_cache_secs > MAX_FINISHED_JOBS_CACHE_SECS {
+        return err(
+            "front.finished_jobs_cache_secs",
+            format!("must be at most {MAX_FINISHED_JOBS_CACHE_SECS}"),
+        );
+    }
     for (i, account) in config.service_accounts.iter().enumerate() {
         let key = |field: &str| format!("service_accounts[{i}].{field}");
         if !valid_client_id(&account.client_id) {
@@ -190,6 +204,7 @@ mod tests {
         );
         let config = Config::from_toml("t.toml", &text, &[]).expect("valid");
         assert_eq!(config.front.token_lifetime_secs, 900);
+        assert_eq!(config.front.finished_jobs_cache_secs, 60);
         assert_eq!(
             config.front.token_auth_method,
             super::TokenAuthMethod::ClientSecretPost
@@ -221,6 +236,10 @@ mod tests {
             (
                 "[front]\ntoken_lifetime_secs = 5\n".to_owned(),
                 "front.token_lifetime_secs",
+            ),
+            (
+                "[front]\nfinished_jobs_cache_secs = 100000\n".to_owned(),
+                "front.finished_jobs_cache_secs",
             ),
             (
                 "[front]\ntoken_auth_method = \"jwt\"\n".to_owned(),

@@ -29,6 +29,7 @@ mod caller;
 pub mod classify;
 pub mod config;
 mod error;
+mod finished;
 mod lists;
 mod token;
 
@@ -53,6 +54,7 @@ pub use config::{FrontConfig, ServiceAccountConfig, TokenAuthMethod};
 use self::accounts::Accounts;
 use self::caller::FrontCaller;
 use self::error::{FrontError, from_airbyte, json_response};
+use self::finished::FinishedAnswers;
 use self::token::Exchange;
 use crate::api::auth::action_of;
 use crate::api::{AppState, RequestId};
@@ -86,6 +88,8 @@ pub struct Front {
     http: reqwest::Client,
     /// Airbyte job id to connection id: a job's connection never changes.
     jobs: Mutex<HashMap<i64, String>>,
+    /// Airbyte's answers about finished jobs.
+    finished: FinishedAnswers,
     /// Bounds the CPU spent on service-account secrets.
     secret_checks: tokio::sync::Semaphore,
 }
@@ -108,6 +112,9 @@ impl Front {
             exchange: Exchange::from_config(config),
             http,
             jobs: Mutex::new(HashMap::new()),
+            finished: FinishedAnswers::new(Duration::from_secs(
+                config.front.finished_jobs_cache_secs,
+            )),
             secret_checks: tokio::sync::Semaphore::new(CONCURRENT_SECRET_CHECKS),
         })
     }
@@ -123,6 +130,9 @@ impl Front {
                 exchange: Exchange::from_config(config),
                 http: reqwest::Client::new(),
                 jobs: Mutex::new(HashMap::new()),
+                finished: FinishedAnswers::new(Duration::from_secs(
+                    config.front.finished_jobs_cache_secs,
+                )),
                 secret_checks: tokio::sync::Semaphore::new(CONCURRENT_SECRET_CHECKS),
             }
         })
@@ -267,12 +277,16 @@ fn workspace_resource(state: &AppState, id: &str) -> Resource {
 /// Airbyte's answer as the caller gets it: status, content type and body
 /// unchanged.
 pub(crate) fn raw_response(raw: airbyte_client::RawResponse) -> Response {
-    let mut response = (raw.status, raw.body).into_response();
-    if let Some(value) = raw
-        .content_type
-        .as_deref()
-        .and_then(|v| HeaderValue::from_str(v).ok())
-    {
+    airbyte_response(
+        raw.status,
+        raw.content_type.as_deref(),
+        Body::from(raw.body),
+    )
+}
+
+fn airbyte_response(status: StatusCode, content_type: Option<&str>, body: Body) -> Response {
+    let mut response = (status, body).into_response();
+    if let Some(value) = content_type.and_then(|v| HeaderValue::from_str(v).ok()) {
         response.headers_mut().insert(header::CONTENT_TYPE, value);
     }
     response
@@ -379,7 +393,7 @@ async fn serve_public(
         Permission::ConnectionsRead | Permission::JobsRead
     );
     let audited = !reads || state.config().audit.record_reads;
-    let detail = serde_json::json!({"method": parts.method.as_str(), "path": path});
+    let detail = || serde_json::json!({"method": parts.method.as_str(), "path": path});
     if let ResourceRef::List(listing) = reference {
         let response = lists::list(state, &caller, listing, parts).await?;
         if audited {
@@ -391,7 +405,7 @@ async fn serve_public(
                     None,
                     &Resource::Global,
                     outcome,
-                    Some(detail),
+                    Some(detail()),
                 )
                 .await;
         }
@@ -499,12 +513,42 @@ async fn serve_public(
             return Err(FrontError::Internal(anyhow::anyhow!("handled above")));
         }
     };
-    let raw = match fetched {
-        Some(raw) => raw,
-        None => forward(state, parts, &suffix, forwarded_body).await?,
+    // `GET /jobs/{id}` of a job Airbyte has finished: its kept answer.
+    let job_read = match reference {
+        ResourceRef::Job(id)
+            if permission == Permission::JobsRead && parts.uri.query().is_none() =>
+        {
+            Some(id)
+        }
+        _ => None,
+    };
+    let finished = &state.front().finished;
+    let kept = job_read.and_then(|id| finished.get(id, &parts.headers));
+    let (status, response) = match (kept, fetched) {
+        (Some(answer), _) => (
+            StatusCode::OK,
+            airbyte_response(
+                StatusCode::OK,
+                answer.content_type.as_deref(),
+                Body::from(answer.body),
+            ),
+        ),
+        (None, Some(raw)) => (raw.status, raw_response(raw)),
+        (None, None) => {
+            let raw = forward(state, parts, &suffix, forwarded_body).await?;
+            let status = raw.status;
+            let response = if let Some(id) = job_read {
+                let body = Bytes::from(raw.body);
+                finished.offer(id, status, raw.content_type.as_deref(), &body);
+                airbyte_response(status, raw.content_type.as_deref(), Body::from(body))
+            } else {
+                raw_response(raw)
+            };
+            (status, response)
+        }
     };
     if audited {
-        let mut outcome = raw.status.as_u16().to_string();
+        let mut outcome = status.as_u16().to_string();
         if let ResourceRef::Job(id) = reference {
             outcome = format!("{outcome} (Airbyte job {id})");
         }
@@ -515,11 +559,11 @@ async fn serve_public(
                 Some(&decision),
                 &resource,
                 outcome,
-                Some(detail),
+                Some(detail()),
             )
             .await;
     }
-    Ok(raw_response(raw))
+    Ok(response)
 }
 
 /// A workspace read is allowed by a grant on the workspace or on any of its

@@ -365,6 +365,9 @@ async fn airflow_provider_request_sequence_is_served() {
     assert!(headers.get("x-request-id").is_some());
 
     // Poll every "3 s" (simulated) a few times, then give up as on a timeout.
+    // Each poll of the running job asks Airbyte.
+    let job_reads = || front.sim.sim.counters().requests_to("GET /jobs/{jobId}");
+    let reads_before = job_reads();
     for _ in 0..3 {
         let (status, polled) = support::send(
             front
@@ -390,6 +393,30 @@ async fn airflow_provider_request_sequence_is_served() {
     .await;
     assert_eq!(status, StatusCode::OK, "{cancelled}");
     assert_eq!(cancelled["status"], "cancelled");
+    assert!(job_reads() >= reads_before + 3);
+
+    // A finished job never changes: the first read asks Airbyte, the next
+    // ones get the same answer without asking again.
+    let reads_before = job_reads();
+    let mut answers = Vec::new();
+    for _ in 0..3 {
+        let (status, headers, polled) = send_full(
+            front
+                .http
+                .get(format!("{}/jobs/{job_id}", front.api()))
+                .bearer_auth(&bearer),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{polled}");
+        assert_eq!(
+            headers.get("content-type").and_then(|v| v.to_str().ok()),
+            Some("application/json")
+        );
+        assert_eq!(polled["status"], "cancelled", "{polled}");
+        answers.push(polled);
+    }
+    assert!(answers.windows(2).all(|w| w[0] == w[1]), "{answers:?}");
+    assert_eq!(job_reads(), reads_before + 1);
 
     // Airlock recorded the job as the runner's and the tracker follows it
     // to its end.
@@ -420,6 +447,18 @@ async fn airflow_provider_request_sequence_is_served() {
         assert_eq!(status, StatusCode::OK, "{job}");
         job["jobId"].as_i64().expect("jobId")
     };
+    // Even once the admin's read of it is kept (finished: cancelled).
+    for method in [reqwest::Method::DELETE, reqwest::Method::GET] {
+        let (status, job) = support::send(
+            front
+                .http
+                .request(method, format!("{}/jobs/{admin_job}", front.api()))
+                .bearer_auth(&admin),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{job}");
+        assert_eq!(job["status"], "cancelled", "{job}");
+    }
     for path in [format!("/jobs/{admin_job}"), "/jobs/987654321".to_owned()] {
         let (status, headers, body) = send_full(
             front
