@@ -14,7 +14,9 @@
 //!    no grant anywhere is 403, out of scope looks like not found (404);
 //! 4. the request goes to Airbyte with Airlock's own credential (the
 //!    caller's `Authorization` never leaves Airlock) and Airbyte's answer
-//!    comes back unchanged; lists are filtered item by item ([`lists`]);
+//!    comes back unchanged (for a finished job, the answer Airbyte gave
+//!    last, kept by `finished` for `[front] finished_jobs_cache_secs`);
+//!    lists are filtered item by item ([`lists`]);
 //!    jobs started here are recorded with channel `front` so the tracker
 //!    follows them.
 //!
