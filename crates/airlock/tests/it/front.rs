@@ -122,6 +122,20 @@ impl Front {
         format!("{}/api/public/v1", self.base)
     }
 
+    /// `GET` of a public-API `path` (such as `/jobs/42`) with `bearer`.
+    async fn get(
+        &self,
+        path: &str,
+        bearer: &str,
+    ) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+        send_full(
+            self.http
+                .get(format!("{}{path}", self.api()))
+                .bearer_auth(bearer),
+        )
+        .await
+    }
+
     /// The simulated world: workspaces and connections, by workspace name.
     async fn world(&self) -> World {
         let world: Value = self
@@ -369,13 +383,7 @@ async fn airflow_provider_request_sequence_is_served() {
     let job_reads = || front.sim.sim.counters().requests_to("GET /jobs/{jobId}");
     let reads_before = job_reads();
     for _ in 0..3 {
-        let (status, polled) = support::send(
-            front
-                .http
-                .get(format!("{}/jobs/{job_id}", front.api()))
-                .bearer_auth(&bearer),
-        )
-        .await;
+        let (status, _, polled) = front.get(&format!("/jobs/{job_id}"), &bearer).await;
         assert_eq!(status, StatusCode::OK, "{polled}");
         assert_eq!(polled["jobId"], job_id);
         assert!(
@@ -400,13 +408,7 @@ async fn airflow_provider_request_sequence_is_served() {
     let reads_before = job_reads();
     let mut answers = Vec::new();
     for _ in 0..3 {
-        let (status, headers, polled) = send_full(
-            front
-                .http
-                .get(format!("{}/jobs/{job_id}", front.api()))
-                .bearer_auth(&bearer),
-        )
-        .await;
+        let (status, headers, polled) = front.get(&format!("/jobs/{job_id}"), &bearer).await;
         assert_eq!(status, StatusCode::OK, "{polled}");
         assert_eq!(
             headers.get("content-type").and_then(|v| v.to_str().ok()),
@@ -460,13 +462,7 @@ async fn airflow_provider_request_sequence_is_served() {
         assert_eq!(job["status"], "cancelled", "{job}");
     }
     for path in [format!("/jobs/{admin_job}"), "/jobs/987654321".to_owned()] {
-        let (status, headers, body) = send_full(
-            front
-                .http
-                .get(format!("{}{path}", front.api()))
-                .bearer_auth(&bearer),
-        )
-        .await;
+        let (status, headers, body) = front.get(&path, &bearer).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{path}: {body}");
         assert_eq!(body["title"], "resource-not-found", "{body}");
         assert!(headers.get("x-request-id").is_some());
@@ -539,13 +535,7 @@ async fn refusals_are_airbyte_shaped_and_lists_point_at_airlock() {
         format!("/workspaces/{}", world.other),
         format!("/connections/{}", world.other_connection),
     ] {
-        let (status, headers, body) = send_full(
-            front
-                .http
-                .get(format!("{}{path}", front.api()))
-                .bearer_auth(&runner),
-        )
-        .await;
+        let (status, headers, body) = front.get(&path, &runner).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{path}: {body}");
         assert_airbyte_error(status, &headers, &body);
     }
