@@ -3,21 +3,30 @@
 //!
 //! # Tour
 //!
-//! - [`config`]: [`SimConfig`], the TOML the simulator starts from.
+//! - [`config`]: [`SimConfig`], the TOML the simulator starts from; `error`:
+//!   [`SimError`].
 //! - `world`: the simulated instance: workspaces, sources, destinations, connections
 //!   with tags, schedules and stream catalogs, read from a fixture (the built-in one
 //!   is `src/default_world.toml`).
 //! - `jobs`: jobs whose whole life is drawn at creation from the seed and computed
 //!   lazily from the simulated clock, so thousands of running jobs cost nothing.
 //! - `clock`: simulated time (wall clock or frozen, plus `/_sim/advance`).
-//! - `auth`: client-credential tokens that expire, and Airbyte's 401 body.
-//! - `api`: the HTTP routes Airbyte serves (`/api/public/v1/...` and the one
-//!   Configuration API route Dagster reads), with Airbyte's shapes and error bodies.
+//! - `auth`: the store of client-credential tokens, which expire.
 //! - [`faults`]: latency, 5xx, 429, dropped connections, black holes and token
 //!   expiry, per route.
 //! - [`counters`]: what the simulator saw, for assertions.
+//! - `state`: the one shared state every handler receives.
+//! - `api`: the HTTP routes Airbyte serves (`/api/public/v1/...` and the one
+//!   Configuration API route Dagster reads), with Airbyte's shapes and error bodies,
+//!   including the token route, the bearer check with Airbyte's 401 body, and the
+//!   faults middleware.
 //! - `admin`: the `/_sim/...` control API (faults, counters, clock, bulk data).
 //! - `server`: the accept loop behind [`Sim::serve`].
+//!
+//! The modules form a one-way stack, no module using one above it: the model
+//! (`clock`, `rng`, `counters`, `error`, `faults`, `auth`, `config`, `world`, `jobs`)
+//! knows neither the shared state nor HTTP; `state` holds the model; `api` and then
+//! `admin` serve it over HTTP; `server` is a transport that knows none of them.
 //!
 //! # A request's path
 //!
@@ -42,6 +51,7 @@ mod auth;
 mod clock;
 pub mod config;
 pub mod counters;
+mod error;
 pub mod faults;
 mod jobs;
 mod rng;

@@ -3,6 +3,7 @@
 //! does not wait for black-holed requests that will never finish.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -11,9 +12,22 @@ use hyper::service::Service;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
-use crate::faults::ConnectionKill;
+/// Handed to each request by the server loop: triggering it closes the connection.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ConnectionKill(Arc<Notify>);
+
+impl ConnectionKill {
+    pub(crate) fn trigger(&self) {
+        self.0.notify_one();
+    }
+
+    pub(crate) async fn triggered(&self) {
+        self.0.notified().await;
+    }
+}
 
 /// Serves `router` on `listener` until `shutdown` resolves, then closes every
 /// connection, finished or not.

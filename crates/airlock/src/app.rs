@@ -12,16 +12,15 @@ use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
-use crate::api::{self, AppState, Parts};
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::{AirbyteAuth, Config};
 use crate::connections::Catalog;
 use crate::identity::{Authenticator, HttpKeySource, IssuerConfig, KeySource};
-use crate::jobs::dispatcher::Dispatcher;
-use crate::jobs::tracker::Tracker;
 use crate::metrics::Metrics;
-use crate::policy::Policy;
+use crate::queue::dispatcher::Dispatcher;
+use crate::queue::tracker::Tracker;
 use crate::store::Store;
+use crate::web::{AppState, Parts};
 
 /// How long requests in flight may take to finish after a stop signal.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -43,6 +42,8 @@ pub struct Extras {
 #[derive(Debug)]
 pub struct App {
     state: AppState,
+    /// The Airbyte-compatible front's own state.
+    front: Arc<crate::front::Front>,
     /// The web console's login clients.
     console: Arc<crate::console::Console>,
     extra_routes: Option<Router>,
@@ -127,7 +128,7 @@ impl App {
         issuers.extend(front.issuer());
         let authenticator = Arc::new(Authenticator::new(issuers, Arc::clone(&clock))?);
         authenticator.refresh_all().await;
-        let policy = Policy::from_config(&config)?;
+        let policy = config.policy()?;
         let dispatch = Arc::new(Notify::new());
         let replica: String = extras
             .replica
@@ -145,7 +146,7 @@ impl App {
             airbyte.clone(),
             config.jobs.clone(),
             Arc::clone(&clock),
-            Arc::clone(&catalog) as Arc<dyn crate::jobs::tracker::KnownConnections>,
+            Arc::clone(&catalog) as Arc<dyn crate::queue::tracker::KnownConnections>,
         );
         tracker.set_waker(Arc::clone(&dispatch));
         let refresh_every = Duration::from_secs(config.connections.refresh_secs);
@@ -171,9 +172,9 @@ impl App {
             clock,
             metrics,
         });
-        state.set_front(front);
         Ok(Self {
             state,
+            front,
             console,
             extra_routes: extras.routes,
             dispatcher,
@@ -218,12 +219,11 @@ impl App {
                 .await
         });
 
-        let mut router = api::router(self.state.clone())
-            .merge(crate::mcp::router(self.state.clone()))
-            .merge(crate::console::router(
-                self.state.clone(),
-                Arc::clone(&self.console),
-            ));
+        let mut router = crate::http::router(
+            &self.state,
+            Arc::clone(&self.front),
+            Arc::clone(&self.console),
+        );
         if let Some(extra) = self.extra_routes {
             router = router.merge(extra);
         }
@@ -336,7 +336,7 @@ pub fn reload_policy(
     env: &[(String, String)],
 ) -> anyhow::Result<usize> {
     let config = Config::load(Some(path), env)?;
-    let policy = Policy::from_config(&config)?;
+    let policy = config.policy()?;
     let grants = policy.grants().len();
     state.set_policy(policy);
     Ok(grants)

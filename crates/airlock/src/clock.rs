@@ -11,13 +11,21 @@ pub trait Clock: Send + Sync + fmt::Debug {
     fn now_ms(&self) -> i64;
 }
 
+/// The system's wall clock, in unix milliseconds.
+pub fn wall_ms() -> i64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    i64::try_from(now.as_millis()).unwrap_or(i64::MAX)
+}
+
 /// The system's wall clock.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now_ms(&self) -> i64 {
-        crate::store::now_ms()
+        wall_ms()
     }
 }
 

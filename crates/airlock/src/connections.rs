@@ -10,7 +10,7 @@ use airbyte_client::{AirbyteClient, ListParams};
 use serde::Serialize;
 use tokio::sync::Notify;
 
-use crate::jobs::tracker::KnownConnections;
+use crate::queue::tracker::KnownConnections;
 
 /// How soon after a fetch an unknown connection reference may cause
 /// another one.

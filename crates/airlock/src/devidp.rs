@@ -429,7 +429,7 @@ async fn authorize(State(idp): State<DevIdp>, body: axum::body::Bytes) -> Respon
         );
     };
     let redirect_uri = request.redirect_uri.unwrap_or_default();
-    let code = crate::api::session::new_secret();
+    let code = crate::web::session::new_secret();
     let now = crate::store::now_ms();
     {
         let mut codes = idp.codes();

@@ -1,29 +1,26 @@
 //! Airlock: an identity-aware control plane for Airbyte.
 //!
-//! A tour of the modules:
-//! - [`api`]: the HTTP server, its middleware (request ids) and error shape
-//!   (problem+json).
-//! - [`cli`]: the `airlock` command line; each subcommand is a thin call
-//!   into the modules below.
-//! - [`config`]: the TOML configuration, its `AIRLOCK_*` overrides and the
-//!   secrets it names.
-//! - [`console`]: the web console at `/console` (OIDC login with PKCE,
-//!   server-side sessions); its pages call the API with a session cookie.
-//! - [`front`]: the Airbyte-compatible front (`/api/public/v1`, Dagster's
-//!   `/api/v1/connections/get`, the token exchange and service accounts):
-//!   Airbyte's API, identity-checked, for unchanged Airbyte clients.
-//! - [`identity`]: verifies bearer tokens against the configured issuers'
-//!   keys and maps their claims to a `Principal`.
-//! - [`policy`]: roles and grants; decides what a principal may do on which
-//!   workspace or connection (deny by default).
-//! - [`server`]: the accept loop (HTTP/1.1, header deadline, graceful stop).
-//! - [`telemetry`]: logs, as text or JSON lines; OTLP traces when configured.
-//! - [`mcp`]: the MCP server at `/mcp` (and the `airlock mcp` stdio bridge):
-//!   tools for AI agents, each call made through the API as the agent.
-//! - [`metrics`]: Prometheus counters and histograms (requests, decisions,
-//!   Airbyte calls) and the `/metrics` exposition.
-//! - [`webhooks`]: job events POSTed to receivers, signed, from a durable
-//!   outbox fed by the job timeline.
+//! A tour of the modules, lowest layer first (ARCHITECTURE.md has the
+//! table of which may use which; a test holds the code to it):
+//! - foundation: [`clock`] (injected time), [`secret`] (secrets in
+//!   configuration, PBKDF2 hashes of stored ones), [`host_gate`] (which
+//!   `Host`/`Origin` values a door answers), [`server`] (the accept loop).
+//! - domain: [`jobs`] (the job model and its shape for users),
+//!   [`identity`] (verified tokens to a `Principal`), [`audit`] (the hash
+//!   chain's records), [`policy`] (roles and grants; deny by default).
+//! - [`store`]: the only SQL (SQLite or Postgres).
+//! - services: [`metrics`], [`queue`] (the dispatcher and the tracker),
+//!   [`connections`] (the catalog), [`webhooks`].
+//! - [`config`] composes the sections; [`telemetry`] installs logs and
+//!   traces.
+//! - [`web`]: what every HTTP door shares (state, request layer, errors,
+//!   sessions, the `Caller`).
+//! - the doors: [`api`] (`/v1`), [`front`] (Airbyte's API for unchanged
+//!   clients, the token exchange and service accounts), [`console`],
+//!   [`devidp`] (the demo's identity provider), [`mcp`] (tools for AI
+//!   agents, each call made through the API as the agent).
+//! - [`http`] assembles the doors; [`app`] is the composition root; [`cli`]
+//!   the command line.
 //!
 //! Airbyte itself is reached through the `airbyte-client` crate, and
 //! `airlock sim` / `airlock demo` run the `airbyte-sim` crate, an Airbyte
@@ -41,14 +38,19 @@ pub mod devidp;
 pub mod front;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod host_gate;
+pub mod http;
 pub mod identity;
 pub mod jobs;
 pub mod mcp;
 pub mod metrics;
 pub mod policy;
+pub mod queue;
+pub mod secret;
 pub mod server;
 pub mod store;
 pub mod telemetry;
+pub mod web;
 pub mod webhooks;
 
 /// Resolves when the process is asked to stop (Ctrl-C or SIGTERM).

@@ -2,8 +2,10 @@
 //! Configuration API route under `/api/v1`, wrapped in fault injection and, where
 //! Airbyte requires it, bearer authentication.
 
+pub(crate) mod auth;
 pub(crate) mod config_api;
 pub(crate) mod error;
+pub(crate) mod faults;
 pub(crate) mod jobs;
 pub(crate) mod paging;
 pub(crate) mod resources;
@@ -19,7 +21,6 @@ use axum::routing::{get, post};
 
 use crate::api::error::framework_error;
 use crate::state::Shared;
-use crate::{auth, faults};
 
 /// The Airbyte routes, faults layer included, state applied.
 pub(crate) fn router(shared: Arc<Shared>) -> Router {

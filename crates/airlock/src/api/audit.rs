@@ -8,11 +8,12 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use utoipa::{IntoParams, ToSchema};
 
-use super::jobs::{rfc3339, store_error};
-use super::problem::responses::{BadRequest, Forbidden, Unauthorized, Unavailable};
-use super::{ApiError, AppState, Caller};
-use crate::audit::{AuditFilter, Record};
+use crate::audit::Record;
+use crate::jobs::view::rfc3339;
 use crate::policy::{Permission, Resource};
+use crate::store::audit::AuditFilter;
+use crate::web::problem::responses::{BadRequest, Forbidden, Unauthorized, Unavailable};
+use crate::web::{ApiError, AppState, Caller};
 
 /// Filters of the audit listing.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -126,11 +127,7 @@ pub(super) async fn list(
         limit,
         ..AuditFilter::default()
     };
-    let records = state
-        .store()
-        .audit_records(&filter)
-        .await
-        .map_err(store_error)?;
+    let records = state.store().audit_records(&filter).await?;
     let next_cursor = (i64::try_from(records.len()).unwrap_or(0) == limit)
         .then(|| records.last().map(|r| r.seq))
         .flatten();

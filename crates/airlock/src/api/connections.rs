@@ -7,12 +7,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
-use super::problem::responses::{BadRequest, Forbidden, NotFound, Unauthorized, Unavailable};
-use super::{ApiError, AppState, Caller};
 use crate::connections::ConnectionInfo;
 use crate::jobs::{Job, JobState, JobType};
 use crate::policy::{ConnectionResource, Permission, Resource};
 use crate::store::jobs::JobFilter;
+use crate::web::problem::responses::{BadRequest, Forbidden, NotFound, Unauthorized, Unavailable};
+use crate::web::{ApiError, AppState, Caller};
 
 /// The policy's view of a connection.
 pub(super) fn resource_of(connection: &ConnectionInfo) -> Resource {
@@ -156,8 +156,8 @@ fn render(connection: &ConnectionInfo, last_job: Option<&Job>) -> ConnectionView
             id: job.id.to_string(),
             job_type: job.job_type,
             state: job.state,
-            created_at: super::jobs::rfc3339(job.created_at),
-            finished_at: job.finished_at.map(super::jobs::rfc3339),
+            created_at: crate::jobs::view::rfc3339(job.created_at),
+            finished_at: job.finished_at.map(crate::jobs::view::rfc3339),
         }),
         permissions: None,
         links: ConnectionLinks {
@@ -253,8 +253,7 @@ pub(super) async fn list(
         state
             .store()
             .latest_jobs_of(&ids)
-            .await
-            .map_err(super::jobs::store_error)?
+            .await?
             .into_iter()
             .map(|job| (job.connection_id.clone(), job))
             .collect()
@@ -331,8 +330,7 @@ pub(super) async fn get(
             limit: 1,
             ..JobFilter::default()
         })
-        .await
-        .map_err(super::jobs::store_error)?;
+        .await?;
     caller
         .read(&state, "connections.get", &resource_of(&connection))
         .await;

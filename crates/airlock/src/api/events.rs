@@ -20,14 +20,14 @@ use futures_util::{Stream, StreamExt};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::jobs::{rfc3339, store_error};
-use super::problem::responses::{Forbidden, Unauthorized, Unavailable};
-use super::session::Session;
-use super::{ApiError, AppState, Caller};
 use crate::identity::Principal;
 use crate::jobs::view::JobView;
+use crate::jobs::view::rfc3339;
 use crate::jobs::{Job, JobId, JobState};
 use crate::policy::{ConnectionResource, Permission, Resource};
+use crate::web::problem::responses::{Forbidden, Unauthorized, Unavailable};
+use crate::web::session::Session;
+use crate::web::{ApiError, AppState, Caller};
 
 /// How often the stream looks for new changes.
 const WATCH_EVERY: Duration = Duration::from_millis(250);
@@ -102,11 +102,7 @@ pub(super) async fn stream(
         .and_then(|v| v.parse::<i64>().ok())
     {
         Some(seq) if seq >= 0 => seq,
-        _ => state
-            .store()
-            .latest_event_seq()
-            .await
-            .map_err(store_error)?,
+        _ => state.store().latest_event_seq().await?,
     };
     let token_exp = caller
         .principal

@@ -17,16 +17,15 @@ use time::format_description::well_known::Rfc3339;
 use utoipa::{IntoParams, ToSchema};
 
 use super::connections::{resolve, resource_of};
-use super::problem::responses::{
-    BadRequest, Conflict, Forbidden, NotFound, Unauthorized, Unavailable, Unprocessable,
-};
-use super::{ApiError, AppState, Caller};
 use crate::connections::ConnectionInfo;
 use crate::jobs::view::JobView;
 use crate::jobs::{Channel, Job, JobId, JobState, JobType, JobsConfig, NewJob};
 use crate::policy::{ConnectionResource, Permission, Resource};
-use crate::store::StoreError;
 use crate::store::jobs::{IdempotencyKey, Inserted, JobFilter};
+use crate::web::problem::responses::{
+    BadRequest, Conflict, Forbidden, NotFound, Unauthorized, Unavailable, Unprocessable,
+};
+use crate::web::{ApiError, AppState, Caller};
 
 /// Longest `?wait=` honoured.
 const MAX_WAIT: Duration = Duration::from_secs(15 * 60);
@@ -35,17 +34,6 @@ const MAX_WAIT: Duration = Duration::from_secs(15 * 60);
 const WATCH_EVERY: Duration = Duration::from_millis(200);
 
 pub(crate) use crate::jobs::view::rfc3339;
-
-/// A storage failure as the client sees it: 503 when the database is
-/// down (retry later), 500 otherwise.
-pub(super) fn store_error(error: StoreError) -> ApiError {
-    if error.is_unavailable() {
-        tracing::warn!(error = %error, "database unavailable");
-        ApiError::Unavailable("the database")
-    } else {
-        ApiError::Internal(anyhow::Error::new(error))
-    }
-}
 
 /// A job as Airlock's API shows it.
 pub(crate) fn render(job: &Job) -> JobView {
@@ -309,11 +297,7 @@ async fn trigger(
     let if_running = options.if_running.unwrap_or_default();
 
     if if_running != IfRunning::Queue {
-        let unfinished = state
-            .store()
-            .unfinished_jobs_of(&connection.id)
-            .await
-            .map_err(store_error)?;
+        let unfinished = state.store().unfinished_jobs_of(&connection.id).await?;
         if let Some(existing) = unfinished.first() {
             if if_running == IfRunning::Reject {
                 return Err(ApiError::Conflict(format!(
@@ -345,13 +329,12 @@ async fn trigger(
         key,
         request_hash: request_hash(&connection, job_type, if_running, max_attempts),
     });
-    let mut entry = caller.entry(&super::auth::action_of(permission), &decision);
+    let mut entry = caller.entry(&crate::web::auth::action_of(permission), &decision);
     entry.detail = Some(json!({"if_running": if_running.as_str(), "max_attempts": max_attempts}));
     let inserted = state
         .store()
         .insert_job(&new, key.as_ref(), state.now_ms(), &entry)
-        .await
-        .map_err(store_error)?;
+        .await?;
     let job = match inserted {
         Inserted::New { job, ready } => {
             if ready {
@@ -421,12 +404,7 @@ async fn respond_after_wait(
     let mut current = job;
     while !current.state.is_terminal() && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(WATCH_EVERY.min(deadline - tokio::time::Instant::now())).await;
-        if let Some(fresh) = state
-            .store()
-            .get_job(&current.id)
-            .await
-            .map_err(store_error)?
-        {
+        if let Some(fresh) = state.store().get_job(&current.id).await? {
             current = fresh;
         }
     }
@@ -468,8 +446,7 @@ async fn load(
     let job = state
         .store()
         .get_job(&id)
-        .await
-        .map_err(store_error)?
+        .await?
         .ok_or(ApiError::NotFound("job"))?;
     let resource = job_resource(state, &job);
     if permission == Permission::JobsRead {
@@ -626,11 +603,7 @@ pub(super) async fn list(
                 .collect(),
         );
     }
-    let jobs = state
-        .store()
-        .list_jobs(&filter)
-        .await
-        .map_err(store_error)?;
+    let jobs = state.store().list_jobs(&filter).await?;
     let visible: Vec<&Job> = jobs
         .iter()
         .filter(|job| {
@@ -794,8 +767,7 @@ pub(super) async fn cancel(
     let mut job = state
         .store()
         .request_cancel(&job.id, state.now_ms(), &entry)
-        .await
-        .map_err(store_error)?
+        .await?
         .ok_or(ApiError::NotFound("job"))?;
     tracing::info!(request_id = %caller.request_id.0, subject = %caller.principal.subject, job_id = %job.id, "cancel requested");
     if let (Some(airbyte_id), true) = (
@@ -815,8 +787,7 @@ pub(super) async fn cancel(
                         None,
                         state.now_ms(),
                     )
-                    .await
-                    .map_err(store_error)?;
+                    .await?;
             }
             Err(error) => {
                 // Already ended in Airbyte, or Airbyte unreachable: the
@@ -824,7 +795,7 @@ pub(super) async fn cancel(
                 tracing::info!(job_id = %job.id, error = %error, "cancel not confirmed by Airbyte yet");
             }
         }
-        if let Some(fresh) = state.store().get_job(&job.id).await.map_err(store_error)? {
+        if let Some(fresh) = state.store().get_job(&job.id).await? {
             job = fresh;
         }
     }
@@ -885,8 +856,7 @@ pub(super) async fn retry(
     } = state
         .store()
         .insert_job(&new, None, state.now_ms(), &entry)
-        .await
-        .map_err(store_error)?
+        .await?
     else {
         return Err(ApiError::Internal(anyhow::anyhow!(
             "a retry without a key was not inserted"

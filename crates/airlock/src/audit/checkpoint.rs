@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::hex;
-use crate::config::Secret;
+use crate::secret::Secret;
 
 /// The head of the chain at one moment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,11 +1,7 @@
 //! Recomputing the chain: what `airlock audit verify` runs.
 
-use futures_util::TryStreamExt;
-use sqlx::AssertSqlSafe;
-
 use super::checkpoint::Checkpoint;
-use super::{COLUMNS, GENESIS, Record, decode};
-use crate::store::{Store, StoreError};
+use super::{GENESIS, Record};
 
 /// The first thing wrong with the chain.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -108,32 +104,4 @@ impl Verifier {
             broken: self.broken,
         }
     }
-}
-
-/// Verifies the whole trail in `store`, and each checkpoint against it.
-pub async fn verify_store(store: &Store, checkpoints: &[Checkpoint]) -> Result<Report, StoreError> {
-    let mut verifier = Verifier::default();
-    let mut hashes = Vec::new();
-    {
-        let sql = format!("SELECT {COLUMNS} FROM audit_log ORDER BY seq");
-        let mut rows = sqlx::query(AssertSqlSafe(sql)).fetch(store.pool());
-        while let Some(row) = rows.try_next().await? {
-            let record = decode(&row)?;
-            verifier.check(&record);
-            if checkpoints.iter().any(|c| c.seq == record.seq) {
-                hashes.push((record.seq, record.hash.clone()));
-            }
-        }
-    }
-    let pairs: Vec<(Checkpoint, Option<String>)> = checkpoints
-        .iter()
-        .map(|c| {
-            let stored = hashes
-                .iter()
-                .find(|(seq, _)| *seq == c.seq)
-                .map(|(_, h)| h.clone());
-            (c.clone(), stored)
-        })
-        .collect();
-    Ok(verifier.finish(&pairs))
 }

@@ -8,11 +8,13 @@ use std::time::Duration;
 
 use anyhow::Context;
 
+use crate::audit::Record;
 use crate::audit::checkpoint::Checkpoint;
-use crate::audit::verify::verify_store;
-use crate::audit::{AuditFilter, Record};
-use crate::config::{Config, Secret};
+use crate::config::Config;
+use crate::secret::Secret;
 use crate::store::Store;
+use crate::store::audit::AuditFilter;
+use crate::store::audit::verify_store;
 
 /// Flags of `airlock audit`.
 #[derive(Debug, clap::Args)]

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
-use crate::front::accounts::{DEFAULT_ITERATIONS, MIN_ITERATIONS};
+use crate::secret::hash::{DEFAULT_ITERATIONS, MIN_ITERATIONS, hash_secret};
 
 /// Flags of `airlock hash-secret`.
 #[derive(Debug, clap::Args)]
@@ -29,7 +29,7 @@ pub(super) fn run(args: &HashSecretArgs) -> anyhow::Result<ExitCode> {
             "no secret on standard input (e.g. `printf %s \"$SECRET\" | airlock hash-secret`)"
         );
     }
-    let hash = crate::front::hash_secret(secret, args.iterations).map_err(anyhow::Error::msg)?;
+    let hash = hash_secret(secret, args.iterations).map_err(anyhow::Error::msg)?;
     println!("{hash}");
     Ok(ExitCode::SUCCESS)
 }

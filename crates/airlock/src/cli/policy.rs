@@ -48,13 +48,13 @@ pub(super) async fn run(args: PolicyArgs) -> anyhow::Result<ExitCode> {
     let PolicyCommand::Explain(args) = args.command;
     let config = Config::load(args.config.config.as_deref(), &super::process_env())?;
     let principal = match (&args.token, &args.claims) {
-        (Some(token), _) => explain::principal_from_token(&config, token).await?,
+        (Some(token), _) => explain::principal_from_token(&config.issuers, token).await?,
         (None, Some(path)) => {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("cannot read {}", path.display()))?;
             let claims: serde_json::Value = serde_json::from_str(&text)
                 .with_context(|| format!("{} is not JSON", path.display()))?;
-            explain::principal_from_claims(&config, &claims)?
+            explain::principal_from_claims(&config.issuers, &claims)?
         }
         (None, None) => anyhow::bail!("give --token or --claims"),
     };
@@ -63,6 +63,7 @@ pub(super) async fn run(args: PolicyArgs) -> anyhow::Result<ExitCode> {
         args.workspace.as_deref(),
         &args.tags,
     );
-    print!("{}", explain::explain(&config, &principal, &resource));
+    let policy = config.policy().context("the policy is invalid")?;
+    print!("{}", explain::explain(&policy, &principal, &resource));
     Ok(ExitCode::SUCCESS)
 }

@@ -44,7 +44,7 @@ pub(super) async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
 /// Reloads roles and grants from `path` on every SIGHUP. A file that does
 /// not load, or whose policy is invalid, is refused and the old policy stays.
 #[cfg(unix)]
-async fn reload_on_sighup(state: crate::api::AppState, path: std::path::PathBuf) {
+async fn reload_on_sighup(state: crate::web::AppState, path: std::path::PathBuf) {
     use tokio::signal::unix::{SignalKind, signal};
     let Ok(mut hangups) = signal(SignalKind::hangup()) else {
         tracing::warn!("cannot listen for SIGHUP: policy reload disabled");

@@ -13,7 +13,7 @@
 //! else is a string. Variables without `__` (`AIRLOCK_URL`, `AIRLOCK_TOKEN`)
 //! belong to the command line, not to the configuration.
 
-mod secret;
+pub mod front;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -22,11 +22,11 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-pub use secret::{Secret, SecretSource};
-
+pub use self::front::{FrontConfig, ServiceAccountConfig};
 use crate::identity::IssuerConfig;
 use crate::jobs::JobsConfig;
 use crate::policy::{GrantConfig, Policy, RoleConfig};
+use crate::secret::{Secret, SecretSource};
 use crate::webhooks::WebhookConfig;
 
 /// The whole configuration file, one struct per subsystem.
@@ -59,10 +59,10 @@ pub struct Config {
     pub webhooks: Vec<WebhookConfig>,
     /// The Airbyte-compatible front: token exchange, Airlock's own issuer.
     #[serde(default)]
-    pub front: crate::front::FrontConfig,
+    pub front: FrontConfig,
     /// Clients whose credentials Airlock checks and whose tokens it signs.
     #[serde(default)]
-    pub service_accounts: Vec<crate::front::ServiceAccountConfig>,
+    pub service_accounts: Vec<ServiceAccountConfig>,
     /// The MCP server at `/mcp`: which hosts and browser origins may reach it.
     #[serde(default)]
     pub mcp: McpConfig,
@@ -565,14 +565,20 @@ impl Config {
         }
         crate::identity::validate_issuers(&self.issuers)
             .map_err(|e| ConfigError::invalid(e.key, e.message))?;
-        Policy::from_config(self).map_err(|e| ConfigError::invalid(e.key(), e.message()))?;
-        crate::front::config::validate(self)
-            .map_err(|(key, message)| ConfigError::invalid(key, message))?;
-        crate::mcp::validate_config(&self.mcp)
+        self.policy()
+            .map_err(|e| ConfigError::invalid(e.key(), e.message()))?;
+        front::validate(self).map_err(|(key, message)| ConfigError::invalid(key, message))?;
+        crate::host_gate::validate("mcp", &self.mcp.allowed_hosts, &self.mcp.allowed_origins)
             .map_err(|(key, message)| ConfigError::invalid(key, message))?;
         self.telemetry.validate()?;
         self.console.validate()?;
         Ok(())
+    }
+
+    /// The policy of `[roles]` and `[[grants]]`, the grants' issuers checked
+    /// against `[[issuers]]`.
+    pub fn policy(&self) -> Result<Policy, crate::policy::PolicyError> {
+        Policy::for_issuers(&self.roles, &self.grants, &self.issuers)
     }
 
     /// The configuration as TOML, secrets redacted: what `check-config` prints.

@@ -10,7 +10,7 @@
 //!   `/console/callback`, for ten minutes; it binds the callback to the
 //!   browser that started the login (no login CSRF).
 
-use crate::api::session::COOKIE;
+use crate::web::session::COOKIE;
 
 /// The login cookie's name.
 pub const LOGIN_COOKIE: &str = "airlock_login";
@@ -59,7 +59,7 @@ pub fn login_state(headers: &axum::http::HeaderMap) -> Option<&str> {
         .filter_map(|pair| pair.trim().split_once('='))
         .find(|(name, _)| *name == LOGIN_COOKIE)
         .map(|(_, value)| value.trim())
-        .filter(|value| crate::api::session::is_session_id(value))
+        .filter(|value| crate::web::session::is_session_id(value))
 }
 
 #[cfg(test)]
@@ -72,7 +72,7 @@ mod tests {
 
     #[test]
     fn the_session_cookie_is_http_only_lax_and_secure_when_asked() {
-        let id = crate::api::session::new_secret();
+        let id = crate::web::session::new_secret();
         let set = session(&id, 3600, true);
         assert!(set.starts_with(&format!("airlock_session={id}; ")));
         assert_eq!(
@@ -97,7 +97,7 @@ mod tests {
 
     #[test]
     fn the_login_cookie_goes_to_the_callback_only() {
-        let state = crate::api::session::new_secret();
+        let state = crate::web::session::new_secret();
         let set = login(&state, false);
         assert_eq!(
             attributes(&set),

@@ -21,12 +21,12 @@ use utoipa::IntoParams;
 
 use super::oidc::Authorize;
 use super::{Console, cookies, enabled};
-use crate::api::problem::responses::{BadRequest, NotFound, Unavailable};
-use crate::api::session::{self, hash_of, new_secret};
-use crate::api::{ApiError, AppState};
 use crate::audit;
 use crate::identity::Principal;
 use crate::store::sessions::{LoginRow, SessionRow};
+use crate::web::problem::responses::{BadRequest, NotFound, Unavailable};
+use crate::web::session::{self, hash_of, new_secret};
+use crate::web::{ApiError, AppState};
 
 /// Where the console lands when a login names no (valid) view.
 const HOME: &str = "/connections";
@@ -74,14 +74,6 @@ fn see_other(location: &str, set_cookies: &[String]) -> Response {
         HeaderValue::from_static("no-referrer"),
     );
     response
-}
-
-fn store_error(error: crate::store::StoreError) -> ApiError {
-    if error.is_unavailable() {
-        ApiError::Unavailable("the database")
-    } else {
-        ApiError::Internal(anyhow::Error::new(error))
-    }
 }
 
 /// `GET /console/login`: to the identity provider.
@@ -149,11 +141,7 @@ pub(super) async fn start(
         created_at: now,
         expires_at: now + cookies::LOGIN_TTL_SECS * 1000,
     };
-    state
-        .store()
-        .insert_login(&row)
-        .await
-        .map_err(store_error)?;
+    state.store().insert_login(&row).await?;
     let location = client.authorization_url(
         &endpoints.authorization,
         &Authorize {
@@ -243,16 +231,16 @@ pub(super) async fn callback(
     let secure = session::cookie_is_secure(state.config(), headers);
     let request_id = parts
         .extensions
-        .get::<crate::api::RequestId>()
+        .get::<crate::web::RequestId>()
         .map(|id| id.0.clone())
         .unwrap_or_default();
-    let origin = crate::api::auth::origin_of(&parts, &request_id);
+    let origin = crate::web::auth::origin_of(&parts, &request_id);
     match finish(&state, &console, &query, headers).await {
         Ok((id, row, principal, return_to)) => {
             let entry = audit::Entry {
                 origin,
                 actor: audit::Actor::of(&principal),
-                channel: crate::api::auth::CONSOLE.to_owned(),
+                channel: crate::web::auth::CONSOLE.to_owned(),
                 action: "console.login".to_owned(),
                 decision: "allow".to_owned(),
                 outcome: Some("session_created".to_owned()),
@@ -261,11 +249,7 @@ pub(super) async fn callback(
                 })),
                 ..audit::Entry::default()
             };
-            state
-                .store()
-                .insert_session(&row, &entry)
-                .await
-                .map_err(store_error)?;
+            state.store().insert_session(&row, &entry).await?;
             tracing::info!(subject = %principal.subject, issuer = %principal.issuer, "console session started");
             let max_age = (row.expires_at - row.created_at) / 1000;
             Ok(see_other(
@@ -285,7 +269,7 @@ pub(super) async fn callback(
                     issuer,
                     ..audit::Actor::default()
                 },
-                channel: crate::api::auth::CONSOLE.to_owned(),
+                channel: crate::web::auth::CONSOLE.to_owned(),
                 action: "console.login".to_owned(),
                 decision: "deny".to_owned(),
                 reason: Some(failure.code().to_owned()),
@@ -327,7 +311,7 @@ async fn finish(
         .store()
         .take_login(&hash_of(sent), now)
         .await
-        .map_err(|e| Err(store_error(e)))?
+        .map_err(|e| Err(ApiError::from(e)))?
     else {
         return fail(Failure::LoginExpired, None);
     };

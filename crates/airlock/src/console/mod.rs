@@ -34,13 +34,13 @@ use axum::{Extension, Json, Router};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::api::problem::responses::{BadRequest, Forbidden, NotFound, Unauthorized, Unavailable};
-use crate::api::session::{self, Session};
-use crate::api::{ApiError, AppState, Caller};
 use crate::audit;
-use crate::config::SecretSource;
 use crate::identity::IssuerConfig;
 use crate::policy::{Permission, Resource};
+use crate::secret::SecretSource;
+use crate::web::problem::responses::{BadRequest, Forbidden, NotFound, Unauthorized, Unavailable};
+use crate::web::session::{self, Session};
+use crate::web::{ApiError, AppState, Caller};
 
 pub use assets::{ASSETS, Asset, CONTENT_SECURITY_POLICY};
 pub use oidc::pkce_challenge;
@@ -110,7 +110,7 @@ pub fn router(state: AppState, console: Arc<Console>) -> Router {
         .with_state(state.clone())
         .layer(axum::middleware::from_fn_with_state(
             state,
-            crate::api::request_id::layer,
+            crate::web::request_id::layer,
         ))
 }
 

@@ -14,8 +14,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Deserialize;
 use tokio::sync::Mutex;
 
-use crate::config::Secret;
 use crate::identity::IssuerConfig;
+use crate::secret::Secret;
 
 /// What can go wrong talking to the identity provider. Messages name
 /// endpoints, never codes, tokens or secrets.

@@ -5,11 +5,11 @@ use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 
 use super::error::FrontError;
-use crate::api::AppState;
-use crate::api::auth::{action_of, origin_of, place};
 use crate::audit;
 use crate::identity::Principal;
 use crate::policy::{Decision, Permission, Resource};
+use crate::web::AppState;
+use crate::web::auth::{action_of, origin_of, place};
 
 /// The audit and job channel of the front.
 pub(crate) const CHANNEL: &str = "front";
@@ -37,7 +37,7 @@ pub(crate) async fn authenticate(
         .map(|v| v.to_str().unwrap_or("\u{0}"));
     match state.authenticator().authenticate(header).await {
         Ok(principal) => {
-            crate::api::request_id::RequestLog::of(&parts.extensions).subject(&principal.subject);
+            crate::web::request_id::RequestLog::of(&parts.extensions).subject(&principal.subject);
             let identity = format!("{}|{}", principal.issuer, principal.subject);
             let Some(permit) = state.limiter().try_acquire(&identity) else {
                 tracing::info!(request_id, subject = %principal.subject, "too many requests in flight");

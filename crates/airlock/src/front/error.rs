@@ -7,7 +7,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use crate::api::request_id::PassThrough;
+use crate::web::request_id::PassThrough;
 
 const ERRORS: &str = "https://reference.airbyte.com/reference/errors";
 

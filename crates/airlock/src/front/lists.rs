@@ -17,11 +17,11 @@ use axum::response::Response;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+use super::FrontState;
 use super::caller::FrontCaller;
 use super::classify::Listing;
 use super::error::{FrontError, json_response};
 use super::{PUBLIC_PREFIX, forward, raw_response};
-use crate::api::AppState;
 use crate::connections::Snapshot;
 use crate::policy::{Permission, Resource};
 
@@ -106,11 +106,11 @@ pub(crate) fn single<'a>(
 
 /// `scheme://host` that page links point at: `[front] public_url`, else
 /// the request's own `Host`.
-pub(crate) fn origin(state: &AppState, headers: &HeaderMap) -> String {
+pub(crate) fn origin(state: &FrontState, headers: &HeaderMap) -> String {
     if let Some(url) = &state.config().front.public_url {
         return url.trim_end_matches('/').to_owned();
     }
-    let host = crate::api::session::request_host(headers);
+    let host = crate::web::session::request_host(headers);
     let scheme = headers
         .get("x-forwarded-proto")
         .and_then(|v| v.to_str().ok())
@@ -137,7 +137,7 @@ fn rewrite_link(link: &str, base: &str, caller_pairs: &[(String, String)]) -> Op
 }
 
 /// The snapshot, fetched once if the catalog is still empty.
-async fn snapshot(state: &AppState) -> Result<std::sync::Arc<Snapshot>, FrontError> {
+async fn snapshot(state: &FrontState) -> Result<std::sync::Arc<Snapshot>, FrontError> {
     let snapshot = state.catalog().snapshot();
     if snapshot.fetched_at != 0 {
         return Ok(snapshot);
@@ -150,7 +150,7 @@ async fn snapshot(state: &AppState) -> Result<std::sync::Arc<Snapshot>, FrontErr
 
 /// Decides visibility for one caller and one list.
 struct Visibility<'a> {
-    state: &'a AppState,
+    state: &'a FrontState,
     caller: &'a FrontCaller,
     permission: Permission,
     judge: Judge,
@@ -235,7 +235,7 @@ fn empty_page() -> Response {
 
 /// Serves a list.
 pub(crate) async fn list(
-    state: &AppState,
+    state: &FrontState,
     caller: &FrontCaller,
     listing: Listing,
     parts: &Parts,

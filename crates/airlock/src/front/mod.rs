@@ -29,7 +29,6 @@
 pub mod accounts;
 mod caller;
 pub mod classify;
-pub mod config;
 mod error;
 mod finished;
 mod lists;
@@ -49,29 +48,29 @@ use axum::routing::{any, get};
 use serde_json::Value;
 use uuid::Uuid;
 
-pub use accounts::{AccountsError, hash_secret};
+pub use crate::config::front::{FrontConfig, ServiceAccountConfig, TokenAuthMethod};
+pub use accounts::AccountsError;
 pub use classify::{Listing, ResourceRef, classify, job_permission};
-pub use config::{FrontConfig, ServiceAccountConfig, TokenAuthMethod};
 
 use self::accounts::Accounts;
 use self::caller::FrontCaller;
 use self::error::{FrontError, from_airbyte, json_response};
 use self::finished::FinishedAnswers;
 use self::token::Exchange;
-use crate::api::auth::action_of;
-use crate::api::{AppState, RequestId};
 use crate::config::Config;
 use crate::connections::ConnectionInfo;
 use crate::identity::{IssuerConfig, KeySource, StaticKeySource};
 use crate::jobs::{Channel, JobType};
 use crate::policy::{ConnectionResource, Permission, Resource, WorkspaceResource};
 use crate::store::front::{Recorded, StartedJob};
+use crate::web::auth::action_of;
+use crate::web::{AppState, RequestId};
 
 /// Where Airbyte's public API is served.
 pub const PUBLIC_PREFIX: &str = "/api/public/v1";
 
 /// Largest body the front reads (Airbyte's bodies are small JSON documents).
-const MAX_BODY_BYTES: usize = crate::api::MAX_BODY_BYTES;
+const MAX_BODY_BYTES: usize = crate::web::MAX_BODY_BYTES;
 
 /// Job ids remembered with their connection before the memory is cleared.
 const JOB_CACHE_CAPACITY: usize = 50_000;
@@ -108,7 +107,7 @@ impl Front {
             // A redirect could carry the caller's credentials elsewhere.
             .redirect(reqwest::redirect::Policy::none())
             .build()
-            .unwrap_or_default();
+            .map_err(|e| AccountsError::HttpClient(e.to_string()))?;
         Ok(Self {
             accounts: Accounts::from_config(config, lookup_env)?,
             exchange: Exchange::from_config(config),
@@ -118,25 +117,6 @@ impl Front {
                 config.front.finished_jobs_cache_secs,
             )),
             secret_checks: tokio::sync::Semaphore::new(CONCURRENT_SECRET_CHECKS),
-        })
-    }
-
-    /// A front for a state built without one (tests that assemble
-    /// [`AppState`] by hand): the configuration's, or one without service
-    /// accounts when that fails.
-    pub fn fallback(config: &Config) -> Self {
-        Self::from_config(config, &|name| std::env::var(name).ok()).unwrap_or_else(|error| {
-            tracing::error!(error = %error, "service accounts disabled");
-            Self {
-                accounts: None,
-                exchange: Exchange::from_config(config),
-                http: reqwest::Client::new(),
-                jobs: Mutex::new(HashMap::new()),
-                finished: FinishedAnswers::new(Duration::from_secs(
-                    config.front.finished_jobs_cache_secs,
-                )),
-                secret_checks: tokio::sync::Semaphore::new(CONCURRENT_SECRET_CHECKS),
-            }
         })
     }
 
@@ -186,9 +166,32 @@ impl Front {
     }
 }
 
-/// The front's routes, merged into Airlock's router (which adds request ids
-/// and the body limit).
-pub fn router() -> Router<AppState> {
+/// What the front's handlers share: the application's state and the
+/// front's own (service accounts, token exchange, job memory).
+#[derive(Debug, Clone)]
+pub(crate) struct FrontState {
+    app: AppState,
+    front: Arc<Front>,
+}
+
+impl std::ops::Deref for FrontState {
+    type Target = AppState;
+
+    fn deref(&self) -> &AppState {
+        &self.app
+    }
+}
+
+impl FrontState {
+    /// The front's own state.
+    fn front(&self) -> Arc<Front> {
+        Arc::clone(&self.front)
+    }
+}
+
+/// The front's routes, to be merged into Airlock's router (which adds
+/// request ids and the body limit).
+pub fn router(app: AppState, front: Arc<Front>) -> Router {
     Router::new()
         .route("/api/public/v1/health", get(health))
         .route("/api/public/v1/applications/token", any(token_endpoint))
@@ -199,6 +202,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/{*path}", any(configuration_api))
         .route("/.well-known/jwks.json", get(jwks))
         .route("/.well-known/openid-configuration", get(discovery))
+        .with_state(FrontState { app, front })
 }
 
 /// The front's part of the OpenAPI document.
@@ -265,7 +269,7 @@ pub(crate) fn connection_resource(connection: &ConnectionInfo) -> Resource {
     })
 }
 
-fn workspace_resource(state: &AppState, id: &str) -> Resource {
+fn workspace_resource(state: &FrontState, id: &str) -> Resource {
     Resource::Workspace(WorkspaceResource {
         id: id.to_owned(),
         name: state
@@ -293,7 +297,7 @@ fn airbyte_response(status: StatusCode, content_type: Option<&str>, body: Body) 
     }
     response
         .extensions_mut()
-        .insert(crate::api::request_id::PassThrough);
+        .insert(crate::web::request_id::PassThrough);
     response
 }
 
@@ -301,7 +305,7 @@ fn airbyte_response(status: StatusCode, content_type: Option<&str>, body: Body) 
 /// Only the content negotiation headers of the caller go along (never its
 /// `Authorization`), with the request id for correlation.
 pub(crate) async fn forward(
-    state: &AppState,
+    state: &FrontState,
     parts: &Parts,
     path_and_query: &str,
     body: Vec<u8>,
@@ -318,7 +322,7 @@ pub(crate) async fn forward(
         .map(|id| id.0.clone())
         .unwrap_or_default();
     if let Ok(value) = HeaderValue::from_str(&request_id) {
-        headers.insert(crate::api::request_id::X_REQUEST_ID.clone(), value);
+        headers.insert(crate::web::request_id::X_REQUEST_ID.clone(), value);
     }
     state
         .airbyte()
@@ -354,7 +358,7 @@ pub(crate) async fn forward(
         (status = 504, description = "Airbyte did not answer in time", body = FrontError),
     )
 )]
-async fn public(State(state): State<AppState>, request: Request) -> Response {
+async fn public(State(state): State<FrontState>, request: Request) -> Response {
     let request_id = request_id_of(&request);
     let (parts, body) = request.into_parts();
     let result = serve_public(&state, &parts, body, &request_id).await;
@@ -362,7 +366,7 @@ async fn public(State(state): State<AppState>, request: Request) -> Response {
 }
 
 async fn serve_public(
-    state: &AppState,
+    state: &FrontState,
     parts: &Parts,
     body: Body,
     request_id: &str,
@@ -572,7 +576,7 @@ async fn serve_public(
 /// connections (so that callers can find what they may use); a change needs
 /// the workspace itself.
 async fn authorize_workspace(
-    state: &AppState,
+    state: &FrontState,
     caller: &FrontCaller,
     permission: Permission,
     resource: &Resource,
@@ -608,7 +612,7 @@ enum Located {
 /// workspace before deciding. Not found is Airlock's own 404, the same as
 /// out of scope, so that the two cannot be told apart.
 async fn locate(
-    state: &AppState,
+    state: &FrontState,
     parts: &Parts,
     kind: &'static str,
     id: Uuid,
@@ -674,7 +678,7 @@ fn uuid_field(object: &serde_json::Map<String, Value>, name: &str) -> Result<Uui
 
 /// A connection by Airbyte id, through the catalog (refreshed once when
 /// unknown).
-async fn resolve_connection(state: &AppState, id: Uuid) -> Result<ConnectionInfo, FrontError> {
+async fn resolve_connection(state: &FrontState, id: Uuid) -> Result<ConnectionInfo, FrontError> {
     let id = id.hyphenated().to_string();
     match state.catalog().resolve(&id).await {
         Ok(Some(found)) if found.id == id => Ok(found),
@@ -691,7 +695,7 @@ async fn resolve_connection(state: &AppState, id: Uuid) -> Result<ConnectionInfo
 
 /// The connection of an Airbyte job: remembered, recorded in the job
 /// table, or asked of Airbyte (then remembered).
-async fn resolve_job(state: &AppState, job_id: i64) -> Result<ConnectionInfo, FrontError> {
+async fn resolve_job(state: &FrontState, job_id: i64) -> Result<ConnectionInfo, FrontError> {
     let front = state.front();
     let not_found = || FrontError::NotFound {
         resource_type: "job",
@@ -731,7 +735,7 @@ fn is_not_found(error: &airbyte_client::Error) -> bool {
 /// `POST /jobs`: decided on the body's connection and job type; a job
 /// Airbyte accepts is recorded with channel `front`.
 async fn create_job(
-    state: &AppState,
+    state: &FrontState,
     caller: &FrontCaller,
     parts: &Parts,
     body: &[u8],
@@ -788,7 +792,7 @@ async fn create_job(
 /// job runs, and an error would make the caller start another; the tracker
 /// records it as Airbyte's own at worst.
 async fn record_started(
-    state: &AppState,
+    state: &FrontState,
     caller: &FrontCaller,
     connection: &ConnectionInfo,
     job: &airbyte_client::Job,
@@ -801,7 +805,7 @@ async fn record_started(
         airbyte_client::JobType::Reset | airbyte_client::JobType::Clear => JobType::Reset,
         _ => return,
     };
-    let Some(job_state) = crate::jobs::dispatcher::map_status(&job.status) else {
+    let Some(job_state) = crate::jobs::map_status(&job.status) else {
         return;
     };
     let requester = caller.requester();
@@ -862,7 +866,7 @@ async fn record_started(
         (status = 502, description = "Airbyte does not answer", body = FrontError),
     )
 )]
-async fn health(State(state): State<AppState>, request: Request) -> Response {
+async fn health(State(state): State<FrontState>, request: Request) -> Response {
     let request_id = request_id_of(&request);
     if state.airbyte().health().await.is_ok() {
         let mut response = (StatusCode::OK, "Successful operation").into_response();
@@ -894,7 +898,7 @@ async fn health(State(state): State<AppState>, request: Request) -> Response {
         (status = 502, description = "The identity provider failed", body = FrontError),
     )
 )]
-async fn token_endpoint(State(state): State<AppState>, request: Request) -> Response {
+async fn token_endpoint(State(state): State<FrontState>, request: Request) -> Response {
     let request_id = request_id_of(&request);
     let (parts, body) = request.into_parts();
     let result = async {
@@ -931,7 +935,7 @@ async fn token_endpoint(State(state): State<AppState>, request: Request) -> Resp
         (status = 504, description = "Airbyte did not answer in time", body = FrontError),
     )
 )]
-async fn dagster_connection(State(state): State<AppState>, request: Request) -> Response {
+async fn dagster_connection(State(state): State<FrontState>, request: Request) -> Response {
     let request_id = request_id_of(&request);
     let (parts, body) = request.into_parts();
     let result = async {
@@ -993,7 +997,7 @@ async fn dagster_connection(State(state): State<AppState>, request: Request) -> 
         (status = 403, description = "Always, after authentication", body = FrontError),
     )
 )]
-async fn configuration_api(State(state): State<AppState>, request: Request) -> Response {
+async fn configuration_api(State(state): State<FrontState>, request: Request) -> Response {
     let request_id = request_id_of(&request);
     let (parts, _) = request.into_parts();
     let result = async {
@@ -1021,13 +1025,13 @@ async fn configuration_api(State(state): State<AppState>, request: Request) -> R
     summary = "The service accounts' public signing keys (JWKS)",
     responses(
         (status = 200, description = "A JSON Web Key Set", body = Object),
-        (status = 404, response = crate::api::problem::responses::NotFound),
+        (status = 404, response = crate::web::problem::responses::NotFound),
     )
 )]
-async fn jwks(State(state): State<AppState>) -> Response {
+async fn jwks(State(state): State<FrontState>) -> Response {
     match state.front().accounts() {
         Some(accounts) => Json(accounts.jwks().clone()).into_response(),
-        None => crate::api::ApiError::NotFound("issuer").into_response(),
+        None => crate::web::ApiError::NotFound("issuer").into_response(),
     }
 }
 
@@ -1040,12 +1044,12 @@ async fn jwks(State(state): State<AppState>) -> Response {
     summary = "OpenID discovery for Airlock as the issuer of service-account tokens",
     responses(
         (status = 200, description = "The discovery document", body = Object),
-        (status = 404, response = crate::api::problem::responses::NotFound),
+        (status = 404, response = crate::web::problem::responses::NotFound),
     )
 )]
-async fn discovery(State(state): State<AppState>) -> Response {
+async fn discovery(State(state): State<FrontState>) -> Response {
     match state.front().accounts() {
         Some(accounts) => Json(accounts.discovery()).into_response(),
-        None => crate::api::ApiError::NotFound("issuer").into_response(),
+        None => crate::web::ApiError::NotFound("issuer").into_response(),
     }
 }

@@ -16,10 +16,10 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::config::TokenAuthMethod;
+use super::FrontState;
 use super::error::{FrontError, json_response};
-use crate::api::AppState;
 use crate::config::Config;
+use crate::config::front::TokenAuthMethod;
 use crate::identity::IssuerConfig;
 
 /// What the message of a refused exchange says (Airbyte's words).
@@ -341,7 +341,7 @@ pub(super) struct Issued<'a> {
 
 /// The token endpoint.
 pub(crate) async fn exchange(
-    state: &AppState,
+    state: &FrontState,
     headers: &HeaderMap,
     body: &Bytes,
     request_id: &str,

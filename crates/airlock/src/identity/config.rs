@@ -68,7 +68,7 @@ pub struct IssuerConfig {
     /// That client's secret, for providers that require one of web
     /// applications; absent for a public client.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub console_client_secret: Option<crate::config::SecretSource>,
+    pub console_client_secret: Option<crate::secret::SecretSource>,
     /// Scopes the console asks for; must include `openid`. Default
     /// `openid profile email`.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -240,6 +240,20 @@ pub struct NewJob {
     pub retry_of: Option<JobId>,
 }
 
+/// Airlock's state for an Airbyte status; `None` for a status this version
+/// does not know (the job is left as it was).
+pub fn map_status(status: &airbyte_client::JobStatus) -> Option<JobState> {
+    use airbyte_client::JobStatus as S;
+    match status {
+        S::Pending | S::Queued => Some(JobState::Pending),
+        S::Running | S::Incomplete => Some(JobState::Running),
+        S::Succeeded => Some(JobState::Succeeded),
+        S::Failed => Some(JobState::Failed),
+        S::Cancelled => Some(JobState::Cancelled),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -33,8 +33,8 @@ use axum::Router;
 use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 
-use crate::api::AppState;
-use crate::config::McpConfig;
+use crate::host_gate::Gate;
+use crate::web::AppState;
 
 pub use tools::ToolName;
 
@@ -64,7 +64,8 @@ pub enum McpError {
 /// `/mcp`, behind its guard. Mounted next to the API by the composition
 /// root; each tool call goes through [`crate::api::router`] in-process.
 pub fn router(state: AppState) -> Router {
-    let gate = Arc::new(guard::Gate::from_config(&state.config().mcp));
+    let mcp = &state.config().mcp;
+    let gate = Arc::new(Gate::new(&mcp.allowed_hosts, &mcp.allowed_origins));
     let api = crate::api::router(state.clone());
     let handler_state = state.clone();
     let service = StreamableHttpService::new(
@@ -75,7 +76,7 @@ pub fn router(state: AppState) -> Router {
             // replica can answer it.
             .with_legacy_session_mode(false)
             .with_json_response(true)
-            .with_max_request_body_bytes(crate::api::MAX_BODY_BYTES)
+            .with_max_request_body_bytes(crate::web::MAX_BODY_BYTES)
             // The guard in front checks Host and Origin (with `"*"` and
             // the port rules documented on `McpConfig`), before the token.
             .disable_allowed_hosts()
@@ -93,7 +94,7 @@ pub fn router(state: AppState) -> Router {
         // Outermost: the request id, log line and metrics every route has.
         .layer(axum::middleware::from_fn_with_state(
             state,
-            crate::api::request_id::layer,
+            crate::web::request_id::layer,
         ))
 }
 
@@ -148,9 +149,4 @@ pub(crate) fn openapi() -> utoipa::openapi::OpenApi {
     OpenApiBuilder::new()
         .paths(PathsBuilder::new().path(PATH, PathItem::new(HttpMethod::Post, operation)))
         .build()
-}
-
-/// Checks `[mcp]`: every entry must parse. Called by config validation.
-pub fn validate_config(config: &McpConfig) -> Result<(), (String, String)> {
-    guard::validate(config)
 }

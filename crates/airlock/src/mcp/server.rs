@@ -20,8 +20,8 @@ use serde_json::Value;
 use tower::ServiceExt;
 
 use super::tools::{ApiCall, ToolName};
-use crate::api::request_id::X_REQUEST_ID;
-use crate::api::{AppState, Caller, ChannelTag};
+use crate::web::request_id::X_REQUEST_ID;
+use crate::web::{AppState, Caller, ChannelTag};
 
 /// The largest API answer a tool returns (a page of 200 jobs is far less).
 const MAX_ANSWER_BYTES: usize = 16 * 1024 * 1024;

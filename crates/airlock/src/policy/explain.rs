@@ -15,9 +15,9 @@ use serde_json::Value;
 
 use super::{ConnectionResource, Permission, Policy, Resource, WorkspaceResource};
 use crate::clock::SystemClock;
-use crate::config::Config;
 use crate::identity::{
-    AuthError, Authenticator, IdentityError, Principal, principal_from_unverified_claims,
+    AuthError, Authenticator, IdentityError, IssuerConfig, Principal,
+    principal_from_unverified_claims,
 };
 
 /// Why `policy explain` could not build its principal.
@@ -39,17 +39,23 @@ pub enum ExplainError {
 
 /// A principal from a claims document, unverified, mapped by the preset of
 /// the issuer its `iss` names.
-pub fn principal_from_claims(config: &Config, claims: &Value) -> Result<Principal, ExplainError> {
-    principal_from_unverified_claims(&config.issuers, claims.clone()).map_err(ExplainError::Claims)
+pub fn principal_from_claims(
+    issuers: &[IssuerConfig],
+    claims: &Value,
+) -> Result<Principal, ExplainError> {
+    principal_from_unverified_claims(issuers, claims.clone()).map_err(ExplainError::Claims)
 }
 
 /// A principal from a token, verified against the configured issuers (keys
 /// fetched from their JWKS endpoints, the real clock).
-pub async fn principal_from_token(config: &Config, token: &str) -> Result<Principal, ExplainError> {
+pub async fn principal_from_token(
+    issuers: &[IssuerConfig],
+    token: &str,
+) -> Result<Principal, ExplainError> {
     let http = reqwest::Client::builder()
         .build()
         .map_err(|e| ExplainError::Http(e.to_string()))?;
-    let authenticator = Authenticator::from_config(&config.issuers, &http, Arc::new(SystemClock))?;
+    let authenticator = Authenticator::from_config(issuers, &http, Arc::new(SystemClock))?;
     authenticator
         .verify_token(token.trim())
         .await
@@ -113,11 +119,7 @@ fn describe(resource: &Resource) -> String {
 
 /// The principal, the grants that select it, and for each permission
 /// allow or deny on `resource` with the deciding grant or the reason.
-pub fn explain(config: &Config, principal: &Principal, resource: &Resource) -> String {
-    let policy = match Policy::from_config(config) {
-        Ok(policy) => policy,
-        Err(e) => return format!("the policy is invalid: {e}\n"),
-    };
+pub fn explain(policy: &Policy, principal: &Principal, resource: &Resource) -> String {
     let mut out = String::new();
     let p = principal;
     let _ = writeln!(out, "principal");
@@ -181,6 +183,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::config::Config;
 
     fn config() -> Config {
         Config::from_toml(
@@ -212,7 +215,7 @@ match = { group = "security" }
     fn explains_each_permission_with_the_deciding_grant() {
         let config = config();
         let principal = principal_from_claims(
-            &config,
+            &config.issuers,
             &json!({
                 "iss": "https://kc.example.com/realms/data",
                 "sub": "u-1",
@@ -223,7 +226,11 @@ match = { group = "security" }
         .expect("maps");
         let resource =
             resource_from_flags(Some("orders"), Some("analytics"), &["nightly".to_owned()]);
-        let text = explain(&config, &principal, &resource);
+        let text = explain(
+            &config.policy().expect("valid policy"),
+            &principal,
+            &resource,
+        );
         assert!(text.contains("subject    u-1"), "{text}");
         assert!(text.contains("idp roles  airbyte-runner"), "{text}");
         assert!(text.contains("grants[0]  role pipeline-operator  match claim realm_access.roles = \"airbyte-runner\""), "{text}");
@@ -241,18 +248,26 @@ match = { group = "security" }
         );
 
         let elsewhere = resource_from_flags(Some("orders"), Some("finance"), &[]);
-        let text = explain(&config, &principal, &elsewhere);
+        let text = explain(
+            &config.policy().expect("valid policy"),
+            &principal,
+            &elsewhere,
+        );
         assert!(
             text.contains("jobs:sync          deny     out_of_scope"),
             "{text}"
         );
 
         let stranger = principal_from_claims(
-            &config,
+            &config.issuers,
             &json!({"iss": "https://kc.example.com/realms/data", "sub": "u-2"}),
         )
         .expect("maps");
-        let text = explain(&config, &stranger, &Resource::Global);
+        let text = explain(
+            &config.policy().expect("valid policy"),
+            &stranger,
+            &Resource::Global,
+        );
         assert!(text.contains("none: every permission is denied"), "{text}");
         assert!(
             text.contains("connections:read   deny     no_matching_grant"),
@@ -263,7 +278,7 @@ match = { group = "security" }
     #[test]
     fn claims_from_an_unknown_issuer_are_refused() {
         let err = principal_from_claims(
-            &config(),
+            &config().issuers,
             &json!({"iss": "https://evil.example", "sub": "x"}),
         )
         .expect_err("unknown issuer");

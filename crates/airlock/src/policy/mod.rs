@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 
 pub use config::{GrantConfig, MatchConfig, RoleConfig};
 
-use crate::identity::{Principal, lookup_claim};
+use crate::identity::{IssuerConfig, Principal, lookup_claim};
 
 /// One thing a caller may be allowed to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -561,13 +561,17 @@ fn valid_role_name(name: &str) -> bool {
 }
 
 impl Policy {
-    /// The policy of a configuration, its grants' issuers checked against
-    /// its `[[issuers]]`.
-    pub fn from_config(config: &crate::config::Config) -> Result<Self, PolicyError> {
-        let policy = Self::new(&config.roles, &config.grants)?;
-        for (i, grant) in config.grants.iter().enumerate() {
+    /// The policy of custom `roles` and `grants`, the grants' issuers
+    /// checked against the configured `issuers`.
+    pub fn for_issuers(
+        roles: &BTreeMap<String, RoleConfig>,
+        grants: &[GrantConfig],
+        issuers: &[IssuerConfig],
+    ) -> Result<Self, PolicyError> {
+        let policy = Self::new(roles, grants)?;
+        for (i, grant) in grants.iter().enumerate() {
             if let Some(iss) = &grant.matcher.issuer
-                && !config.issuers.iter().any(|c| &c.issuer == iss)
+                && !issuers.iter().any(|c| &c.issuer == iss)
             {
                 return Err(PolicyError::invalid(
                     format!("grants[{i}].match.issuer"),

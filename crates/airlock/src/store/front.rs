@@ -144,7 +144,7 @@ impl Store {
             }
             .to_owned(),
         );
-        audit::append(&mut tx, &entry, now).await?;
+        super::audit::append(&mut tx, &entry, now).await?;
         tx.commit().await?;
         let row = || async {
             self.get_job_by_airbyte_id(job.airbyte_job_id)

@@ -225,7 +225,7 @@ async fn record_event(
         detail: detail.map(|d| serde_json::json!({ "detail": d })),
         ..audit::Entry::default()
     };
-    audit::append(conn, &entry, now).await?;
+    super::audit::append(conn, &entry, now).await?;
     Ok(())
 }
 
@@ -399,7 +399,7 @@ pub(super) async fn insert_batch(
         .zip(&created)
         .map(|(entry, (_, job))| (entry, job.created_at))
         .collect();
-    audit::append_many(tx, &timed).await?;
+    super::audit::append_many(tx, &timed).await?;
 
     // Which new jobs have nothing ahead of them on their connection: the
     // first new one of a connection whose unfinished jobs are all new.
@@ -1050,7 +1050,7 @@ impl Store {
     ) -> Result<Option<Job>, StoreError> {
         let turn = self.write_turn().await;
         let mut tx = self.pool.begin().await?;
-        audit::append(&mut tx, request, now).await?;
+        super::audit::append(&mut tx, request, now).await?;
         let cancelled_here = sqlx::query(
             "UPDATE jobs SET state = 'cancelled', cancel_requested = 1, finished_at = $1, updated_at = $1 \
              WHERE id = $2 AND state = 'queued' AND start_requested_at IS NULL",

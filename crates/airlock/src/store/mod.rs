@@ -6,6 +6,7 @@
 //! lock), [`Backend`] says which one we talk to. Migrations live next to this
 //! file, are compiled into the binary and run at start-up.
 
+pub mod audit;
 mod batch;
 pub mod election;
 pub mod feed;
@@ -323,10 +324,7 @@ impl Store {
 
 /// The current time as unix milliseconds, the unit every stored time uses.
 pub fn now_ms() -> i64 {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    i64::try_from(now.as_millis()).unwrap_or(i64::MAX)
+    crate::clock::wall_ms()
 }
 
 #[cfg(test)]

@@ -100,7 +100,7 @@ impl Store {
         .bind(session.expires_at)
         .execute(&mut *tx)
         .await?;
-        audit::append(&mut tx, login, session.created_at).await?;
+        super::audit::append(&mut tx, login, session.created_at).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -140,7 +140,7 @@ impl Store {
             .rows_affected()
             > 0;
         if deleted && let Some(entry) = logout {
-            audit::append(&mut tx, entry, now).await?;
+            super::audit::append(&mut tx, entry, now).await?;
         }
         tx.commit().await?;
         Ok(deleted)

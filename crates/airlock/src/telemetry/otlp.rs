@@ -658,7 +658,7 @@ mod tests {
     fn a_trace_left_out_by_the_sampler_is_left_out_whole() {
         let (subscriber, mut queue) = recording(0.0);
         tracing::subscriber::with_default(subscriber, || {
-            tracing::info_span!(target: "airlock::jobs::dispatcher", "dispatch").in_scope(|| {
+            tracing::info_span!(target: "airlock::queue::dispatcher", "dispatch").in_scope(|| {
                 tracing::debug_span!(target: "airbyte_client::client", "airbyte.call")
                     .in_scope(|| {});
             });

@@ -8,8 +8,8 @@ use std::time::Duration;
 use reqwest::Url;
 use serde::{Deserialize, Serialize};
 
-use crate::config::SecretSource;
 use crate::jobs::JobState;
+use crate::secret::SecretSource;
 
 /// One receiver, as written in the configuration file.
 #[derive(Debug, Clone, Deserialize, Serialize)]

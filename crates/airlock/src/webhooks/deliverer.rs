@@ -13,9 +13,9 @@ use tokio::sync::Notify;
 use super::outbox::{self, After, Attempt, Delivery, NewDelivery, RawEvent};
 use super::{WebhookConfig, WebhookError, WebhookEvent, payload, signature};
 use crate::clock::SharedClock;
-use crate::config::Secret;
 use crate::connections::Catalog;
 use crate::jobs::{Job, JobId, JobState};
+use crate::secret::Secret;
 use crate::store::Store;
 
 /// How often the loop looks for new events and due deliveries.

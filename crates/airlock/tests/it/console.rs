@@ -11,10 +11,9 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use airbyte_sim::SimConfig;
-use airlock::api::session::{Sessions, hash_of, new_secret};
 use airlock::config::Config;
-use airlock::policy::Policy;
 use airlock::store::sessions::SessionRow;
+use airlock::web::session::{Sessions, hash_of, new_secret};
 use reqwest::StatusCode;
 use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
 use serde_json::Value;
@@ -729,9 +728,7 @@ async fn the_event_stream_carries_only_the_jobs_the_caller_may_read() {
     );
     text.push('\n');
     let config = Config::from_toml("scoped", &text, &[]).expect("config");
-    stack
-        .state
-        .set_policy(Policy::from_config(&config).expect("policy"));
+    stack.state.set_policy(config.policy().expect("policy"));
     let analytics = slug_in(&stack, "analytics").await;
     let marketing = slug_in(&stack, "marketing").await;
 

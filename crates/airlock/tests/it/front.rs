@@ -46,7 +46,7 @@ fn secret(client: &str) -> String {
 fn service_accounts_toml() -> String {
     let mut text = String::new();
     for (client, role) in ACCOUNTS {
-        let hash = airlock::front::hash_secret(&secret(client), 10_000).expect("hash");
+        let hash = airlock::secret::hash::hash_secret(&secret(client), 10_000).expect("hash");
         text.push_str(&format!(
             "\n[[service_accounts]]\nclient_id = \"{client}\"\nsecret_hash = \"{hash}\"\nroles = [\"{role}\"]\n"
         ));
@@ -1004,7 +1004,7 @@ fn hash_secret_reads_stdin_and_prints_a_usable_hash() {
     let output = child.wait_with_output().expect("exits");
     assert!(output.status.success(), "{output:?}");
     let printed = String::from_utf8(output.stdout).expect("UTF-8");
-    let hash: airlock::front::accounts::SecretHash = printed.trim().parse().expect("a valid hash");
+    let hash: airlock::secret::hash::SecretHash = printed.trim().parse().expect("a valid hash");
     assert!(hash.verify("s3cret"));
     assert!(!hash.verify("s3cret\n"));
     // The hash is accepted by the configuration.

@@ -455,9 +455,9 @@ async fn jobs_started_by_airbyte_are_listed(db: Db) {
 async fn a_cancel_during_an_unsettled_start_is_carried_out(db: Db) {
     use airlock::clock::SystemClock;
     use airlock::connections::Catalog;
-    use airlock::jobs::dispatcher::{Dispatcher, Outcome};
-    use airlock::jobs::tracker::Tracker;
     use airlock::jobs::{Channel, JobState, JobType, JobsConfig, NewJob};
+    use airlock::queue::dispatcher::{Dispatcher, Outcome};
+    use airlock::queue::tracker::Tracker;
     use airlock::store::Store;
     use airlock::store::jobs::{Inserted, Requeue};
 

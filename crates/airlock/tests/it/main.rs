@@ -12,6 +12,7 @@ mod examples;
 mod front;
 mod identity;
 mod jobs_e2e;
+mod layers;
 mod mcp;
 mod observability;
 mod oidc;

@@ -4,7 +4,8 @@
 //! by the API with channel `mcp`.
 
 use airbyte_sim::SimConfig;
-use airlock::audit::{AuditFilter, Record};
+use airlock::audit::Record;
+use airlock::store::audit::AuditFilter;
 use reqwest::StatusCode;
 use serde_json::Value;
 

@@ -14,7 +14,7 @@ use std::time::Duration;
 use airlock::clock::SystemClock;
 use airlock::config::Config;
 use airlock::identity::{AuthError, Authenticator, IssuerConfig, PrincipalKind};
-use airlock::policy::{Permission, Policy, Resource};
+use airlock::policy::{Permission, Resource};
 
 fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -167,7 +167,7 @@ match = {{ role = "auditor" }}
         &[],
     )
     .expect("valid configuration");
-    let policy = Policy::from_config(&config).expect("valid policy");
+    let policy = config.policy().expect("valid policy");
     let auth = Authenticator::from_config(&config.issuers, &http, Arc::new(SystemClock))
         .expect("authenticator");
     assert!(!auth.is_ready());

@@ -16,7 +16,8 @@ use crate::support::Db;
 const METHODS: [&str; 5] = ["get", "put", "post", "delete", "patch"];
 
 /// The source files whose `.route(...)` calls make up the served router.
-const ROUTER_SOURCES: [&str; 4] = [
+const ROUTER_SOURCES: [&str; 5] = [
+    "src/http/mod.rs",
     "src/api/mod.rs",
     "src/front/mod.rs",
     "src/mcp/mod.rs",

@@ -4,9 +4,7 @@
 
 use airlock::config::Config;
 use airlock::identity::{Principal, PrincipalKind};
-use airlock::policy::{
-    ConnectionResource, Permission, Policy, Reason, Resource, Scope, WorkspaceResource,
-};
+use airlock::policy::{ConnectionResource, Permission, Reason, Resource, Scope, WorkspaceResource};
 use serde_json::json;
 
 const ROLES: [&str; 5] = ["reader", "runner", "editor", "admin", "auditor"];
@@ -143,7 +141,7 @@ fn resources() -> Vec<(&'static str, Resource, &'static [&'static str])> {
 #[test]
 fn every_role_permission_and_scope_decides_as_documented() {
     let config = config();
-    let policy = Policy::from_config(&config).expect("valid policy");
+    let policy = config.policy().expect("valid policy");
     let mut checked = 0;
     let mut wrong = Vec::new();
     for role in ROLES {
@@ -206,7 +204,7 @@ fn every_role_permission_and_scope_decides_as_documented() {
 
 #[test]
 fn a_principal_without_grants_is_denied_everything() {
-    let policy = Policy::from_config(&config()).expect("valid policy");
+    let policy = config().policy().expect("valid policy");
     let stranger = principal("nobody");
     for (name, resource, _) in resources() {
         for permission in Permission::ALL {
@@ -225,7 +223,7 @@ fn a_principal_without_grants_is_denied_everything() {
 
 #[test]
 fn grant_reasons_name_the_deciding_grant() {
-    let policy = Policy::from_config(&config()).expect("valid policy");
+    let policy = config().policy().expect("valid policy");
     // Grants are laid out role by role, five scopes each: runner@all is 5.
     let d = policy.decide(
         &principal("runner@all"),

@@ -9,8 +9,8 @@ use std::time::Duration;
 use airbyte_sim::{FaultSpec, Faults, SimConfig};
 use airlock::clock::ManualClock;
 use airlock::connections::Catalog;
-use airlock::jobs::tracker::{KnownConnections, Tracker};
 use airlock::jobs::{JobState, JobsConfig};
+use airlock::queue::tracker::{KnownConnections, Tracker};
 use airlock::store::Store;
 use serde_json::{Value, json};
 

@@ -24,7 +24,7 @@ pub struct Stack {
     pub storage_url: String,
     pub http: reqwest::Client,
     /// The running app's state (policy reload, direct checks).
-    pub state: airlock::api::AppState,
+    pub state: airlock::web::AppState,
     /// The configuration text the stack started with.
     pub config_text: String,
     stop: Option<oneshot::Sender<()>>,

@@ -494,7 +494,7 @@ async fn concurrent_triggers_keep_their_own_outcomes(kind: Db) {
     assert_eq!(ready.len(), 10, "{ready:?}");
     assert!(ready.values().all(|n| *n == 1), "{ready:?}");
     // The audit chain holds one record per new job, and verifies.
-    let report = airlock::audit::verify::verify_store(&store, &[])
+    let report = airlock::store::audit::verify_store(&store, &[])
         .await
         .expect("verify");
     assert!(report.broken.is_none(), "{report:?}");

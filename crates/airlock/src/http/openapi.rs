@@ -12,8 +12,8 @@ use axum::response::{Html, IntoResponse};
 use utoipa::OpenApi;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 
-use super::problem::Problem;
-use super::problem::responses::{
+use crate::web::problem::Problem;
+use crate::web::problem::responses::{
     BadRequest, Conflict, Forbidden, NotFound, TooManyRequests, Unauthorized, Unavailable,
     Unprocessable,
 };
@@ -34,18 +34,18 @@ use super::problem::responses::{
         super::metrics,
         document_json,
         docs,
-        super::whoami::whoami,
-        super::connections::list,
-        super::connections::get,
-        super::jobs::trigger_sync,
-        super::jobs::trigger_reset,
-        super::jobs::list,
-        super::jobs::get,
-        super::jobs::events,
-        super::jobs::cancel,
-        super::jobs::retry,
-        super::events::stream,
-        super::audit::list,
+        crate::api::whoami::whoami,
+        crate::api::connections::list,
+        crate::api::connections::get,
+        crate::api::jobs::trigger_sync,
+        crate::api::jobs::trigger_reset,
+        crate::api::jobs::list,
+        crate::api::jobs::get,
+        crate::api::jobs::events,
+        crate::api::jobs::cancel,
+        crate::api::jobs::retry,
+        crate::api::events::stream,
+        crate::api::audit::list,
     ),
     components(
         schemas(Problem),

@@ -17,9 +17,9 @@ use tokio::sync::Notify;
 use tracing::Instrument;
 use uuid::Uuid;
 
-use super::config::JobsConfig;
-use super::model::{Job, JobState, JobType};
 use crate::clock::SharedClock;
+use crate::jobs::JobsConfig;
+use crate::jobs::{Job, JobState, JobType, map_status};
 use crate::store::jobs::{Claim, Requeue};
 use crate::store::{Store, StoreError};
 
@@ -468,20 +468,6 @@ impl Dispatcher {
             )
             .await?;
         Ok(Outcome::Failed)
-    }
-}
-
-/// Airlock's state for an Airbyte status; `None` for a status this version
-/// does not know (the job is left as it was).
-pub fn map_status(status: &airbyte_client::JobStatus) -> Option<JobState> {
-    use airbyte_client::JobStatus as S;
-    match status {
-        S::Pending | S::Queued => Some(JobState::Pending),
-        S::Running | S::Incomplete => Some(JobState::Running),
-        S::Succeeded => Some(JobState::Succeeded),
-        S::Failed => Some(JobState::Failed),
-        S::Cancelled => Some(JobState::Cancelled),
-        _ => None,
     }
 }
 

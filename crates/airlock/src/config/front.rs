@@ -4,8 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::accounts::SecretHash;
-use crate::config::SecretSource;
+use crate::secret::SecretSource;
+use crate::secret::hash::SecretHash;
 
 /// Shortest lifetime a configuration may give service-account tokens.
 const MIN_TOKEN_LIFETIME_SECS: u64 = 60;
@@ -94,7 +94,7 @@ pub struct ServiceAccountConfig {
 }
 
 fn redacted<S: serde::Serializer>(_: &str, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(crate::config::Secret::REDACTED)
+    s.serialize_str(crate::secret::Secret::REDACTED)
 }
 
 fn valid_client_id(id: &str) -> bool {
@@ -103,6 +103,17 @@ fn valid_client_id(id: &str) -> bool {
         && id
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"._-@".contains(&b))
+}
+
+impl super::Config {
+    /// The issuer of service-account tokens: `front.public_url`, or
+    /// `http://` + `server.listen`.
+    pub fn service_account_issuer(&self) -> String {
+        self.front.public_url.as_ref().map_or_else(
+            || format!("http://{}", self.server.listen),
+            |url| url.trim_end_matches('/').to_owned(),
+        )
+    }
 }
 
 /// Checks `[front]` and `[[service_accounts]]` against the rest of the
@@ -173,7 +184,7 @@ pub(crate) fn validate(config: &crate::config::Config) -> Result<(), (String, St
         }
     }
     if !config.service_accounts.is_empty() {
-        let issuer = super::accounts::issuer_url(config);
+        let issuer = config.service_account_issuer();
         if config.issuers.iter().any(|i| i.issuer == issuer) {
             return err(
                 "front.public_url",
@@ -191,7 +202,7 @@ mod tests {
     use crate::config::Config;
 
     fn hash() -> String {
-        super::super::hash_secret("s", super::super::accounts::MIN_ITERATIONS).expect("hash")
+        crate::secret::hash::hash_secret("s", crate::secret::hash::MIN_ITERATIONS).expect("hash")
     }
 
     #[test]

@@ -203,7 +203,7 @@ impl Caller {
                 refuse(parts, state, &request_id, origin, channel, "no_session").await;
                 return Err(ApiError::Unauthorized);
             }
-            Err(error) => return Err(super::jobs::store_error(error)),
+            Err(error) => return Err(error.into()),
         };
         if session::changes_state(&parts.method) {
             let own = session::own_origin(state.config(), &parts.headers);

@@ -20,10 +20,9 @@ use time::OffsetDateTime;
 use tokio::sync::Notify;
 use uuid::Uuid;
 
-use super::config::JobsConfig;
-use super::dispatcher::map_status;
-use super::model::{Job, JobState, JobType};
 use crate::clock::SharedClock;
+use crate::jobs::JobsConfig;
+use crate::jobs::{Job, JobState, JobType, map_status};
 use crate::store::jobs::{AirbyteReport, Requeue};
 use crate::store::{Store, StoreError};
 

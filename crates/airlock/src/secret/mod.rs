@@ -1,5 +1,8 @@
 //! Secrets in configuration: given inline, from an environment variable or
-//! from a file, and never printed.
+//! from a file, and never printed; [`hash`] keeps stored secrets as PBKDF2
+//! hashes.
+
+pub mod hash;
 
 use std::fmt;
 use std::path::PathBuf;

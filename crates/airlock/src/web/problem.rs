@@ -187,6 +187,19 @@ impl ApiError {
     }
 }
 
+/// A storage failure as the client sees it: 503 when the database is down
+/// (retry later), 500 otherwise.
+impl From<crate::store::StoreError> for ApiError {
+    fn from(error: crate::store::StoreError) -> Self {
+        if error.is_unavailable() {
+            tracing::warn!(error = %error, "database unavailable");
+            Self::Unavailable("the database")
+        } else {
+            Self::Internal(anyhow::Error::new(error))
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         if let Self::Internal(cause) = &self {
