@@ -11,7 +11,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::Stream;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::json;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use utoipa::{IntoParams, ToSchema};
@@ -131,17 +131,6 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
             ApiError::BadRequest("Idempotency-Key must be 1 to 255 visible ASCII characters".into())
         })?;
     Ok(Some(key.to_owned()))
-}
-
-fn requester_json(caller: &Caller) -> Value {
-    let p = &caller.principal;
-    json!({
-        "issuer": p.issuer,
-        "subject": p.subject,
-        "kind": p.kind.as_str(),
-        "client_id": p.client_id,
-        "display_name": p.display_name,
-    })
 }
 
 /// `POST /v1/connections/{ref}/sync`.
@@ -320,7 +309,7 @@ async fn trigger(
         job_type,
         max_attempts: i64::from(max_attempts),
         requested_by: caller.principal.subject.clone(),
-        requester: requester_json(&caller),
+        requester: caller.requester(),
         channel: caller.channel.parse().unwrap_or(Channel::Api),
         retry_of: None,
     };
@@ -839,7 +828,7 @@ pub(super) async fn retry(
         job_type: job.job_type,
         max_attempts: job.max_attempts,
         requested_by: caller.principal.subject.clone(),
-        requester: requester_json(&caller),
+        requester: caller.requester(),
         channel: caller.channel.parse().unwrap_or(Channel::Api),
         retry_of: Some(job.id.clone()),
     };

@@ -18,12 +18,12 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::FrontState;
-use super::caller::FrontCaller;
 use super::classify::Listing;
 use super::error::{FrontError, json_response};
 use super::{PUBLIC_PREFIX, forward, raw_response};
 use crate::connections::Snapshot;
 use crate::policy::{Permission, Resource};
+use crate::web::Caller;
 
 /// How a list's items are judged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -151,7 +151,7 @@ async fn snapshot(state: &FrontState) -> Result<std::sync::Arc<Snapshot>, FrontE
 /// Decides visibility for one caller and one list.
 struct Visibility<'a> {
     state: &'a FrontState,
-    caller: &'a FrontCaller,
+    caller: &'a Caller,
     permission: Permission,
     judge: Judge,
     snapshot: std::sync::Arc<Snapshot>,
@@ -236,7 +236,7 @@ fn empty_page() -> Response {
 /// Serves a list.
 pub(crate) async fn list(
     state: &FrontState,
-    caller: &FrontCaller,
+    caller: &Caller,
     listing: Listing,
     parts: &Parts,
 ) -> Result<Response, FrontError> {

@@ -53,7 +53,6 @@ pub use accounts::AccountsError;
 pub use classify::{Listing, ResourceRef, classify, job_permission};
 
 use self::accounts::Accounts;
-use self::caller::FrontCaller;
 use self::error::{FrontError, from_airbyte, json_response};
 use self::finished::FinishedAnswers;
 use self::token::Exchange;
@@ -63,6 +62,7 @@ use crate::identity::{IssuerConfig, KeySource, StaticKeySource};
 use crate::jobs::{Channel, JobType};
 use crate::policy::{ConnectionResource, Permission, Resource, WorkspaceResource};
 use crate::store::front::{Recorded, StartedJob};
+use crate::web::Caller;
 use crate::web::auth::action_of;
 use crate::web::{AppState, RequestId};
 
@@ -361,7 +361,7 @@ pub(crate) async fn forward(
 async fn public(State(state): State<FrontState>, request: Request) -> Response {
     let request_id = request_id_of(&request);
     let (parts, body) = request.into_parts();
-    let result = serve_public(&state, &parts, body, &request_id).await;
+    let result = serve_public(&state, &parts, body).await;
     finish(result, &request_id)
 }
 
@@ -369,14 +369,13 @@ async fn serve_public(
     state: &FrontState,
     parts: &Parts,
     body: Body,
-    request_id: &str,
 ) -> Result<Response, FrontError> {
     let path = parts
         .uri
         .path()
         .strip_prefix(PUBLIC_PREFIX)
         .unwrap_or_default();
-    let caller = caller::authenticate(state, parts, request_id).await?;
+    let caller = caller::authenticate(state, parts).await?;
     let Some((permission, reference)) = classify(&parts.method, path) else {
         caller
             .deny(
@@ -431,17 +430,29 @@ async fn serve_public(
         ResourceRef::Connection(id) => {
             let connection = resolve_connection(state, id).await?;
             let resource = connection_resource(&connection);
-            let decision = caller
-                .authorize(state, permission, &resource, "connection", &connection.id)
-                .await?;
+            let decision = caller::authorize(
+                &caller,
+                state,
+                permission,
+                &resource,
+                "connection",
+                &connection.id,
+            )
+            .await?;
             (resource, decision, None)
         }
         ResourceRef::Job(id) => {
             let connection = resolve_job(state, id).await?;
             let resource = connection_resource(&connection);
-            let decision = caller
-                .authorize(state, permission, &resource, "job", &id.to_string())
-                .await?;
+            let decision = caller::authorize(
+                &caller,
+                state,
+                permission,
+                &resource,
+                "job",
+                &id.to_string(),
+            )
+            .await?;
             (resource, decision, None)
         }
         ResourceRef::Workspace(id) => {
@@ -461,15 +472,15 @@ async fn serve_public(
                 Located::Refused(raw) => return Ok(raw_response(raw)),
             };
             let resource = workspace_resource(state, &workspace);
-            let decision = caller
-                .authorize(
-                    state,
-                    permission,
-                    &resource,
-                    &kind[..kind.len() - 1],
-                    &id.to_string(),
-                )
-                .await?;
+            let decision = caller::authorize(
+                &caller,
+                state,
+                permission,
+                &resource,
+                &kind[..kind.len() - 1],
+                &id.to_string(),
+            )
+            .await?;
             (
                 resource,
                 decision,
@@ -486,9 +497,15 @@ async fn serve_public(
                 Located::Refused(raw) => return Ok(raw_response(raw)),
             };
             let resource = workspace_resource(state, &workspace);
-            let decision = caller
-                .authorize(state, permission, &resource, "source", &source.to_string())
-                .await?;
+            let decision = caller::authorize(
+                &caller,
+                state,
+                permission,
+                &resource,
+                "source",
+                &source.to_string(),
+            )
+            .await?;
             (resource, decision, None)
         }
         ResourceRef::NewInWorkspace | ResourceRef::NewConnection => {
@@ -504,15 +521,27 @@ async fn serve_public(
                 uuid_field(&object, "workspaceId")?.hyphenated().to_string()
             };
             let resource = workspace_resource(state, &workspace);
-            let decision = caller
-                .authorize(state, permission, &resource, "workspace", &workspace)
-                .await?;
+            let decision = caller::authorize(
+                &caller,
+                state,
+                permission,
+                &resource,
+                "workspace",
+                &workspace,
+            )
+            .await?;
             (resource, decision, None)
         }
         ResourceRef::Global => {
-            let decision = caller
-                .authorize(state, permission, &Resource::Global, "workspace", "")
-                .await?;
+            let decision = caller::authorize(
+                &caller,
+                state,
+                permission,
+                &Resource::Global,
+                "workspace",
+                "",
+            )
+            .await?;
             (Resource::Global, decision, None)
         }
         ResourceRef::List(_) | ResourceRef::NewJob => {
@@ -577,7 +606,7 @@ async fn serve_public(
 /// the workspace itself.
 async fn authorize_workspace(
     state: &FrontState,
-    caller: &FrontCaller,
+    caller: &Caller,
     permission: Permission,
     resource: &Resource,
     id: &str,
@@ -595,9 +624,7 @@ async fn authorize_workspace(
             return Ok(decision);
         }
     }
-    caller
-        .authorize(state, permission, resource, "workspace", id)
-        .await
+    caller::authorize(caller, state, permission, resource, "workspace", id).await
 }
 
 /// Where a source or destination lives, as Airbyte says.
@@ -736,7 +763,7 @@ fn is_not_found(error: &airbyte_client::Error) -> bool {
 /// Airbyte accepts is recorded with channel `front`.
 async fn create_job(
     state: &FrontState,
-    caller: &FrontCaller,
+    caller: &Caller,
     parts: &Parts,
     body: &[u8],
 ) -> Result<Response, FrontError> {
@@ -751,9 +778,15 @@ async fn create_job(
     let connection_id = uuid_field(&object, "connectionId")?;
     let connection = resolve_connection(state, connection_id).await?;
     let resource = connection_resource(&connection);
-    let decision = caller
-        .authorize(state, permission, &resource, "connection", &connection.id)
-        .await?;
+    let decision = caller::authorize(
+        caller,
+        state,
+        permission,
+        &resource,
+        "connection",
+        &connection.id,
+    )
+    .await?;
     let raw = forward(state, parts, "/jobs", bytes).await?;
     let action = action_of(permission);
     if raw.status != StatusCode::OK {
@@ -772,7 +805,7 @@ async fn create_job(
     match serde_json::from_slice::<airbyte_client::Job>(&raw.body) {
         Ok(job) => record_started(state, caller, &connection, &job, &action, &decision).await,
         Err(error) => {
-            tracing::warn!(request_id = %caller.request_id, error = %error, "cannot read the job Airbyte started");
+            tracing::warn!(request_id = %caller.request_id.0, error = %error, "cannot read the job Airbyte started");
             caller
                 .record(
                     state,
@@ -793,7 +826,7 @@ async fn create_job(
 /// records it as Airbyte's own at worst.
 async fn record_started(
     state: &FrontState,
-    caller: &FrontCaller,
+    caller: &Caller,
     connection: &ConnectionInfo,
     job: &airbyte_client::Job,
     action: &str,
@@ -826,20 +859,20 @@ async fn record_started(
         .await
     {
         Ok(Recorded::ConnectionBusy) => tracing::warn!(
-            request_id = %caller.request_id,
+            request_id = %caller.request_id.0,
             airbyte_job_id = job.job_id,
             connection_id = %connection.id,
             "Airbyte started a job while Airlock thinks another is active on the connection"
         ),
         Ok(_) => tracing::info!(
-            request_id = %caller.request_id,
+            request_id = %caller.request_id.0,
             subject = %caller.principal.subject,
             airbyte_job_id = job.job_id,
             "job started through the front"
         ),
         Err(error) => {
             tracing::error!(
-                request_id = %caller.request_id,
+                request_id = %caller.request_id.0,
                 airbyte_job_id = job.job_id,
                 error = %error,
                 "cannot record a job started through the front"
@@ -939,7 +972,7 @@ async fn dagster_connection(State(state): State<FrontState>, request: Request) -
     let request_id = request_id_of(&request);
     let (parts, body) = request.into_parts();
     let result = async {
-        let caller = caller::authenticate(&state, &parts, &request_id).await?;
+        let caller = caller::authenticate(&state, &parts).await?;
         if parts.method != Method::POST {
             caller
                 .deny(
@@ -956,15 +989,15 @@ async fn dagster_connection(State(state): State<FrontState>, request: Request) -
         caller.require_somewhere(&state, permission).await?;
         let (object, _) = json_body(&read_body(body).await?)?;
         let connection = resolve_connection(&state, uuid_field(&object, "connectionId")?).await?;
-        caller
-            .authorize(
-                &state,
-                permission,
-                &connection_resource(&connection),
-                "connection",
-                &connection.id,
-            )
-            .await?;
+        caller::authorize(
+            &caller,
+            &state,
+            permission,
+            &connection_resource(&connection),
+            "connection",
+            &connection.id,
+        )
+        .await?;
         let id = Uuid::parse_str(&connection.id).map_err(|e| FrontError::Internal(e.into()))?;
         match state.airbyte().get_connection_config(id).await {
             Ok(value) => Ok(json_response(
@@ -1001,7 +1034,7 @@ async fn configuration_api(State(state): State<FrontState>, request: Request) ->
     let request_id = request_id_of(&request);
     let (parts, _) = request.into_parts();
     let result = async {
-        let caller = caller::authenticate(&state, &parts, &request_id).await?;
+        let caller = caller::authenticate(&state, &parts).await?;
         caller
             .deny(
                 &state,

@@ -1,6 +1,11 @@
-//! Who is calling, and may they: the `Caller` extractor and the one place
-//! where authorization decisions are taken, logged and (when denied)
-//! written to the audit trail.
+//! The access guard: who is calling, and may they. [`Caller`] is the one
+//! type every door (the API, the Airbyte-compatible front, `/mcp`, the
+//! console) asks to authenticate a request (bearer token, or console session
+//! with its CSRF check), to hold its place under the per-identity cap, to
+//! decide one action on one resource, and to log, count and audit every
+//! refusal. A door differs only in how it renders a [`Refusal`]: the API and
+//! the console as problem+json, the front in Airbyte's shape, answering a
+//! resource outside the caller's scope as missing ([`Door::hides_out_of_scope`]).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -13,6 +18,65 @@ use super::{ApiError, AppState, RequestId, RequestLog, session};
 use crate::audit;
 use crate::identity::Principal;
 use crate::policy::{Decision, Permission, Resource};
+use crate::store::StoreError;
+
+/// Why the guard refused a request. Each door renders it in its own shape.
+#[derive(Debug)]
+pub enum Refusal {
+    /// No valid credential (401; logged and audited).
+    Unauthenticated,
+    /// The identity is at its cap of requests in flight (429).
+    TooManyRequests,
+    /// A console request failed the CSRF check (403; logged and audited).
+    Csrf(&'static str),
+    /// Not allowed (logged and audited). `hidden`: the door answers as if
+    /// the resource did not exist.
+    Forbidden { hidden: bool },
+    /// The session store could not be read.
+    Store(StoreError),
+}
+
+impl From<Refusal> for ApiError {
+    fn from(refusal: Refusal) -> Self {
+        match refusal {
+            Refusal::Unauthenticated => Self::Unauthorized,
+            Refusal::TooManyRequests => Self::TooManyRequests,
+            Refusal::Csrf(message) => Self::CsrfRejected(message),
+            Refusal::Forbidden { .. } => Self::Forbidden,
+            Refusal::Store(error) => error.into(),
+        }
+    }
+}
+
+/// How a door takes credentials and answers refusals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Door {
+    /// The audit and job channel (`api`, `front`, `mcp`, `console`).
+    pub channel: &'static str,
+    /// A console session cookie is a credential here (bearer tokens always
+    /// are, and win over a cookie sent along).
+    pub sessions: bool,
+    /// A denial on a workspace or connection is answered as if it did not
+    /// exist (404), so that out-of-scope resources cannot be told from
+    /// missing ones.
+    pub hides_out_of_scope: bool,
+}
+
+impl Door {
+    /// Airlock's own API (and `/mcp`, the console, which call it).
+    pub const API: Self = Self {
+        channel: "api",
+        sessions: true,
+        hides_out_of_scope: false,
+    };
+    /// The Airbyte-compatible front: bearer tokens only, out-of-scope
+    /// resources hidden.
+    pub const FRONT: Self = Self {
+        channel: "front",
+        sessions: false,
+        hides_out_of_scope: true,
+    };
+}
 
 /// A verified caller, the id of its request and where it came from.
 #[derive(Debug, Clone)]
@@ -26,6 +90,8 @@ pub struct Caller {
     pub channel: &'static str,
     /// The console session the request was authenticated by, if it was.
     pub session: Option<Arc<session::Session>>,
+    /// The door it came through: how refusals are answered.
+    door: Door,
     /// The request's log record (subject, job ids).
     log: RequestLog,
     /// This request's place under the per-identity cap, freed when the
@@ -83,6 +149,20 @@ impl FromRequestParts<AppState> for Caller {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
+        Ok(Self::authenticate(parts, state, Door::API).await?)
+    }
+}
+
+impl Caller {
+    /// Authenticates the request at `door`: its bearer token, or (where the
+    /// door takes them, and no `Authorization` header is sent) its console
+    /// session with the CSRF check; then its place under the per-identity
+    /// cap. A failure is logged, counted and audited.
+    pub async fn authenticate(
+        parts: &Parts,
+        state: &AppState,
+        door: Door,
+    ) -> Result<Self, Refusal> {
         let request_id = parts
             .extensions
             .get::<RequestId>()
@@ -94,26 +174,38 @@ impl FromRequestParts<AppState> for Caller {
             .get(AUTHORIZATION)
             .map(|v| v.to_str().unwrap_or("\u{0}"));
         // A bearer token wins over a session cookie sent along with it.
-        if header.is_none()
+        if door.sessions
+            && header.is_none()
             && let Some(id) = session::cookie_id(&parts.headers)
         {
             let id = id.to_owned();
-            return Self::from_session(parts, state, &id, request_id, origin).await;
+            return Self::from_session(parts, state, door, &id, request_id, origin).await;
         }
-        let channel = parts
-            .extensions
-            .get::<ChannelTag>()
-            .map_or("api", |tag| tag.0);
+        let door = Door {
+            channel: tagged(parts).unwrap_or(door.channel),
+            ..door
+        };
         match state.authenticator().authenticate(header).await {
-            Ok(principal) => {
-                Self::admit(parts, state, principal, request_id, origin, channel, None)
-            }
+            Ok(principal) => Self::admit(parts, state, door, principal, request_id, origin, None),
             Err(error) => {
-                refuse(parts, state, &request_id, origin, channel, error.code()).await;
-                Err(ApiError::Unauthorized)
+                refuse(
+                    parts,
+                    state,
+                    &request_id,
+                    origin,
+                    door.channel,
+                    error.code(),
+                )
+                .await;
+                Err(Refusal::Unauthenticated)
             }
         }
     }
+}
+
+/// The channel an in-process adapter (the MCP server) set on the request.
+fn tagged(parts: &Parts) -> Option<&'static str> {
+    parts.extensions.get::<ChannelTag>().map(|tag| tag.0)
 }
 
 /// Logs, counts and audits a failed authentication (401): the reason goes
@@ -151,12 +243,12 @@ impl Caller {
     fn admit(
         parts: &Parts,
         state: &AppState,
+        door: Door,
         principal: Arc<Principal>,
         request_id: RequestId,
         origin: audit::Origin,
-        channel: &'static str,
         session: Option<Arc<session::Session>>,
-    ) -> Result<Self, ApiError> {
+    ) -> Result<Self, Refusal> {
         let log = RequestLog::of(&parts.extensions);
         log.subject(&principal.subject);
         // In-process calls (MCP tools) ride on their outer request's place.
@@ -168,7 +260,7 @@ impl Caller {
                 Some(permit) => permit,
                 None => {
                     tracing::info!(request_id = %request_id.0, subject = %principal.subject, "too many requests in flight");
-                    return Err(ApiError::TooManyRequests);
+                    return Err(Refusal::TooManyRequests);
                 }
             }
         };
@@ -176,8 +268,9 @@ impl Caller {
             principal,
             request_id,
             origin,
-            channel,
+            channel: door.channel,
             session,
+            door,
             log,
             _permit: permit.map(Arc::new),
         })
@@ -189,21 +282,20 @@ impl Caller {
     async fn from_session(
         parts: &Parts,
         state: &AppState,
+        door: Door,
         id: &str,
         request_id: RequestId,
         origin: audit::Origin,
-    ) -> Result<Self, ApiError> {
-        let channel = parts
-            .extensions
-            .get::<ChannelTag>()
-            .map_or(CONSOLE, |tag| tag.0);
+    ) -> Result<Self, Refusal> {
+        let channel = tagged(parts).unwrap_or(CONSOLE);
+        let door = Door { channel, ..door };
         let session = match state.sessions().find(id, state.now_ms()).await {
             Ok(Some(session)) => session,
             Ok(None) => {
                 refuse(parts, state, &request_id, origin, channel, "no_session").await;
-                return Err(ApiError::Unauthorized);
+                return Err(Refusal::Unauthenticated);
             }
-            Err(error) => return Err(error.into()),
+            Err(error) => return Err(Refusal::Store(error)),
         };
         if session::changes_state(&parts.method) {
             let own = session::own_origin(state.config(), &parts.headers);
@@ -230,16 +322,16 @@ impl Caller {
                     ..audit::Entry::default()
                 };
                 state.audit(&entry).await;
-                return Err(ApiError::CsrfRejected(failure.message()));
+                return Err(Refusal::Csrf(failure.message()));
             }
         }
         Self::admit(
             parts,
             state,
+            door,
             Arc::new(session.principal.clone()),
             request_id,
             origin,
-            channel,
             Some(Arc::clone(&session)),
         )
     }
@@ -263,37 +355,54 @@ impl Caller {
         }
     }
 
-    /// Decides; a denial is logged, audited and answered 403.
+    /// Decides `permission` on `resource`; a denial is logged, counted and
+    /// audited, and refused (hidden, at a door that hides out-of-scope
+    /// resources and for a workspace or connection).
     pub async fn authorize(
         &self,
         state: &AppState,
         permission: Permission,
         resource: &Resource,
-    ) -> Result<Decision, ApiError> {
+    ) -> Result<Decision, Refusal> {
         let decision = state.policy().decide(&self.principal, permission, resource);
+        state.metrics().authorization(permission, decision.allowed);
         if decision.allowed {
-            state.metrics().authorization(permission, true);
             return Ok(decision);
         }
-        self.deny(state, permission, resource, &decision.reason.to_string())
-            .await;
-        Err(ApiError::Forbidden)
+        let hidden = self.door.hides_out_of_scope && *resource != Resource::Global;
+        let status = if hidden { "404" } else { "403" };
+        self.deny(
+            state,
+            &action_of(permission),
+            resource,
+            &decision.reason.to_string(),
+            status,
+        )
+        .await;
+        Err(Refusal::Forbidden { hidden })
     }
 
-    /// `Forbidden` unless some grant gives `permission` somewhere: checked
+    /// Refused unless some grant gives `permission` somewhere: checked
     /// before looking anything up, so that callers without the permission
     /// learn nothing about what exists.
     pub async fn require_somewhere(
         &self,
         state: &AppState,
         permission: Permission,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), Refusal> {
         if state.policy().can_anywhere(&self.principal, permission) {
             return Ok(());
         }
-        self.deny(state, permission, &Resource::Global, "no_grant_anywhere")
-            .await;
-        Err(ApiError::Forbidden)
+        state.metrics().authorization(permission, false);
+        self.deny(
+            state,
+            &action_of(permission),
+            &Resource::Global,
+            "no_grant_anywhere",
+            "403",
+        )
+        .await;
+        Err(Refusal::Forbidden { hidden: false })
     }
 
     /// Records a successful read, when `[audit] record_reads` asks for it.
@@ -301,46 +410,76 @@ impl Caller {
         if !state.config().audit.record_reads {
             return;
         }
+        self.record(state, action, None, resource, "200".to_owned(), None)
+            .await;
+    }
+
+    /// Audits an allowed request with its outcome (the status answered, or
+    /// Airbyte's); `decision` is `None` where none was taken as a whole
+    /// (lists are decided item by item).
+    pub async fn record(
+        &self,
+        state: &AppState,
+        action: &str,
+        decision: Option<&Decision>,
+        resource: &Resource,
+        outcome: String,
+        detail: Option<serde_json::Value>,
+    ) {
         let mut entry = audit::Entry {
             origin: self.origin.clone(),
             actor: audit::Actor::of(&self.principal),
             channel: self.channel.to_owned(),
             action: action.to_owned(),
             decision: "allow".to_owned(),
-            outcome: Some("200".to_owned()),
+            reason: decision.map(|d| d.reason.to_string()),
+            outcome: Some(outcome),
+            detail,
             ..audit::Entry::default()
         };
         place(&mut entry, resource);
         state.audit(&entry).await;
     }
 
-    /// Logs and audits a denial.
+    /// Logs and audits a refusal of `action` answered with `status`.
     pub async fn deny(
         &self,
         state: &AppState,
-        permission: Permission,
+        action: &str,
         resource: &Resource,
         reason: &str,
+        status: &str,
     ) {
         tracing::info!(
             request_id = %self.request_id.0,
             subject = %self.principal.subject,
-            permission = permission.as_str(),
+            action,
             reason,
             "denied"
         );
-        state.metrics().authorization(permission, false);
         let mut entry = audit::Entry {
             origin: self.origin.clone(),
             actor: audit::Actor::of(&self.principal),
             channel: self.channel.to_owned(),
-            action: action_of(permission),
+            action: action.to_owned(),
             decision: "deny".to_owned(),
             reason: Some(reason.to_owned()),
-            outcome: Some("403".to_owned()),
+            outcome: Some(status.to_owned()),
             ..audit::Entry::default()
         };
         place(&mut entry, resource);
         state.audit(&entry).await;
+    }
+
+    /// The principal as the job table keeps it.
+    pub fn requester(&self) -> serde_json::Value {
+        let p = &self.principal;
+        serde_json::json!({
+            "issuer": p.issuer,
+            "subject": p.subject,
+            "kind": p.kind.as_str(),
+            "client_id": p.client_id,
+            "display_name": p.display_name,
+        })
     }
 }
