@@ -106,6 +106,7 @@ impl App {
         let catalog = Arc::new(Catalog::new(
             airbyte.clone(),
             config.connections.slugs.clone(),
+            Arc::clone(&clock),
         ));
         if let Err(error) = catalog.refresh().await {
             tracing::warn!(error = %error, "cannot list Airbyte connections yet; will retry");

@@ -9,12 +9,14 @@ use std::time::Duration;
 use airbyte_client::{AirbyteClient, ListParams};
 use serde::Serialize;
 use tokio::sync::Notify;
+use tokio::time::Instant;
 
+use crate::clock::SharedClock;
 use crate::queue::tracker::KnownConnections;
 
 /// How soon after a fetch an unknown connection reference may cause
 /// another one.
-const MISS_REFRESH_COOLDOWN_MS: i64 = 1_000;
+const MISS_REFRESH_COOLDOWN: Duration = Duration::from_secs(1);
 
 /// One connection as Airlock knows it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -40,10 +42,13 @@ pub struct Snapshot {
     by_id: HashMap<String, usize>,
     by_slug: HashMap<String, usize>,
     workspaces: BTreeMap<String, String>,
-    /// When it was fetched (unix ms); 0 before the first fetch.
+    /// When it was fetched (unix ms, the injected clock); 0 before the
+    /// first fetch.
     pub fetched_at: i64,
-    /// When the listing behind it began (unix ms).
-    started_at: i64,
+    /// When the listing behind it began (monotonic: it orders listings and
+    /// times the miss cooldown, whatever the wall clock does); `None` for a
+    /// snapshot no listing made.
+    started_at: Option<Instant>,
 }
 
 impl Snapshot {
@@ -72,7 +77,7 @@ impl Snapshot {
             by_slug,
             workspaces,
             fetched_at,
-            started_at: fetched_at,
+            started_at: None,
         }
     }
 
@@ -149,14 +154,20 @@ pub struct Catalog {
     slug_overrides: BTreeMap<String, String>,
     current: RwLock<Arc<Snapshot>>,
     refresh_lock: tokio::sync::Mutex<()>,
+    clock: SharedClock,
 }
 
 impl Catalog {
     /// An empty catalog; call [`Catalog::refresh`] before use.
-    pub fn new(airbyte: AirbyteClient, slug_overrides: BTreeMap<String, String>) -> Self {
+    pub fn new(
+        airbyte: AirbyteClient,
+        slug_overrides: BTreeMap<String, String>,
+        clock: SharedClock,
+    ) -> Self {
         Self {
             airbyte,
             slug_overrides,
+            clock,
             current: RwLock::new(Arc::new(Snapshot::default())),
             refresh_lock: tokio::sync::Mutex::new(()),
         }
@@ -175,22 +186,22 @@ impl Catalog {
     /// Fetches workspaces and connections from Airbyte and swaps the snapshot.
     /// Concurrent callers wait for one fetch instead of each doing their own.
     pub async fn refresh(&self) -> Result<Arc<Snapshot>, airbyte_client::Error> {
-        self.refresh_started_after(crate::store::now_ms()).await
+        self.refresh_started_after(Instant::now()).await
     }
 
     /// Like [`Catalog::refresh`], but content with a listing that began at
-    /// or after `since` (unix ms): a listing already under way when
-    /// something new was asked for may not show it.
+    /// or after `since`: a listing already under way when something new was
+    /// asked for may not show it.
     async fn refresh_started_after(
         &self,
-        since: i64,
+        since: Instant,
     ) -> Result<Arc<Snapshot>, airbyte_client::Error> {
         let _guard = self.refresh_lock.lock().await;
         let current = self.snapshot();
-        if current.started_at >= since {
+        if current.started_at.is_some_and(|started| started >= since) {
             return Ok(current);
         }
-        let started_at = crate::store::now_ms();
+        let started_at = Instant::now();
         let params = ListParams {
             limit: Some(100),
             ..ListParams::default()
@@ -242,9 +253,9 @@ impl Catalog {
             connections,
             workspaces,
             &self.slug_overrides,
-            crate::store::now_ms().max(started_at),
+            self.clock.now_ms(),
         );
-        snapshot.started_at = started_at;
+        snapshot.started_at = Some(started_at);
         let snapshot = Arc::new(snapshot);
         *self
             .current
@@ -268,11 +279,12 @@ impl Catalog {
         // share one listing, so there is at most one per cooldown. The
         // listing must begin after the miss, or it may not show what was
         // asked for.
-        let missed_at = crate::store::now_ms();
-        let age = missed_at - snapshot.started_at;
-        if snapshot.fetched_at != 0 && age < MISS_REFRESH_COOLDOWN_MS {
-            let wait = u64::try_from(MISS_REFRESH_COOLDOWN_MS - age).unwrap_or(0);
-            tokio::time::sleep(Duration::from_millis(wait)).await;
+        let missed_at = Instant::now();
+        if let Some(started) = snapshot.started_at {
+            let age = missed_at.duration_since(started);
+            if age < MISS_REFRESH_COOLDOWN {
+                tokio::time::sleep(MISS_REFRESH_COOLDOWN - age).await;
+            }
         }
         let snapshot = self.refresh_started_after(missed_at).await?;
         Ok(snapshot.resolve(reference).cloned())

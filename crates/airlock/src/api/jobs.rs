@@ -365,17 +365,9 @@ fn request_hash(
         if_running.as_str(),
         max_attempts
     );
-    hex(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, canonical.as_bytes()).as_ref())
-}
-
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut out, b| {
-            let _infallible = write!(out, "{b:02x}");
-            out
-        })
+    hex::encode(
+        aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, canonical.as_bytes()).as_ref(),
+    )
 }
 
 /// 202 with the job; with `wait`, first holds until it ends (then 200) or

@@ -4,7 +4,6 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::hex;
 use crate::secret::Secret;
 
 /// The head of the chain at one moment.
@@ -78,7 +77,7 @@ impl Checkpoint {
 
 fn mac(key: &Secret, message: &str) -> String {
     let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, key.expose().as_bytes());
-    hex(aws_lc_rs::hmac::sign(&key, message.as_bytes()).as_ref())
+    hex::encode(aws_lc_rs::hmac::sign(&key, message.as_bytes()).as_ref())
 }
 
 #[cfg(test)]

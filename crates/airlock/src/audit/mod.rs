@@ -134,18 +134,7 @@ impl Record {
 /// SHA-256 in lowercase hex.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes);
-    hex(digest.as_ref())
-}
-
-/// Lowercase hex.
-pub fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(char::from(DIGITS[usize::from(b >> 4)]));
-        out.push(char::from(DIGITS[usize::from(b & 0xf)]));
-    }
-    out
+    hex::encode(digest.as_ref())
 }
 
 #[cfg(test)]
@@ -196,6 +185,6 @@ mod tests {
         moved.seq = 2;
         assert_ne!(moved.compute_hash(), original.hash);
         assert_eq!(original.compute_hash(), original.hash, "stable");
-        assert_eq!(hex(&[0x00, 0xff, 0x1a]), "00ff1a");
+        assert_eq!(hex::encode([0x00, 0xff, 0x1a]), "00ff1a");
     }
 }

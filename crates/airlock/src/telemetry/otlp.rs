@@ -10,7 +10,6 @@
 //! slow or absent collector never slows a request. Span fields are the
 //! ones Airlock already logs (never a token, a header or a body).
 
-use std::fmt::Write as _;
 use std::sync::atomic::AtomicBool;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -435,14 +434,6 @@ async fn export(
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
-    let mut text = String::with_capacity(bytes.len() * 2);
-    for byte in bytes {
-        let _ = write!(text, "{byte:02x}");
-    }
-    text
-}
-
 fn attribute(key: &str, value: &AttrValue) -> Value {
     let value = match value {
         AttrValue::Str(s) => json!({ "stringValue": s }),
@@ -460,8 +451,8 @@ fn encode(service_name: &str, spans: &[SpanData]) -> Value {
         .iter()
         .map(|span| {
             let mut value = json!({
-                "traceId": hex(&span.trace_id),
-                "spanId": hex(&span.span_id),
+                "traceId": hex::encode(span.trace_id),
+                "spanId": hex::encode(span.span_id),
                 "name": span.name,
                 "kind": span.kind as u8,
                 "startTimeUnixNano": span.start_ns.to_string(),
@@ -474,7 +465,7 @@ fn encode(service_name: &str, spans: &[SpanData]) -> Value {
                 "status": if span.is_error() { json!({ "code": 2 }) } else { json!({}) },
             });
             if let Some(parent) = span.parent_id {
-                value["parentSpanId"] = json!(hex(&parent));
+                value["parentSpanId"] = json!(hex::encode(parent));
             }
             value
         })
@@ -562,10 +553,10 @@ mod tests {
         let a: [u8; 16] = random_id();
         let b: [u8; 16] = random_id();
         assert_ne!(a, b);
-        assert_eq!(hex(&a).len(), 32);
-        assert_eq!(hex(&random_id::<8>()).len(), 16);
+        assert_eq!(hex::encode(a).len(), 32);
+        assert_eq!(hex::encode(random_id::<8>()).len(), 16);
         assert!(
-            hex(&a)
+            hex::encode(a)
                 .bytes()
                 .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
         );

@@ -17,7 +17,7 @@ pub fn sign(secret: &[u8], t: i64, body: &[u8]) -> String {
     context.update(t.to_string().as_bytes());
     context.update(b".");
     context.update(body);
-    format!("t={t},v1={}", hex(context.sign().as_ref()))
+    format!("t={t},v1={}", hex::encode(context.sign().as_ref()))
 }
 
 /// Why a signature was not accepted.
@@ -46,7 +46,9 @@ pub fn verify(
     for part in header.split(',') {
         match part.trim().split_once('=') {
             Some(("t", value)) => t = value.parse::<i64>().ok(),
-            Some(("v1", value)) => candidates.push(unhex(value).ok_or(SignatureError::Malformed)?),
+            Some(("v1", value)) => {
+                candidates.push(hex::decode(value).map_err(|_| SignatureError::Malformed)?)
+            }
             _ => {}
         }
     }
@@ -69,26 +71,6 @@ pub fn verify(
         .ok_or(SignatureError::Mismatch)
 }
 
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut out, b| {
-            let _infallible = write!(out, "{b:02x}");
-            out
-        })
-}
-
-fn unhex(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -103,7 +85,7 @@ mod tests {
         );
         assert_eq!(
             header,
-            format!("t=1700000000,v1={}", hex(expected.as_ref()))
+            format!("t=1700000000,v1={}", hex::encode(expected.as_ref()))
         );
         assert_eq!(header.len(), "t=1700000000,v1=".len() + 64);
     }

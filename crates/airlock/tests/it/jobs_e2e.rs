@@ -476,9 +476,13 @@ async fn a_cancel_during_an_unsettled_start_is_carried_out(db: Db) {
         .await
         .expect("store");
     let airbyte = support::airbyte_client(&sim);
-    let catalog = std::sync::Arc::new(Catalog::new(airbyte.clone(), Default::default()));
-    catalog.refresh().await.expect("catalog");
     let clock = std::sync::Arc::new(SystemClock);
+    let catalog = std::sync::Arc::new(Catalog::new(
+        airbyte.clone(),
+        Default::default(),
+        clock.clone(),
+    ));
+    catalog.refresh().await.expect("catalog");
     let dispatcher = Dispatcher::new(
         store.clone(),
         airbyte.clone(),

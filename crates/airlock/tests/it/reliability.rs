@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use airbyte_sim::{FaultSpec, Faults, SimConfig};
-use airlock::clock::ManualClock;
+use airlock::clock::{ManualClock, SystemClock};
 use airlock::connections::Catalog;
 use airlock::jobs::{JobState, JobsConfig};
 use airlock::queue::tracker::{KnownConnections, Tracker};
@@ -178,7 +178,11 @@ async fn tracking_a_thousand_running_jobs_costs_a_few_calls_per_pass(db: Db) {
         clock.advance_ms(i64::try_from(by.as_millis()).expect("small"));
     };
     let airbyte = support::airbyte_client(&sim);
-    let catalog = Arc::new(Catalog::new(airbyte.clone(), BTreeMap::new()));
+    let catalog = Arc::new(Catalog::new(
+        airbyte.clone(),
+        BTreeMap::new(),
+        Arc::new(SystemClock),
+    ));
     catalog.refresh().await.expect("catalog");
     let workspaces = catalog.workspaces().len();
     let store = Store::connect(&support::fresh_database(db).await)
@@ -237,7 +241,11 @@ async fn tracking_a_thousand_running_jobs_costs_a_few_calls_per_pass(db: Db) {
         support::airbyte_client(&sim),
         JobsConfig::default(),
         Arc::new(clock.clone()),
-        Arc::new(Catalog::new(support::airbyte_client(&sim), BTreeMap::new())),
+        Arc::new(Catalog::new(
+            support::airbyte_client(&sim),
+            BTreeMap::new(),
+            Arc::new(SystemClock),
+        )),
     );
     sim.sim.reset_counters();
     let report = restarted.pass().await.expect("a pass");
