@@ -21,7 +21,7 @@ use crate::connections::ConnectionInfo;
 use crate::jobs::view::JobView;
 use crate::jobs::{Channel, Job, JobId, JobState, JobType, JobsConfig, NewJob};
 use crate::policy::{ConnectionResource, Permission, Resource};
-use crate::store::jobs::{IdempotencyKey, Inserted, JobFilter};
+use crate::store::jobs::{IdempotencyKey, Inserted, JobChange, JobFilter};
 use crate::web::problem::responses::{
     BadRequest, Conflict, Forbidden, NotFound, Unauthorized, Unavailable, Unprocessable,
 };
@@ -759,15 +759,7 @@ pub(super) async fn cancel(
             Ok(_) => {
                 state
                     .store()
-                    .update_job(
-                        &job.id,
-                        JobState::Cancelled,
-                        None,
-                        None,
-                        None,
-                        None,
-                        state.now_ms(),
-                    )
+                    .update_job(&job.id, &JobChange::to(JobState::Cancelled), state.now_ms())
                     .await?;
             }
             Err(error) => {

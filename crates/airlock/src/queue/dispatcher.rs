@@ -20,7 +20,7 @@ use uuid::Uuid;
 use crate::clock::SharedClock;
 use crate::jobs::JobsConfig;
 use crate::jobs::{Job, JobState, JobType, map_status};
-use crate::store::jobs::{Claim, Requeue};
+use crate::store::jobs::{Claim, JobChange, Requeue};
 use crate::store::{Store, StoreError};
 
 /// How far back, before a `POST /jobs` went out, an Airbyte job may have
@@ -207,11 +207,7 @@ impl Dispatcher {
             self.store
                 .update_job(
                     &job.id,
-                    JobState::Cancelled,
-                    None,
-                    None,
-                    None,
-                    None,
+                    &JobChange::to(JobState::Cancelled),
                     self.clock.now_ms(),
                 )
                 .await?;
@@ -459,11 +455,10 @@ impl Dispatcher {
         self.store
             .update_job(
                 &job.id,
-                JobState::Failed,
-                None,
-                None,
-                None,
-                Some(error),
+                &JobChange {
+                    error: Some(error),
+                    ..JobChange::to(JobState::Failed)
+                },
                 self.clock.now_ms(),
             )
             .await?;

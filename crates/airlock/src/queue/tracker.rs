@@ -23,7 +23,7 @@ use uuid::Uuid;
 use crate::clock::SharedClock;
 use crate::jobs::JobsConfig;
 use crate::jobs::{Job, JobState, JobType, map_status};
-use crate::store::jobs::{AirbyteReport, Requeue};
+use crate::store::jobs::{AirbyteReport, JobChange, Requeue};
 use crate::store::{Store, StoreError};
 
 /// Overlap between passes, so a change stamped just before a pass began is
@@ -239,11 +239,10 @@ impl Tracker {
                             .store
                             .update_job(
                                 &job.id,
-                                JobState::Failed,
-                                None,
-                                None,
-                                None,
-                                Some(&error),
+                                &JobChange {
+                                    error: Some(&error),
+                                    ..JobChange::to(JobState::Failed)
+                                },
                                 self.clock.now_ms(),
                             )
                             .await?
@@ -303,11 +302,7 @@ impl Tracker {
                         .store
                         .update_job(
                             &job.id,
-                            JobState::Cancelled,
-                            None,
-                            None,
-                            None,
-                            None,
+                            &JobChange::to(JobState::Cancelled),
                             self.clock.now_ms(),
                         )
                         .await?
@@ -380,11 +375,13 @@ impl Tracker {
             .store
             .update_job(
                 &job.id,
-                state,
-                seen.rows_synced,
-                seen.bytes_synced,
-                seen.duration.as_deref(),
-                error.as_deref(),
+                &JobChange {
+                    state,
+                    rows_synced: seen.rows_synced,
+                    bytes_synced: seen.bytes_synced,
+                    duration: seen.duration.as_deref(),
+                    error: error.as_deref(),
+                },
                 now,
             )
             .await?;

@@ -180,8 +180,7 @@ impl Store {
     /// Appends one record in its own transaction (decisions that change
     /// nothing else: denials, reads).
     pub async fn append_audit(&self, entry: &Entry, now: i64) -> Result<Record, StoreError> {
-        let _turn = self.write_turn().await;
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let record = append(&mut tx, entry, now).await?;
         tx.commit().await?;
         Ok(record)
@@ -236,14 +235,14 @@ impl Store {
                 Err(int) => query.bind(int),
             };
         }
-        let rows = query.fetch_all(self.pool()).await?;
+        let rows = query.fetch_all(&self.pool).await?;
         rows.iter().map(decode).collect()
     }
 
     /// The chain head: the last sequence number and its hash.
     pub async fn audit_head(&self) -> Result<(i64, String), StoreError> {
         let row = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
-            .fetch_one(self.pool())
+            .fetch_one(&self.pool)
             .await?;
         Ok((row.try_get("seq")?, row.try_get("hash")?))
     }
@@ -255,7 +254,7 @@ pub async fn verify_store(store: &Store, checkpoints: &[Checkpoint]) -> Result<R
     let mut hashes = Vec::new();
     {
         let sql = format!("SELECT {COLUMNS} FROM audit_log ORDER BY seq");
-        let mut rows = sqlx::query(AssertSqlSafe(sql)).fetch(store.pool());
+        let mut rows = sqlx::query(AssertSqlSafe(sql)).fetch(&store.pool);
         while let Some(row) = rows.try_next().await? {
             let record = decode(&row)?;
             verifier.check(&record);

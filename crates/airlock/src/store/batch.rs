@@ -127,8 +127,7 @@ async fn store_all(
 ) -> Result<Vec<Inserted>, Failed> {
     let inserts: Vec<&Insert> = inserts.collect();
     let before = |error: sqlx::Error| Failed::Before(error.into());
-    let _turn = turns.take().await;
-    let mut tx = pool.begin().await.map_err(before)?;
+    let mut tx = turns.begin(pool).await.map_err(before)?;
     let outcomes = insert_batch(&mut tx, &inserts)
         .await
         .map_err(Failed::Before)?;

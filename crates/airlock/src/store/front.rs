@@ -77,8 +77,7 @@ impl Store {
     ) -> Result<Recorded, StoreError> {
         let id = JobId::generate();
         let finished_at = job.state.is_terminal().then_some(now);
-        let _turn = self.write_turn().await;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let inserted = sqlx::query(
             "INSERT INTO jobs (id, connection_id, workspace_id, job_type, state, airbyte_job_id, attempts, \
              max_attempts, run_after, cancel_requested, requested_by, requester, channel, created_at, updated_at, \

@@ -554,6 +554,31 @@ fn new_job_row(new: &NewJob, now: i64) -> Job {
     }
 }
 
+/// A job's move to a new state, with what Airbyte reported about it; what
+/// is `None` keeps its stored value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JobChange<'a> {
+    pub state: JobState,
+    pub rows_synced: Option<i64>,
+    pub bytes_synced: Option<i64>,
+    /// ISO 8601, as Airbyte sends it (`PT5S`).
+    pub duration: Option<&'a str>,
+    pub error: Option<&'a str>,
+}
+
+impl JobChange<'_> {
+    /// A move to `state`, with nothing else to record.
+    pub fn to(state: JobState) -> Self {
+        Self {
+            state,
+            rows_synced: None,
+            bytes_synced: None,
+            duration: None,
+            error: None,
+        }
+    }
+}
+
 impl Store {
     /// Stores a trigger, honouring its idempotency key, in one transaction:
     /// when this returns `New`, the job is durable.
@@ -828,13 +853,13 @@ impl Store {
         static STATEMENTS: std::sync::LazyLock<[String; 2]> = std::sync::LazyLock::new(|| {
             [format!("{FRESH}{COLUMNS}"), format!("{EARLIER}{COLUMNS}")]
         });
-        let _turn = self.write_turn().await;
+        let mut conn = self.turns.writer(&self.pool).await?;
         sqlx::query(AssertSqlSafe(STATEMENTS[usize::from(earlier)].as_str()))
             .bind(owner)
             .bind(now + lease_ms)
             .bind(now)
             .bind(id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *conn)
             .await
     }
 
@@ -891,14 +916,14 @@ impl Store {
     /// the lease runs out. They keep `start_requested_at`: the next owner
     /// reconciles before sending anything.
     pub async fn release_leases(&self, owner: &str, now: i64) -> Result<u64, StoreError> {
-        let _turn = self.write_turn().await;
+        let mut conn = self.writer().await?;
         Ok(sqlx::query(
             "UPDATE jobs SET lease_until = $1 WHERE (lease_owner = $2 OR lease_owner LIKE $3) AND state = 'starting'",
         )
         .bind(now - 1)
         .bind(owner)
         .bind(format!("{owner}#%"))
-        .execute(&self.pool)
+        .execute(&mut *conn)
         .await?
         .rows_affected())
     }
@@ -912,14 +937,14 @@ impl Store {
         lease_ms: i64,
         now: i64,
     ) -> Result<bool, StoreError> {
-        let _turn = self.write_turn().await;
+        let mut conn = self.writer().await?;
         let done = sqlx::query(
             "UPDATE jobs SET lease_until = $1 WHERE id = $2 AND lease_owner = $3 AND state = 'starting'",
         )
         .bind(now + lease_ms)
         .bind(id.as_str())
         .bind(owner)
-        .execute(&self.pool)
+        .execute(&mut *conn)
         .await?
         .rows_affected();
         Ok(done == 1)
@@ -935,8 +960,7 @@ impl Store {
         state: JobState,
         now: i64,
     ) -> Result<bool, StoreError> {
-        let _turn = self.write_turn().await;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let done = sqlx::query(
             "UPDATE jobs SET state = $1, airbyte_job_id = $2, attempts = attempts + 1, lease_owner = NULL, \
              lease_until = NULL, start_requested_at = NULL, updated_at = $3, error = NULL \
@@ -972,8 +996,7 @@ impl Store {
         requeue: &Requeue<'_>,
         now: i64,
     ) -> Result<bool, StoreError> {
-        let _turn = self.write_turn().await;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let done = sqlx::query(
             "UPDATE jobs SET state = 'queued', airbyte_job_id = NULL, run_after = $1, \
              attempts = attempts + $2, lease_owner = NULL, lease_until = NULL, updated_at = $3, error = $4, \
@@ -997,21 +1020,22 @@ impl Store {
         Ok(done == 1)
     }
 
-    /// Moves a job to `state` with what Airbyte reported. A terminal state
-    /// sets `finished_at` and is final: later updates are ignored.
-    #[expect(clippy::too_many_arguments, reason = "one row's worth of fields")]
+    /// Moves a job to `change.state` with what Airbyte reported. A terminal
+    /// state sets `finished_at` and is final: later updates are ignored.
     pub async fn update_job(
         &self,
         id: &JobId,
-        state: JobState,
-        rows_synced: Option<i64>,
-        bytes_synced: Option<i64>,
-        duration: Option<&str>,
-        error: Option<&str>,
+        change: &JobChange<'_>,
         now: i64,
     ) -> Result<bool, StoreError> {
-        let _turn = self.write_turn().await;
-        let mut tx = self.pool.begin().await?;
+        let JobChange {
+            state,
+            rows_synced,
+            bytes_synced,
+            duration,
+            error,
+        } = *change;
+        let mut tx = self.begin_write().await?;
         let finished_at = state.is_terminal().then_some(now);
         let done = sqlx::query(
             "UPDATE jobs SET state = $1, rows_synced = COALESCE($2, rows_synced), \
@@ -1048,8 +1072,7 @@ impl Store {
         now: i64,
         request: &audit::Entry,
     ) -> Result<Option<Job>, StoreError> {
-        let turn = self.write_turn().await;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         super::audit::append(&mut tx, request, now).await?;
         let cancelled_here = sqlx::query(
             "UPDATE jobs SET state = 'cancelled', cancel_requested = 1, finished_at = $1, updated_at = $1 \
@@ -1080,7 +1103,6 @@ impl Store {
             .await?;
         }
         tx.commit().await?;
-        drop(turn);
         self.get_job(id).await
     }
 
@@ -1116,9 +1138,8 @@ impl Store {
         seen: &AirbyteReport<'_>,
         now: i64,
     ) -> Result<Option<Job>, StoreError> {
-        let turn = self.write_turn().await;
         let id = JobId::generate();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let result = sqlx::query(
             "INSERT INTO jobs (id, connection_id, workspace_id, job_type, state, airbyte_job_id, attempts, \
              max_attempts, run_after, cancel_requested, requested_by, requester, channel, created_at, updated_at, \
@@ -1149,7 +1170,6 @@ impl Store {
         let detail = format!("started in Airbyte as job {}", seen.airbyte_job_id);
         record_event(&mut tx, &id, seen.state, now, Some(&detail)).await?;
         tx.commit().await?;
-        drop(turn);
         self.get_job(&id).await
     }
 
@@ -1161,7 +1181,7 @@ impl Store {
         seen: &AirbyteReport<'_>,
         now: i64,
     ) -> Result<(), StoreError> {
-        let _turn = self.write_turn().await;
+        let mut conn = self.writer().await?;
         sqlx::query(
             "UPDATE jobs SET rows_synced = COALESCE($1, rows_synced), bytes_synced = COALESCE($2, bytes_synced), \
              duration = COALESCE($3, duration), updated_at = $4 \
@@ -1172,7 +1192,7 @@ impl Store {
         .bind(seen.duration)
         .bind(now)
         .bind(id.as_str())
-        .execute(&self.pool)
+        .execute(&mut *conn)
         .await?;
         Ok(())
     }
@@ -1193,11 +1213,11 @@ impl Store {
 
     /// Forgets idempotency keys older than their 24 hours.
     pub async fn purge_idempotency_keys(&self, now: i64) -> Result<u64, StoreError> {
-        let _turn = self.write_turn().await;
+        let mut conn = self.writer().await?;
         Ok(
             sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1")
                 .bind(now - IDEMPOTENCY_TTL_MS)
-                .execute(&self.pool)
+                .execute(&mut *conn)
                 .await?
                 .rows_affected(),
         )

@@ -15,12 +15,16 @@ pub mod front;
 mod inline;
 pub mod jobs;
 pub mod sessions;
+pub mod webhooks;
+mod write;
 
 use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, ConnectOptions, Connection, Executor};
+
+pub(crate) use self::write::{WriteTurns, WriteTx, Writer};
 
 /// Which database is behind the pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -125,48 +129,6 @@ const MIGRATIONS: &[Migration] = &[
     },
 ];
 
-/// Whose turn it is to write, on SQLite.
-///
-/// SQLite lets one connection write at a time. A connection that finds the
-/// lock taken waits in SQLite's busy handler, which sleeps 1, 2, 5, 10 ...
-/// up to 100 ms between looks: under load the lock sat idle while every
-/// writer slept, and triggers waited up to a second. This process's writers
-/// take turns here instead, in the order they came, and find the lock free
-/// when their turn comes; only another process writing the same file still
-/// meets the busy handler. On Postgres there are no turns.
-///
-/// A turn is held by one write (a statement or a transaction) and by
-/// nothing that waits for another write: turns are not re-entrant.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct WriteTurns(Option<std::sync::Arc<tokio::sync::Mutex<()>>>);
-
-impl WriteTurns {
-    fn for_backend(backend: Backend) -> Self {
-        Self((backend == Backend::Sqlite).then(std::sync::Arc::default))
-    }
-
-    /// The longest a writer waits for its turn. Writes take milliseconds;
-    /// a wait this long means a turn is held by something that waits for
-    /// another one (a bug), and the writer goes ahead without a turn, as
-    /// writers did before turns, rather than wait forever.
-    const PATIENCE: Duration = Duration::from_secs(30);
-
-    /// Waits for this writer's turn; the turn ends when the guard drops.
-    pub(crate) async fn take(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
-        let turns = self.0.as_ref()?;
-        match tokio::time::timeout(Self::PATIENCE, turns.lock()).await {
-            Ok(turn) => Some(turn),
-            Err(_) => {
-                tracing::error!(
-                    waited_secs = Self::PATIENCE.as_secs(),
-                    "no turn to write came; writing without one"
-                );
-                None
-            }
-        }
-    }
-}
-
 /// The pool and the backend it talks to. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -247,16 +209,26 @@ impl Store {
         self.backend
     }
 
-    /// The pool, for modules that run their own queries.
+    /// The pool, for tests that reach under the store (tampering with the
+    /// audit trail, closing the pool). Airlock's own SQL is all in this
+    /// module.
     pub fn pool(&self) -> &AnyPool {
         &self.pool
     }
 
-    /// Waits for a turn to write (see [`WriteTurns`]); every statement or
-    /// transaction that writes takes one first, and holds it until it is
-    /// done (committed or rolled back).
-    pub(crate) async fn write_turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
-        self.turns.take().await
+    /// A transaction that writes, begun on this process's turn to write
+    /// (see [`WriteTurns`]): the only way this module begins one.
+    pub(crate) async fn begin_write(&self) -> Result<WriteTx<'_>, StoreError> {
+        self.turns.begin(&self.pool).await.map_err(StoreError::from)
+    }
+
+    /// A connection for one writing statement, on this process's turn to
+    /// write: the only way this module writes outside a transaction.
+    pub(crate) async fn writer(&self) -> Result<Writer<'_>, StoreError> {
+        self.turns
+            .writer(&self.pool)
+            .await
+            .map_err(StoreError::from)
     }
 
     /// Checks the database answers (for `/readyz`).

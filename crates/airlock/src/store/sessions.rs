@@ -85,8 +85,7 @@ impl Store {
         session: &SessionRow,
         login: &audit::Entry,
     ) -> Result<(), StoreError> {
-        let _turn = self.write_turn().await;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO console_sessions (id_hash, issuer, subject, principal, csrf_token, created_at, expires_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -131,8 +130,7 @@ impl Store {
         now: i64,
         logout: Option<&audit::Entry>,
     ) -> Result<bool, StoreError> {
-        let _turn = self.write_turn().await;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let deleted = sqlx::query("DELETE FROM console_sessions WHERE id_hash = $1")
             .bind(id_hash)
             .execute(&mut *tx)
@@ -148,7 +146,7 @@ impl Store {
 
     /// Stores a login in flight.
     pub async fn insert_login(&self, login: &LoginRow) -> Result<(), StoreError> {
-        let _turn = self.write_turn().await;
+        let mut conn = self.writer().await?;
         sqlx::query(
             "INSERT INTO console_logins (state_hash, issuer, code_verifier, nonce, redirect_uri, return_to, created_at, expires_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -161,7 +159,7 @@ impl Store {
         .bind(&login.return_to)
         .bind(login.created_at)
         .bind(login.expires_at)
-        .execute(&self.pool)
+        .execute(&mut *conn)
         .await?;
         Ok(())
     }
@@ -174,8 +172,7 @@ impl Store {
         state_hash: &str,
         now: i64,
     ) -> Result<Option<LoginRow>, StoreError> {
-        let _turn = self.write_turn().await;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let row = sqlx::query(
             "SELECT state_hash, issuer, code_verifier, nonce, redirect_uri, return_to, created_at, expires_at \
              FROM console_logins WHERE state_hash = $1",
@@ -209,15 +206,15 @@ impl Store {
 
     /// Deletes expired sessions and logins; how many rows went.
     pub async fn purge_console(&self, now: i64) -> Result<u64, StoreError> {
-        let _turn = self.write_turn().await;
+        let mut conn = self.writer().await?;
         let sessions = sqlx::query("DELETE FROM console_sessions WHERE expires_at <= $1")
             .bind(now)
-            .execute(&self.pool)
+            .execute(&mut *conn)
             .await?
             .rows_affected();
         let logins = sqlx::query("DELETE FROM console_logins WHERE expires_at <= $1")
             .bind(now)
-            .execute(&self.pool)
+            .execute(&mut *conn)
             .await?
             .rows_affected();
         Ok(sessions + logins)

@@ -10,13 +10,13 @@ use reqwest::Url;
 use reqwest::header::{CONTENT_TYPE, HeaderValue, USER_AGENT};
 use tokio::sync::Notify;
 
-use super::outbox::{self, After, Attempt, Delivery, NewDelivery, RawEvent};
 use super::{WebhookConfig, WebhookError, WebhookEvent, payload, signature};
 use crate::clock::SharedClock;
 use crate::connections::Catalog;
 use crate::jobs::{Job, JobId, JobState};
 use crate::secret::Secret;
 use crate::store::Store;
+use crate::store::webhooks::{self as outbox, After, Attempt, Delivery, NewDelivery, RawEvent};
 
 /// How often the loop looks for new events and due deliveries.
 const POLL_EVERY: Duration = Duration::from_secs(1);

@@ -10,7 +10,7 @@
 //!
 //! - [`config`]: `[[webhooks]]` (URL, secret, events, filters, limits).
 //! - [`signature`]: the `Airlock-Signature` scheme, to sign and to verify.
-//! - [`outbox`]: the cursor, delivery and attempt tables.
+//! - the cursor, delivery and attempt tables are `crate::store::webhooks`.
 //! - `payload`: what a receiver gets.
 //! - `deliverer`: the loop.
 //!
@@ -22,7 +22,6 @@
 
 pub mod config;
 mod deliverer;
-pub mod outbox;
 mod payload;
 pub mod signature;
 

@@ -3,7 +3,7 @@
 
 use airlock::jobs::{Channel, JobState, JobType, NewJob};
 use airlock::store::Store;
-use airlock::store::jobs::{IdempotencyKey, Inserted, JobFilter, Requeue};
+use airlock::store::jobs::{IdempotencyKey, Inserted, JobChange, JobFilter, Requeue};
 
 use crate::support::{Db, fresh_database};
 
@@ -204,11 +204,13 @@ async fn claims_one_job_per_connection_in_order(kind: Db) {
         store
             .update_job(
                 &a.id,
-                JobState::Succeeded,
-                Some(10),
-                Some(100),
-                Some("PT5S"),
-                None,
+                &JobChange {
+                    state: JobState::Succeeded,
+                    rows_synced: Some(10),
+                    bytes_synced: Some(100),
+                    duration: Some("PT5S"),
+                    error: None
+                },
                 now + 5
             )
             .await
@@ -235,7 +237,7 @@ async fn claims_one_job_per_connection_in_order(kind: Db) {
     // A terminal state is final.
     assert!(
         !store
-            .update_job(&a.id, JobState::Failed, None, None, None, None, now + 6)
+            .update_job(&a.id, &JobChange::to(JobState::Failed), now + 6)
             .await
             .expect("update")
     );
@@ -581,11 +583,13 @@ async fn a_job_read_sees_each_change_at_once(kind: Db) {
         store
             .update_job(
                 &job.id,
-                JobState::Failed,
-                Some(30),
-                Some(3000),
-                Some("PT9S"),
-                Some("boom"),
+                &JobChange {
+                    state: JobState::Failed,
+                    rows_synced: Some(30),
+                    bytes_synced: Some(3000),
+                    duration: Some("PT9S"),
+                    error: Some("boom")
+                },
                 now + 9
             )
             .await

@@ -14,8 +14,8 @@ use airlock::devidp::{self, DevIdp};
 use airlock::identity::{KeySource, StaticKeySource};
 use airlock::jobs::{Channel, Job, JobState, JobType, NewJob};
 use airlock::store::Store;
-use airlock::store::jobs::Inserted;
-use airlock::webhooks::outbox::{list_attempts, list_deliveries};
+use airlock::store::jobs::{Inserted, JobChange};
+use airlock::store::webhooks::{list_attempts, list_deliveries};
 use airlock::webhooks::{Deliverer, IdsOnly, WebhookConfig};
 use axum::http::{HeaderMap, StatusCode};
 use serde_json::Value;
@@ -178,7 +178,17 @@ async fn run_job(store: &Store, connection: &str, end: JobState, now: i64) -> Jo
         let error = (state == JobState::Failed).then_some("it broke");
         assert!(
             store
-                .update_job(&job.id, state, Some(10), Some(100), None, error, now)
+                .update_job(
+                    &job.id,
+                    &JobChange {
+                        state,
+                        rows_synced: Some(10),
+                        bytes_synced: Some(100),
+                        duration: None,
+                        error
+                    },
+                    now
+                )
                 .await
                 .expect("update")
         );

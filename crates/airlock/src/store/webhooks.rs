@@ -10,7 +10,7 @@ use serde::Serialize;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use crate::store::{Store, StoreError};
+use super::{Store, StoreError};
 
 /// One row of `job_events`, as the deliverer reads it.
 #[derive(Debug, Clone, PartialEq)]
@@ -107,7 +107,7 @@ fn decode_delivery(row: &AnyRow) -> Result<Delivery, StoreError> {
 /// The last `job_events.seq` turned into deliveries.
 pub(crate) async fn cursor(store: &Store) -> Result<i64, StoreError> {
     let seq: Option<i64> = sqlx::query_scalar("SELECT last_seq FROM webhook_cursor WHERE id = 1")
-        .fetch_optional(store.pool())
+        .fetch_optional(&store.pool)
         .await?;
     seq.ok_or_else(|| StoreError::Corrupt("the webhook cursor row is missing".into()))
 }
@@ -123,7 +123,7 @@ pub(crate) async fn events_after(
     )
     .bind(after)
     .bind(limit)
-    .fetch_all(store.pool())
+    .fetch_all(&store.pool)
     .await?;
     rows.iter()
         .map(|row| {
@@ -149,7 +149,7 @@ pub(crate) async fn started_before(
     )
     .bind(job_id)
     .bind(seq)
-    .fetch_one(store.pool())
+    .fetch_one(&store.pool)
     .await?;
     Ok(count > 0)
 }
@@ -164,8 +164,7 @@ pub(crate) async fn commit_batch(
     deliveries: &[NewDelivery],
     now: i64,
 ) -> Result<bool, StoreError> {
-    let _turn = store.write_turn().await;
-    let mut tx = store.pool().begin().await?;
+    let mut tx = store.begin_write().await?;
     // Move the cursor first: on Postgres the row lock it takes makes a
     // concurrent replica wait, then find the cursor moved.
     let moved = sqlx::query(
@@ -208,7 +207,7 @@ pub(crate) async fn due(store: &Store, now: i64, limit: i64) -> Result<Vec<Deliv
     )))
     .bind(now)
     .bind(limit)
-    .fetch_all(store.pool())
+    .fetch_all(&store.pool)
     .await?;
     rows.iter().map(decode_delivery).collect()
 }
@@ -222,7 +221,7 @@ pub(crate) async fn claim(
     seen_next_attempt_at: i64,
     lease_until: i64,
 ) -> Result<bool, StoreError> {
-    let _turn = store.write_turn().await;
+    let mut conn = store.writer().await?;
     let done = sqlx::query(
         "UPDATE webhook_deliveries SET next_attempt_at = $1 \
          WHERE id = $2 AND next_attempt_at = $3 AND delivered_at IS NULL",
@@ -230,7 +229,7 @@ pub(crate) async fn claim(
     .bind(lease_until)
     .bind(id)
     .bind(seen_next_attempt_at)
-    .execute(store.pool())
+    .execute(&mut *conn)
     .await?
     .rows_affected();
     Ok(done == 1)
@@ -243,8 +242,7 @@ pub(crate) async fn record_attempt(
     attempt: &Attempt,
     after: After,
 ) -> Result<bool, StoreError> {
-    let _turn = store.write_turn().await;
-    let mut tx = store.pool().begin().await?;
+    let mut tx = store.begin_write().await?;
     let inserted = sqlx::query(
         "INSERT INTO webhook_attempts (delivery_id, attempt, at, status, error, duration_ms) \
          VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
@@ -291,7 +289,7 @@ pub(crate) async fn give_up(
     error: &str,
     now: i64,
 ) -> Result<(), StoreError> {
-    let _turn = store.write_turn().await;
+    let mut conn = store.writer().await?;
     sqlx::query(
         "UPDATE webhook_deliveries SET next_attempt_at = NULL, failed_at = $1, last_error = $2 \
          WHERE id = $3 AND delivered_at IS NULL",
@@ -299,7 +297,7 @@ pub(crate) async fn give_up(
     .bind(now)
     .bind(error)
     .bind(id)
-    .execute(store.pool())
+    .execute(&mut *conn)
     .await?;
     Ok(())
 }
@@ -318,7 +316,7 @@ pub async fn list_deliveries(
             )))
             .bind(job_id)
             .bind(limit)
-            .fetch_all(store.pool())
+            .fetch_all(&store.pool)
             .await?
         }
         None => {
@@ -326,7 +324,7 @@ pub async fn list_deliveries(
                 "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries ORDER BY event_seq DESC, webhook_id LIMIT $1"
             )))
             .bind(limit)
-            .fetch_all(store.pool())
+            .fetch_all(&store.pool)
             .await?
         }
     };
@@ -340,7 +338,7 @@ pub async fn list_attempts(store: &Store, delivery_id: &str) -> Result<Vec<Attem
          WHERE delivery_id = $1 ORDER BY attempt",
     )
     .bind(delivery_id)
-    .fetch_all(store.pool())
+    .fetch_all(&store.pool)
     .await?;
     rows.iter()
         .map(|row| {
