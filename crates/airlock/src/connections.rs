@@ -12,6 +12,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::clock::SharedClock;
+use crate::policy::{ConnectionResource, Resource};
 use crate::queue::tracker::KnownConnections;
 
 /// How soon after a fetch an unknown connection reference may cause
@@ -33,6 +34,19 @@ pub struct ConnectionInfo {
     pub status: String,
     /// Airbyte's schedule object, as it sent it.
     pub schedule: serde_json::Value,
+}
+
+impl ConnectionInfo {
+    /// The policy's view of this connection.
+    pub fn resource(&self) -> Resource {
+        Resource::Connection(ConnectionResource {
+            id: self.id.clone(),
+            slug: self.slug.clone(),
+            workspace_id: self.workspace_id.clone(),
+            workspace_name: Some(self.workspace_name.clone()),
+            tags: self.tags.clone(),
+        })
+    }
 }
 
 /// A consistent view of the catalog at one moment.

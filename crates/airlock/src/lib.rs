@@ -15,6 +15,8 @@
 //!   traces.
 //! - [`web`]: what every HTTP door shares (state, request layer, errors,
 //!   sessions, the `Caller`).
+//! - [`service`]: what a caller may do with connections and jobs, one
+//!   function each, for every door.
 //! - the doors: [`api`] (`/v1`), [`front`] (Airbyte's API for unchanged
 //!   clients, the token exchange and service accounts), [`console`],
 //!   [`devidp`] (the demo's identity provider), [`mcp`] (tools for AI
@@ -48,6 +50,7 @@ pub mod policy;
 pub mod queue;
 pub mod secret;
 pub mod server;
+pub mod service;
 pub mod store;
 pub mod telemetry;
 pub mod web;

@@ -9,36 +9,11 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::connections::ConnectionInfo;
 use crate::jobs::{Job, JobState, JobType};
-use crate::policy::{ConnectionResource, Permission, Resource};
+use crate::policy::{Permission, Resource};
+use crate::service::connections;
 use crate::store::jobs::JobFilter;
 use crate::web::problem::responses::{BadRequest, Forbidden, NotFound, Unauthorized, Unavailable};
 use crate::web::{ApiError, AppState, Caller};
-
-/// The policy's view of a connection.
-pub(super) fn resource_of(connection: &ConnectionInfo) -> Resource {
-    Resource::Connection(ConnectionResource {
-        id: connection.id.clone(),
-        slug: connection.slug.clone(),
-        workspace_id: connection.workspace_id.clone(),
-        workspace_name: Some(connection.workspace_name.clone()),
-        tags: connection.tags.clone(),
-    })
-}
-
-/// Finds a connection by id or slug, refreshing the catalog once if needed.
-pub(super) async fn resolve(state: &AppState, reference: &str) -> Result<ConnectionInfo, ApiError> {
-    if reference.is_empty() || reference.len() > 200 {
-        return Err(ApiError::NotFound("connection"));
-    }
-    match state.catalog().resolve(reference).await {
-        Ok(Some(found)) => Ok(found),
-        Ok(None) => Err(ApiError::NotFound("connection")),
-        Err(error) => {
-            tracing::warn!(error = %error, "cannot list Airbyte connections");
-            Err(ApiError::Unavailable("Airbyte"))
-        }
-    }
-}
 
 /// A connection as Airlock's API shows it.
 #[derive(Debug, Serialize, ToSchema)]
@@ -93,22 +68,6 @@ impl Include {
         }
         Ok(include)
     }
-}
-
-/// The caller's permissions on a connection (all but `audit:read`, which
-/// is global).
-fn permissions_on(
-    policy: &crate::policy::Policy,
-    caller: &Caller,
-    connection: &ConnectionInfo,
-) -> Vec<&'static str> {
-    let resource = resource_of(connection);
-    Permission::ALL
-        .into_iter()
-        .filter(|p| *p != Permission::AuditRead)
-        .filter(|p| policy.allows(&caller.principal, *p, &resource))
-        .map(Permission::as_str)
-        .collect()
 }
 
 /// The newest job of a connection, in short.
@@ -220,13 +179,7 @@ pub(super) async fn list(
         .require_somewhere(&state, Permission::ConnectionsRead)
         .await?;
     let include = Include::parse(query.include.as_deref())?;
-    let mut snapshot = state.catalog().snapshot();
-    if snapshot.fetched_at == 0 {
-        snapshot = state.catalog().refresh().await.map_err(|error| {
-            tracing::warn!(error = %error, "cannot list Airbyte connections");
-            ApiError::Unavailable("Airbyte")
-        })?;
-    }
+    let snapshot = connections::catalog(&state).await?;
     let policy = state.policy();
     let visible: Vec<&ConnectionInfo> = snapshot
         .all()
@@ -242,7 +195,7 @@ pub(super) async fn list(
             policy.allows(
                 &caller.principal,
                 Permission::ConnectionsRead,
-                &resource_of(c),
+                &c.resource(),
             )
         })
         .collect();
@@ -265,7 +218,7 @@ pub(super) async fn list(
         .map(|c| {
             let mut view = render(c, last_jobs.get(&c.id));
             if include.permissions {
-                view.permissions = Some(permissions_on(&policy, &caller, c));
+                view.permissions = Some(connections::permissions_on(&policy, &caller, c));
             }
             view
         })
@@ -315,14 +268,7 @@ pub(super) async fn get(
             "include: a single connection always has its last_job".into(),
         ));
     }
-    let connection = resolve(&state, &reference).await?;
-    caller
-        .authorize(
-            &state,
-            Permission::ConnectionsRead,
-            &resource_of(&connection),
-        )
-        .await?;
+    let connection = connections::get(&state, &caller, &reference).await?;
     let last = state
         .store()
         .list_jobs(&JobFilter {
@@ -332,11 +278,15 @@ pub(super) async fn get(
         })
         .await?;
     caller
-        .read(&state, "connections.get", &resource_of(&connection))
+        .read(&state, "connections.get", &connection.resource())
         .await;
     let mut view = render(&connection, last.first());
     if include.permissions {
-        view.permissions = Some(permissions_on(&state.policy(), &caller, &connection));
+        view.permissions = Some(connections::permissions_on(
+            &state.policy(),
+            &caller,
+            &connection,
+        ));
     }
     Ok(Json(view))
 }

@@ -190,7 +190,7 @@ impl Follow {
                 continue;
             };
             let resource = match snapshot.resolve(&job.connection_id) {
-                Some(connection) => super::connections::resource_of(connection),
+                Some(connection) => connection.resource(),
                 None => Resource::Connection(ConnectionResource {
                     id: job.connection_id.clone(),
                     slug: String::new(),

@@ -11,17 +11,15 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::Stream;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use utoipa::{IntoParams, ToSchema};
 
-use super::connections::{resolve, resource_of};
-use crate::connections::ConnectionInfo;
 use crate::jobs::view::JobView;
-use crate::jobs::{Channel, Job, JobId, JobState, JobType, JobsConfig, NewJob};
-use crate::policy::{ConnectionResource, Permission, Resource};
-use crate::store::jobs::{IdempotencyKey, Inserted, JobChange, JobFilter};
+use crate::jobs::{Job, JobState, JobType};
+use crate::policy::Permission;
+use crate::service::jobs::{self, IfRunning, Triggered};
+use crate::store::jobs::JobFilter;
 use crate::web::problem::responses::{
     BadRequest, Conflict, Forbidden, NotFound, Unauthorized, Unavailable, Unprocessable,
 };
@@ -30,37 +28,14 @@ use crate::web::{ApiError, AppState, Caller};
 /// Longest `?wait=` honoured.
 const MAX_WAIT: Duration = Duration::from_secs(15 * 60);
 
-/// How often a waiting request or an event stream looks at the job.
-const WATCH_EVERY: Duration = Duration::from_millis(200);
+/// How often an event stream looks at the job.
+const WATCH_EVERY: Duration = jobs::WATCH_EVERY;
 
 pub(crate) use crate::jobs::view::rfc3339;
 
 /// A job as Airlock's API shows it.
 pub(crate) fn render(job: &Job) -> JobView {
     JobView::of(job)
-}
-
-/// What to do when the connection already has a job.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub(crate) enum IfRunning {
-    /// Run the new job after it (the default).
-    #[default]
-    Queue,
-    /// Return the job already there instead of a new one.
-    Attach,
-    /// Refuse with 409.
-    Reject,
-}
-
-impl IfRunning {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Queue => "queue",
-            Self::Attach => "attach",
-            Self::Reject => "reject",
-        }
-    }
 }
 
 /// Options of a trigger, from the query string or a JSON body (the query
@@ -235,13 +210,6 @@ pub(super) async fn trigger_reset(
     .await
 }
 
-fn permission_for(job_type: JobType) -> Permission {
-    match job_type {
-        JobType::Sync => Permission::JobsSync,
-        JobType::Reset => Permission::JobsReset,
-    }
-}
-
 async fn trigger(
     State(state): State<AppState>,
     caller: Caller,
@@ -251,123 +219,34 @@ async fn trigger(
     body: axum::body::Bytes,
     job_type: JobType,
 ) -> Result<Response, ApiError> {
-    let permission = permission_for(job_type);
-    caller.require_somewhere(&state, permission).await?;
+    caller
+        .require_somewhere(&state, jobs::permission_for(job_type))
+        .await?;
     let options = query.merge(parse_body(&body)?);
-    let key = idempotency_key(&headers)?;
-    let wait = options
-        .wait
-        .as_deref()
+    let idempotency_key = idempotency_key(&headers)?;
+    let wait = parse_wait(options.wait.as_deref())?;
+    let trigger = jobs::Trigger {
+        job_type,
+        if_running: options.if_running.unwrap_or_default(),
+        max_attempts: options.max_attempts,
+        idempotency_key,
+    };
+    match jobs::trigger(&state, &caller, &reference, trigger).await? {
+        Triggered::Attached(job) => Ok((StatusCode::OK, Json(render(&job))).into_response()),
+        Triggered::Queued(job) => respond_after_wait(&state, &caller, job, wait).await,
+    }
+}
+
+/// `?wait=`, at most [`MAX_WAIT`].
+fn parse_wait(text: Option<&str>) -> Result<Option<Duration>, ApiError> {
+    let wait = text
         .map(parse_duration)
         .transpose()
         .map_err(ApiError::BadRequest)?;
     if wait.is_some_and(|w| w > MAX_WAIT) {
         return Err(ApiError::BadRequest("wait is at most 15m".into()));
     }
-    let max_attempts = match options.max_attempts {
-        Some(0) => {
-            return Err(ApiError::BadRequest(
-                "max_attempts must be at least 1".into(),
-            ));
-        }
-        Some(n) if n > JobsConfig::MAX_ATTEMPTS_CAP => {
-            return Err(ApiError::BadRequest(format!(
-                "max_attempts is at most {}",
-                JobsConfig::MAX_ATTEMPTS_CAP
-            )));
-        }
-        Some(n) => n,
-        None => state.config().jobs.max_attempts,
-    };
-    let connection = resolve(&state, &reference).await?;
-    let decision = caller
-        .authorize(&state, permission, &resource_of(&connection))
-        .await?;
-    let if_running = options.if_running.unwrap_or_default();
-
-    if if_running != IfRunning::Queue {
-        let unfinished = state.store().unfinished_jobs_of(&connection.id).await?;
-        if let Some(existing) = unfinished.first() {
-            if if_running == IfRunning::Reject {
-                return Err(ApiError::Conflict(format!(
-                    "connection {} already has job {} ({})",
-                    connection.slug, existing.id, existing.state
-                )));
-            }
-            let attached = unfinished
-                .iter()
-                .find(|j| j.job_type == job_type)
-                .unwrap_or(existing);
-            caller.note_job(attached);
-            return Ok((StatusCode::OK, Json(render(attached))).into_response());
-        }
-    }
-
-    let new = NewJob {
-        connection_id: connection.id.clone(),
-        workspace_id: connection.workspace_id.clone(),
-        job_type,
-        max_attempts: i64::from(max_attempts),
-        requested_by: caller.principal.subject.clone(),
-        requester: caller.requester(),
-        channel: caller.channel.parse().unwrap_or(Channel::Api),
-        retry_of: None,
-    };
-    let key = key.map(|key| IdempotencyKey {
-        principal: format!("{}|{}", caller.principal.issuer, caller.principal.subject),
-        key,
-        request_hash: request_hash(&connection, job_type, if_running, max_attempts),
-    });
-    let mut entry = caller.entry(&crate::web::auth::action_of(permission), &decision);
-    entry.detail = Some(json!({"if_running": if_running.as_str(), "max_attempts": max_attempts}));
-    let inserted = state
-        .store()
-        .insert_job(&new, key.as_ref(), state.now_ms(), &entry)
-        .await?;
-    let job = match inserted {
-        Inserted::New { job, ready } => {
-            if ready {
-                state.wake_dispatcher();
-            }
-            tracing::info!(
-                request_id = %caller.request_id.0,
-                subject = %caller.principal.subject,
-                job_id = %job.id,
-                connection_id = %job.connection_id,
-                job_type = job.job_type.as_str(),
-                "job queued"
-            );
-            job
-        }
-        Inserted::Existing(job) => job,
-        Inserted::KeyReused => {
-            return Err(ApiError::Unprocessable(
-                "this Idempotency-Key was used for a different request".into(),
-            ));
-        }
-    };
-    caller.note_job(&job);
-    respond_after_wait(&state, &caller, job, wait).await
-}
-
-/// A digest of what a trigger asked for, to tell a retried request from a
-/// different one reusing its idempotency key.
-fn request_hash(
-    connection: &ConnectionInfo,
-    job_type: JobType,
-    if_running: IfRunning,
-    max_attempts: u32,
-) -> String {
-    let canonical = format!(
-        "{}\n{}\n{}\n{}",
-        connection.id,
-        job_type.as_str(),
-        if_running.as_str(),
-        max_attempts
-    );
-    hex::encode(
-        aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, canonical.as_bytes()).as_ref(),
-    )
+    Ok(wait)
 }
 
 /// 202 with the job; with `wait`, first holds until it ends (then 200) or
@@ -381,75 +260,13 @@ async fn respond_after_wait(
     let Some(wait) = wait else {
         return Ok((StatusCode::ACCEPTED, Json(render(&job))).into_response());
     };
-    let deadline = tokio::time::Instant::now() + wait;
-    let mut current = job;
-    while !current.state.is_terminal() && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(WATCH_EVERY.min(deadline - tokio::time::Instant::now())).await;
-        if let Some(fresh) = state.store().get_job(&current.id).await? {
-            current = fresh;
-        }
-    }
-    // The log line and the span name the Airbyte job the wait saw start.
-    caller.note_job(&current);
-    let status = if current.state.is_terminal() {
+    let job = jobs::wait_for_end(state, caller, job, wait).await?;
+    let status = if job.state.is_terminal() {
         StatusCode::OK
     } else {
         StatusCode::ACCEPTED
     };
-    Ok((status, Json(render(&current))).into_response())
-}
-
-/// The policy's view of a job's connection (from the catalog when it still
-/// knows the connection).
-fn job_resource(state: &AppState, job: &Job) -> Resource {
-    match state.catalog().snapshot().resolve(&job.connection_id) {
-        Some(connection) => resource_of(connection),
-        None => Resource::Connection(ConnectionResource {
-            id: job.connection_id.clone(),
-            slug: String::new(),
-            workspace_id: job.workspace_id.clone(),
-            workspace_name: None,
-            tags: Vec::new(),
-        }),
-    }
-}
-
-/// Loads a job the caller may act on with `permission`; unknown ids and
-/// ids outside the caller's scope are both 404, so ids cannot be probed.
-async fn load(
-    state: &AppState,
-    caller: &Caller,
-    id: &str,
-    permission: Permission,
-) -> Result<Job, ApiError> {
-    caller.require_somewhere(state, permission).await?;
-    let id: JobId = id.parse().map_err(|_| ApiError::NotFound("job"))?;
-    let job = state
-        .store()
-        .get_job(&id)
-        .await?
-        .ok_or(ApiError::NotFound("job"))?;
-    let resource = job_resource(state, &job);
-    if permission == Permission::JobsRead {
-        if !state
-            .policy()
-            .allows(&caller.principal, permission, &resource)
-        {
-            caller.authorize(state, permission, &resource).await.ok();
-            return Err(ApiError::NotFound("job"));
-        }
-    } else {
-        // Seeing the job but not acting on it is a 403; not seeing it a 404.
-        if !state
-            .policy()
-            .allows(&caller.principal, Permission::JobsRead, &resource)
-        {
-            return Err(ApiError::NotFound("job"));
-        }
-        caller.authorize(state, permission, &resource).await?;
-    }
-    caller.note_job(&job);
-    Ok(job)
+    Ok((status, Json(render(&job))).into_response())
 }
 
 /// `GET /v1/jobs/{id}`.
@@ -474,10 +291,7 @@ pub(super) async fn get(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<JobView>, ApiError> {
-    let job = load(&state, &caller, &id, Permission::JobsRead).await?;
-    caller
-        .read(&state, "jobs.get", &job_resource(&state, &job))
-        .await;
+    let job = jobs::get(&state, &caller, &id).await?;
     Ok(Json(render(&job)))
 }
 
@@ -565,43 +379,10 @@ pub(super) async fn list(
                 .map_err(|_| ApiError::BadRequest("invalid cursor".into()))?,
         );
     }
-    let policy = state.policy();
-    let everywhere = policy
-        .effective(&caller.principal)
-        .iter()
-        .any(|(p, scope)| *p == Permission::JobsRead && *scope == crate::policy::Scope::All);
-    let snapshot = state.catalog().snapshot();
-    if let Some(reference) = &query.connection {
-        let connection = resolve(&state, reference).await?;
-        filter.connection_ids = Some(vec![connection.id]);
-    } else if !everywhere {
-        filter.connection_ids = Some(
-            snapshot
-                .all()
-                .iter()
-                .filter(|c| policy.allows(&caller.principal, Permission::JobsRead, &resource_of(c)))
-                .map(|c| c.id.clone())
-                .collect(),
-        );
-    }
-    let jobs = state.store().list_jobs(&filter).await?;
-    let visible: Vec<&Job> = jobs
-        .iter()
-        .filter(|job| {
-            everywhere
-                || policy.allows(
-                    &caller.principal,
-                    Permission::JobsRead,
-                    &job_resource(&state, job),
-                )
-        })
-        .collect();
-    let next_cursor = (i64::try_from(jobs.len()).unwrap_or(0) == limit)
-        .then(|| jobs.last().map(|j| j.id.to_string()))
-        .flatten();
-    caller.read(&state, "jobs.list", &Resource::Global).await;
+    let (jobs, next_cursor) =
+        jobs::list(&state, &caller, query.connection.as_deref(), filter).await?;
     Ok(Json(JobPage {
-        data: visible.iter().map(|j| render(j)).collect(),
+        data: jobs.iter().map(render).collect(),
         next_cursor,
     }))
 }
@@ -648,7 +429,7 @@ pub(super) async fn events(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
-    let job = load(&state, &caller, &id, Permission::JobsRead).await?;
+    let job = jobs::load(&state, &caller, &id, Permission::JobsRead).await?;
     let after: i64 = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
@@ -727,51 +508,7 @@ pub(super) async fn cancel(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let job = load(&state, &caller, &id, Permission::JobsCancel).await?;
-    if job.state.is_terminal() {
-        return Err(ApiError::Conflict(format!(
-            "job {} already {}",
-            job.id, job.state
-        )));
-    }
-    let decision = state.policy().decide(
-        &caller.principal,
-        Permission::JobsCancel,
-        &job_resource(&state, &job),
-    );
-    let mut entry = caller.entry("jobs.cancel", &decision);
-    entry.job_id = Some(job.id.to_string());
-    entry.connection_id = Some(job.connection_id.clone());
-    entry.workspace_id = Some(job.workspace_id.clone());
-    entry.airbyte_job_id = job.airbyte_job_id;
-    entry.outcome = Some("cancel_requested".to_owned());
-    let mut job = state
-        .store()
-        .request_cancel(&job.id, state.now_ms(), &entry)
-        .await?
-        .ok_or(ApiError::NotFound("job"))?;
-    tracing::info!(request_id = %caller.request_id.0, subject = %caller.principal.subject, job_id = %job.id, "cancel requested");
-    if let (Some(airbyte_id), true) = (
-        job.airbyte_job_id,
-        matches!(job.state, JobState::Pending | JobState::Running),
-    ) {
-        match state.airbyte().cancel_job(airbyte_id).await {
-            Ok(_) => {
-                state
-                    .store()
-                    .update_job(&job.id, &JobChange::to(JobState::Cancelled), state.now_ms())
-                    .await?;
-            }
-            Err(error) => {
-                // Already ended in Airbyte, or Airbyte unreachable: the
-                // tracker records the end, or retries the cancel.
-                tracing::info!(job_id = %job.id, error = %error, "cancel not confirmed by Airbyte yet");
-            }
-        }
-        if let Some(fresh) = state.store().get_job(&job.id).await? {
-            job = fresh;
-        }
-    }
+    let job = jobs::cancel(&state, &caller, &id).await?;
     Ok((StatusCode::ACCEPTED, Json(render(&job))).into_response())
 }
 
@@ -799,46 +536,7 @@ pub(super) async fn retry(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let job = load(&state, &caller, &id, Permission::JobsRetry).await?;
-    if !matches!(job.state, JobState::Failed | JobState::Cancelled) {
-        return Err(ApiError::Conflict(format!(
-            "job {} is {}; only failed or cancelled jobs are retried",
-            job.id, job.state
-        )));
-    }
-    let new = NewJob {
-        connection_id: job.connection_id.clone(),
-        workspace_id: job.workspace_id.clone(),
-        job_type: job.job_type,
-        max_attempts: job.max_attempts,
-        requested_by: caller.principal.subject.clone(),
-        requester: caller.requester(),
-        channel: caller.channel.parse().unwrap_or(Channel::Api),
-        retry_of: Some(job.id.clone()),
-    };
-    let decision = state.policy().decide(
-        &caller.principal,
-        Permission::JobsRetry,
-        &job_resource(&state, &job),
-    );
-    let mut entry = caller.entry("jobs.retry", &decision);
-    entry.detail = Some(json!({"retry_of": job.id}));
-    let Inserted::New {
-        job: created,
-        ready,
-    } = state
-        .store()
-        .insert_job(&new, None, state.now_ms(), &entry)
-        .await?
-    else {
-        return Err(ApiError::Internal(anyhow::anyhow!(
-            "a retry without a key was not inserted"
-        )));
-    };
-    if ready {
-        state.wake_dispatcher();
-    }
-    caller.note_job(&created);
+    let created = jobs::retry(&state, &caller, &id).await?;
     Ok((StatusCode::ACCEPTED, Json(render(&created))).into_response())
 }
 

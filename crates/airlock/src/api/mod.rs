@@ -12,9 +12,27 @@ pub(crate) mod whoami;
 use axum::Router;
 use axum::routing::{get, post};
 
-use crate::web::{self, AppState};
+use crate::web::{self, ApiError, AppState};
 
 pub use audit::render as render_audit;
+
+use crate::service::ServiceError;
+
+/// A service's refusal or failure, as the API answers it.
+impl From<ServiceError> for ApiError {
+    fn from(error: ServiceError) -> Self {
+        match error {
+            ServiceError::Refused(refusal) => refusal.into(),
+            ServiceError::NotFound(what) => Self::NotFound(what),
+            ServiceError::Invalid(message) => Self::BadRequest(message),
+            ServiceError::Conflict(message) => Self::Conflict(message),
+            ServiceError::Unprocessable(message) => Self::Unprocessable(message),
+            ServiceError::Unavailable(what) => Self::Unavailable(what),
+            ServiceError::Store(error) => error.into(),
+            ServiceError::Internal(error) => Self::Internal(error),
+        }
+    }
+}
 
 /// The routes of `/v1`, to be given the state and layered
 /// (`crate::web::layered`).

@@ -182,7 +182,7 @@ impl Visibility<'_> {
                 .all()
                 .iter()
                 .filter(|c| c.workspace_id == id)
-                .any(|c| self.allows(&super::connection_resource(c)))
+                .any(|c| self.allows(&c.resource()))
     }
 
     /// The workspaces of the catalog where the caller may see something.
@@ -206,7 +206,7 @@ impl Visibility<'_> {
         self.snapshot
             .resolve(id)
             .filter(|c| c.id == id)
-            .is_some_and(|c| self.allows(&super::connection_resource(c)))
+            .is_some_and(|c| self.allows(&c.resource()))
     }
 
     async fn item_visible(&mut self, item: &Value) -> bool {
@@ -277,10 +277,10 @@ pub(crate) async fn list(
             .hyphenated()
             .to_string();
         if !visibility.connection_visible(&id).await {
-            let resource = visibility
-                .snapshot
-                .resolve(&id)
-                .map_or(Resource::Global, super::connection_resource);
+            let resource = visibility.snapshot.resolve(&id).map_or(
+                Resource::Global,
+                crate::connections::ConnectionInfo::resource,
+            );
             caller
                 .deny(state, "jobs.read", &resource, "out_of_scope", "404")
                 .await;

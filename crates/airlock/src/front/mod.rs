@@ -60,7 +60,7 @@ use crate::config::Config;
 use crate::connections::ConnectionInfo;
 use crate::identity::{IssuerConfig, KeySource, StaticKeySource};
 use crate::jobs::{Channel, JobType};
-use crate::policy::{ConnectionResource, Permission, Resource, WorkspaceResource};
+use crate::policy::{Permission, Resource, WorkspaceResource};
 use crate::store::front::{Recorded, StartedJob};
 use crate::web::Caller;
 use crate::web::auth::action_of;
@@ -259,16 +259,6 @@ async fn read_body(body: Body) -> Result<Bytes, FrontError> {
 }
 
 /// A connection as the policy sees it.
-pub(crate) fn connection_resource(connection: &ConnectionInfo) -> Resource {
-    Resource::Connection(ConnectionResource {
-        id: connection.id.clone(),
-        slug: connection.slug.clone(),
-        workspace_id: connection.workspace_id.clone(),
-        workspace_name: Some(connection.workspace_name.clone()),
-        tags: connection.tags.clone(),
-    })
-}
-
 fn workspace_resource(state: &FrontState, id: &str) -> Resource {
     Resource::Workspace(WorkspaceResource {
         id: id.to_owned(),
@@ -429,7 +419,7 @@ async fn serve_public(
     let (resource, decision, fetched) = match reference {
         ResourceRef::Connection(id) => {
             let connection = resolve_connection(state, id).await?;
-            let resource = connection_resource(&connection);
+            let resource = connection.resource();
             let decision = caller::authorize(
                 &caller,
                 state,
@@ -443,7 +433,7 @@ async fn serve_public(
         }
         ResourceRef::Job(id) => {
             let connection = resolve_job(state, id).await?;
-            let resource = connection_resource(&connection);
+            let resource = connection.resource();
             let decision = caller::authorize(
                 &caller,
                 state,
@@ -618,7 +608,7 @@ async fn authorize_workspace(
             .all()
             .iter()
             .filter(|c| c.workspace_id == id)
-            .map(|c| policy.decide(&caller.principal, permission, &connection_resource(c)))
+            .map(|c| policy.decide(&caller.principal, permission, &c.resource()))
             .find(|d| d.allowed)
         {
             return Ok(decision);
@@ -777,7 +767,7 @@ async fn create_job(
     caller.require_somewhere(state, permission).await?;
     let connection_id = uuid_field(&object, "connectionId")?;
     let connection = resolve_connection(state, connection_id).await?;
-    let resource = connection_resource(&connection);
+    let resource = connection.resource();
     let decision = caller::authorize(
         caller,
         state,
@@ -993,7 +983,7 @@ async fn dagster_connection(State(state): State<FrontState>, request: Request) -
             &caller,
             &state,
             permission,
-            &connection_resource(&connection),
+            &connection.resource(),
             "connection",
             &connection.id,
         )
