@@ -1,6 +1,7 @@
 //! Airlock's integration tests: one binary, one module per capability, with
 //! typed helpers in `support`.
 
+mod architecture;
 mod audit;
 mod bad_input;
 mod browser;
@@ -12,7 +13,7 @@ mod examples;
 mod front;
 mod identity;
 mod jobs_e2e;
-mod layers;
+
 mod mcp;
 mod observability;
 mod oidc;
