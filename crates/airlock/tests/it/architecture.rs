@@ -393,8 +393,6 @@ const NOT_YET_SPLIT: &[&str] = &[
     "crates/airlock/src/config/mod.rs",
     "crates/airlock/src/console/login.rs:finish",
     "crates/airlock/src/front/classify.rs:classify",
-    "crates/airlock/src/front/mod.rs",
-    "crates/airlock/src/front/mod.rs:serve_public",
     "crates/airlock/src/front/token.rs:exchange",
     "crates/airlock/src/identity/keys.rs",
     "crates/airlock/src/identity/keys.rs:from_jwk",
