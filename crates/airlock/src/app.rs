@@ -89,6 +89,64 @@ pub fn airbyte_client(
     AirbyteClient::new(client_config).context("cannot build the Airbyte client")
 }
 
+/// The token verifier: the configured issuers (keys fetched over HTTP),
+/// the `extra` ones (the demo's, tests'), and the front's service-account
+/// issuer; every issuer's keys loaded once before serving.
+async fn authenticator(
+    config: &Config,
+    extra: Vec<(IssuerConfig, Arc<dyn KeySource>)>,
+    front: &crate::front::Front,
+    clock: &SharedClock,
+) -> anyhow::Result<Arc<Authenticator>> {
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .context("cannot build the HTTP client for identity providers")?;
+    let mut issuers: Vec<(IssuerConfig, Arc<dyn KeySource>)> = config
+        .issuers
+        .iter()
+        .map(|issuer| {
+            let source: Arc<dyn KeySource> = Arc::new(HttpKeySource::new(http.clone(), issuer));
+            (issuer.clone(), source)
+        })
+        .collect();
+    issuers.extend(extra);
+    issuers.extend(front.issuer());
+    let authenticator = Arc::new(Authenticator::new(issuers, Arc::clone(clock))?);
+    authenticator.refresh_all().await;
+    Ok(authenticator)
+}
+
+/// The job queue's workers, the dispatcher and the tracker, and the signal
+/// that wakes the dispatcher (a trigger, a job that ended).
+fn job_queue(
+    store: &Store,
+    airbyte: &AirbyteClient,
+    config: &Config,
+    clock: &SharedClock,
+    catalog: &Arc<Catalog>,
+    replica: &str,
+) -> (Dispatcher, Tracker, Arc<Notify>) {
+    let dispatch = Arc::new(Notify::new());
+    let mut dispatcher = Dispatcher::new(
+        store.clone(),
+        airbyte.clone(),
+        config.jobs.clone(),
+        Arc::clone(clock),
+        replica.to_owned(),
+    );
+    dispatcher.set_waker(Arc::clone(&dispatch));
+    let mut tracker = Tracker::new(
+        store.clone(),
+        airbyte.clone(),
+        config.jobs.clone(),
+        Arc::clone(clock),
+        Arc::clone(catalog) as Arc<dyn crate::queue::tracker::KnownConnections>,
+    );
+    tracker.set_waker(Arc::clone(&dispatch));
+    (dispatcher, tracker, dispatch)
+}
+
 impl App {
     /// Builds everything; connects to the database (running migrations).
     pub async fn build(config: Config, extras: Extras) -> anyhow::Result<Self> {
@@ -111,45 +169,15 @@ impl App {
         if let Err(error) = catalog.refresh().await {
             tracing::warn!(error = %error, "cannot list Airbyte connections yet; will retry");
         }
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .build()
-            .context("cannot build the HTTP client for identity providers")?;
-        let mut issuers: Vec<(IssuerConfig, Arc<dyn KeySource>)> = config
-            .issuers
-            .iter()
-            .map(|issuer| {
-                let source: Arc<dyn KeySource> = Arc::new(HttpKeySource::new(http.clone(), issuer));
-                (issuer.clone(), source)
-            })
-            .collect();
-        issuers.extend(extras.issuers);
         // Service accounts: Airlock's own issuer, verified like any other.
         let front = Arc::new(crate::front::Front::from_config(&config, &lookup)?);
-        issuers.extend(front.issuer());
-        let authenticator = Arc::new(Authenticator::new(issuers, Arc::clone(&clock))?);
-        authenticator.refresh_all().await;
+        let authenticator = authenticator(&config, extras.issuers, &front, &clock).await?;
         let policy = config.policy()?;
-        let dispatch = Arc::new(Notify::new());
         let replica: String = extras
             .replica
             .unwrap_or_else(|| format!("{}-{}", hostname(), uuid::Uuid::new_v4().simple()));
-        let mut dispatcher = Dispatcher::new(
-            store.clone(),
-            airbyte.clone(),
-            config.jobs.clone(),
-            Arc::clone(&clock),
-            replica.clone(),
-        );
-        dispatcher.set_waker(Arc::clone(&dispatch));
-        let mut tracker = Tracker::new(
-            store.clone(),
-            airbyte.clone(),
-            config.jobs.clone(),
-            Arc::clone(&clock),
-            Arc::clone(&catalog) as Arc<dyn crate::queue::tracker::KnownConnections>,
-        );
-        tracker.set_waker(Arc::clone(&dispatch));
+        let (dispatcher, tracker, dispatch) =
+            job_queue(&store, &airbyte, &config, &clock, &catalog, &replica);
         let refresh_every = Duration::from_secs(config.connections.refresh_secs);
         let webhooks = crate::webhooks::Deliverer::new(
             &config.webhooks,
@@ -253,32 +281,37 @@ impl App {
                 Ok(())
             }
         };
-        // Background loops stop when they next wait: a loop busy with a
-        // pass misses one notification, so keep notifying until all have
-        // ended (or the bound passes and they are aborted with the set).
-        let _finished = tokio::time::timeout(Duration::from_secs(5), async {
-            loop {
-                stop.notify_waiters();
-                tokio::select! {
-                    next = tasks.join_next() => if next.is_none() { break },
-                    () = tokio::time::sleep(Duration::from_millis(50)) => {}
-                }
-            }
-        })
-        .await;
-        match self
-            .state
-            .store()
-            .release_leases(&self.replica, self.state.now_ms())
-            .await
-        {
-            Ok(0) => {}
-            Ok(released) => tracing::info!(released, "released job leases"),
-            Err(error) => {
-                tracing::warn!(error = %error, "cannot release job leases; they expire on their own")
+        stop_loops(&stop, tasks).await;
+        release_leases(&self.state, &self.replica).await;
+        served.context("server failed")
+    }
+}
+
+/// Background loops stop when they next wait: a loop busy with a pass
+/// misses one notification, so keep notifying until all have ended (or the
+/// bound passes and they are aborted with the set).
+async fn stop_loops(stop: &Notify, mut tasks: JoinSet<()>) {
+    let _finished = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            stop.notify_waiters();
+            tokio::select! {
+                next = tasks.join_next() => if next.is_none() { break },
+                () = tokio::time::sleep(Duration::from_millis(50)) => {}
             }
         }
-        served.context("server failed")
+    })
+    .await;
+}
+
+/// Hands this replica's job leases back, so that another replica need not
+/// wait for them to expire.
+async fn release_leases(state: &AppState, replica: &str) {
+    match state.store().release_leases(replica, state.now_ms()).await {
+        Ok(0) => {}
+        Ok(released) => tracing::info!(released, "released job leases"),
+        Err(error) => {
+            tracing::warn!(error = %error, "cannot release job leases; they expire on their own")
+        }
     }
 }
 

@@ -94,89 +94,112 @@ pub(super) async fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
         AuditCommand::Verify {
             config,
             checkpoints,
-        } => {
-            let (config, store) = open(&config).await?;
-            let key = checkpoint_key(&config)?;
-            let checkpoints = match checkpoints {
-                Some(path) => {
-                    let text = std::fs::read_to_string(&path)
-                        .with_context(|| format!("cannot read {}", path.display()))?;
-                    let parsed = Checkpoint::parse_lines(&text)?;
-                    for checkpoint in &parsed {
-                        checkpoint.check(key.as_ref())?;
-                    }
-                    parsed
-                }
-                None => Vec::new(),
-            };
-            let report = verify_store(&store, &checkpoints).await?;
-            match report.broken {
-                None => {
-                    println!(
-                        "audit trail intact: {} records, head {}, {} checkpoints matched",
-                        report.records,
-                        report.head,
-                        checkpoints.len()
-                    );
-                    Ok(ExitCode::SUCCESS)
-                }
-                Some(broken) => {
-                    println!("audit trail BROKEN: {broken}");
-                    Ok(ExitCode::FAILURE)
-                }
-            }
-        }
+        } => verify(&config, checkpoints.as_deref()).await,
         AuditCommand::Export {
             config,
             from,
             output,
             follow,
-        } => {
-            let (_, store) = open(&config).await?;
-            let mut out = writer(output.as_ref())?;
-            let mut after = from;
-            loop {
-                let batch = store
-                    .audit_records(&AuditFilter {
-                        after_seq: Some(after),
-                        ascending: true,
-                        limit: 1000,
-                        ..AuditFilter::default()
-                    })
-                    .await?;
-                for record in &batch {
-                    writeln!(out, "{}", serde_json::to_string(&export_line(record))?)?;
-                    after = record.seq;
-                }
-                out.flush()?;
-                if batch.len() == 1000 {
-                    continue;
-                }
-                if !follow {
-                    return Ok(ExitCode::SUCCESS);
-                }
-                tokio::select! {
-                    () = tokio::time::sleep(Duration::from_secs(1)) => {}
-                    () = crate::shutdown_signal() => return Ok(ExitCode::SUCCESS),
-                }
+        } => export(&config, from, output.as_ref(), follow).await,
+        AuditCommand::Checkpoint { config, output } => checkpoint(&config, output.as_ref()).await,
+    }
+}
+
+/// `audit verify`: recomputes the chain, and checks each checkpoint of the
+/// file against it.
+async fn verify(
+    config: &super::ConfigArg,
+    checkpoints: Option<&std::path::Path>,
+) -> anyhow::Result<ExitCode> {
+    let (config, store) = open(config).await?;
+    let key = checkpoint_key(&config)?;
+    let checkpoints = match checkpoints {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            let parsed = Checkpoint::parse_lines(&text)?;
+            for checkpoint in &parsed {
+                checkpoint.check(key.as_ref())?;
             }
+            parsed
         }
-        AuditCommand::Checkpoint { config, output } => {
-            let (config, store) = open(&config).await?;
-            let key = checkpoint_key(&config)?;
-            let (seq, hash) = store.audit_head().await?;
-            let checkpoint = Checkpoint {
-                seq,
-                hash,
-                at: crate::store::now_ms(),
-                signature: None,
-            }
-            .signed(key.as_ref());
-            let mut out = writer(output.as_ref())?;
-            writeln!(out, "{}", serde_json::to_string(&checkpoint)?)?;
+        None => Vec::new(),
+    };
+    let report = verify_store(&store, &checkpoints).await?;
+    match report.broken {
+        None => {
+            println!(
+                "audit trail intact: {} records, head {}, {} checkpoints matched",
+                report.records,
+                report.head,
+                checkpoints.len()
+            );
             Ok(ExitCode::SUCCESS)
         }
+        Some(broken) => {
+            println!("audit trail BROKEN: {broken}");
+            Ok(ExitCode::FAILURE)
+        }
     }
+}
+
+/// `audit export`: the records after `from` as JSON lines; with `follow`,
+/// new ones as they come, until the process is asked to stop.
+async fn export(
+    config: &super::ConfigArg,
+    from: i64,
+    output: Option<&PathBuf>,
+    follow: bool,
+) -> anyhow::Result<ExitCode> {
+    let (_, store) = open(config).await?;
+    let mut out = writer(output)?;
+    let mut after = from;
+    loop {
+        let batch = store
+            .audit_records(&AuditFilter {
+                after_seq: Some(after),
+                ascending: true,
+                limit: 1000,
+                ..AuditFilter::default()
+            })
+            .await?;
+        for record in &batch {
+            writeln!(out, "{}", serde_json::to_string(&export_line(record))?)?;
+            after = record.seq;
+        }
+        out.flush()?;
+        if batch.len() == 1000 {
+            continue;
+        }
+        if !follow {
+            return Ok(ExitCode::SUCCESS);
+        }
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+            () = crate::shutdown_signal() => return Ok(ExitCode::SUCCESS),
+        }
+    }
+}
+
+/// `audit checkpoint`: the chain's head now, signed with
+/// `[audit] checkpoint_key` when one is set.
+async fn checkpoint(
+    config: &super::ConfigArg,
+    output: Option<&PathBuf>,
+) -> anyhow::Result<ExitCode> {
+    let (config, store) = open(config).await?;
+    let key = checkpoint_key(&config)?;
+    let (seq, hash) = store.audit_head().await?;
+    let checkpoint = Checkpoint {
+        seq,
+        hash,
+        at: crate::clock::wall_ms(),
+        signature: None,
+    }
+    .signed(key.as_ref());
+    let mut out = writer(output)?;
+    writeln!(out, "{}", serde_json::to_string(&checkpoint)?)?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// One exported line: the record with a readable time next to `at`.

@@ -19,7 +19,7 @@ use serde::Deserialize;
 use serde_json::json;
 use utoipa::IntoParams;
 
-use super::oidc::Authorize;
+use super::oidc::{self, Authorize};
 use super::{Console, cookies, enabled};
 use crate::audit;
 use crate::identity::Principal;
@@ -297,8 +297,31 @@ async fn finish(
     query: &CallbackQuery,
     headers: &HeaderMap,
 ) -> Result<(String, SessionRow, Principal, String), Failed> {
-    let fail =
-        |failure: Failure, issuer: Option<&str>| Err(Ok((failure, issuer.map(str::to_owned))));
+    let now = state.now_ms();
+    let (login, code) = take_login(state, query, headers, now).await?;
+    let issuer = Some(login.issuer.as_str());
+    let Some(client) = console.clients.iter().find(|c| c.issuer == login.issuer) else {
+        return fail(Failure::UnknownIssuer, issuer);
+    };
+    let tokens = exchange_code(console, client, &login, code).await?;
+    let principal = principal_of(state, client, &login, &tokens).await?;
+    let (id, row) = new_session(state, &principal, now, issuer)?;
+    Ok((id, row, principal, login.return_to))
+}
+
+/// A failed login, naming the issuer once it is known.
+fn fail<T>(failure: Failure, issuer: Option<&str>) -> Result<T, Failed> {
+    Err(Ok((failure, issuer.map(str::to_owned))))
+}
+
+/// The login this browser started (its `state` matches the cookie's; one
+/// use, ten minutes), and the authorization code the provider sent.
+async fn take_login<'q>(
+    state: &AppState,
+    query: &'q CallbackQuery,
+    headers: &HeaderMap,
+    now: i64,
+) -> Result<(LoginRow, &'q str), Failed> {
     // The state in the query must be the one this browser was given.
     let (Some(sent), Some(kept)) = (query.state.as_deref(), cookies::login_state(headers)) else {
         return fail(Failure::StateMismatch, None);
@@ -306,7 +329,6 @@ async fn finish(
     if !same_secret(Some(sent), kept) {
         return fail(Failure::StateMismatch, None);
     }
-    let now = state.now_ms();
     let Some(login) = state
         .store()
         .take_login(&hash_of(sent), now)
@@ -327,9 +349,17 @@ async fn finish(
     else {
         return fail(Failure::Refused, issuer);
     };
-    let Some(client) = console.clients.iter().find(|c| c.issuer == login.issuer) else {
-        return fail(Failure::UnknownIssuer, issuer);
-    };
+    Ok((login, code))
+}
+
+/// The provider's tokens for the code (with the login's PKCE verifier).
+async fn exchange_code(
+    console: &Console,
+    client: &oidc::Client,
+    login: &LoginRow,
+    code: &str,
+) -> Result<oidc::Tokens, Failed> {
+    let issuer = Some(login.issuer.as_str());
     let endpoints = match client.endpoints(&console.http).await {
         Ok(endpoints) => endpoints,
         Err(error) => {
@@ -337,7 +367,7 @@ async fn finish(
             return fail(Failure::Exchange, issuer);
         }
     };
-    let tokens = match client
+    match client
         .exchange(
             &console.http,
             &endpoints.token,
@@ -347,12 +377,25 @@ async fn finish(
         )
         .await
     {
-        Ok(tokens) => tokens,
+        Ok(tokens) => Ok(tokens),
         Err(error) => {
             tracing::warn!(issuer = %client.issuer, error = %error, "console login: code exchange failed");
-            return fail(Failure::Exchange, issuer);
+            fail(Failure::Exchange, issuer)
         }
-    };
+    }
+}
+
+/// Who signed in: the ID token must verify for the console client and carry
+/// this login's nonce; the principal is the access token's when it verifies
+/// as an ordinary bearer token of the same issuer (what the API computes for
+/// that person), else the ID token's.
+async fn principal_of(
+    state: &AppState,
+    client: &oidc::Client,
+    login: &LoginRow,
+    tokens: &oidc::Tokens,
+) -> Result<Principal, Failed> {
+    let issuer = Some(login.issuer.as_str());
     let authenticator = state.authenticator();
     // The ID token proves this login (its nonce) whatever makes the principal.
     let Some(id_token) = tokens.id_token.as_deref() else {
@@ -377,7 +420,7 @@ async fn finish(
         tracing::info!(issuer = %client.issuer, "console login: the ID token's nonce is not this login's");
         return fail(Failure::Token, issuer);
     }
-    let principal = match tokens.access_token.as_deref() {
+    Ok(match tokens.access_token.as_deref() {
         Some(access) if access.split('.').count() == 3 => {
             match authenticator.verify_token(access).await {
                 Ok(principal) if principal.issuer == client.issuer => {
@@ -394,7 +437,17 @@ async fn finish(
             }
         }
         _ => from_id_token,
-    };
+    })
+}
+
+/// A new session of `principal`: its cookie id and its row, living until
+/// the token's `exp` or `[console] session_ttl_secs`, whichever comes first.
+fn new_session(
+    state: &AppState,
+    principal: &Principal,
+    now: i64,
+    issuer: Option<&str>,
+) -> Result<(String, SessionRow), Failed> {
     let token_end = principal
         .claims
         .get("exp")
@@ -409,13 +462,13 @@ async fn finish(
         id_hash: hash_of(&id),
         issuer: principal.issuer.clone(),
         subject: principal.subject.clone(),
-        principal: serde_json::to_string(&principal)
+        principal: serde_json::to_string(principal)
             .map_err(|e| Err(ApiError::Internal(anyhow::Error::new(e))))?,
         csrf_token: new_secret(),
         created_at: now,
         expires_at,
     };
-    Ok((id, row, principal, login.return_to))
+    Ok((id, row))
 }
 
 /// A value sent back (`state`, `nonce`) equals the one kept, compared in

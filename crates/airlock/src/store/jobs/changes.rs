@@ -126,7 +126,10 @@ impl Store {
         request: &audit::Entry,
     ) -> Result<Option<Job>, StoreError> {
         let mut tx = self.begin_write().await?;
-        crate::store::audit::append(&mut tx, request, now).await?;
+        // The job's row is locked before the audit chain's head, as every
+        // change of a job does: two transactions never wait on each other
+        // (a tracker's update of the same job deadlocked with a cancel on
+        // Postgres when this took the head first).
         let cancelled_here = sqlx::query(
             "UPDATE jobs SET state = 'cancelled', cancel_requested = 1, finished_at = $1, updated_at = $1 \
              WHERE id = $2 AND state = 'queued' AND start_requested_at IS NULL",
@@ -136,6 +139,17 @@ impl Store {
         .execute(&mut *tx)
         .await?
         .rows_affected();
+        if cancelled_here == 0 {
+            sqlx::query(
+                "UPDATE jobs SET cancel_requested = 1, updated_at = $1 \
+                 WHERE id = $2 AND state IN ('queued', 'starting', 'pending', 'running')",
+            )
+            .bind(now)
+            .bind(id.as_str())
+            .execute(&mut *tx)
+            .await?;
+        }
+        crate::store::audit::append(&mut tx, request, now).await?;
         if cancelled_here == 1 {
             record_event(
                 &mut tx,
@@ -144,15 +158,6 @@ impl Store {
                 now,
                 Some("cancelled before it started"),
             )
-            .await?;
-        } else {
-            sqlx::query(
-                "UPDATE jobs SET cancel_requested = 1, updated_at = $1 \
-                 WHERE id = $2 AND state IN ('queued', 'starting', 'pending', 'running')",
-            )
-            .bind(now)
-            .bind(id.as_str())
-            .execute(&mut *tx)
             .await?;
         }
         tx.commit().await?;

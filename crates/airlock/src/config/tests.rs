@@ -1,0 +1,171 @@
+use super::*;
+
+fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+#[test]
+fn defaults_load_without_a_file() {
+    let config = Config::load(None, &[]).expect("defaults are valid");
+    assert_eq!(config.server.listen.to_string(), "127.0.0.1:8080");
+    assert_eq!(config.storage.url, "sqlite://airlock.db");
+    assert!(matches!(
+        config.airbyte.auth(&|_| None),
+        Ok(AirbyteAuth::None)
+    ));
+}
+
+#[test]
+fn unknown_keys_are_named() {
+    let err = Config::from_toml(
+        "t.toml",
+        "[server]\nlisten = \"127.0.0.1:1\"\nlisen = 1\n",
+        &[],
+    )
+    .expect_err("typo must fail")
+    .to_string();
+    assert!(err.contains("lisen"), "{err}");
+    assert!(err.contains("t.toml"), "{err}");
+
+    let err = Config::from_toml("t.toml", "[serverz]\n", &[])
+        .expect_err("unknown table")
+        .to_string();
+    assert!(err.contains("serverz"), "{err}");
+}
+
+#[test]
+fn env_overrides_win_and_are_typed() {
+    let config = Config::from_toml(
+        "t.toml",
+        "[airbyte]\ntimeout_secs = 5\n",
+        &env(&[
+            ("AIRLOCK_AIRBYTE__TIMEOUT_SECS", "7"),
+            ("AIRLOCK_SERVER__LISTEN", "0.0.0.0:9000"),
+            ("AIRLOCK_URL", "http://ignored"),
+            ("OTHER__THING", "x"),
+        ]),
+    )
+    .expect("valid");
+    assert_eq!(config.airbyte.timeout_secs, 7);
+    assert_eq!(config.server.listen.to_string(), "0.0.0.0:9000");
+}
+
+#[test]
+fn unknown_env_override_is_named() {
+    let err = Config::from_toml("t.toml", "", &env(&[("AIRLOCK_SERVER__LISTN", "x")]))
+        .expect_err("typo")
+        .to_string();
+    assert!(err.contains("listn"), "{err}");
+    assert!(err.contains("AIRLOCK_SERVER__LISTN"), "{err}");
+}
+
+#[test]
+fn env_override_reaches_into_lists() {
+    let config = Config::from_toml(
+        "t.toml",
+        "[[issuers]]\nissuer = \"https://a\"\n",
+        &env(&[("AIRLOCK_ISSUERS__0__AUDIENCES", r#"["x", "y"]"#)]),
+    )
+    .expect("valid");
+    assert_eq!(config.issuers[0].audiences, vec!["x", "y"]);
+    let err = Config::from_toml("t.toml", "", &env(&[("AIRLOCK_ISSUERS__3__ISSUER", "x")]))
+        .expect_err("gap")
+        .to_string();
+    assert!(err.contains("AIRLOCK_ISSUERS__3__ISSUER"), "{err}");
+}
+
+#[test]
+fn airbyte_credentials_resolve_and_conflicts_are_named() {
+    let config = Config::from_toml(
+        "t.toml",
+        "[airbyte]\nclient_id = \"id\"\nclient_secret = { env = \"SECRET\" }\n",
+        &[],
+    )
+    .expect("valid");
+    let auth = config
+        .airbyte
+        .auth(&|name| (name == "SECRET").then(|| "s3cret".to_owned()))
+        .expect("resolves");
+    match auth {
+        AirbyteAuth::ClientCredentials {
+            client_id,
+            client_secret,
+        } => {
+            assert_eq!(client_id, "id");
+            assert_eq!(client_secret.expose(), "s3cret");
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    let err = config
+        .airbyte
+        .auth(&|_| None)
+        .expect_err("unset env")
+        .to_string();
+    assert!(
+        err.contains("airbyte.client_secret") && err.contains("SECRET"),
+        "{err}"
+    );
+
+    let both = Config::from_toml(
+        "t.toml",
+        "[airbyte]\nclient_id = \"id\"\ntoken = \"t\"\n",
+        &[],
+    )
+    .expect("parses");
+    assert!(both.airbyte.auth(&|_| None).is_err());
+}
+
+#[test]
+fn redacted_output_hides_inline_secrets() {
+    let config = Config::from_toml(
+        "t.toml",
+        "[airbyte]\nclient_id = \"id\"\nclient_secret = \"hunter2\"\n",
+        &[],
+    )
+    .expect("valid");
+    let printed = config.to_redacted_toml();
+    assert!(!printed.contains("hunter2"), "{printed}");
+    assert!(printed.contains("[redacted]"), "{printed}");
+    assert!(!format!("{config:?}").contains("hunter2"));
+}
+
+#[test]
+fn bad_values_are_named() {
+    for (text, key) in [
+        ("[storage]\nurl = \"mysql://x\"\n", "storage.url"),
+        ("[airbyte]\nurl = \"ftp://x\"\n", "airbyte.url"),
+        ("[airbyte]\ntimeout_secs = 0\n", "airbyte.timeout_secs"),
+        ("[server]\nlisten = \"nope\"\n", "listen"),
+        (
+            "[telemetry]\notlp_endpoint = \"collector:4318\"\n",
+            "telemetry.otlp_endpoint",
+        ),
+        (
+            "[telemetry]\nsample_ratio = 1.5\n",
+            "telemetry.sample_ratio",
+        ),
+        (
+            "[telemetry]\nservice_name = \" \"\n",
+            "telemetry.service_name",
+        ),
+        ("[telemetry]\notlp_endpont = \"http://x\"\n", "otlp_endpont"),
+        (
+            "[console]\nsession_ttl_secs = 5\n",
+            "console.session_ttl_secs",
+        ),
+        (
+            "[console]\npublic_url = \"https://a.example/console\"\n",
+            "console.public_url",
+        ),
+        ("[console]\ncookie_secure = \"sometimes\"\n", "sometimes"),
+        ("[console]\nenable = true\n", "enable"),
+    ] {
+        let err = Config::from_toml("t.toml", text, &[])
+            .expect_err(text)
+            .to_string();
+        assert!(err.contains(key), "{key}: {err}");
+    }
+}
