@@ -127,132 +127,30 @@ impl Tracker {
         let started = self.clock.now_ms();
         let mut report = PassReport::default();
         self.send_pending_cancels(&mut report).await?;
-        let tracked = self.store.jobs_in_airbyte().await?;
-        let mut by_airbyte_id: HashMap<i64, Job> = tracked
-            .into_iter()
-            .filter_map(|job| job.airbyte_job_id.map(|id| (id, job)))
-            .collect();
-        let mut workspaces: BTreeSet<String> = by_airbyte_id
-            .values()
-            .map(|j| j.workspace_id.clone())
-            .collect();
-        workspaces.extend(self.connections.workspaces());
+        let mut by_airbyte_id = self.tracked_by_airbyte_id().await?;
+        let workspaces = self.workspaces_to_list(&by_airbyte_id);
         let full = self.passes.is_multiple_of(FULL_PASS_EVERY);
         self.passes += 1;
         report.workspaces = workspaces.len();
         report.full = full;
         let mut failed = None;
         for workspace in workspaces {
-            let Ok(workspace_uuid) = Uuid::parse_str(&workspace) else {
-                continue;
-            };
-            let since = self.last_pass.get(&workspace).copied();
-            let filters = match (full, since) {
-                (false, Some(since)) => vec![JobFilter {
-                    workspace_ids: vec![workspace_uuid],
-                    updated_at_start: Some(to_time(since - OVERLAP_MS)),
-                    order_by: Some(JobOrder::UpdatedAtAsc),
-                    limit: Some(100),
-                    ..JobFilter::default()
-                }],
-                _ => [
-                    JobStatus::Pending,
-                    JobStatus::Queued,
-                    JobStatus::Running,
-                    JobStatus::Incomplete,
-                ]
-                .into_iter()
-                .map(|status| JobFilter {
-                    workspace_ids: vec![workspace_uuid],
-                    status: Some(status),
-                    limit: Some(100),
-                    ..JobFilter::default()
-                })
-                .collect(),
-            };
-            let mut ok = true;
-            for filter in filters {
-                if let Some(error) = self
-                    .list_and_apply(&filter, &mut by_airbyte_id, &mut report)
-                    .await?
-                {
-                    ok = false;
-                    failed = Some(error);
-                }
-            }
-            // After a failure, the next pass lists what changed since the
-            // last pass that succeeded, so nothing that ended in between is
-            // missed (listing active jobs instead would miss those).
-            if ok {
-                self.last_pass.insert(workspace, started);
+            if let Some(error) = self
+                .list_workspace(workspace, full, started, &mut by_airbyte_id, &mut report)
+                .await?
+            {
+                failed = Some(error);
             }
         }
-        // A tracked job that a full pass did not see as active has ended
-        // without our noticing (while Airlock was down, say): list what
-        // changed in its workspace since we last heard of it, a page per
-        // hundred jobs rather than a call per job.
         if full && failed.is_none() && !by_airbyte_id.is_empty() {
-            let mut oldest: BTreeMap<String, i64> = BTreeMap::new();
-            for job in by_airbyte_id.values() {
-                let at = oldest
-                    .entry(job.workspace_id.clone())
-                    .or_insert(job.updated_at);
-                *at = (*at).min(job.updated_at);
-            }
-            for (workspace, since) in oldest {
-                let Ok(workspace_uuid) = Uuid::parse_str(&workspace) else {
-                    continue;
-                };
-                let filter = JobFilter {
-                    workspace_ids: vec![workspace_uuid],
-                    updated_at_start: Some(to_time(since - OVERLAP_MS)),
-                    order_by: Some(JobOrder::UpdatedAtAsc),
-                    limit: Some(100),
-                    ..JobFilter::default()
-                };
-                if let Some(error) = self
-                    .list_and_apply(&filter, &mut by_airbyte_id, &mut report)
-                    .await?
-                {
-                    failed = Some(error);
-                }
-            }
+            failed = self
+                .list_changes_since_last_heard(&mut by_airbyte_id, &mut report)
+                .await?;
         }
-        // Still unaccounted for (deleted in Airbyte, or a clock far off):
-        // ask for each directly.
         if full && failed.is_none() {
-            for job in by_airbyte_id.into_values() {
-                let Some(airbyte_id) = job.airbyte_job_id else {
-                    continue;
-                };
-                report.airbyte_calls += 1;
-                match self.airbyte.get_job(airbyte_id).await {
-                    Ok(seen) => {
-                        let mut none = HashMap::from([(airbyte_id, job)]);
-                        self.apply(&seen, &mut none, &mut report).await?;
-                    }
-                    // Gone from Airbyte: it will never end there, and it
-                    // would hold its connection's queue forever.
-                    Err(airbyte_client::Error::NotFound { .. }) => {
-                        let error = format!("Airbyte no longer knows job {airbyte_id}");
-                        if self
-                            .store
-                            .update_job(
-                                &job.id,
-                                &JobChange {
-                                    error: Some(&error),
-                                    ..JobChange::to(JobState::Failed)
-                                },
-                                self.clock.now_ms(),
-                            )
-                            .await?
-                        {
-                            report.updated += 1;
-                        }
-                    }
-                    Err(error) => failed = Some(error),
-                }
-            }
+            failed = self
+                .ask_for_each_unaccounted(by_airbyte_id, &mut report)
+                .await?;
         }
         if report.updated > 0
             && let Some(wake) = &self.wake
@@ -263,6 +161,143 @@ impl Tracker {
             Some(error) => Err(TrackError::Airbyte(error)),
             None => Ok(report),
         }
+    }
+
+    /// The jobs Airbyte runs for us, by Airbyte job id.
+    async fn tracked_by_airbyte_id(&self) -> Result<HashMap<i64, Job>, StoreError> {
+        let tracked = self.store.jobs_in_airbyte().await?;
+        Ok(tracked
+            .into_iter()
+            .filter_map(|job| job.airbyte_job_id.map(|id| (id, job)))
+            .collect())
+    }
+
+    /// The workspaces of the tracked jobs and of the known connections.
+    fn workspaces_to_list(&self, tracked: &HashMap<i64, Job>) -> BTreeSet<String> {
+        let mut workspaces: BTreeSet<String> =
+            tracked.values().map(|j| j.workspace_id.clone()).collect();
+        workspaces.extend(self.connections.workspaces());
+        workspaces
+    }
+
+    /// Lists one workspace's jobs (the active ones in a full pass or when
+    /// it was never listed, otherwise what changed since its last pass)
+    /// and records what the listing says; the listing's error, if one
+    /// failed. The pass's start becomes the workspace's last pass only
+    /// when every listing succeeded.
+    async fn list_workspace(
+        &mut self,
+        workspace: String,
+        full: bool,
+        started: i64,
+        tracked: &mut HashMap<i64, Job>,
+        report: &mut PassReport,
+    ) -> Result<Option<airbyte_client::Error>, StoreError> {
+        let Ok(workspace_uuid) = Uuid::parse_str(&workspace) else {
+            return Ok(None);
+        };
+        let since = self.last_pass.get(&workspace).copied();
+        let filters = match (full, since) {
+            (false, Some(since)) => vec![changed_since(workspace_uuid, since)],
+            _ => active_jobs(workspace_uuid),
+        };
+        let mut failed = None;
+        for filter in filters {
+            if let Some(error) = self.list_and_apply(&filter, tracked, report).await? {
+                failed = Some(error);
+            }
+        }
+        // After a failure, the next pass lists what changed since the
+        // last pass that succeeded, so nothing that ended in between is
+        // missed (listing active jobs instead would miss those).
+        if failed.is_none() {
+            self.last_pass.insert(workspace, started);
+        }
+        Ok(failed)
+    }
+
+    /// A tracked job that a full pass did not see as active has ended
+    /// without our noticing (while Airlock was down, say): lists what
+    /// changed in its workspace since we last heard of it, a page per
+    /// hundred jobs rather than a call per job. The last listing's error,
+    /// if one failed.
+    async fn list_changes_since_last_heard(
+        &self,
+        tracked: &mut HashMap<i64, Job>,
+        report: &mut PassReport,
+    ) -> Result<Option<airbyte_client::Error>, StoreError> {
+        let mut oldest: BTreeMap<String, i64> = BTreeMap::new();
+        for job in tracked.values() {
+            let at = oldest
+                .entry(job.workspace_id.clone())
+                .or_insert(job.updated_at);
+            *at = (*at).min(job.updated_at);
+        }
+        let mut failed = None;
+        for (workspace, since) in oldest {
+            let Ok(workspace_uuid) = Uuid::parse_str(&workspace) else {
+                continue;
+            };
+            let filter = changed_since(workspace_uuid, since);
+            if let Some(error) = self.list_and_apply(&filter, tracked, report).await? {
+                failed = Some(error);
+            }
+        }
+        Ok(failed)
+    }
+
+    /// Still unaccounted for (deleted in Airbyte, or a clock far off):
+    /// asks for each directly. The last error Airbyte answered other than
+    /// not found, if any.
+    async fn ask_for_each_unaccounted(
+        &self,
+        tracked: HashMap<i64, Job>,
+        report: &mut PassReport,
+    ) -> Result<Option<airbyte_client::Error>, StoreError> {
+        let mut failed = None;
+        for job in tracked.into_values() {
+            let Some(airbyte_id) = job.airbyte_job_id else {
+                continue;
+            };
+            report.airbyte_calls += 1;
+            match self.airbyte.get_job(airbyte_id).await {
+                Ok(seen) => {
+                    let mut none = HashMap::from([(airbyte_id, job)]);
+                    self.apply(&seen, &mut none, report).await?;
+                }
+                Err(airbyte_client::Error::NotFound { .. }) => {
+                    self.fail_gone(&job, airbyte_id, report).await?;
+                }
+                Err(error) => failed = Some(error),
+            }
+        }
+        Ok(failed)
+    }
+
+    /// Gone from Airbyte: it will never end there, and it would hold its
+    /// connection's queue forever, so it fails.
+    async fn fail_gone(
+        &self,
+        job: &Job,
+        airbyte_id: i64,
+        report: &mut PassReport,
+    ) -> Result<(), StoreError> {
+        let error = format!("Airbyte no longer knows job {airbyte_id}");
+        if self
+            .store
+            .update_job(
+                &job.id,
+                &JobChange {
+                    error: Some(&error),
+                    ..JobChange::to(JobState::Failed)
+                },
+                self.clock.now_ms(),
+            )
+            .await?
+        {
+            report.updated += 1;
+        }
+        Ok(())
     }
 
     /// Lists every page of `filter` and records what it says; the listing's
@@ -459,6 +494,36 @@ pub enum TrackError {
     Store(#[from] StoreError),
     #[error("Airbyte: {0}")]
     Airbyte(#[from] airbyte_client::Error),
+}
+
+/// The workspace's jobs updated since `since` (minus the overlap), oldest
+/// change first, a page of 100 at a time.
+fn changed_since(workspace: Uuid, since: i64) -> JobFilter {
+    JobFilter {
+        workspace_ids: vec![workspace],
+        updated_at_start: Some(to_time(since - OVERLAP_MS)),
+        order_by: Some(JobOrder::UpdatedAtAsc),
+        limit: Some(100),
+        ..JobFilter::default()
+    }
+}
+
+/// The workspace's active jobs, one listing per active status.
+fn active_jobs(workspace: Uuid) -> Vec<JobFilter> {
+    [
+        JobStatus::Pending,
+        JobStatus::Queued,
+        JobStatus::Running,
+        JobStatus::Incomplete,
+    ]
+    .into_iter()
+    .map(|status| JobFilter {
+        workspace_ids: vec![workspace],
+        status: Some(status),
+        limit: Some(100),
+        ..JobFilter::default()
+    })
+    .collect()
 }
 
 fn to_time(ms: i64) -> OffsetDateTime {
