@@ -187,31 +187,15 @@ impl Dispatcher {
         // A POST may already have gone out for this job: adopt its result,
         // even when the job is to be cancelled (the tracker then cancels
         // it in Airbyte; cancelling here would leave that sync running).
-        if let Some(requested_at) = earlier_request {
-            match self.find_started(job, connection_id, requested_at).await {
-                Ok(Some(found)) => return self.started(job, found, true).await,
-                Ok(None) => {}
-                Err(error) => {
-                    return self
-                        .requeue(
-                            job,
-                            &format!("cannot reconcile with Airbyte: {error}"),
-                            false,
-                            true,
-                        )
-                        .await;
-                }
-            }
+        if let Some(requested_at) = earlier_request
+            && let Some(outcome) = self
+                .adopt_earlier_start(job, connection_id, requested_at)
+                .await?
+        {
+            return Ok(outcome);
         }
         if job.cancel_requested {
-            self.store
-                .update_job(
-                    &job.id,
-                    &JobChange::to(JobState::Cancelled),
-                    self.clock.now_ms(),
-                )
-                .await?;
-            return Ok(Outcome::Cancelled);
+            return self.cancel_unstarted(job).await;
         }
         // The claim noted (durably) that this POST is going out, keeping
         // an earlier note's time: the earliest time a POST may have gone out.
@@ -225,6 +209,57 @@ impl Dispatcher {
         let answer = self
             .with_heartbeat(job, self.airbyte.create_job(connection_id, job_type))
             .await;
+        self.record_answer(job, connection_id, earlier_request, requested_at, answer)
+            .await
+    }
+
+    /// Looks for the Airbyte job an earlier `POST /jobs` (sent at
+    /// `requested_at`) started: the outcome when that settles the job (the
+    /// Airbyte job found, adopted; or back to the queue, still to
+    /// reconcile, when Airbyte cannot tell), `None` when there is none.
+    async fn adopt_earlier_start(
+        &self,
+        job: &Job,
+        connection_id: Uuid,
+        requested_at: i64,
+    ) -> Result<Option<Outcome>, StoreError> {
+        match self.find_started(job, connection_id, requested_at).await {
+            Ok(Some(found)) => self.started(job, found, true).await.map(Some),
+            Ok(None) => Ok(None),
+            Err(error) => self
+                .requeue(
+                    job,
+                    &format!("cannot reconcile with Airbyte: {error}"),
+                    false,
+                    true,
+                )
+                .await
+                .map(Some),
+        }
+    }
+
+    /// Cancelled before it reached Airbyte.
+    async fn cancel_unstarted(&self, job: &Job) -> Result<Outcome, StoreError> {
+        self.store
+            .update_job(
+                &job.id,
+                &JobChange::to(JobState::Cancelled),
+                self.clock.now_ms(),
+            )
+            .await?;
+        Ok(Outcome::Cancelled)
+    }
+
+    /// Records Airbyte's answer to the `POST /jobs` sent for `job` (noted
+    /// at `requested_at`; `earlier_request` as in [`Dispatcher::handle`]).
+    async fn record_answer(
+        &self,
+        job: &Job,
+        connection_id: Uuid,
+        earlier_request: Option<i64>,
+        requested_at: i64,
+        answer: Result<airbyte_client::Job, AirbyteError>,
+    ) -> Result<Outcome, StoreError> {
         match answer {
             Ok(created) => self.started(job, created, false).await,
             Err(error) if error.is_ambiguous() => {
@@ -244,21 +279,12 @@ impl Dispatcher {
             }) => {
                 // The sync running there may be ours, started by an earlier
                 // POST whose answer was lost.
-                if earlier_request.is_some() {
-                    match self.find_started(job, connection_id, requested_at).await {
-                        Ok(Some(found)) => return self.started(job, found, true).await,
-                        Ok(None) => {}
-                        Err(error) => {
-                            return self
-                                .requeue(
-                                    job,
-                                    &format!("cannot reconcile with Airbyte: {error}"),
-                                    false,
-                                    true,
-                                )
-                                .await;
-                        }
-                    }
+                if earlier_request.is_some()
+                    && let Some(outcome) = self
+                        .adopt_earlier_start(job, connection_id, requested_at)
+                        .await?
+                {
+                    return Ok(outcome);
                 }
                 self.wait_busy(job, earlier_request.is_some()).await
             }
