@@ -76,65 +76,23 @@ impl Store {
         request: &audit::Entry,
     ) -> Result<Recorded, StoreError> {
         let id = JobId::generate();
-        let finished_at = job.state.is_terminal().then_some(now);
         let mut tx = self.begin_write().await?;
-        let inserted = sqlx::query(
-            "INSERT INTO jobs (id, connection_id, workspace_id, job_type, state, airbyte_job_id, attempts, \
-             max_attempts, run_after, cancel_requested, requested_by, requester, channel, created_at, updated_at, \
-             finished_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, 1, 1, $7, 0, $8, $9, $10, $7, $7, $11) ON CONFLICT DO NOTHING",
-        )
-        .bind(id.as_str())
-        .bind(job.connection_id)
-        .bind(job.workspace_id)
-        .bind(job.job_type.as_str())
-        .bind(job.state.as_str())
-        .bind(job.airbyte_job_id)
-        .bind(now)
-        .bind(job.requested_by)
-        .bind(job.requester.to_string())
-        .bind(job.channel.as_str())
-        .bind(finished_at)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        let detail = format!(
-            "started in Airbyte as job {} through the {} channel",
-            job.airbyte_job_id,
-            job.channel.as_str()
-        );
+        let inserted = insert_row(&mut tx, &id, job, now).await?;
         let mut entry = request.clone();
         entry.connection_id = Some(job.connection_id.to_owned());
         entry.workspace_id = Some(job.workspace_id.to_owned());
         entry.airbyte_job_id = Some(job.airbyte_job_id);
         let outcome = if inserted == 1 {
+            let detail = format!(
+                "started in Airbyte as job {} through the {} channel",
+                job.airbyte_job_id,
+                job.channel.as_str()
+            );
             insert_event(&mut tx, &id, job.state, now, &detail).await?;
             entry.job_id = Some(id.to_string());
             Outcome::New
         } else {
-            let adopted = sqlx::query(
-                "UPDATE jobs SET channel = $1, requested_by = $2, requester = $3, updated_at = $4 \
-                 WHERE airbyte_job_id = $5 AND channel = 'airbyte'",
-            )
-            .bind(job.channel.as_str())
-            .bind(job.requested_by)
-            .bind(job.requester.to_string())
-            .bind(now)
-            .bind(job.airbyte_job_id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            let existing: Option<String> =
-                sqlx::query_scalar("SELECT id FROM jobs WHERE airbyte_job_id = $1")
-                    .bind(job.airbyte_job_id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            entry.job_id.clone_from(&existing);
-            match (adopted, existing) {
-                (1, Some(_)) => Outcome::Adopted,
-                (_, Some(_)) => Outcome::Existing,
-                (_, None) => Outcome::Busy,
-            }
+            adopt_or_leave(&mut tx, job, now, &mut entry).await?
         };
         entry.outcome = Some(
             match outcome {
@@ -145,13 +103,21 @@ impl Store {
         );
         super::audit::append(&mut tx, &entry, now).await?;
         tx.commit().await?;
+        self.recorded(job.airbyte_job_id, outcome).await
+    }
+
+    /// What recording did, with the job's row as it now is.
+    async fn recorded(
+        &self,
+        airbyte_job_id: i64,
+        outcome: Outcome,
+    ) -> Result<Recorded, StoreError> {
         let row = || async {
-            self.get_job_by_airbyte_id(job.airbyte_job_id)
+            self.get_job_by_airbyte_id(airbyte_job_id)
                 .await?
                 .ok_or_else(|| {
                     StoreError::Corrupt(format!(
-                        "Airbyte job {} vanished after it was recorded",
-                        job.airbyte_job_id
+                        "Airbyte job {airbyte_job_id} vanished after it was recorded"
                     ))
                 })
         };
@@ -162,6 +128,72 @@ impl Store {
             Outcome::Busy => Recorded::ConnectionBusy,
         })
     }
+}
+
+/// Inserts the row of a started job unless a unique index refuses it
+/// (`ON CONFLICT DO NOTHING`); the rows inserted (0 or 1).
+async fn insert_row(
+    conn: &mut AnyConnection,
+    id: &JobId,
+    job: &StartedJob<'_>,
+    now: i64,
+) -> Result<u64, StoreError> {
+    let finished_at = job.state.is_terminal().then_some(now);
+    let inserted = sqlx::query(
+        "INSERT INTO jobs (id, connection_id, workspace_id, job_type, state, airbyte_job_id, attempts, \
+         max_attempts, run_after, cancel_requested, requested_by, requester, channel, created_at, updated_at, \
+         finished_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, 1, 1, $7, 0, $8, $9, $10, $7, $7, $11) ON CONFLICT DO NOTHING",
+    )
+    .bind(id.as_str())
+    .bind(job.connection_id)
+    .bind(job.workspace_id)
+    .bind(job.job_type.as_str())
+    .bind(job.state.as_str())
+    .bind(job.airbyte_job_id)
+    .bind(now)
+    .bind(job.requested_by)
+    .bind(job.requester.to_string())
+    .bind(job.channel.as_str())
+    .bind(finished_at)
+    .execute(conn)
+    .await?
+    .rows_affected();
+    Ok(inserted)
+}
+
+/// When the row was not inserted: adopts the Airbyte job's row if the
+/// tracker recorded it as Airbyte's own, and names in `entry` the row
+/// there is (none when the connection's active job refused the insert).
+async fn adopt_or_leave(
+    conn: &mut AnyConnection,
+    job: &StartedJob<'_>,
+    now: i64,
+    entry: &mut audit::Entry,
+) -> Result<Outcome, StoreError> {
+    let adopted = sqlx::query(
+        "UPDATE jobs SET channel = $1, requested_by = $2, requester = $3, updated_at = $4 \
+         WHERE airbyte_job_id = $5 AND channel = 'airbyte'",
+    )
+    .bind(job.channel.as_str())
+    .bind(job.requested_by)
+    .bind(job.requester.to_string())
+    .bind(now)
+    .bind(job.airbyte_job_id)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    let existing: Option<String> =
+        sqlx::query_scalar("SELECT id FROM jobs WHERE airbyte_job_id = $1")
+            .bind(job.airbyte_job_id)
+            .fetch_optional(&mut *conn)
+            .await?;
+    entry.job_id.clone_from(&existing);
+    Ok(match (adopted, existing) {
+        (1, Some(_)) => Outcome::Adopted,
+        (_, Some(_)) => Outcome::Existing,
+        (_, None) => Outcome::Busy,
+    })
 }
 
 #[derive(Debug, Clone, Copy)]

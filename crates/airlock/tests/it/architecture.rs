@@ -393,7 +393,6 @@ const NOT_YET_SPLIT: &[&str] = &[
     "crates/airlock/src/identity/principal.rs:preset",
     "crates/airlock/src/metrics.rs:render",
     "crates/airlock/src/policy/mod.rs",
-    "crates/airlock/src/store/front.rs:insert_started_job",
 ];
 
 #[test]
