@@ -68,8 +68,6 @@ pub enum ResourceRef {
 /// `POST /jobs` maps to jobs:sync; its handler asks [`job_permission`] for
 /// the body's `jobType` (a reset needs jobs:reset).
 pub fn classify(method: &Method, path: &str) -> Option<(Permission, ResourceRef)> {
-    use Permission::{AirbyteWrite, ConnectionsRead, JobsCancel, JobsRead, JobsSync};
-    use ResourceRef as R;
     let rest = path.strip_prefix('/')?;
     let segments: Vec<&str> = rest.split('/').collect();
     let read = *method == Method::GET;
@@ -78,13 +76,30 @@ pub fn classify(method: &Method, path: &str) -> Option<(Permission, ResourceRef)
         return None;
     }
     let m = method.as_str();
-    let found = match segments.as_slice() {
-        ["jobs"] => match m {
+    match segments.as_slice() {
+        ["jobs", rest @ ..] => jobs(m, rest),
+        ["connections", rest @ ..] => connections(m, rest),
+        ["workspaces", rest @ ..] => workspaces(m, rest),
+        [kind @ ("sources" | "destinations"), rest @ ..] => sources_or_destinations(m, kind, rest),
+        ["streams"] => match m {
+            "GET" => Some((Permission::ConnectionsRead, ResourceRef::Streams)),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// `/jobs` and `/jobs/{id}` (`rest` is what follows `jobs`).
+fn jobs(m: &str, rest: &[&str]) -> Option<(Permission, ResourceRef)> {
+    use Permission::{JobsCancel, JobsRead, JobsSync};
+    use ResourceRef as R;
+    let found = match rest {
+        [] => match m {
             "GET" => (JobsRead, R::List(Listing::Jobs)),
             "POST" => (JobsSync, R::NewJob),
             _ => return None,
         },
-        ["jobs", id] => {
+        [id] => {
             let id = job_id(id)?;
             match m {
                 "GET" => (JobsRead, R::Job(id)),
@@ -92,12 +107,23 @@ pub fn classify(method: &Method, path: &str) -> Option<(Permission, ResourceRef)
                 _ => return None,
             }
         }
-        ["connections"] => match m {
+        _ => return None,
+    };
+    Some(found)
+}
+
+/// `/connections` and `/connections/{id}` (`rest` is what follows
+/// `connections`).
+fn connections(m: &str, rest: &[&str]) -> Option<(Permission, ResourceRef)> {
+    use Permission::{AirbyteWrite, ConnectionsRead};
+    use ResourceRef as R;
+    let found = match rest {
+        [] => match m {
             "GET" => (ConnectionsRead, R::List(Listing::Connections)),
             "POST" => (AirbyteWrite, R::NewConnection),
             _ => return None,
         },
-        ["connections", id] => {
+        [id] => {
             let id = uuid(id)?;
             match m {
                 "GET" => (ConnectionsRead, R::Connection(id)),
@@ -105,12 +131,23 @@ pub fn classify(method: &Method, path: &str) -> Option<(Permission, ResourceRef)
                 _ => return None,
             }
         }
-        ["workspaces"] => match m {
+        _ => return None,
+    };
+    Some(found)
+}
+
+/// `/workspaces`, `/workspaces/{id}` and its `oauthCredentials` (`rest` is
+/// what follows `workspaces`).
+fn workspaces(m: &str, rest: &[&str]) -> Option<(Permission, ResourceRef)> {
+    use Permission::{AirbyteWrite, ConnectionsRead};
+    use ResourceRef as R;
+    let found = match rest {
+        [] => match m {
             "GET" => (ConnectionsRead, R::List(Listing::Workspaces)),
             "POST" => (AirbyteWrite, R::Global),
             _ => return None,
         },
-        ["workspaces", id] => {
+        [id] => {
             let id = uuid(id)?;
             match m {
                 "GET" => (ConnectionsRead, R::Workspace(id)),
@@ -118,21 +155,36 @@ pub fn classify(method: &Method, path: &str) -> Option<(Permission, ResourceRef)
                 _ => return None,
             }
         }
-        ["workspaces", id, "oauthCredentials"] => {
+        [id, "oauthCredentials"] => {
             let id = uuid(id)?;
             match m {
                 "PUT" => (AirbyteWrite, R::Workspace(id)),
                 _ => return None,
             }
         }
-        ["sources", "initiateOAuth"] => match m {
+        _ => return None,
+    };
+    Some(found)
+}
+
+/// `/sources/initiateOAuth`, and `/{kind}` and `/{kind}/{id}` for `kind`
+/// `sources` or `destinations` (`rest` is what follows `kind`).
+fn sources_or_destinations(
+    m: &str,
+    kind: &str,
+    rest: &[&str],
+) -> Option<(Permission, ResourceRef)> {
+    use Permission::{AirbyteWrite, ConnectionsRead};
+    use ResourceRef as R;
+    let found = match rest {
+        ["initiateOAuth"] if kind == "sources" => match m {
             "POST" => (AirbyteWrite, R::NewInWorkspace),
             _ => return None,
         },
-        [kind @ ("sources" | "destinations")] => match m {
+        [] => match m {
             "GET" => (
                 ConnectionsRead,
-                R::List(if *kind == "sources" {
+                R::List(if kind == "sources" {
                     Listing::Sources
                 } else {
                     Listing::Destinations
@@ -141,9 +193,9 @@ pub fn classify(method: &Method, path: &str) -> Option<(Permission, ResourceRef)
             "POST" => (AirbyteWrite, R::NewInWorkspace),
             _ => return None,
         },
-        [kind @ ("sources" | "destinations"), id] => {
+        [id] => {
             let id = uuid(id)?;
-            let resource = if *kind == "sources" {
+            let resource = if kind == "sources" {
                 R::Source(id)
             } else {
                 R::Destination(id)
@@ -154,10 +206,6 @@ pub fn classify(method: &Method, path: &str) -> Option<(Permission, ResourceRef)
                 _ => return None,
             }
         }
-        ["streams"] => match m {
-            "GET" => (ConnectionsRead, R::Streams),
-            _ => return None,
-        },
         _ => return None,
     };
     Some(found)
