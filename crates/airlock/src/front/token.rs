@@ -214,6 +214,18 @@ impl Exchange {
         now_ms: i64,
     ) -> Result<(SecretString, u64), FrontError> {
         let endpoint = self.endpoint(http).await?;
+        let mut form = self.token_form();
+        let request = http
+            .post(&endpoint)
+            .header(reqwest::header::ACCEPT, "application/json");
+        let request = self.authenticate(request, &mut form, credentials);
+        let (status, body) = self.send(request, &form).await?;
+        self.check_status(status, &body, credentials)?;
+        self.issued_token(&body, now_ms)
+    }
+
+    /// The token request's form, without the client's credentials.
+    fn token_form(&self) -> Vec<(&str, &str)> {
         let mut form: Vec<(&str, &str)> = vec![("grant_type", "client_credentials")];
         if let Some(audience) = &self.audience {
             form.push(("audience", audience));
@@ -225,10 +237,18 @@ impl Exchange {
         if let Some(scope) = &self.scope {
             form.push(("scope", scope));
         }
+        form
+    }
+
+    /// Adds the caller's credentials the way the provider wants them: as
+    /// HTTP Basic on `request`, or in `form`.
+    fn authenticate<'a>(
+        &self,
+        mut request: reqwest::RequestBuilder,
+        form: &mut Vec<(&'a str, &'a str)>,
+        credentials: &'a Credentials,
+    ) -> reqwest::RequestBuilder {
         let secret = credentials.client_secret.expose_secret();
-        let mut request = http
-            .post(&endpoint)
-            .header(reqwest::header::ACCEPT, "application/json");
         match self.method {
             TokenAuthMethod::ClientSecretBasic => {
                 let encode =
@@ -244,7 +264,17 @@ impl Exchange {
                 form.push(("client_secret", secret));
             }
         }
-        let response = request.form(&form).send().await.map_err(|error| {
+        request
+    }
+
+    /// Sends the token request with `form`; the answer's status and its
+    /// JSON body (`null` when it is not JSON).
+    async fn send(
+        &self,
+        request: reqwest::RequestBuilder,
+        form: &[(&str, &str)],
+    ) -> Result<(StatusCode, Value), FrontError> {
+        let response = request.form(form).send().await.map_err(|error| {
             tracing::warn!(error = %error.without_url(), issuer = %self.issuer.issuer, "token endpoint unreachable");
             FrontError::BadGateway("the identity provider")
         })?;
@@ -254,6 +284,18 @@ impl Exchange {
             FrontError::BadGateway("the identity provider")
         })?;
         let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        Ok((status, body))
+    }
+
+    /// Refuses the exchange unless the provider answered with success: a
+    /// 400 or 401 refused the caller's credentials, anything else is the
+    /// provider's failure.
+    fn check_status(
+        &self,
+        status: StatusCode,
+        body: &Value,
+        credentials: &Credentials,
+    ) -> Result<(), FrontError> {
         if status == StatusCode::BAD_REQUEST || status == StatusCode::UNAUTHORIZED {
             // The provider's error code says why (invalid_client,
             // invalid_target, ...); the caller only learns it failed.
@@ -277,6 +319,12 @@ impl Exchange {
             tracing::warn!(status = status.as_u16(), issuer = %self.issuer.issuer, "token endpoint failed");
             return Err(FrontError::BadGateway("the identity provider"));
         }
+        Ok(())
+    }
+
+    /// The bearer token of a successful answer and its lifetime in seconds
+    /// (`expires_in`, else the token's own `exp`, else 300).
+    fn issued_token(&self, body: &Value, now_ms: i64) -> Result<(SecretString, u64), FrontError> {
         let token = body
             .get("access_token")
             .and_then(Value::as_str)
