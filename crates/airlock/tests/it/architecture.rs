@@ -389,7 +389,6 @@ const NOT_YET_SPLIT: &[&str] = &[
     "crates/airlock/src/identity/keys.rs",
     "crates/airlock/src/identity/keys.rs:from_jwk",
     "crates/airlock/src/identity/principal.rs:preset",
-    "crates/airlock/src/policy/mod.rs",
 ];
 
 #[test]
