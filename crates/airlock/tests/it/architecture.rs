@@ -382,16 +382,9 @@ fn function_name(line: &str) -> Option<String> {
     None
 }
 
-/// Files and functions (`path:fn`) that break the size rule and wait for
-/// their split. The list only shrinks: an entry that no longer breaks the
-/// rule fails the test until it is removed.
-const NOT_YET_SPLIT: &[&str] = &[
-];
-
 #[test]
 fn no_source_file_or_function_is_too_long() {
     let mut problems = Vec::new();
-    let mut waiting: BTreeSet<&str> = NOT_YET_SPLIT.iter().copied().collect();
     for krate in CRATES {
         let src = repository().join("crates").join(krate).join("src");
         for file in sources(&src) {
@@ -401,8 +394,7 @@ fn no_source_file_or_function_is_too_long() {
                 .strip_prefix(repository())
                 .expect("in the repository");
             let lines = text.lines().count();
-            let file_key = name.display().to_string();
-            if lines > MAX_FILE_LINES && !waiting.remove(file_key.as_str()) {
+            if lines > MAX_FILE_LINES {
                 problems.push(format!(
                     "{}: {lines} lines (at most {MAX_FILE_LINES})",
                     name.display()
@@ -411,20 +403,12 @@ fn no_source_file_or_function_is_too_long() {
             // Lengths are in the file's own lines: comments inside a
             // function count, as they are read too.
             for (function, at, length) in long_functions(&code_lines(&text), MAX_FUNCTION_LINES) {
-                if waiting.remove(format!("{file_key}:{function}").as_str()) {
-                    continue;
-                }
                 problems.push(format!(
                     "{}:{at}: fn {function} is {length} lines (at most {MAX_FUNCTION_LINES})",
                     name.display()
                 ));
             }
         }
-    }
-    for entry in waiting {
-        problems.push(format!(
-            "{entry} is within the size rule now: remove it from NOT_YET_SPLIT"
-        ));
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
