@@ -24,7 +24,7 @@ use crate::identity::Principal;
 use crate::jobs::view::JobView;
 use crate::jobs::view::rfc3339;
 use crate::jobs::{Job, JobId, JobState};
-use crate::policy::{ConnectionResource, Permission, Resource};
+use crate::policy::Permission;
 use crate::web::problem::responses::{Forbidden, Unauthorized, Unavailable};
 use crate::web::session::Session;
 use crate::web::{ApiError, AppState, Caller};
@@ -189,16 +189,7 @@ impl Follow {
             let Some(Some(job)) = jobs.get(&job_id) else {
                 continue;
             };
-            let resource = match snapshot.resolve(&job.connection_id) {
-                Some(connection) => connection.resource(),
-                None => Resource::Connection(ConnectionResource {
-                    id: job.connection_id.clone(),
-                    slug: String::new(),
-                    workspace_id: job.workspace_id.clone(),
-                    workspace_name: None,
-                    tags: Vec::new(),
-                }),
-            };
+            let resource = crate::service::jobs::job_resource_in(&snapshot, job);
             if !policy.allows(&self.principal, Permission::JobsRead, &resource) {
                 continue;
             }

@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 
 use super::ServiceError;
 use super::connections::resolve;
-use crate::connections::ConnectionInfo;
+use crate::connections::{ConnectionInfo, Snapshot};
 use crate::jobs::{Channel, Job, JobId, JobState, JobType, JobsConfig, NewJob};
 use crate::policy::{ConnectionResource, Permission, Resource, Scope};
 use crate::store::jobs::{IdempotencyKey, Inserted, JobChange, JobFilter};
@@ -230,7 +230,13 @@ pub async fn wait_for_end(
 /// The policy's view of a job's connection (from the catalog when it still
 /// knows the connection).
 pub fn job_resource(state: &AppState, job: &Job) -> Resource {
-    match state.catalog().snapshot().resolve(&job.connection_id) {
+    job_resource_in(&state.catalog().snapshot(), job)
+}
+
+/// [`job_resource`] with a catalog snapshot already at hand (a stream
+/// deciding on many jobs takes one snapshot for all of them).
+pub fn job_resource_in(snapshot: &Snapshot, job: &Job) -> Resource {
+    match snapshot.resolve(&job.connection_id) {
         Some(connection) => connection.resource(),
         None => Resource::Connection(ConnectionResource {
             id: job.connection_id.clone(),
