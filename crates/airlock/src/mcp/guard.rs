@@ -12,8 +12,8 @@ use axum::http::request::Parts;
 use axum::middleware::Next;
 use axum::response::Response;
 
-use crate::audit;
 use crate::host_gate::Gate;
+use crate::web::auth::Unidentified;
 use crate::web::request_id::{PassThrough, X_REQUEST_ID};
 use crate::web::{ApiError, AppState, Caller, ChannelTag, RequestId};
 
@@ -78,15 +78,14 @@ async fn refuse(state: &AppState, parts: &Parts, request_id: &RequestId, reason:
         origin = origin.as_deref().unwrap_or(""),
         "MCP request refused: host or origin not allowed (see [mcp] in the configuration)"
     );
-    let entry = audit::Entry {
-        origin: crate::web::auth::origin_of(parts, &request_id.0),
-        channel: "mcp".to_owned(),
-        action: "mcp.connect".to_owned(),
-        decision: "deny".to_owned(),
-        reason: Some(reason.to_owned()),
-        outcome: Some("403".to_owned()),
-        detail: Some(serde_json::json!({"host": host, "origin": origin})),
-        ..audit::Entry::default()
+    let refusal = Unidentified {
+        channel: "mcp",
+        action: "mcp.connect",
+        reason,
+        status: "403",
+        detail: serde_json::json!({"host": host, "origin": origin}),
     };
-    state.audit(&entry).await;
+    refusal
+        .record(state, crate::web::auth::origin_of(parts, &request_id.0))
+        .await;
 }

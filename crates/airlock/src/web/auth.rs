@@ -225,17 +225,43 @@ async fn refuse(
         "authentication failed"
     );
     state.metrics().authentication_failure(reason);
-    let entry = audit::Entry {
-        origin,
-        channel: channel.to_owned(),
-        action: "authenticate".to_owned(),
-        decision: "deny".to_owned(),
-        reason: Some(reason.to_owned()),
-        outcome: Some("401".to_owned()),
-        detail: Some(serde_json::json!({"path": parts.uri.path()})),
-        ..audit::Entry::default()
+    let refusal = Unidentified {
+        channel,
+        action: "authenticate",
+        reason,
+        status: "401",
+        detail: serde_json::json!({"path": parts.uri.path()}),
     };
-    state.audit(&entry).await;
+    refusal.record(state, origin).await;
+}
+
+/// A refusal of a request before anyone is identified (a credential that
+/// does not verify, a door's host gate): what the audit trail records of it.
+#[derive(Debug)]
+pub struct Unidentified<'a> {
+    pub channel: &'a str,
+    pub action: &'a str,
+    pub reason: &'a str,
+    /// The status answered.
+    pub status: &'a str,
+    pub detail: serde_json::Value,
+}
+
+impl Unidentified<'_> {
+    /// Writes the refusal's audit record (a failure is logged).
+    pub async fn record(self, state: &AppState, origin: audit::Origin) {
+        let entry = audit::Entry {
+            origin,
+            channel: self.channel.to_owned(),
+            action: self.action.to_owned(),
+            decision: "deny".to_owned(),
+            reason: Some(self.reason.to_owned()),
+            outcome: Some(self.status.to_owned()),
+            detail: Some(self.detail),
+            ..audit::Entry::default()
+        };
+        state.audit(&entry).await;
+    }
 }
 
 impl Caller {
