@@ -5,7 +5,7 @@
 //! includes the previous record's hash. The canonical encoding is the JSON
 //! object of every field but `hash`, with keys in lexicographic order, no
 //! whitespace, absent values as `null` (see [`Record::canonical`]).
-//! Appending (`crate::store::audit`) locks the chain head (`audit_head`)
+//! Appending (in the store) locks the chain head (`audit_head`)
 //! inside the transaction of the change the record describes, so records
 //! and changes commit together and the chain has no gaps or forks.
 

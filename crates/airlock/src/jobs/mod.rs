@@ -1,5 +1,5 @@
 //! Jobs, the domain: what a trigger becomes, its states and ids, and its
-//! shape for users. The queue that runs them is [`crate::queue`].
+//! shape for users. The queue that runs them sits above, in `queue`.
 //!
 //! - [`model`]: the job, its states and ids, and Airbyte's statuses mapped
 //!   to them.

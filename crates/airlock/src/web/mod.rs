@@ -42,7 +42,7 @@ pub struct AppState {
     inner: Arc<Inner>,
 }
 
-/// The parts of [`AppState`], built by the composition root (`crate::app`).
+/// The parts of [`AppState`], built by the composition root.
 #[derive(Debug)]
 pub struct Parts {
     pub config: Config,

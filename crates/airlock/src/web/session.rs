@@ -2,7 +2,7 @@
 //! session it names (from the store, through a short in-memory cache), and
 //! the CSRF check every state-changing request made with it must pass.
 //!
-//! The console (`crate::console`) creates and ends sessions; the `Caller`
+//! The console creates and ends sessions; the `Caller`
 //! extractor only reads them, so that a request from the console meets the
 //! same policy, limits and audit trail as one with a bearer token.
 

@@ -5,10 +5,10 @@
 //!
 //! An import is any `crate::NAME` path (also inside `use crate::{..}`
 //! groups, and `super::` paths that climb to the crate root) in a source
-//! file of one top-level module naming another. Comments, the
-//! `#[cfg(test)]` module that closes a file and test modules of their own
-//! (`tests.rs`) are not the module's code: tests may reach for whatever
-//! helps them. Each table row lists what its module
+//! file of one top-level module naming another, comments included (a doc
+//! link is a dependency a reader follows). The `#[cfg(test)]` module that
+//! closes a file and test modules of their own (`tests.rs`) are not the
+//! module's code: tests may reach for whatever helps them. Each table row lists what its module
 //! uses; a module may only use modules of rows above its own, so the tables
 //! admit no cycle, and every listed use must really be there, so the tables
 //! stay true.
@@ -105,6 +105,12 @@ fn sources(src: &Path) -> Vec<Source> {
 /// The file's own code: without comments and without the closing
 /// `#[cfg(test)]` module.
 fn code_lines(text: &str) -> Vec<(usize, String)> {
+    own_lines(text, false)
+}
+
+/// The file's lines before its closing `#[cfg(test)]` module, comments
+/// kept or not.
+fn own_lines(text: &str, comments: bool) -> Vec<(usize, String)> {
     let lines: Vec<&str> = text.lines().collect();
     let mut out = Vec::new();
     for (i, line) in lines.iter().enumerate() {
@@ -116,7 +122,7 @@ fn code_lines(text: &str) -> Vec<(usize, String)> {
         {
             break;
         }
-        if trimmed.starts_with("//") {
+        if !comments && trimmed.starts_with("//") {
             continue;
         }
         out.push((i + 1, line.to_string()));
@@ -194,7 +200,9 @@ fn uses(krate: &str) -> (BTreeSet<String>, BTreeMap<(String, String), String>) {
     let mut edges = BTreeMap::new();
     for file in &files {
         let text = std::fs::read_to_string(&file.path).expect("readable source");
-        for (number, line) in code_lines(&text) {
+        // Doc comments count: a link or a path a reader is sent to is a
+        // dependency too.
+        for (number, line) in own_lines(&text, true) {
             for target in imported(&line, file.depth) {
                 if target != file.module && modules.contains(&target) {
                     let place = format!(
