@@ -433,15 +433,7 @@ impl Dispatcher {
             error: "a sync is already running on this connection in Airbyte",
             start_may_exist,
         };
-        if self
-            .store
-            .requeue(&job.id, Some(&self.owner), &requeue, self.clock.now_ms())
-            .await?
-        {
-            Ok(Outcome::Requeued)
-        } else {
-            Ok(Outcome::LostLease)
-        }
+        self.put_back(job, &requeue).await
     }
 
     async fn requeue(
@@ -466,15 +458,20 @@ impl Dispatcher {
             error,
             start_may_exist,
         };
-        if self
+        self.put_back(job, &requeue).await
+    }
+
+    /// Puts the job back in the queue while this dispatcher still holds it.
+    async fn put_back(&self, job: &Job, requeue: &Requeue<'_>) -> Result<Outcome, StoreError> {
+        let held = self
             .store
-            .requeue(&job.id, Some(&self.owner), &requeue, self.clock.now_ms())
-            .await?
-        {
-            Ok(Outcome::Requeued)
+            .requeue(&job.id, Some(&self.owner), requeue, self.clock.now_ms())
+            .await?;
+        Ok(if held {
+            Outcome::Requeued
         } else {
-            Ok(Outcome::LostLease)
-        }
+            Outcome::LostLease
+        })
     }
 
     async fn fail(&self, job: &Job, error: &str) -> Result<Outcome, StoreError> {
