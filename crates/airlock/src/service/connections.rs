@@ -61,12 +61,3 @@ pub fn permissions_on(
         .map(Permission::as_str)
         .collect()
 }
-
-/// Whether the caller may read `connection`.
-pub fn readable(state: &AppState, caller: &Caller, connection: &ConnectionInfo) -> bool {
-    state.policy().allows(
-        &caller.principal,
-        Permission::ConnectionsRead,
-        &connection.resource(),
-    )
-}
