@@ -5,17 +5,19 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use airbyte_client::{AirbyteClient, Auth, CallObserver, ClientConfig, Url};
+use airbyte_client::{AirbyteClient, CallObserver};
 use anyhow::Context;
 use axum::Router;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
+use crate::airbyte::AirbyteConfig;
 use crate::clock::{SharedClock, SystemClock};
-use crate::config::{AirbyteAuth, Config};
+use crate::config::Config;
 use crate::connections::Catalog;
 use crate::identity::{Authenticator, HttpKeySource, IssuerConfig, KeySource};
+use crate::jobs::JobsConfig;
 use crate::metrics::Metrics;
 use crate::queue::dispatcher::Dispatcher;
 use crate::queue::tracker::Tracker;
@@ -55,45 +57,30 @@ pub struct App {
     webhooks: crate::webhooks::Deliverer,
     /// This replica's name in job leases.
     replica: String,
+    /// `[jobs] poll_interval_secs`: how often the tracker polls Airbyte.
+    poll_every: Duration,
+    /// `[server]`'s limits per connection.
+    limits: crate::server::Limits,
+    /// `[mcp]`: which hosts and origins `/mcp` answers.
+    mcp: crate::mcp::McpConfig,
 }
 
 /// Airlock's Airbyte client, from `[airbyte]`; `observer` (the metrics) is
 /// told about every call.
 pub fn airbyte_client(
-    config: &Config,
+    config: &AirbyteConfig,
     lookup_env: &dyn Fn(&str) -> Option<String>,
     observer: Option<Arc<dyn CallObserver>>,
 ) -> anyhow::Result<AirbyteClient> {
-    let auth = match config.airbyte.auth(lookup_env)? {
-        AirbyteAuth::ClientCredentials {
-            client_id,
-            client_secret,
-        } => Auth::ClientCredentials {
-            client_id,
-            client_secret: client_secret.to_secret_string(),
-        },
-        AirbyteAuth::Bearer(token) => Auth::Bearer(token.to_secret_string()),
-        AirbyteAuth::Basic { username, password } => Auth::Basic {
-            username,
-            password: password.to_secret_string(),
-        },
-        AirbyteAuth::None => Auth::None,
-    };
-    let base = Url::parse(&config.airbyte.url).context("airbyte.url")?;
-    let mut client_config = ClientConfig::new(base, auth);
-    client_config.timeout = config.airbyte.timeout();
-    client_config.observer = observer;
-    if let Some(url) = &config.airbyte.config_api_url {
-        client_config.config_api_url = Some(Url::parse(url).context("airbyte.config_api_url")?);
-    }
-    AirbyteClient::new(client_config).context("cannot build the Airbyte client")
+    let settings = config.client_config(lookup_env, observer)?;
+    AirbyteClient::new(settings).context("cannot build the Airbyte client")
 }
 
 /// The token verifier: the configured issuers (keys fetched over HTTP),
 /// the `extra` ones (the demo's, tests'), and the front's service-account
 /// issuer; every issuer's keys loaded once before serving.
 async fn authenticator(
-    config: &Config,
+    configured: &[IssuerConfig],
     extra: Vec<(IssuerConfig, Arc<dyn KeySource>)>,
     front: &crate::front::Front,
     clock: &SharedClock,
@@ -102,8 +89,7 @@ async fn authenticator(
         .timeout(Duration::from_secs(10))
         .build()
         .context("cannot build the HTTP client for identity providers")?;
-    let mut issuers: Vec<(IssuerConfig, Arc<dyn KeySource>)> = config
-        .issuers
+    let mut issuers: Vec<(IssuerConfig, Arc<dyn KeySource>)> = configured
         .iter()
         .map(|issuer| {
             let source: Arc<dyn KeySource> = Arc::new(HttpKeySource::new(http.clone(), issuer));
@@ -122,7 +108,7 @@ async fn authenticator(
 fn job_queue(
     store: &Store,
     airbyte: &AirbyteClient,
-    config: &Config,
+    config: &JobsConfig,
     clock: &SharedClock,
     catalog: &Arc<Catalog>,
     replica: &str,
@@ -131,7 +117,7 @@ fn job_queue(
     let mut dispatcher = Dispatcher::new(
         store.clone(),
         airbyte.clone(),
-        config.jobs.clone(),
+        config.clone(),
         Arc::clone(clock),
         replica.to_owned(),
     );
@@ -139,7 +125,7 @@ fn job_queue(
     let mut tracker = Tracker::new(
         store.clone(),
         airbyte.clone(),
-        config.jobs.clone(),
+        config.clone(),
         Arc::clone(clock),
         Arc::clone(catalog) as Arc<dyn crate::queue::tracker::KnownConnections>,
     );
@@ -157,7 +143,7 @@ impl App {
             .with_context(|| format!("cannot open storage {}", redact_url(&config.storage.url)))?;
         let metrics = Arc::new(Metrics::new());
         let airbyte = airbyte_client(
-            &config,
+            &config.airbyte,
             &lookup,
             Some(Arc::clone(&metrics) as Arc<dyn CallObserver>),
         )?;
@@ -170,14 +156,17 @@ impl App {
             tracing::warn!(error = %error, "cannot list Airbyte connections yet; will retry");
         }
         // Service accounts: Airlock's own issuer, verified like any other.
-        let front = Arc::new(crate::front::Front::from_config(&config, &lookup)?);
-        let authenticator = authenticator(&config, extras.issuers, &front, &clock).await?;
+        let front = Arc::new(crate::front::Front::from_config(
+            &config.front_setup(),
+            &lookup,
+        )?);
+        let authenticator = authenticator(&config.issuers, extras.issuers, &front, &clock).await?;
         let policy = config.policy()?;
         let replica: String = extras
             .replica
             .unwrap_or_else(|| format!("{}-{}", hostname(), uuid::Uuid::new_v4().simple()));
         let (dispatcher, tracker, dispatch) =
-            job_queue(&store, &airbyte, &config, &clock, &catalog, &replica);
+            job_queue(&store, &airbyte, &config.jobs, &clock, &catalog, &replica);
         let refresh_every = Duration::from_secs(config.connections.refresh_secs);
         let webhooks = crate::webhooks::Deliverer::new(
             &config.webhooks,
@@ -187,11 +176,14 @@ impl App {
             Arc::clone(&catalog) as Arc<dyn crate::webhooks::Directory>,
         )?;
         let console = Arc::new(
-            crate::console::Console::from_issuers(authenticator.issuers(), &lookup)
+            crate::console::Console::new(config.console.clone(), authenticator.issuers(), &lookup)
                 .context("cannot set up the console")?,
         );
         let state = AppState::new(Parts {
-            config,
+            server: config.server.clone(),
+            jobs: config.jobs.clone(),
+            record_reads: config.audit.record_reads,
+            site: config.site(),
             store,
             airbyte,
             catalog: Arc::clone(&catalog),
@@ -213,6 +205,11 @@ impl App {
             refresh_every,
             webhooks,
             replica,
+            poll_every: Duration::from_secs(config.jobs.poll_interval_secs),
+            limits: crate::server::Limits {
+                header_timeout: Duration::from_secs(config.server.header_timeout_secs),
+            },
+            mcp: config.mcp,
         })
     }
 
@@ -235,7 +232,7 @@ impl App {
         tasks.spawn(track_while_leading(
             self.tracker,
             self.state.store().clone(),
-            Duration::from_secs(self.state.config().jobs.poll_interval_secs),
+            self.poll_every,
             Arc::clone(&stop),
         ));
         tasks.spawn(self.webhooks.run(Arc::clone(&stop)));
@@ -252,6 +249,7 @@ impl App {
             &self.state,
             Arc::clone(&self.front),
             Arc::clone(&self.console),
+            &self.mcp,
         );
         if let Some(extra) = self.extra_routes {
             router = router.merge(extra);
@@ -264,10 +262,7 @@ impl App {
             shutdown.await;
             let _ = fired.send(true);
         };
-        let limits = crate::server::Limits {
-            header_timeout: Duration::from_secs(self.state.config().server.header_timeout_secs),
-        };
-        let server = crate::server::serve(listener, router, limits, shutdown);
+        let server = crate::server::serve(listener, router, self.limits, shutdown);
         let grace_over = async move {
             if fired_seen.wait_for(|fired| *fired).await.is_err() {
                 std::future::pending::<()>().await;

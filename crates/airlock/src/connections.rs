@@ -7,13 +7,14 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use airbyte_client::{AirbyteClient, ListParams};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::clock::SharedClock;
 use crate::policy::{ConnectionResource, Resource};
 use crate::queue::tracker::KnownConnections;
+use crate::settings::{self, InvalidKey};
 
 /// How soon after a fetch an unknown connection reference may cause
 /// another one.
@@ -336,6 +337,44 @@ impl KnownConnections for Catalog {
         ids.sort();
         ids.dedup();
         ids
+    }
+}
+
+/// How Airlock presents Airbyte's connections.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConnectionsConfig {
+    /// Slugs set by hand, by Airbyte connection id (others derive from names).
+    pub slugs: BTreeMap<String, String>,
+    /// How often the connection list is fetched again from Airbyte, in seconds.
+    pub refresh_secs: u64,
+}
+
+impl Default for ConnectionsConfig {
+    fn default() -> Self {
+        Self {
+            slugs: BTreeMap::new(),
+            refresh_secs: 30,
+        }
+    }
+}
+
+impl ConnectionsConfig {
+    /// Checks the slugs and the refresh period; errors name the key.
+    pub fn validate(&self) -> Result<(), InvalidKey> {
+        for (id, slug) in &self.slugs {
+            if slug.is_empty()
+                || !slug
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            {
+                return Err(InvalidKey::new(
+                    format!("connections.slugs.{id}"),
+                    "a slug is lowercase letters, digits and `-`",
+                ));
+            }
+        }
+        settings::at_least_one_sec("connections.refresh_secs", self.refresh_secs)
     }
 }
 

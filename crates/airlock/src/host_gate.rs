@@ -8,6 +8,8 @@ use axum::http::header::{HOST, ORIGIN};
 use axum::http::request::Parts;
 use axum::http::uri::Authority;
 
+use crate::settings::InvalidKey;
+
 /// Which hosts and origins a door answers, parsed from its section's
 /// `allowed_hosts` and `allowed_origins`.
 #[derive(Debug, Clone, Default)]
@@ -135,25 +137,23 @@ fn parse_origin_rule(entry: &str) -> Result<OriginRule, String> {
 
 /// Checks every entry of `[{section}] allowed_hosts` and `allowed_origins`;
 /// the error names the key (`mcp.allowed_hosts[1]`) and what is wrong.
-pub fn validate(
-    section: &str,
-    hosts: &[String],
-    origins: &[String],
-) -> Result<(), (String, String)> {
+pub fn validate(section: &str, hosts: &[String], origins: &[String]) -> Result<(), InvalidKey> {
     if hosts.is_empty() {
-        return Err((
+        return Err(InvalidKey::new(
             format!("{section}.allowed_hosts"),
-            "list the host names clients use, or \"*\" for any".to_owned(),
+            "list the host names clients use, or \"*\" for any",
         ));
     }
     for (i, entry) in hosts.iter().enumerate() {
         if entry.trim() != "*" {
-            parse_host_rule(entry).map_err(|m| (format!("{section}.allowed_hosts[{i}]"), m))?;
+            parse_host_rule(entry)
+                .map_err(|m| InvalidKey::new(format!("{section}.allowed_hosts[{i}]"), m))?;
         }
     }
     for (i, entry) in origins.iter().enumerate() {
         if entry.trim() != "*" {
-            parse_origin_rule(entry).map_err(|m| (format!("{section}.allowed_origins[{i}]"), m))?;
+            parse_origin_rule(entry)
+                .map_err(|m| InvalidKey::new(format!("{section}.allowed_origins[{i}]"), m))?;
         }
     }
     Ok(())
@@ -243,9 +243,9 @@ impl Gate {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::McpConfig;
+    use crate::mcp::McpConfig;
 
-    fn validate(config: &McpConfig) -> Result<(), (String, String)> {
+    fn validate(config: &McpConfig) -> Result<(), InvalidKey> {
         super::validate("mcp", &config.allowed_hosts, &config.allowed_origins)
     }
 
@@ -361,7 +361,7 @@ mod tests {
                 allowed_origins: origins.iter().map(|s| (*s).to_owned()).collect(),
             })
             .expect_err("invalid")
-            .0
+            .key
         };
         assert_eq!(bad(&[], &[]), "mcp.allowed_hosts");
         assert_eq!(bad(&["ok", "http://x/"], &[]), "mcp.allowed_hosts[1]");

@@ -3,16 +3,17 @@
 //! A tour of the modules, lowest layer first (ARCHITECTURE.md has the
 //! table of which may use which; a test holds the code to it):
 //! - foundation: [`clock`] (injected time), [`secret`] (secrets in
-//!   configuration, PBKDF2 hashes of stored ones), [`host_gate`] (which
-//!   `Host`/`Origin` values a door answers), [`server`] (the accept loop).
+//!   configuration, PBKDF2 hashes of stored ones), [`settings`] (the error
+//!   every section's check returns), [`airbyte`] (`[airbyte]`: Airlock's
+//!   Airbyte client settings), [`host_gate`] (which `Host`/`Origin` values
+//!   a door answers), [`server`] (the accept loop), [`telemetry`] (logs and
+//!   traces).
 //! - domain: [`jobs`] (the job model and its shape for users),
 //!   [`identity`] (verified tokens to a `Principal`), [`audit`] (the hash
 //!   chain's records), [`policy`] (roles and grants; deny by default).
 //! - [`store`]: the only SQL (SQLite or Postgres).
 //! - services: [`metrics`], [`queue`] (the dispatcher and the tracker),
 //!   [`connections`] (the catalog), [`webhooks`].
-//! - [`config`] composes the sections; [`telemetry`] installs logs and
-//!   traces.
 //! - [`web`]: what every HTTP door shares (state, request layer, errors,
 //!   sessions, the `Caller`).
 //! - [`service`]: what a caller may do with connections and jobs, one
@@ -21,6 +22,8 @@
 //!   clients, the token exchange and service accounts), [`console`],
 //!   [`devidp`] (the demo's identity provider), [`mcp`] (tools for AI
 //!   agents, each call made through the API as the agent).
+//! - [`config`] composes the sections the modules own, and hands each
+//!   consumer its part.
 //! - [`http`] assembles the doors; [`app`] is the composition root; [`cli`]
 //!   the command line.
 //!
@@ -28,6 +31,7 @@
 //! `airlock sim` / `airlock demo` run the `airbyte-sim` crate, an Airbyte
 //! simulator, so that everything works with no Airbyte at hand.
 
+pub mod airbyte;
 pub mod api;
 pub mod app;
 pub mod audit;
@@ -51,6 +55,7 @@ pub mod queue;
 pub mod secret;
 pub mod server;
 pub mod service;
+pub mod settings;
 pub mod store;
 pub mod telemetry;
 pub mod web;

@@ -15,8 +15,11 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
+use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use tower::ServiceExt;
+
+use crate::settings::{self, InvalidKey};
 
 /// Per-connection limits.
 #[derive(Debug, Clone, Copy)]
@@ -74,4 +77,40 @@ pub async fn serve(
     drop(listener);
     graceful.shutdown().await;
     Ok(())
+}
+
+/// The HTTP server.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address and port to listen on.
+    pub listen: SocketAddr,
+    /// Requests one identity may have in flight at once; beyond, 429 with
+    /// `Retry-After` (0: no cap).
+    pub max_concurrent_per_identity: usize,
+    /// Seconds a client may take to send a request body (slow senders get 408).
+    pub body_timeout_secs: u64,
+    /// Seconds a connection may wait for a request's headers: a client that
+    /// stalls mid-header, or a kept-alive connection idle this long, is
+    /// closed.
+    pub header_timeout_secs: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            max_concurrent_per_identity: 64,
+            body_timeout_secs: 10,
+            header_timeout_secs: 30,
+        }
+    }
+}
+
+impl ServerConfig {
+    /// Checks the timeouts; errors name the key.
+    pub fn validate(&self) -> Result<(), InvalidKey> {
+        settings::at_least_one_sec("server.body_timeout_secs", self.body_timeout_secs)?;
+        settings::at_least_one_sec("server.header_timeout_secs", self.header_timeout_secs)
+    }
 }

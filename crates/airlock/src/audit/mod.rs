@@ -16,6 +16,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use utoipa::ToSchema;
 
+use crate::secret::SecretSource;
+
 /// The hash that precedes the first record.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
@@ -135,6 +137,17 @@ impl Record {
 pub fn sha256_hex(bytes: &[u8]) -> String {
     let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes);
     hex::encode(digest.as_ref())
+}
+
+/// `[audit]`: what the trail records beyond decisions and changes.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// Record successful reads too (every list and get), not only denials
+    /// and changes.
+    pub record_reads: bool,
+    /// Signs exported checkpoints (HMAC-SHA256) so they cannot be forged.
+    pub checkpoint_key: Option<SecretSource>,
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use crate::config::Config;
+use crate::config::{Config, ConfigError};
 
 /// Flags of `airlock check-config`.
 #[derive(Debug, clap::Args)]
@@ -17,8 +17,10 @@ pub struct CheckConfigArgs {
 pub(super) fn run(args: &CheckConfigArgs) -> anyhow::Result<ExitCode> {
     let env = super::process_env();
     let lookup = |name: &str| std::env::var(name).ok();
-    let checked = Config::load(args.config.config.as_deref(), &env)
-        .and_then(|config| config.airbyte.auth(&lookup).map(|_| config));
+    let checked = Config::load(args.config.config.as_deref(), &env).and_then(|config| {
+        let checked = config.airbyte.auth(&lookup).map(|_| ());
+        checked.map(|()| config).map_err(ConfigError::from)
+    });
     match checked {
         Ok(config) => {
             if !args.quiet {

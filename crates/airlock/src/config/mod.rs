@@ -3,7 +3,7 @@
 //!
 //! Layers, lowest first: built-in defaults, the file, the environment. Every
 //! table rejects unknown keys, and every error names the key it is about.
-//! Secrets are [`SecretSource`]s until [`AirbyteConfig::auth`] (or another
+//! Secrets are [`SecretSource`](crate::secret::SecretSource)s until [`AirbyteConfig::auth`] (or another
 //! subsystem) resolves them at start-up.
 //!
 //! Environment overrides use `__` between path segments:
@@ -13,26 +13,28 @@
 //! else is a string. Variables without `__` (`AIRLOCK_URL`, `AIRLOCK_TOKEN`)
 //! belong to the command line, not to the configuration.
 
-mod airbyte;
 mod env;
-pub mod front;
-mod sections;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-pub use self::airbyte::{AirbyteAuth, AirbyteConfig};
 use self::env::apply_env_overrides;
-pub use self::front::{FrontConfig, ServiceAccountConfig};
-pub use self::sections::{
-    AuditConfig, ConnectionsConfig, ConsoleConfig, CookieSecure, McpConfig, ServerConfig,
-    StorageConfig, TelemetryConfig,
-};
+use crate::airbyte::AirbyteConfig;
+use crate::audit::AuditConfig;
+use crate::connections::ConnectionsConfig;
+use crate::console::ConsoleConfig;
+use crate::front::{FrontConfig, FrontSetup, ServiceAccountConfig};
 use crate::identity::IssuerConfig;
 use crate::jobs::JobsConfig;
+use crate::mcp::McpConfig;
 use crate::policy::{GrantConfig, Policy, RoleConfig};
+use crate::server::ServerConfig;
+use crate::settings::InvalidKey;
+use crate::store::StorageConfig;
+use crate::telemetry::TelemetryConfig;
+use crate::web::session::Site;
 use crate::webhooks::WebhookConfig;
 
 /// The whole configuration file, one struct per subsystem.
@@ -93,18 +95,8 @@ pub enum ConfigError {
     Parse { origin: String, message: String },
     #[error("environment variable {var}: {message}")]
     Env { var: String, message: String },
-    #[error("{key}: {message}")]
-    Invalid { key: String, message: String },
-}
-
-impl ConfigError {
-    /// A semantic error about one key, named by its dotted path.
-    pub fn invalid(key: impl Into<String>, message: impl Into<String>) -> Self {
-        Self::Invalid {
-            key: key.into(),
-            message: message.into(),
-        }
-    }
+    #[error(transparent)]
+    Invalid(#[from] InvalidKey),
 }
 
 /// The prefix of environment variables that override configuration keys.
@@ -160,84 +152,49 @@ impl Config {
         Ok(config)
     }
 
-    /// Checks what types alone cannot.
-    fn validate(&self) -> Result<(), ConfigError> {
-        self.jobs
-            .validate()
-            .map_err(|(key, message)| ConfigError::invalid(key, message))?;
-        WebhookConfig::validate_all(&self.webhooks)
-            .map_err(|(key, message)| ConfigError::invalid(key, message))?;
-        for (id, slug) in &self.connections.slugs {
-            if slug.is_empty()
-                || !slug
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-            {
-                return Err(ConfigError::invalid(
-                    format!("connections.slugs.{id}"),
-                    "a slug is lowercase letters, digits and `-`",
-                ));
-            }
-        }
-        for (key, secs) in [
-            ("server.body_timeout_secs", self.server.body_timeout_secs),
-            (
-                "server.header_timeout_secs",
-                self.server.header_timeout_secs,
-            ),
-            ("connections.refresh_secs", self.connections.refresh_secs),
-        ] {
-            if secs == 0 {
-                return Err(ConfigError::invalid(key, "must be at least 1"));
-            }
-        }
-        let url = &self.storage.url;
-        if !(url.starts_with("sqlite:")
-            || url.starts_with("postgres://")
-            || url.starts_with("postgresql://"))
-        {
-            return Err(ConfigError::invalid(
-                "storage.url",
-                format!("`{url}` is neither sqlite:PATH nor postgres://..."),
-            ));
-        }
-        for (key, value) in [
-            ("airbyte.url", Some(&self.airbyte.url)),
-            (
-                "airbyte.config_api_url",
-                self.airbyte.config_api_url.as_ref(),
-            ),
-        ] {
-            if let Some(value) = value
-                && !(value.starts_with("http://") || value.starts_with("https://"))
-            {
-                return Err(ConfigError::invalid(
-                    key,
-                    format!("`{value}` is not an http(s) URL"),
-                ));
-            }
-        }
-        if self.airbyte.timeout_secs == 0 {
-            return Err(ConfigError::invalid(
-                "airbyte.timeout_secs",
-                "must be at least 1",
-            ));
-        }
-        crate::identity::validate_issuers(&self.issuers)
-            .map_err(|e| ConfigError::invalid(e.key, e.message))?;
-        self.policy()
-            .map_err(|e| ConfigError::invalid(e.key(), e.message()))?;
-        front::validate(self).map_err(|(key, message)| ConfigError::invalid(key, message))?;
-        crate::host_gate::validate("mcp", &self.mcp.allowed_hosts, &self.mcp.allowed_origins)
-            .map_err(|(key, message)| ConfigError::invalid(key, message))?;
+    /// Checks what types alone cannot: each section checks itself, the
+    /// policy and the front against the issuers.
+    fn validate(&self) -> Result<(), InvalidKey> {
+        self.server.validate()?;
+        self.storage.validate()?;
+        self.airbyte.validate()?;
+        crate::identity::validate_issuers(&self.issuers)?;
+        self.policy()?;
+        self.jobs.validate()?;
+        self.connections.validate()?;
+        WebhookConfig::validate_all(&self.webhooks)?;
+        crate::front::validate(&self.front_setup())?;
+        self.mcp.validate()?;
         self.telemetry.validate()?;
-        self.console.validate()?;
-        Ok(())
+        self.console.validate()
+    }
+
+    /// What the front is built from.
+    pub fn front_setup(&self) -> FrontSetup<'_> {
+        FrontSetup {
+            front: &self.front,
+            accounts: &self.service_accounts,
+            issuers: &self.issuers,
+            listen: self.server.listen,
+        }
+    }
+
+    /// How browsers see Airlock: `[console] public_url`, else `[front]
+    /// public_url`; `[console] cookie_secure`.
+    pub fn site(&self) -> Site {
+        Site {
+            public_url: self
+                .console
+                .public_url
+                .clone()
+                .or_else(|| self.front.public_url.clone()),
+            cookie_secure: self.console.cookie_secure,
+        }
     }
 
     /// The policy of `[roles]` and `[[grants]]`, the grants' issuers checked
     /// against `[[issuers]]`.
-    pub fn policy(&self) -> Result<Policy, crate::policy::PolicyError> {
+    pub fn policy(&self) -> Result<Policy, InvalidKey> {
         Policy::for_issuers(&self.roles, &self.grants, &self.issuers)
     }
 

@@ -1,4 +1,5 @@
 use super::*;
+use crate::airbyte::AirbyteAuth;
 
 fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
     pairs
@@ -167,5 +168,54 @@ fn bad_values_are_named() {
             .expect_err(text)
             .to_string();
         assert!(err.contains(key), "{key}: {err}");
+    }
+}
+
+#[test]
+fn the_site_takes_the_consoles_url_then_the_fronts() {
+    let load = |text: &str| Config::from_toml("t.toml", text, &[]).expect("valid");
+    let both = load(
+        "[console]\npublic_url = \"https://console.example\"\ncookie_secure = \"never\"\n\n\
+         [front]\npublic_url = \"https://front.example\"\n",
+    );
+    let site = both.site();
+    assert_eq!(site.public_url.as_deref(), Some("https://console.example"));
+    assert_eq!(site.cookie_secure, crate::web::session::CookieSecure::Never);
+    let front_only = load("[front]\npublic_url = \"https://front.example\"\n");
+    assert_eq!(
+        front_only.site().public_url.as_deref(),
+        Some("https://front.example")
+    );
+    assert_eq!(load("").site().public_url, None);
+}
+
+#[test]
+fn every_section_error_names_its_key() {
+    for (text, key) in [
+        (
+            "[server]\nbody_timeout_secs = 0\n",
+            "server.body_timeout_secs",
+        ),
+        ("[storage]\nurl = \"mysql://x\"\n", "storage.url"),
+        ("[airbyte]\ntimeout_secs = 0\n", "airbyte.timeout_secs"),
+        (
+            "[connections]\nrefresh_secs = 0\n",
+            "connections.refresh_secs",
+        ),
+        ("[jobs]\nlease_secs = 1\n", "jobs.lease_secs"),
+        ("[mcp]\nallowed_hosts = []\n", "mcp.allowed_hosts"),
+        (
+            "[telemetry]\nsample_ratio = 2.0\n",
+            "telemetry.sample_ratio",
+        ),
+        (
+            "[console]\nsession_ttl_secs = 1\n",
+            "console.session_ttl_secs",
+        ),
+    ] {
+        match Config::from_toml("t.toml", text, &[]) {
+            Err(ConfigError::Invalid(error)) => assert_eq!(error.key, key, "{text}"),
+            other => panic!("{text}: {other:?}"),
+        }
     }
 }

@@ -100,7 +100,7 @@ pub(super) async fn start(
     Query(query): Query<LoginQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    enabled(&state)?;
+    enabled(&console)?;
     let return_to = view_path(query.return_to.as_deref());
     let client = match (query.issuer, console.clients.as_slice()) {
         (_, []) => {
@@ -128,7 +128,7 @@ pub(super) async fn start(
     let code_verifier = new_secret();
     let redirect_uri = format!(
         "{}{}",
-        session::own_origin(state.config(), &headers),
+        session::own_origin(state.site(), &headers),
         cookies::CALLBACK_PATH
     );
     let row = LoginRow {
@@ -151,7 +151,7 @@ pub(super) async fn start(
             code_verifier: &code_verifier,
         },
     );
-    let secure = session::cookie_is_secure(state.config(), &headers);
+    let secure = session::cookie_is_secure(state.site(), &headers);
     Ok(see_other(
         &location,
         &[cookies::login(&login_state, secure)],
@@ -226,9 +226,9 @@ pub(super) async fn callback(
     Query(query): Query<CallbackQuery>,
     parts: axum::http::request::Parts,
 ) -> Result<Response, ApiError> {
-    enabled(&state)?;
+    enabled(&console)?;
     let headers = &parts.headers;
-    let secure = session::cookie_is_secure(state.config(), headers);
+    let secure = session::cookie_is_secure(state.site(), headers);
     let request_id = parts
         .extensions
         .get::<crate::web::RequestId>()
@@ -305,7 +305,8 @@ async fn finish(
     };
     let tokens = exchange_code(console, client, &login, code).await?;
     let principal = principal_of(state, client, &login, &tokens).await?;
-    let (id, row) = new_session(state, &principal, now, issuer)?;
+    let ttl_ms = console.config.session_ttl_ms();
+    let (id, row) = new_session(&principal, now, ttl_ms, issuer)?;
     Ok((id, row, principal, login.return_to))
 }
 
@@ -441,11 +442,12 @@ async fn principal_of(
 }
 
 /// A new session of `principal`: its cookie id and its row, living until
-/// the token's `exp` or `[console] session_ttl_secs`, whichever comes first.
+/// the token's `exp` or `ttl_ms` (`[console] session_ttl_secs`), whichever
+/// comes first.
 fn new_session(
-    state: &AppState,
     principal: &Principal,
     now: i64,
+    ttl_ms: i64,
     issuer: Option<&str>,
 ) -> Result<(String, SessionRow), Failed> {
     let token_end = principal
@@ -453,7 +455,7 @@ fn new_session(
         .get("exp")
         .and_then(serde_json::Value::as_i64)
         .map_or(i64::MAX, |exp| exp.saturating_mul(1000));
-    let expires_at = token_end.min(now.saturating_add(state.config().console.session_ttl_ms()));
+    let expires_at = token_end.min(now.saturating_add(ttl_ms));
     if expires_at <= now {
         return fail(Failure::Token, issuer);
     }

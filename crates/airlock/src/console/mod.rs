@@ -20,6 +20,7 @@
 //!    session (CSRF-checked like every state-changing call).
 
 mod assets;
+mod config;
 mod cookies;
 mod login;
 mod oidc;
@@ -43,6 +44,7 @@ use crate::web::session::{self, Session};
 use crate::web::{ApiError, AppState, Caller};
 
 pub use assets::{ASSETS, Asset, CONTENT_SECURITY_POLICY};
+pub use config::ConsoleConfig;
 pub use oidc::pkce_challenge;
 
 /// What can go wrong building the console from the configuration.
@@ -62,12 +64,16 @@ pub enum ConsoleError {
 pub struct Console {
     clients: Vec<Arc<oidc::Client>>,
     http: reqwest::Client,
+    /// `[console]`.
+    config: ConsoleConfig,
 }
 
 impl Console {
-    /// The console for `issuers` (the configured ones and any the demo
-    /// adds), reading each `console_client_secret` with `lookup_env`.
-    pub fn from_issuers<'a>(
+    /// The console `config` describes, for `issuers` (the configured ones
+    /// and any the demo adds), reading each `console_client_secret` with
+    /// `lookup_env`.
+    pub fn new<'a>(
+        config: ConsoleConfig,
         issuers: impl Iterator<Item = &'a IssuerConfig>,
         lookup_env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Self, ConsoleError> {
@@ -86,6 +92,7 @@ impl Console {
         Ok(Self {
             clients,
             http: oidc::http_client()?,
+            config,
         })
     }
 
@@ -115,8 +122,8 @@ pub fn router(state: AppState, console: Arc<Console>) -> Router {
 }
 
 /// 404 unless `[console] enabled`.
-fn enabled(state: &AppState) -> Result<(), ApiError> {
-    if state.config().console.enabled {
+fn enabled(console: &Console) -> Result<(), ApiError> {
+    if console.config.enabled {
         Ok(())
     } else {
         Err(ApiError::NotFound("page"))
@@ -140,8 +147,11 @@ fn enabled(state: &AppState) -> Result<(), ApiError> {
         (status = 404, response = NotFound),
     )
 )]
-async fn index(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
-    enabled(&state)?;
+async fn index(
+    Extension(console): Extension<Arc<Console>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    enabled(&console)?;
     let page = assets::find("index.html").ok_or(ApiError::NotFound("page"))?;
     Ok(assets::serve(page, &headers))
 }
@@ -161,11 +171,11 @@ async fn index(State(state): State<AppState>, headers: HeaderMap) -> Result<Resp
     )
 )]
 async fn asset(
-    State(state): State<AppState>,
+    Extension(console): Extension<Arc<Console>>,
     Path(file): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    enabled(&state)?;
+    enabled(&console)?;
     let asset = assets::find(&file)
         .filter(|a| a.name != "index.html")
         .ok_or(ApiError::NotFound("file"))?;
@@ -243,7 +253,7 @@ async fn session_view(
     Extension(console): Extension<Arc<Console>>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    enabled(&state)?;
+    enabled(&console)?;
     let issuers = console
         .clients
         .iter()
@@ -347,7 +357,7 @@ async fn logout(
         })?;
     state.sessions().forget(&session.id_hash);
     tracing::info!(request_id = %caller.request_id.0, subject = %caller.principal.subject, "console session ended");
-    let secure = session::cookie_is_secure(state.config(), &headers);
+    let secure = session::cookie_is_secure(state.site(), &headers);
     let mut response = StatusCode::NO_CONTENT.into_response();
     if let Ok(value) = HeaderValue::from_str(&cookies::clear_session(secure)) {
         response.headers_mut().insert(header::SET_COOKIE, value);

@@ -13,8 +13,7 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 
-use crate::config::Config;
-use crate::config::front::ServiceAccountConfig;
+use super::config::{FrontSetup, ServiceAccountConfig};
 use crate::identity::{IssuerConfig, KeySet, SigningAlgorithm};
 use crate::secret::hash::SecretHash;
 
@@ -69,13 +68,13 @@ impl Accounts {
     /// The issuer for `config`'s service accounts, or `None` when there are
     /// none. Reads (or generates) the signing key.
     pub(crate) fn from_config(
-        config: &Config,
+        setup: &FrontSetup<'_>,
         lookup_env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Option<Self>, AccountsError> {
-        if config.service_accounts.is_empty() {
+        if setup.accounts.is_empty() {
             return Ok(None);
         }
-        let pair = match &config.front.signing_key {
+        let pair = match &setup.front.signing_key {
             Some(source) => {
                 let pem = source
                     .resolve(lookup_env)
@@ -88,17 +87,17 @@ impl Accounts {
             None => EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING)
                 .map_err(|e| AccountsError::SigningKey(e.to_string()))?,
         };
-        let by_client = config
-            .service_accounts
+        let by_client = setup
+            .accounts
             .iter()
             .enumerate()
             .map(|(index, account)| parse_account(index, account))
             .collect::<Result<_, _>>()?;
         Self::new(
-            config.service_account_issuer(),
+            setup.service_account_issuer(),
             &pair,
             by_client,
-            config.front.token_lifetime_secs,
+            setup.front.token_lifetime_secs,
         )
         .map(Some)
     }
@@ -247,6 +246,7 @@ fn pem_to_der(pem: &str) -> Result<Vec<u8>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Config;
     use crate::secret::hash::{MIN_ITERATIONS, hash_secret};
 
     #[test]
@@ -261,19 +261,20 @@ mod tests {
             Config::from_toml("t.toml", &text, &[]).expect("valid")
         };
         let lookup = |_: &str| None;
-        let first = Accounts::from_config(&config("ec-a.pem"), &lookup)
+        let first = Accounts::from_config(&config("ec-a.pem").front_setup(), &lookup)
             .expect("loads")
             .expect("accounts");
-        let second = Accounts::from_config(&config("ec-a.pem"), &lookup)
+        let second = Accounts::from_config(&config("ec-a.pem").front_setup(), &lookup)
             .expect("loads")
             .expect("accounts");
         assert_eq!(first.kid, second.kid, "tokens survive a restart");
         for wrong in ["rsa-a.pem", "ed-a.pem", "missing.pem"] {
-            let err = Accounts::from_config(&config(wrong), &lookup).expect_err(wrong);
+            let err =
+                Accounts::from_config(&config(wrong).front_setup(), &lookup).expect_err(wrong);
             assert!(err.to_string().contains("front.signing_key"), "{err}");
         }
         assert!(
-            Accounts::from_config(&Config::default(), &lookup)
+            Accounts::from_config(&Config::default().front_setup(), &lookup)
                 .expect("no accounts")
                 .is_none()
         );

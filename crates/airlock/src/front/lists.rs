@@ -107,7 +107,7 @@ pub(crate) fn single<'a>(
 /// `scheme://host` that page links point at: `[front] public_url`, else
 /// the request's own `Host`.
 pub(crate) fn origin(state: &FrontState, headers: &HeaderMap) -> String {
-    if let Some(url) = &state.config().front.public_url {
+    if let Some(url) = &state.front().public_url {
         return url.trim_end_matches('/').to_owned();
     }
     let host = crate::web::session::request_host(headers);

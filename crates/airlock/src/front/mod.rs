@@ -29,6 +29,7 @@
 pub mod accounts;
 mod caller;
 pub mod classify;
+mod config;
 mod error;
 mod finished;
 mod jobs;
@@ -50,7 +51,7 @@ use axum::routing::{any, get};
 use serde_json::Value;
 use uuid::Uuid;
 
-pub use crate::config::front::{FrontConfig, ServiceAccountConfig, TokenAuthMethod};
+pub use self::config::{FrontConfig, FrontSetup, ServiceAccountConfig, TokenAuthMethod, validate};
 pub use accounts::AccountsError;
 pub use classify::{Listing, ResourceRef, classify, job_permission};
 
@@ -59,7 +60,6 @@ use self::error::{FrontError, from_airbyte, json_response};
 use self::finished::FinishedAnswers;
 use self::public::{is_not_found, json_body, resolve_connection, uuid_field};
 use self::token::Exchange;
-use crate::config::Config;
 use crate::connections::ConnectionInfo;
 use crate::identity::{IssuerConfig, KeySource, StaticKeySource};
 use crate::jobs::{Channel, JobType};
@@ -96,13 +96,15 @@ pub struct Front {
     finished: FinishedAnswers,
     /// Bounds the CPU spent on service-account secrets.
     secret_checks: tokio::sync::Semaphore,
+    /// `[front] public_url`: the base of page links.
+    public_url: Option<String>,
 }
 
 impl Front {
-    /// The front `config` describes: reads (or generates) the service
+    /// The front `setup` describes: reads (or generates) the service
     /// accounts' signing key.
     pub fn from_config(
-        config: &Config,
+        setup: &FrontSetup<'_>,
         lookup_env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Self, AccountsError> {
         let http = reqwest::Client::builder()
@@ -112,14 +114,15 @@ impl Front {
             .build()
             .map_err(|e| AccountsError::HttpClient(e.to_string()))?;
         Ok(Self {
-            accounts: Accounts::from_config(config, lookup_env)?,
-            exchange: Exchange::from_config(config),
+            accounts: Accounts::from_config(setup, lookup_env)?,
+            exchange: Exchange::from_config(setup),
             http,
             jobs: Mutex::new(HashMap::new()),
             finished: FinishedAnswers::new(Duration::from_secs(
-                config.front.finished_jobs_cache_secs,
+                setup.front.finished_jobs_cache_secs,
             )),
             secret_checks: tokio::sync::Semaphore::new(CONCURRENT_SECRET_CHECKS),
+            public_url: setup.front.public_url.clone(),
         })
     }
 

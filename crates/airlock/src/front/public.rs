@@ -76,7 +76,7 @@ async fn serve_public(
         Permission::ConnectionsRead | Permission::JobsRead
     );
     let audit = Audit {
-        on: !reads || state.config().audit.record_reads,
+        on: !reads || state.records_reads(),
         permission,
         method: &parts.method,
         path,

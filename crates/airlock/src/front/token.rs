@@ -17,9 +17,8 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::FrontState;
+use super::config::{FrontSetup, TokenAuthMethod};
 use super::error::{FrontError, json_response};
-use crate::config::Config;
-use crate::config::front::TokenAuthMethod;
 use crate::identity::IssuerConfig;
 
 /// What the message of a refused exchange says (Airbyte's words).
@@ -139,12 +138,13 @@ pub(crate) struct Exchange {
 }
 
 impl Exchange {
-    /// The exchange `config` asks for: `[front] token_issuer`, or the only
+    /// The exchange `setup` asks for: `[front] token_issuer`, or the only
     /// issuer. `None` when there is no issuer to forward to.
-    pub(crate) fn from_config(config: &Config) -> Option<Self> {
-        let issuer = match &config.front.token_issuer {
-            Some(name) => config.issuers.iter().find(|i| &i.issuer == name)?,
-            None => match config.issuers.as_slice() {
+    pub(crate) fn from_config(setup: &FrontSetup<'_>) -> Option<Self> {
+        let front = setup.front;
+        let issuer = match &front.token_issuer {
+            Some(name) => setup.issuers.iter().find(|i| &i.issuer == name)?,
+            None => match setup.issuers {
                 [only] => only,
                 [] => return None,
                 _ => {
@@ -156,13 +156,12 @@ impl Exchange {
             },
         };
         Some(Self {
-            audience: config
-                .front
+            audience: front
                 .token_audience
                 .clone()
                 .or_else(|| issuer.audiences.first().cloned()),
-            scope: config.front.token_scope.clone(),
-            method: config.front.token_auth_method,
+            scope: front.token_scope.clone(),
+            method: front.token_auth_method,
             issuer: issuer.clone(),
             discovered: Mutex::new(None),
         })

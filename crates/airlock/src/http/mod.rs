@@ -16,10 +16,16 @@ use axum::routing::get;
 
 use crate::console::Console;
 use crate::front::Front;
+use crate::mcp::McpConfig;
 use crate::web::{self, AppState};
 
 /// Every route of Airlock, with middleware.
-pub fn router(state: &AppState, front: Arc<Front>, console: Arc<Console>) -> Router {
+pub fn router(
+    state: &AppState,
+    front: Arc<Front>,
+    console: Arc<Console>,
+    mcp: &McpConfig,
+) -> Router {
     let routes = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -30,7 +36,7 @@ pub fn router(state: &AppState, front: Arc<Front>, console: Arc<Console>) -> Rou
         .with_state(state.clone())
         .merge(crate::front::router(state.clone(), front));
     web::layered(routes, state.clone())
-        .merge(crate::mcp::router(state.clone()))
+        .merge(crate::mcp::router(state.clone(), mcp))
         .merge(crate::console::router(state.clone(), console))
 }
 

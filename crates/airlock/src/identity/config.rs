@@ -4,6 +4,7 @@
 use std::fmt;
 use std::time::Duration;
 
+use crate::settings::InvalidKey;
 use serde::{Deserialize, Serialize};
 
 /// How far a token's `exp`/`nbf`/`iat` may be off, by default, in seconds.
@@ -147,8 +148,8 @@ impl IssuerConfig {
 
     /// Checks what types alone cannot; `key` names this issuer in errors,
     /// e.g. `issuers[0]`.
-    pub fn validate(&self, key: &str) -> Result<(), IssuerConfigError> {
-        let err = |field: &str, message: String| IssuerConfigError {
+    pub fn validate(&self, key: &str) -> Result<(), InvalidKey> {
+        let err = |field: &str, message: String| InvalidKey {
             key: format!("{key}.{field}"),
             message,
         };
@@ -250,14 +251,14 @@ impl IssuerConfig {
 
 /// Checks every issuer and that no two share an `issuer` value; errors name
 /// the place, e.g. `issuers[1].audiences`.
-pub fn validate_issuers(issuers: &[IssuerConfig]) -> Result<(), IssuerConfigError> {
+pub fn validate_issuers(issuers: &[IssuerConfig]) -> Result<(), InvalidKey> {
     for (i, issuer) in issuers.iter().enumerate() {
         issuer.validate(&format!("issuers[{i}]"))?;
         if let Some(j) = issuers[..i]
             .iter()
             .position(|other| other.issuer == issuer.issuer)
         {
-            return Err(IssuerConfigError {
+            return Err(InvalidKey {
                 key: format!("issuers[{i}].issuer"),
                 message: format!("`{}` is already configured as issuers[{j}]", issuer.issuer),
             });
@@ -295,16 +296,6 @@ pub(crate) fn check_url(url: &str, allow_insecure_http: bool) -> Result<(), Stri
         return Err(format!("`{url}` contains whitespace"));
     }
     Ok(())
-}
-
-/// A configuration error about one issuer key, named by its dotted path.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{key}: {message}")]
-pub struct IssuerConfigError {
-    /// Where, e.g. `issuers[0].audiences`.
-    pub key: String,
-    /// What is wrong there.
-    pub message: String,
 }
 
 /// Where a provider puts things in its tokens; see the identity README.

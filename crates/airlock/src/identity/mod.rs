@@ -36,8 +36,8 @@ pub use claims::lookup as lookup_claim;
 pub(crate) use config::check_url;
 pub use config::{
     ClaimPaths, ClaimsConfig, DEFAULT_CONSOLE_SCOPE, DEFAULT_JWKS_REFRESH_SECS,
-    DEFAULT_LEEWAY_SECS, DEFAULT_UNKNOWN_KID_COOLDOWN_SECS, IssuerConfig, IssuerConfigError,
-    KindRule, Preset, SigningAlgorithm, validate_issuers,
+    DEFAULT_LEEWAY_SECS, DEFAULT_UNKNOWN_KID_COOLDOWN_SECS, IssuerConfig, KindRule, Preset,
+    SigningAlgorithm, validate_issuers,
 };
 pub use keys::{
     Discovery, HttpKeySource, KeyFuture, KeySet, KeySetError, KeySource, KeySourceError, KeyStatus,
@@ -47,6 +47,7 @@ pub use principal::{Principal, PrincipalKind};
 pub use token::MAX_TOKEN_BYTES;
 
 use crate::clock::Clock;
+use crate::settings::InvalidKey;
 use cache::{TokenCache, token_hash};
 use keys::{KeyCache, KeyLookup, Selection};
 use principal::ClaimMapping;
@@ -143,7 +144,7 @@ impl AuthError {
 pub enum IdentityError {
     /// An issuer's configuration is invalid.
     #[error(transparent)]
-    Config(#[from] IssuerConfigError),
+    Config(#[from] InvalidKey),
 }
 
 /// One configured issuer, ready to verify its tokens.

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use crate::settings::InvalidKey;
 use serde::{Deserialize, Serialize};
 
 /// Queue settings, all with defaults.
@@ -53,21 +54,27 @@ impl JobsConfig {
     }
 
     /// Checks the values make sense; errors name the key.
-    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+    pub fn validate(&self) -> Result<(), InvalidKey> {
         if self.max_attempts == 0 || self.max_attempts > Self::MAX_ATTEMPTS_CAP {
-            return Err((
+            return Err(InvalidKey::new(
                 "jobs.max_attempts",
                 format!("must be 1 to {}", Self::MAX_ATTEMPTS_CAP),
             ));
         }
         if self.lease_secs < 5 {
-            return Err(("jobs.lease_secs", "must be at least 5".to_owned()));
+            return Err(InvalidKey::new("jobs.lease_secs", "must be at least 5"));
         }
         if self.poll_interval_secs == 0 {
-            return Err(("jobs.poll_interval_secs", "must be at least 1".to_owned()));
+            return Err(InvalidKey::new(
+                "jobs.poll_interval_secs",
+                "must be at least 1",
+            ));
         }
         if self.dispatch_concurrency == 0 {
-            return Err(("jobs.dispatch_concurrency", "must be at least 1".to_owned()));
+            return Err(InvalidKey::new(
+                "jobs.dispatch_concurrency",
+                "must be at least 1",
+            ));
         }
         Ok(())
     }

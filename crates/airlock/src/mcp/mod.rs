@@ -32,8 +32,10 @@ use std::sync::Arc;
 use axum::Router;
 use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use serde::{Deserialize, Serialize};
 
 use crate::host_gate::Gate;
+use crate::settings::InvalidKey;
 use crate::web::AppState;
 
 pub use tools::ToolName;
@@ -61,10 +63,10 @@ pub enum McpError {
     Stdio(String),
 }
 
-/// `/mcp`, behind its guard. Mounted next to the API by the composition
-/// root; each tool call goes through [`crate::api::router`] in-process.
-pub fn router(state: AppState) -> Router {
-    let mcp = &state.config().mcp;
+/// `/mcp`, behind its guard, answering the hosts and origins `mcp`
+/// allows. Mounted next to the API by the composition root; each tool call
+/// goes through [`crate::api::router`] in-process.
+pub fn router(state: AppState, mcp: &McpConfig) -> Router {
     let gate = Arc::new(Gate::new(&mcp.allowed_hosts, &mcp.allowed_origins));
     let api = crate::api::router(state.clone());
     let handler_state = state.clone();
@@ -149,4 +151,41 @@ pub(crate) fn openapi() -> utoipa::openapi::OpenApi {
     OpenApiBuilder::new()
         .paths(PathsBuilder::new().path(PATH, PathItem::new(HttpMethod::Post, operation)))
         .build()
+}
+
+/// `[mcp]`: the MCP server at `/mcp`. Its tools act with the caller's own
+/// token and policy; these keys only say which `Host` and `Origin` headers
+/// it answers, so that a web page cannot reach a local Airlock through DNS
+/// rebinding (refused with 403).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct McpConfig {
+    /// `Host` values served: `name` (any port) or `name:port`; `"*"` serves
+    /// any host (only behind a proxy that checks it). Loopback by default.
+    pub allowed_hosts: Vec<String>,
+    /// Browser origins served, `scheme://host:port` (`:*` for any port);
+    /// `"*"` serves any. Requests without an `Origin` header (agents that
+    /// are not browsers) are always served. Loopback pages by default.
+    pub allowed_origins: Vec<String>,
+}
+
+impl Default for McpConfig {
+    fn default() -> Self {
+        Self {
+            allowed_hosts: ["localhost", "127.0.0.1", "::1"]
+                .map(str::to_owned)
+                .to_vec(),
+            allowed_origins: ["http://localhost:*", "http://127.0.0.1:*", "http://[::1]:*"]
+                .map(str::to_owned)
+                .to_vec(),
+        }
+    }
+}
+
+impl McpConfig {
+    /// Checks every host and origin entry; errors name the key
+    /// (`mcp.allowed_hosts[1]`).
+    pub fn validate(&self) -> Result<(), InvalidKey> {
+        crate::host_gate::validate("mcp", &self.allowed_hosts, &self.allowed_origins)
+    }
 }

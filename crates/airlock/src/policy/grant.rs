@@ -4,9 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use super::{
-    ConnectionSelector, GrantConfig, MatchConfig, PermissionSet, PolicyError, Role, Scope,
-};
+use super::{ConnectionSelector, GrantConfig, InvalidKey, MatchConfig, PermissionSet, Role, Scope};
 use crate::identity::{Principal, lookup_claim};
 
 /// How a principal is selected by a grant.
@@ -93,11 +91,11 @@ pub(super) fn build_grant(
     index: usize,
     grant: &GrantConfig,
     roles: &BTreeMap<String, Role>,
-) -> Result<Grant, PolicyError> {
+) -> Result<Grant, InvalidKey> {
     let key = format!("grants[{index}]");
     let role = roles.get(&grant.role).ok_or_else(|| {
         let known: Vec<&str> = roles.keys().map(String::as_str).collect();
-        PolicyError::invalid(
+        InvalidKey::new(
             format!("{key}.role"),
             format!(
                 "no role is called `{}` (known: {})",
@@ -106,12 +104,12 @@ pub(super) fn build_grant(
             ),
         )
     })?;
-    let matcher = build_matcher(&grant.matcher)
-        .map_err(|m| PolicyError::invalid(format!("{key}.match"), m))?;
+    let matcher =
+        build_matcher(&grant.matcher).map_err(|m| InvalidKey::new(format!("{key}.match"), m))?;
     if let Some(issuer) = &grant.matcher.issuer
         && issuer.trim().is_empty()
     {
-        return Err(PolicyError::invalid(
+        return Err(InvalidKey::new(
             format!("{key}.match.issuer"),
             "must not be empty",
         ));
@@ -131,7 +129,7 @@ pub(super) fn build_grant(
                 .iter()
                 .enumerate()
                 .map(|(i, entry)| match entry.strip_prefix("tag:") {
-                    Some("") => Err(PolicyError::invalid(
+                    Some("") => Err(InvalidKey::new(
                         format!("{key}.connections[{i}]"),
                         "`tag:` needs a tag name",
                     )),
@@ -160,9 +158,9 @@ pub(super) fn build_grant(
     })
 }
 
-fn check_list(list: &[String], key: &str, what: &str) -> Result<(), PolicyError> {
+fn check_list(list: &[String], key: &str, what: &str) -> Result<(), InvalidKey> {
     if list.is_empty() {
-        return Err(PolicyError::invalid(
+        return Err(InvalidKey::new(
             key,
             format!(
                 "an empty list grants nothing; name at least one {what}, or remove the key to grant everywhere"
@@ -170,10 +168,7 @@ fn check_list(list: &[String], key: &str, what: &str) -> Result<(), PolicyError>
         ));
     }
     if let Some(i) = list.iter().position(|e| e.trim().is_empty()) {
-        return Err(PolicyError::invalid(
-            format!("{key}[{i}]"),
-            "must not be empty",
-        ));
+        return Err(InvalidKey::new(format!("{key}[{i}]"), "must not be empty"));
     }
     Ok(())
 }

@@ -32,44 +32,9 @@ pub use role::{BUILTIN_ROLES, Role};
 pub use scope::{ConnectionSelector, Scope};
 
 use crate::identity::{IssuerConfig, Principal};
+use crate::settings::InvalidKey;
 use grant::build_grant;
 use role::{builtin_roles, resolve_roles};
-
-/// A configuration error in `[roles]` or `[[grants]]`, naming the place.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum PolicyError {
-    /// The key at `key` is invalid.
-    #[error("{key}: {message}")]
-    Invalid {
-        /// Where, e.g. `grants[1].match`.
-        key: String,
-        /// What is wrong there.
-        message: String,
-    },
-}
-
-impl PolicyError {
-    fn invalid(key: impl Into<String>, message: impl Into<String>) -> Self {
-        Self::Invalid {
-            key: key.into(),
-            message: message.into(),
-        }
-    }
-
-    /// The dotted path of the offending key.
-    pub fn key(&self) -> &str {
-        match self {
-            Self::Invalid { key, .. } => key,
-        }
-    }
-
-    /// What is wrong with it.
-    pub fn message(&self) -> &str {
-        match self {
-            Self::Invalid { message, .. } => message,
-        }
-    }
-}
 
 /// Roles and grants, validated: decides every request. The default
 /// policy has the built-in roles and no grant: it denies everything.
@@ -95,13 +60,13 @@ impl Policy {
         roles: &BTreeMap<String, RoleConfig>,
         grants: &[GrantConfig],
         issuers: &[IssuerConfig],
-    ) -> Result<Self, PolicyError> {
+    ) -> Result<Self, InvalidKey> {
         let policy = Self::new(roles, grants)?;
         for (i, grant) in grants.iter().enumerate() {
             if let Some(iss) = &grant.matcher.issuer
                 && !issuers.iter().any(|c| &c.issuer == iss)
             {
-                return Err(PolicyError::invalid(
+                return Err(InvalidKey::new(
                     format!("grants[{i}].match.issuer"),
                     format!("`{iss}` is not a configured issuer"),
                 ));
@@ -114,7 +79,7 @@ impl Policy {
     pub fn new(
         roles: &BTreeMap<String, RoleConfig>,
         grants: &[GrantConfig],
-    ) -> Result<Self, PolicyError> {
+    ) -> Result<Self, InvalidKey> {
         let roles = resolve_roles(roles)?;
         let grants = grants
             .iter()

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{Permission, PermissionSet, PolicyError, RoleConfig};
+use super::{InvalidKey, Permission, PermissionSet, RoleConfig};
 
 /// The built-in roles, in Airbyte's vocabulary.
 pub const BUILTIN_ROLES: [&str; 5] = ["reader", "runner", "editor", "admin", "auditor"];
@@ -67,37 +67,37 @@ fn valid_role_name(name: &str) -> bool {
 
 pub(super) fn resolve_roles(
     custom: &BTreeMap<String, RoleConfig>,
-) -> Result<BTreeMap<String, Role>, PolicyError> {
+) -> Result<BTreeMap<String, Role>, InvalidKey> {
     let mut roles = builtin_roles();
     for (name, role) in custom {
         let key = format!("roles.{name}");
         if BUILTIN_ROLES.contains(&name.as_str()) {
-            return Err(PolicyError::invalid(
+            return Err(InvalidKey::new(
                 key,
                 format!("`{name}` is a built-in role and cannot be redefined; choose another name"),
             ));
         }
         if !valid_role_name(name) {
-            return Err(PolicyError::invalid(
+            return Err(InvalidKey::new(
                 key,
                 "a role name is 1 to 64 letters, digits, `-`, `_`, `.` or `:`",
             ));
         }
         for (i, permission) in role.permissions.iter().enumerate() {
-            permission.parse::<Permission>().map_err(|e| {
-                PolicyError::invalid(format!("{key}.permissions[{i}]"), e.to_string())
-            })?;
+            permission
+                .parse::<Permission>()
+                .map_err(|e| InvalidKey::new(format!("{key}.permissions[{i}]"), e.to_string()))?;
         }
         for (i, parent) in role.inherits.iter().enumerate() {
             if builtin_permissions(parent).is_none() && !custom.contains_key(parent) {
-                return Err(PolicyError::invalid(
+                return Err(InvalidKey::new(
                     format!("{key}.inherits[{i}]"),
                     format!("no role is called `{parent}`"),
                 ));
             }
         }
         if role.permissions.is_empty() && role.inherits.is_empty() {
-            return Err(PolicyError::invalid(
+            return Err(InvalidKey::new(
                 format!("{key}.permissions"),
                 "a role must grant at least one permission",
             ));
@@ -122,13 +122,13 @@ fn custom_permissions(
     name: &str,
     custom: &BTreeMap<String, RoleConfig>,
     path: &mut Vec<String>,
-) -> Result<PermissionSet, PolicyError> {
+) -> Result<PermissionSet, InvalidKey> {
     if let Some(builtin) = builtin_permissions(name) {
         return Ok(builtin);
     }
     if path.iter().any(|seen| seen == name) {
         path.push(name.to_owned());
-        return Err(PolicyError::invalid(
+        return Err(InvalidKey::new(
             format!("roles.{}.inherits", path[0]),
             format!("roles inherit in a cycle: {}", path.join(" -> ")),
         ));

@@ -29,7 +29,7 @@ fn principal(claims: serde_json::Value) -> Principal {
     }
 }
 
-fn grants(text: &str) -> Result<Policy, PolicyError> {
+fn grants(text: &str) -> Result<Policy, InvalidKey> {
     #[derive(Deserialize)]
     struct File {
         #[serde(default)]
@@ -37,8 +37,7 @@ fn grants(text: &str) -> Result<Policy, PolicyError> {
         #[serde(default)]
         grants: Vec<GrantConfig>,
     }
-    let file: File =
-        toml::from_str(text).map_err(|e| PolicyError::invalid("toml", e.to_string()))?;
+    let file: File = toml::from_str(text).map_err(|e| InvalidKey::new("toml", e.to_string()))?;
     Policy::new(&file.roles, &file.grants)
 }
 
@@ -99,8 +98,8 @@ fn custom_roles_inherit_and_cycles_are_named() {
 
     let err = grants("[roles.a]\ninherits = [\"b\"]\n[roles.b]\ninherits = [\"a\"]\n")
         .expect_err("cycle");
-    assert_eq!(err.key(), "roles.a.inherits", "{err}");
-    assert!(err.message().contains("a -> b -> a"), "{err}");
+    assert_eq!(err.key, "roles.a.inherits", "{err}");
+    assert!(err.message.contains("a -> b -> a"), "{err}");
 }
 
 #[test]
@@ -170,7 +169,7 @@ fn config_errors_name_the_place() {
     ];
     for (text, key) in cases {
         let err = grants(text).expect_err(text);
-        assert_eq!(err.key(), key, "{text} -> {err}");
+        assert_eq!(err.key, key, "{text} -> {err}");
     }
     // Unknown keys are refused by serde, naming them.
     let err = grants("[[grants]]\nrole = \"reader\"\nmatch = { subject = \"a\" }\n")

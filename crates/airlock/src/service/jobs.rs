@@ -131,7 +131,7 @@ fn max_attempts(state: &AppState, asked: Option<u32>) -> Result<u32, ServiceErro
             JobsConfig::MAX_ATTEMPTS_CAP
         ))),
         Some(n) => Ok(n),
-        None => Ok(state.config().jobs.max_attempts),
+        None => Ok(state.jobs_config().max_attempts),
     }
 }
 

@@ -21,8 +21,11 @@ mod write;
 use std::str::FromStr;
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, ConnectOptions, Connection, Executor};
+
+use crate::settings::InvalidKey;
 
 pub(crate) use self::write::{WriteTurns, WriteTx, Writer};
 
@@ -297,6 +300,39 @@ impl Store {
 /// The current time as unix milliseconds, the unit every stored time uses.
 pub fn now_ms() -> i64 {
     crate::clock::wall_ms()
+}
+
+/// Where jobs, idempotency keys and the audit trail are kept.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    /// `sqlite://PATH` (created when missing) or `postgres://user@host/db`.
+    pub url: String,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            url: "sqlite://airlock.db".to_owned(),
+        }
+    }
+}
+
+impl StorageConfig {
+    /// Checks that the URL names a backend Airlock has.
+    pub fn validate(&self) -> Result<(), InvalidKey> {
+        let url = &self.url;
+        if !(url.starts_with("sqlite:")
+            || url.starts_with("postgres://")
+            || url.starts_with("postgresql://"))
+        {
+            return Err(InvalidKey::new(
+                "storage.url",
+                format!("`{url}` is neither sqlite:PATH nor postgres://..."),
+            ));
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

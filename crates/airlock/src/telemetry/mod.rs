@@ -14,11 +14,12 @@ pub mod otlp;
 use std::sync::{Arc, LazyLock};
 
 use clap::ValueEnum;
+use serde::{Deserialize, Serialize};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
-use crate::config::TelemetryConfig;
+use crate::settings::InvalidKey;
 
 /// The process's trace exporter, switched on by [`export_traces`].
 static TRACES: LazyLock<Arc<otlp::Traces>> = LazyLock::new(Arc::default);
@@ -96,4 +97,54 @@ pub fn export_traces(config: &TelemetryConfig) -> anyhow::Result<()> {
 /// Sends the spans still queued (bounded wait); for a clean stop.
 pub async fn flush_traces() {
     TRACES.flush().await;
+}
+
+/// `[telemetry]`: OpenTelemetry traces of requests, dispatches and Airbyte
+/// calls, POSTed as OTLP/HTTP JSON. Logs are set by flags, not here.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TelemetryConfig {
+    /// The collector's OTLP/HTTP base URL (`http://collector:4318`); spans
+    /// go to `{otlp_endpoint}/v1/traces`. Absent: no traces.
+    pub otlp_endpoint: Option<String>,
+    /// `service.name` of the exported spans.
+    pub service_name: String,
+    /// The share of traces kept, from 0.0 to 1.0, decided at each root span.
+    pub sample_ratio: f64,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        Self {
+            otlp_endpoint: None,
+            service_name: "airlock".to_owned(),
+            sample_ratio: 1.0,
+        }
+    }
+}
+
+impl TelemetryConfig {
+    pub fn validate(&self) -> Result<(), InvalidKey> {
+        if let Some(endpoint) = &self.otlp_endpoint
+            && !(endpoint.starts_with("http://") || endpoint.starts_with("https://"))
+        {
+            return Err(InvalidKey::new(
+                "telemetry.otlp_endpoint",
+                format!("`{endpoint}` is not an http(s) URL"),
+            ));
+        }
+        if self.service_name.trim().is_empty() {
+            return Err(InvalidKey::new(
+                "telemetry.service_name",
+                "must not be empty",
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.sample_ratio) {
+            return Err(InvalidKey::new(
+                "telemetry.sample_ratio",
+                "must be between 0.0 and 1.0",
+            ));
+        }
+        Ok(())
+    }
 }

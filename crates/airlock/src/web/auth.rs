@@ -324,7 +324,7 @@ impl Caller {
             Err(error) => return Err(Refusal::Store(error)),
         };
         if session::changes_state(&parts.method) {
-            let own = session::own_origin(state.config(), &parts.headers);
+            let own = session::own_origin(state.site(), &parts.headers);
             if let Err(failure) = session::check_csrf(&parts.headers, &session, &own) {
                 tracing::info!(
                     request_id = %request_id.0,
@@ -433,7 +433,7 @@ impl Caller {
 
     /// Records a successful read, when `[audit] record_reads` asks for it.
     pub async fn read(&self, state: &AppState, action: &str, resource: &Resource) {
-        if !state.config().audit.record_reads {
+        if !state.records_reads() {
             return;
         }
         self.record(state, action, None, resource, "200".to_owned(), None)

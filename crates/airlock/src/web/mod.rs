@@ -21,11 +21,12 @@ use axum::response::IntoResponse;
 use tokio::sync::Notify;
 
 use crate::clock::SharedClock;
-use crate::config::Config;
 use crate::connections::Catalog;
 use crate::identity::Authenticator;
+use crate::jobs::JobsConfig;
 use crate::metrics::Metrics;
 use crate::policy::Policy;
+use crate::server::ServerConfig;
 use crate::store::Store;
 
 pub use auth::{Caller, ChannelTag};
@@ -45,7 +46,14 @@ pub struct AppState {
 /// The parts of [`AppState`], built by the composition root.
 #[derive(Debug)]
 pub struct Parts {
-    pub config: Config,
+    /// `[server]`: the per-identity cap and the body deadline.
+    pub server: ServerConfig,
+    /// `[jobs]`: attempts of triggered jobs.
+    pub jobs: JobsConfig,
+    /// `[audit] record_reads`: successful reads are recorded too.
+    pub record_reads: bool,
+    /// How browsers see Airlock (console sessions, CSRF origin checks).
+    pub site: session::Site,
     pub store: Store,
     pub airbyte: AirbyteClient,
     pub catalog: Arc<Catalog>,
@@ -73,7 +81,7 @@ impl AppState {
     /// Builds the state from its parts.
     pub fn new(parts: Parts) -> Self {
         let policy = RwLock::new(Arc::new(parts.policy.clone()));
-        let limiter = limits::IdentityLimiter::new(parts.config.server.max_concurrent_per_identity);
+        let limiter = limits::IdentityLimiter::new(parts.server.max_concurrent_per_identity);
         let sessions = session::Sessions::new(parts.store.clone());
         Self {
             inner: Arc::new(Inner {
@@ -85,9 +93,19 @@ impl AppState {
         }
     }
 
-    /// The configuration the server started with.
-    pub fn config(&self) -> &Config {
-        &self.inner.parts.config
+    /// `[jobs]`, as the server started with it.
+    pub fn jobs_config(&self) -> &JobsConfig {
+        &self.inner.parts.jobs
+    }
+
+    /// Whether successful reads are audited (`[audit] record_reads`).
+    pub fn records_reads(&self) -> bool {
+        self.inner.parts.record_reads
+    }
+
+    /// How browsers see Airlock.
+    pub fn site(&self) -> &session::Site {
+        &self.inner.parts.site
     }
 
     /// The job store.
@@ -208,7 +226,7 @@ pub async fn read_body_in_time(
     if declared.is_some_and(|length| length > MAX_BODY_BYTES) {
         return ApiError::PayloadTooLarge.into_response();
     }
-    let deadline = std::time::Duration::from_secs(state.config().server.body_timeout_secs);
+    let deadline = std::time::Duration::from_secs(state.inner.parts.server.body_timeout_secs);
     match tokio::time::timeout(deadline, axum::body::to_bytes(body, MAX_BODY_BYTES)).await {
         Ok(Ok(bytes)) => {
             next.run(axum::extract::Request::from_parts(

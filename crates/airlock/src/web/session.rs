@@ -10,8 +10,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use axum::http::{HeaderMap, Method, header};
+use serde::{Deserialize, Serialize};
 
-use crate::config::{Config, CookieSecure};
 use crate::identity::Principal;
 use crate::store::sessions::SessionRow;
 use crate::store::{Store, StoreError};
@@ -171,16 +171,34 @@ pub fn hash_of(secret: &str) -> String {
     crate::audit::sha256_hex(secret.as_bytes())
 }
 
-/// `scheme://host[:port]` browsers reach Airlock at: `[console] public_url`,
-/// else `[front] public_url`, else the request's `Host` (with the scheme a
-/// proxy states in `X-Forwarded-Proto`, `http` otherwise).
-pub fn own_origin(config: &Config, headers: &HeaderMap) -> String {
-    if let Some(url) = config
-        .console
-        .public_url
-        .as_ref()
-        .or(config.front.public_url.as_ref())
-    {
+/// How browsers see Airlock: the origin they reach it at and whether its
+/// cookies are `Secure`. The composition root fills it from `[console]`
+/// and `[front]`.
+#[derive(Debug, Clone, Default)]
+pub struct Site {
+    /// `[console] public_url`, else `[front] public_url`.
+    pub public_url: Option<String>,
+    /// `[console] cookie_secure`.
+    pub cookie_secure: CookieSecure,
+}
+
+/// When the console's cookies carry `Secure`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CookieSecure {
+    /// When the console's public URL is `https`, or the request came over
+    /// TLS (a proxy in front says so with `X-Forwarded-Proto: https`).
+    #[default]
+    Auto,
+    Always,
+    Never,
+}
+
+/// `scheme://host[:port]` browsers reach Airlock at: the site's public
+/// URL, else the request's `Host` (with the scheme a proxy states in
+/// `X-Forwarded-Proto`, `http` otherwise).
+pub fn own_origin(site: &Site, headers: &HeaderMap) -> String {
+    if let Some(url) = &site.public_url {
         return origin_of_url(url);
     }
     let host = request_host(headers);
@@ -212,12 +230,12 @@ fn forwarded_https(headers: &HeaderMap) -> bool {
 /// Whether the console's cookies get `Secure` for this request:
 /// `[console] cookie_secure`, where `auto` means "when the public URL is
 /// https or the request came over TLS".
-pub fn cookie_is_secure(config: &Config, headers: &HeaderMap) -> bool {
-    match config.console.cookie_secure {
+pub fn cookie_is_secure(site: &Site, headers: &HeaderMap) -> bool {
+    match site.cookie_secure {
         CookieSecure::Always => true,
         CookieSecure::Never => false,
         CookieSecure::Auto => {
-            own_origin(config, headers).starts_with("https://") || forwarded_https(headers)
+            own_origin(site, headers).starts_with("https://") || forwarded_https(headers)
         }
     }
 }
@@ -424,28 +442,28 @@ mod tests {
 
     #[test]
     fn the_own_origin_and_secure_follow_the_configuration() {
-        let mut config = Config::default();
+        let mut site = Site::default();
         let plain = headers(&[("host", "airlock.local:8080")]);
-        assert_eq!(own_origin(&config, &plain), "http://airlock.local:8080");
-        assert!(!cookie_is_secure(&config, &plain));
+        assert_eq!(own_origin(&site, &plain), "http://airlock.local:8080");
+        assert!(!cookie_is_secure(&site, &plain));
         let proxied = headers(&[("host", "airlock.example"), ("x-forwarded-proto", "https")]);
-        assert_eq!(own_origin(&config, &proxied), "https://airlock.example");
-        assert!(cookie_is_secure(&config, &proxied));
-        config.console.public_url = Some("https://console.example/".into());
-        assert_eq!(own_origin(&config, &plain), "https://console.example");
+        assert_eq!(own_origin(&site, &proxied), "https://airlock.example");
+        assert!(cookie_is_secure(&site, &proxied));
+        site.public_url = Some("https://console.example/".into());
+        assert_eq!(own_origin(&site, &plain), "https://console.example");
         assert!(
-            cookie_is_secure(&config, &plain),
+            cookie_is_secure(&site, &plain),
             "auto: the public URL is https"
         );
-        config.console.cookie_secure = CookieSecure::Never;
-        assert!(!cookie_is_secure(&config, &proxied));
-        config.console.public_url = None;
-        config.console.cookie_secure = CookieSecure::Always;
-        assert!(cookie_is_secure(&config, &plain));
-        config.front.public_url = Some("https://front.example".into());
-        assert_eq!(own_origin(&config, &plain), "https://front.example");
+        site.cookie_secure = CookieSecure::Never;
+        assert!(!cookie_is_secure(&site, &proxied));
+        site.public_url = None;
+        site.cookie_secure = CookieSecure::Always;
+        assert!(cookie_is_secure(&site, &plain));
+        site.public_url = Some("https://front.example".into());
+        assert_eq!(own_origin(&site, &plain), "https://front.example");
         let hostile = headers(&[("host", "evil\"host")]);
-        config.front.public_url = None;
-        assert_eq!(own_origin(&config, &hostile), "http://localhost");
+        site.public_url = None;
+        assert_eq!(own_origin(&site, &hostile), "http://localhost");
     }
 }

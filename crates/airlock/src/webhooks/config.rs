@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::jobs::JobState;
 use crate::secret::SecretSource;
+use crate::settings::InvalidKey;
 
 /// One receiver, as written in the configuration file.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -65,45 +66,47 @@ impl WebhookConfig {
     }
 
     /// Checks every webhook; the error names the key (`webhooks[0].url`).
-    pub fn validate_all(webhooks: &[Self]) -> Result<(), (String, String)> {
+    pub fn validate_all(webhooks: &[Self]) -> Result<(), InvalidKey> {
         for (i, webhook) in webhooks.iter().enumerate() {
-            let key = |field: &str| format!("webhooks[{i}].{field}");
+            let invalid = |field: &str, message: String| {
+                InvalidKey::new(format!("webhooks[{i}].{field}"), message)
+            };
             let url =
-                Url::parse(&webhook.url).map_err(|e| (key("url"), format!("not a URL: {e}")))?;
+                Url::parse(&webhook.url).map_err(|e| invalid("url", format!("not a URL: {e}")))?;
             if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-                return Err((key("url"), "must be an http(s) URL".to_owned()));
+                return Err(invalid("url", "must be an http(s) URL".to_owned()));
             }
             if let Some(j) = webhooks[..i].iter().position(|w| w.url == webhook.url) {
-                return Err((key("url"), format!("the same URL as webhooks[{j}]")));
+                return Err(invalid("url", format!("the same URL as webhooks[{j}]")));
             }
             if let SecretSource::Inline(value) = &webhook.secret
                 && value.is_empty()
             {
-                return Err((key("secret"), "the secret is empty".to_owned()));
+                return Err(invalid("secret", "the secret is empty".to_owned()));
             }
             if webhook.events.is_empty() {
-                return Err((key("events"), "name at least one event".to_owned()));
+                return Err(invalid("events", "name at least one event".to_owned()));
             }
             for (field, list) in [
                 ("connections", &webhook.connections),
                 ("workspaces", &webhook.workspaces),
             ] {
                 if list.as_ref().is_some_and(Vec::is_empty) {
-                    return Err((
-                        key(field),
+                    return Err(invalid(
+                        field,
                         "an empty list matches nothing; leave it out to match all".to_owned(),
                     ));
                 }
             }
             if webhook.timeout_secs == 0 || webhook.timeout_secs > MAX_TIMEOUT_SECS {
-                return Err((
-                    key("timeout_secs"),
+                return Err(invalid(
+                    "timeout_secs",
                     format!("must be 1 to {MAX_TIMEOUT_SECS}"),
                 ));
             }
             if webhook.max_attempts == 0 || webhook.max_attempts > MAX_ATTEMPTS_CAP {
-                return Err((
-                    key("max_attempts"),
+                return Err(invalid(
+                    "max_attempts",
                     format!("must be 1 to {MAX_ATTEMPTS_CAP}"),
                 ));
             }
@@ -203,7 +206,7 @@ mod tests {
 
     fn parse(text: &str) -> Result<Vec<WebhookConfig>, String> {
         let file: File = toml::from_str(text).map_err(|e| e.to_string())?;
-        WebhookConfig::validate_all(&file.webhooks).map_err(|(k, m)| format!("{k}: {m}"))?;
+        WebhookConfig::validate_all(&file.webhooks).map_err(|e| e.to_string())?;
         Ok(file.webhooks)
     }
 

@@ -1,11 +1,14 @@
-//! `[airbyte]`: where Airbyte is, and the credential Airlock uses there.
+//! `[airbyte]`: where Airbyte is, and the credential Airlock uses there;
+//! the settings of Airlock's own Airbyte client.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use airbyte_client::{Auth, CallObserver, ClientConfig, Url};
 use serde::{Deserialize, Serialize};
 
-use super::ConfigError;
 use crate::secret::{Secret, SecretSource};
+use crate::settings::{self, InvalidKey};
 
 /// How Airlock reaches Airbyte, and with which credential.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -58,6 +61,49 @@ pub enum AirbyteAuth {
 }
 
 impl AirbyteConfig {
+    /// Checks the URLs and the timeout; errors name the key.
+    pub fn validate(&self) -> Result<(), InvalidKey> {
+        settings::http_url("airbyte.url", &self.url)?;
+        if let Some(url) = &self.config_api_url {
+            settings::http_url("airbyte.config_api_url", url)?;
+        }
+        settings::at_least_one_sec("airbyte.timeout_secs", self.timeout_secs)
+    }
+
+    /// The client's settings: the URLs, the timeout and the resolved
+    /// credential; `observer` (the metrics) is told about every call.
+    pub fn client_config(
+        &self,
+        lookup_env: &dyn Fn(&str) -> Option<String>,
+        observer: Option<Arc<dyn CallObserver>>,
+    ) -> Result<ClientConfig, InvalidKey> {
+        let auth = match self.auth(lookup_env)? {
+            AirbyteAuth::ClientCredentials {
+                client_id,
+                client_secret,
+            } => Auth::ClientCredentials {
+                client_id,
+                client_secret: client_secret.to_secret_string(),
+            },
+            AirbyteAuth::Bearer(token) => Auth::Bearer(token.to_secret_string()),
+            AirbyteAuth::Basic { username, password } => Auth::Basic {
+                username,
+                password: password.to_secret_string(),
+            },
+            AirbyteAuth::None => Auth::None,
+        };
+        let parse = |key: &str, url: &str| {
+            Url::parse(url).map_err(|e| InvalidKey::new(key, format!("`{url}`: {e}")))
+        };
+        let mut config = ClientConfig::new(parse("airbyte.url", &self.url)?, auth);
+        config.timeout = self.timeout();
+        config.observer = observer;
+        if let Some(url) = &self.config_api_url {
+            config.config_api_url = Some(parse("airbyte.config_api_url", url)?);
+        }
+        Ok(config)
+    }
+
     /// The call timeout as a duration.
     pub fn timeout(&self) -> Duration {
         Duration::from_secs(self.timeout_secs)
@@ -68,11 +114,11 @@ impl AirbyteConfig {
     pub fn auth(
         &self,
         lookup_env: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<AirbyteAuth, ConfigError> {
+    ) -> Result<AirbyteAuth, InvalidKey> {
         let resolve = |key: &str, source: &SecretSource| {
             source
                 .resolve(lookup_env)
-                .map_err(|message| ConfigError::invalid(format!("airbyte.{key}"), message))
+                .map_err(|message| InvalidKey::new(format!("airbyte.{key}"), message))
         };
         let methods = [
             self.client_id.is_some() || self.client_secret.is_some(),
@@ -80,7 +126,7 @@ impl AirbyteConfig {
             self.username.is_some() || self.password.is_some(),
         ];
         if methods.iter().filter(|m| **m).count() > 1 {
-            return Err(ConfigError::invalid(
+            return Err(InvalidKey::new(
                 "airbyte",
                 "give one of client_id/client_secret, token, or username/password",
             ));
@@ -93,13 +139,13 @@ impl AirbyteConfig {
                 });
             }
             (_, Some(_), None) => {
-                return Err(ConfigError::invalid(
+                return Err(InvalidKey::new(
                     "airbyte.client_secret",
                     "missing (client_id is set)",
                 ));
             }
             (_, None, Some(_)) => {
-                return Err(ConfigError::invalid(
+                return Err(InvalidKey::new(
                     "airbyte.client_id",
                     "missing (client_secret is set)",
                 ));
@@ -114,11 +160,11 @@ impl AirbyteConfig {
                 username: username.clone(),
                 password: resolve("password", password)?,
             }),
-            (Some(_), None) => Err(ConfigError::invalid(
+            (Some(_), None) => Err(InvalidKey::new(
                 "airbyte.password",
                 "missing (username is set)",
             )),
-            (None, Some(_)) => Err(ConfigError::invalid(
+            (None, Some(_)) => Err(InvalidKey::new(
                 "airbyte.username",
                 "missing (password is set)",
             )),

@@ -2,7 +2,12 @@
 //! exchanges client credentials, and the small-setup service accounts whose
 //! tokens Airlock signs itself.
 
+use std::net::SocketAddr;
+
 use serde::{Deserialize, Serialize};
+
+use crate::identity::IssuerConfig;
+use crate::settings::InvalidKey;
 
 use crate::secret::SecretSource;
 use crate::secret::hash::SecretHash;
@@ -105,22 +110,49 @@ fn valid_client_id(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"._-@".contains(&b))
 }
 
-impl super::Config {
-    /// The issuer of service-account tokens: `front.public_url`, or
-    /// `http://` + `server.listen`.
-    pub fn service_account_issuer(&self) -> String {
-        self.front.public_url.as_ref().map_or_else(
-            || format!("http://{}", self.server.listen),
+impl FrontConfig {
+    /// The issuer of service-account tokens: `public_url`, or `http://` +
+    /// `listen` (`[server] listen`).
+    pub fn service_account_issuer(&self, listen: SocketAddr) -> String {
+        self.public_url.as_ref().map_or_else(
+            || format!("http://{listen}"),
             |url| url.trim_end_matches('/').to_owned(),
         )
     }
 }
 
-/// Checks `[front]` and `[[service_accounts]]` against the rest of the
-/// configuration; the error names the key.
-pub(crate) fn validate(config: &crate::config::Config) -> Result<(), (String, String)> {
-    let front = &config.front;
-    let err = |key: &str, message: String| Err((key.to_owned(), message));
+/// What the front is built from: its own sections, the issuers whose token
+/// endpoint it may use, and `[server] listen` (the default issuer of its
+/// tokens).
+#[derive(Debug, Clone, Copy)]
+pub struct FrontSetup<'a> {
+    /// `[front]`.
+    pub front: &'a FrontConfig,
+    /// `[[service_accounts]]`.
+    pub accounts: &'a [ServiceAccountConfig],
+    /// `[[issuers]]`.
+    pub issuers: &'a [IssuerConfig],
+    /// `[server] listen`.
+    pub listen: SocketAddr,
+}
+
+impl FrontSetup<'_> {
+    /// The issuer of service-account tokens.
+    pub fn service_account_issuer(&self) -> String {
+        self.front.service_account_issuer(self.listen)
+    }
+}
+
+/// Checks `[front]` and `[[service_accounts]]`, against the configured
+/// issuers; the error names the key.
+pub fn validate(setup: &FrontSetup<'_>) -> Result<(), InvalidKey> {
+    let FrontSetup {
+        front,
+        accounts,
+        issuers,
+        listen,
+    } = *setup;
+    let err = |key: &str, message: String| Err(InvalidKey::new(key, message));
     if let Some(url) = &front.public_url
         && (!(url.starts_with("http://") || url.starts_with("https://"))
             || url.chars().any(char::is_whitespace)
@@ -132,7 +164,7 @@ pub(crate) fn validate(config: &crate::config::Config) -> Result<(), (String, St
         );
     }
     if let Some(issuer) = &front.token_issuer
-        && !config.issuers.iter().any(|i| &i.issuer == issuer)
+        && !issuers.iter().any(|i| &i.issuer == issuer)
     {
         return err(
             "front.token_issuer",
@@ -159,39 +191,49 @@ pub(crate) fn validate(config: &crate::config::Config) -> Result<(), (String, St
             format!("must be at most {MAX_FINISHED_JOBS_CACHE_SECS}"),
         );
     }
-    for (i, account) in config.service_accounts.iter().enumerate() {
-        let key = |field: &str| format!("service_accounts[{i}].{field}");
-        if !valid_client_id(&account.client_id) {
-            return Err((
-                key("client_id"),
-                "1 to 128 letters, digits and `._-@`".to_owned(),
-            ));
-        }
-        if let Some(j) = config.service_accounts[..i]
-            .iter()
-            .position(|other| other.client_id == account.client_id)
-        {
-            return Err((
-                key("client_id"),
-                format!("`{}` is already service_accounts[{j}]", account.client_id),
-            ));
-        }
-        if let Err(message) = account.secret_hash.parse::<SecretHash>() {
-            return Err((key("secret_hash"), message));
-        }
-        if let Some(r) = account.roles.iter().position(|r| r.trim().is_empty()) {
-            return Err((key(&format!("roles[{r}]")), "must not be empty".to_owned()));
-        }
-    }
-    if !config.service_accounts.is_empty() {
-        let issuer = config.service_account_issuer();
-        if config.issuers.iter().any(|i| i.issuer == issuer) {
+    validate_accounts(accounts)?;
+    if !accounts.is_empty() {
+        let issuer = front.service_account_issuer(listen);
+        if issuers.iter().any(|i| i.issuer == issuer) {
             return err(
                 "front.public_url",
                 format!(
                     "`{issuer}` is also an [[issuers]] entry: Airlock's own tokens need an issuer of their own"
                 ),
             );
+        }
+    }
+    Ok(())
+}
+
+/// Checks each `[[service_accounts]]` entry: a usable, unique client id, a
+/// parsable secret hash and no empty role.
+fn validate_accounts(accounts: &[ServiceAccountConfig]) -> Result<(), InvalidKey> {
+    for (i, account) in accounts.iter().enumerate() {
+        let key = |field: &str| format!("service_accounts[{i}].{field}");
+        if !valid_client_id(&account.client_id) {
+            return Err(InvalidKey::new(
+                key("client_id"),
+                "1 to 128 letters, digits and `._-@`",
+            ));
+        }
+        if let Some(j) = accounts[..i]
+            .iter()
+            .position(|other| other.client_id == account.client_id)
+        {
+            return Err(InvalidKey::new(
+                key("client_id"),
+                format!("`{}` is already service_accounts[{j}]", account.client_id),
+            ));
+        }
+        if let Err(message) = account.secret_hash.parse::<SecretHash>() {
+            return Err(InvalidKey::new(key("secret_hash"), message));
+        }
+        if let Some(r) = account.roles.iter().position(|r| r.trim().is_empty()) {
+            return Err(InvalidKey::new(
+                key(&format!("roles[{r}]")),
+                "must not be empty",
+            ));
         }
     }
     Ok(())
