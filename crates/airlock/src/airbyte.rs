@@ -7,8 +7,8 @@ use std::time::Duration;
 use airbyte_client::{Auth, CallObserver, ClientConfig, Url};
 use serde::{Deserialize, Serialize};
 
-use crate::secret::{Secret, SecretSource};
-use crate::settings::{self, InvalidKey};
+use airlock_domain::secret::{Secret, SecretSource};
+use airlock_domain::settings::{self, InvalidKey};
 
 /// How Airlock reaches Airbyte, and with which credential.
 #[derive(Debug, Clone, Deserialize, Serialize)]

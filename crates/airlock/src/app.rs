@@ -13,16 +13,16 @@ use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
 use crate::airbyte::AirbyteConfig;
-use crate::clock::{SharedClock, SystemClock};
 use crate::config::Config;
 use crate::connections::Catalog;
-use crate::identity::{Authenticator, HttpKeySource, IssuerConfig, KeySource};
-use crate::jobs::JobsConfig;
 use crate::metrics::Metrics;
 use crate::queue::dispatcher::Dispatcher;
 use crate::queue::tracker::Tracker;
 use crate::store::Store;
 use crate::web::{AppState, Parts};
+use airlock_domain::clock::{SharedClock, SystemClock};
+use airlock_domain::identity::{Authenticator, HttpKeySource, IssuerConfig, KeySource};
+use airlock_domain::jobs::JobsConfig;
 
 /// How long requests in flight may take to finish after a stop signal.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);

@@ -11,10 +11,10 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use crate::clock::SharedClock;
-use crate::policy::{ConnectionResource, Resource};
 use crate::queue::tracker::KnownConnections;
-use crate::settings::{self, InvalidKey};
+use airlock_domain::clock::SharedClock;
+use airlock_domain::policy::{ConnectionResource, Resource};
+use airlock_domain::settings::{self, InvalidKey};
 
 /// How soon after a fetch an unknown connection reference may cause
 /// another one.

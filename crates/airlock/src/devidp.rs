@@ -24,7 +24,7 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::identity::{IssuerConfig, KeySet};
+use airlock_domain::identity::{IssuerConfig, KeySet};
 
 /// Where the provider is mounted on Airlock's own listener.
 pub const MOUNT: &str = "/demo-idp";
@@ -144,7 +144,7 @@ impl DevIdp {
     /// console signs in with [`CONSOLE_CLIENT_ID`].
     pub fn issuer_config(&self) -> IssuerConfig {
         let mut config = IssuerConfig::new(self.issuer.clone(), &[AUDIENCE]);
-        config.algorithms = vec![crate::identity::SigningAlgorithm::Es256];
+        config.algorithms = vec![airlock_domain::identity::SigningAlgorithm::Es256];
         config.allow_insecure_http = true;
         config.console_client_id = Some(CONSOLE_CLIENT_ID.to_owned());
         config

@@ -24,13 +24,13 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, EncodingKey};
 use serde_json::{Value, json};
 
-use crate::clock::ManualClock;
 use crate::config::Config;
 use crate::front::classify;
-use crate::identity::{
+use airlock_domain::clock::ManualClock;
+use airlock_domain::identity::{
     Authenticator, IssuerConfig, KeySet, KeySource, Preset, SigningAlgorithm, StaticKeySource,
 };
-use crate::policy::Permission;
+use airlock_domain::policy::Permission;
 
 /// The issuer of the tokens [`token`] signs.
 pub const ISSUER: &str = "https://idp.fuzz.example";

@@ -2,15 +2,12 @@
 //!
 //! A tour of the modules, lowest layer first (ARCHITECTURE.md has the
 //! table of which may use which; a test holds the code to it):
-//! - foundation: [`clock`] (injected time), [`secret`] (secrets in
-//!   configuration, PBKDF2 hashes of stored ones), [`settings`] (the error
-//!   every section's check returns), [`airbyte`] (`[airbyte]`: Airlock's
-//!   Airbyte client settings), [`host_gate`] (which `Host`/`Origin` values
-//!   a door answers), [`server`] (the accept loop), [`telemetry`] (logs and
+//! - the domain is the `airlock-domain` crate below this one: time,
+//!   secrets, the configuration error, host gates, the job model,
+//!   identities, the audit record and the policy.
+//! - foundation: [`airbyte`] (`[airbyte]`: Airlock's Airbyte client
+//!   settings), [`server`] (the accept loop), [`telemetry`] (logs and
 //!   traces).
-//! - domain: [`jobs`] (the job model and its shape for users),
-//!   [`identity`] (verified tokens to a `Principal`), [`audit`] (the hash
-//!   chain's records), [`policy`] (roles and grants; deny by default).
 //! - [`store`]: the only SQL (SQLite or Postgres).
 //! - services: [`metrics`], [`queue`] (the dispatcher and the tracker),
 //!   [`connections`] (the catalog), [`webhooks`].
@@ -34,9 +31,7 @@
 pub mod airbyte;
 pub mod api;
 pub mod app;
-pub mod audit;
 pub mod cli;
-pub mod clock;
 pub mod config;
 pub mod connections;
 pub mod console;
@@ -44,18 +39,12 @@ pub mod devidp;
 pub mod front;
 #[doc(hidden)]
 pub mod fuzzing;
-pub mod host_gate;
 pub mod http;
-pub mod identity;
-pub mod jobs;
 pub mod mcp;
 pub mod metrics;
-pub mod policy;
 pub mod queue;
-pub mod secret;
 pub mod server;
 pub mod service;
-pub mod settings;
 pub mod store;
 pub mod telemetry;
 pub mod web;

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use tower::ServiceExt;
 
-use crate::settings::{self, InvalidKey};
+use airlock_domain::settings::{self, InvalidKey};
 
 /// Per-connection limits.
 #[derive(Debug, Clone, Copy)]

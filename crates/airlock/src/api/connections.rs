@@ -8,12 +8,12 @@ use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::connections::ConnectionInfo;
-use crate::jobs::{Job, JobState, JobType};
-use crate::policy::{Permission, Resource};
 use crate::service::connections;
 use crate::store::jobs::JobFilter;
 use crate::web::problem::responses::{BadRequest, Forbidden, NotFound, Unauthorized, Unavailable};
 use crate::web::{ApiError, AppState, Caller};
+use airlock_domain::jobs::{Job, JobState, JobType};
+use airlock_domain::policy::{Permission, Resource};
 
 /// A connection as Airlock's API shows it.
 #[derive(Debug, Serialize, ToSchema)]
@@ -115,8 +115,8 @@ fn render(connection: &ConnectionInfo, last_job: Option<&Job>) -> ConnectionView
             id: job.id.to_string(),
             job_type: job.job_type,
             state: job.state,
-            created_at: crate::jobs::view::rfc3339(job.created_at),
-            finished_at: job.finished_at.map(crate::jobs::view::rfc3339),
+            created_at: airlock_domain::jobs::view::rfc3339(job.created_at),
+            finished_at: job.finished_at.map(airlock_domain::jobs::view::rfc3339),
         }),
         permissions: None,
         links: ConnectionLinks {

@@ -20,14 +20,14 @@ use futures_util::{Stream, StreamExt};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::identity::Principal;
-use crate::jobs::view::JobView;
-use crate::jobs::view::rfc3339;
-use crate::jobs::{Job, JobId, JobState};
-use crate::policy::Permission;
 use crate::web::problem::responses::{Forbidden, Unauthorized, Unavailable};
 use crate::web::session::Session;
 use crate::web::{ApiError, AppState, Caller};
+use airlock_domain::identity::Principal;
+use airlock_domain::jobs::view::JobView;
+use airlock_domain::jobs::view::rfc3339;
+use airlock_domain::jobs::{Job, JobId, JobState};
+use airlock_domain::policy::Permission;
 
 /// How often the stream looks for new changes.
 const WATCH_EVERY: Duration = Duration::from_millis(250);

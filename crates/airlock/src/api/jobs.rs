@@ -15,15 +15,15 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use utoipa::{IntoParams, ToSchema};
 
-use crate::jobs::view::JobView;
-use crate::jobs::{Job, JobState, JobType};
-use crate::policy::Permission;
 use crate::service::jobs::{self, IfRunning, Triggered};
 use crate::store::jobs::JobFilter;
 use crate::web::problem::responses::{
     BadRequest, Conflict, Forbidden, NotFound, Unauthorized, Unavailable, Unprocessable,
 };
 use crate::web::{ApiError, AppState, Caller};
+use airlock_domain::jobs::view::JobView;
+use airlock_domain::jobs::{Job, JobState, JobType};
+use airlock_domain::policy::Permission;
 
 /// Longest `?wait=` honoured.
 const MAX_WAIT: Duration = Duration::from_secs(15 * 60);
@@ -31,7 +31,7 @@ const MAX_WAIT: Duration = Duration::from_secs(15 * 60);
 /// How often an event stream looks at the job.
 const WATCH_EVERY: Duration = jobs::WATCH_EVERY;
 
-pub(crate) use crate::jobs::view::rfc3339;
+pub(crate) use airlock_domain::jobs::view::rfc3339;
 
 /// A job as Airlock's API shows it.
 pub(crate) fn render(job: &Job) -> JobView {

@@ -5,9 +5,9 @@ use axum::response::Json;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::policy::Scope;
 use crate::web::problem::responses::Unauthorized;
 use crate::web::{AppState, Caller};
+use airlock_domain::policy::Scope;
 
 /// The caller: its identity, Airlock roles and effective permissions.
 #[derive(Debug, Serialize, ToSchema)]

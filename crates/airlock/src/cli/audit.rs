@@ -8,13 +8,13 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use crate::audit::Record;
-use crate::audit::checkpoint::Checkpoint;
 use crate::config::Config;
-use crate::secret::Secret;
 use crate::store::Store;
 use crate::store::audit::AuditFilter;
 use crate::store::audit::verify_store;
+use airlock_domain::audit::Record;
+use airlock_domain::audit::checkpoint::Checkpoint;
+use airlock_domain::secret::Secret;
 
 /// Flags of `airlock audit`.
 #[derive(Debug, clap::Args)]
@@ -193,7 +193,7 @@ async fn checkpoint(
     let checkpoint = Checkpoint {
         seq,
         hash,
-        at: crate::clock::wall_ms(),
+        at: airlock_domain::clock::wall_ms(),
         signature: None,
     }
     .signed(key.as_ref());

@@ -16,7 +16,7 @@ use axum::Router;
 use crate::app::{App, Extras};
 use crate::config::Config;
 use crate::devidp::{self, DevIdp};
-use crate::identity::{KeySource, StaticKeySource};
+use airlock_domain::identity::{KeySource, StaticKeySource};
 
 /// Flags of `airlock demo`.
 #[derive(Debug, clap::Args)]

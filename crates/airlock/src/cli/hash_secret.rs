@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
-use crate::secret::hash::{DEFAULT_ITERATIONS, MIN_ITERATIONS, hash_secret};
+use airlock_domain::secret::hash::{DEFAULT_ITERATIONS, MIN_ITERATIONS, hash_secret};
 
 /// Flags of `airlock hash-secret`.
 #[derive(Debug, clap::Args)]

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 
 use crate::config::Config;
-use crate::policy::explain;
+use airlock_domain::policy::explain;
 
 /// Flags of `airlock policy`.
 #[derive(Debug, clap::Args)]

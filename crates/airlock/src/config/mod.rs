@@ -3,7 +3,7 @@
 //!
 //! Layers, lowest first: built-in defaults, the file, the environment. Every
 //! table rejects unknown keys, and every error names the key it is about.
-//! Secrets are [`SecretSource`](crate::secret::SecretSource)s until [`AirbyteConfig::auth`] (or another
+//! Secrets are [`SecretSource`](airlock_domain::secret::SecretSource)s until [`AirbyteConfig::auth`] (or another
 //! subsystem) resolves them at start-up.
 //!
 //! Environment overrides use `__` between path segments:
@@ -22,20 +22,20 @@ use serde::{Deserialize, Serialize};
 
 use self::env::apply_env_overrides;
 use crate::airbyte::AirbyteConfig;
-use crate::audit::AuditConfig;
 use crate::connections::ConnectionsConfig;
 use crate::console::ConsoleConfig;
 use crate::front::{FrontConfig, FrontSetup, ServiceAccountConfig};
-use crate::identity::IssuerConfig;
-use crate::jobs::JobsConfig;
 use crate::mcp::McpConfig;
-use crate::policy::{GrantConfig, Policy, RoleConfig};
 use crate::server::ServerConfig;
-use crate::settings::InvalidKey;
 use crate::store::StorageConfig;
 use crate::telemetry::TelemetryConfig;
 use crate::web::session::Site;
 use crate::webhooks::WebhookConfig;
+use airlock_domain::audit::AuditConfig;
+use airlock_domain::identity::IssuerConfig;
+use airlock_domain::jobs::JobsConfig;
+use airlock_domain::policy::{GrantConfig, Policy, RoleConfig};
+use airlock_domain::settings::InvalidKey;
 
 /// The whole configuration file, one struct per subsystem.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -158,7 +158,7 @@ impl Config {
         self.server.validate()?;
         self.storage.validate()?;
         self.airbyte.validate()?;
-        crate::identity::validate_issuers(&self.issuers)?;
+        airlock_domain::identity::validate_issuers(&self.issuers)?;
         self.policy()?;
         self.jobs.validate()?;
         self.connections.validate()?;

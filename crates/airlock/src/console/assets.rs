@@ -59,7 +59,7 @@ fn etag(asset: &Asset) -> &'static str {
     let tags = TAGS.get_or_init(|| {
         ASSETS
             .iter()
-            .map(|a| format!("\"{}\"", &crate::audit::sha256_hex(a.body)[..20]))
+            .map(|a| format!("\"{}\"", &airlock_domain::audit::sha256_hex(a.body)[..20]))
             .collect()
     });
     ASSETS

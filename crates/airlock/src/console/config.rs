@@ -2,8 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::settings::InvalidKey;
 use crate::web::session::CookieSecure;
+use airlock_domain::settings::InvalidKey;
 
 /// `[console]`: the web console at `/console`. Which identity providers it
 /// signs people in with is said per issuer (`console_client_id`).

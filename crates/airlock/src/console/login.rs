@@ -21,12 +21,12 @@ use utoipa::IntoParams;
 
 use super::oidc::{self, Authorize};
 use super::{Console, cookies, enabled};
-use crate::audit;
-use crate::identity::Principal;
 use crate::store::sessions::{LoginRow, SessionRow};
 use crate::web::problem::responses::{BadRequest, NotFound, Unavailable};
 use crate::web::session::{self, hash_of, new_secret};
 use crate::web::{ApiError, AppState};
+use airlock_domain::audit;
+use airlock_domain::identity::Principal;
 
 /// Where the console lands when a login names no (valid) view.
 const HOME: &str = "/connections";
@@ -245,7 +245,7 @@ pub(super) async fn callback(
                 decision: "allow".to_owned(),
                 outcome: Some("session_created".to_owned()),
                 detail: Some(json!({
-                    "expires_at": crate::jobs::view::rfc3339(row.expires_at),
+                    "expires_at": airlock_domain::jobs::view::rfc3339(row.expires_at),
                 })),
                 ..audit::Entry::default()
             };

@@ -35,13 +35,13 @@ use axum::{Extension, Json, Router};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::audit;
-use crate::identity::IssuerConfig;
-use crate::policy::{Permission, Resource};
-use crate::secret::SecretSource;
 use crate::web::problem::responses::{BadRequest, Forbidden, NotFound, Unauthorized, Unavailable};
 use crate::web::session::{self, Session};
 use crate::web::{ApiError, AppState, Caller};
+use airlock_domain::audit;
+use airlock_domain::identity::IssuerConfig;
+use airlock_domain::policy::{Permission, Resource};
+use airlock_domain::secret::SecretSource;
 
 pub use assets::{ASSETS, Asset, CONTENT_SECURITY_POLICY};
 pub use config::ConsoleConfig;
@@ -285,7 +285,7 @@ async fn session_view(
             display_name: Some(session.principal.display_name.clone()),
             issuer: Some(session.principal.issuer.clone()),
             csrf_token: Some(session.csrf_token().to_owned()),
-            expires_at: Some(crate::jobs::view::rfc3339(session.expires_at)),
+            expires_at: Some(airlock_domain::jobs::view::rfc3339(session.expires_at)),
             views: views_of(&state, &session),
         },
         None => SessionView {

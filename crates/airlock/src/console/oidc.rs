@@ -14,8 +14,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Deserialize;
 use tokio::sync::Mutex;
 
-use crate::identity::IssuerConfig;
-use crate::secret::Secret;
+use airlock_domain::identity::IssuerConfig;
+use airlock_domain::secret::Secret;
 
 /// What can go wrong talking to the identity provider. Messages name
 /// endpoints, never codes, tokens or secrets.
@@ -131,9 +131,10 @@ impl Client {
         if let Some(endpoints) = known.as_ref() {
             return Ok(endpoints.clone());
         }
-        let found = crate::identity::discover(http, &self.issuer, self.allow_insecure_http)
-            .await
-            .map_err(|e| OidcError::Discovery(e.to_string()))?;
+        let found =
+            airlock_domain::identity::discover(http, &self.issuer, self.allow_insecure_http)
+                .await
+                .map_err(|e| OidcError::Discovery(e.to_string()))?;
         let authorization = found.authorization_endpoint.ok_or_else(|| {
             OidcError::Discovery("the discovery document names no authorization_endpoint".into())
         })?;
@@ -145,7 +146,7 @@ impl Client {
                 OidcError::Discovery("the discovery document names no token_endpoint".into())
             })?;
         for url in [&authorization, &token] {
-            crate::identity::check_url(url, self.allow_insecure_http)
+            airlock_domain::identity::check_url(url, self.allow_insecure_http)
                 .map_err(OidcError::Discovery)?;
         }
         let endpoints = Endpoints {

@@ -14,8 +14,8 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 
 use super::config::{FrontSetup, ServiceAccountConfig};
-use crate::identity::{IssuerConfig, KeySet, SigningAlgorithm};
-use crate::secret::hash::SecretHash;
+use airlock_domain::identity::{IssuerConfig, KeySet, SigningAlgorithm};
+use airlock_domain::secret::hash::SecretHash;
 
 /// The audience of service-account tokens (Airlock's own).
 pub const AUDIENCE: &str = "airlock";
@@ -247,7 +247,7 @@ fn pem_to_der(pem: &str) -> Result<Vec<u8>, String> {
 mod tests {
     use super::*;
     use crate::config::Config;
-    use crate::secret::hash::{MIN_ITERATIONS, hash_secret};
+    use airlock_domain::secret::hash::{MIN_ITERATIONS, hash_secret};
 
     #[test]
     fn the_configured_signing_key_is_used_and_checked() {

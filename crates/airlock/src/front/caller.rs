@@ -7,8 +7,8 @@ use axum::http::request::Parts;
 
 use super::FrontState;
 use super::error::FrontError;
-use crate::policy::{Decision, Permission, Resource};
 use crate::web::auth::{Caller, Door, Refusal};
+use airlock_domain::policy::{Decision, Permission, Resource};
 
 /// Verifies the bearer token (the front takes no console session); a 401
 /// (reason logged and audited) otherwise.

@@ -7,7 +7,7 @@
 use axum::http::Method;
 use uuid::Uuid;
 
-use crate::policy::Permission;
+use airlock_domain::policy::Permission;
 
 /// The lists the front filters to what the caller may see.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

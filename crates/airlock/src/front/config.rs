@@ -6,11 +6,11 @@ use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::identity::IssuerConfig;
-use crate::settings::InvalidKey;
+use airlock_domain::identity::IssuerConfig;
+use airlock_domain::settings::InvalidKey;
 
-use crate::secret::SecretSource;
-use crate::secret::hash::SecretHash;
+use airlock_domain::secret::SecretSource;
+use airlock_domain::secret::hash::SecretHash;
 
 /// Shortest lifetime a configuration may give service-account tokens.
 const MIN_TOKEN_LIFETIME_SECS: u64 = 60;
@@ -99,7 +99,7 @@ pub struct ServiceAccountConfig {
 }
 
 fn redacted<S: serde::Serializer>(_: &str, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(crate::secret::Secret::REDACTED)
+    s.serialize_str(airlock_domain::secret::Secret::REDACTED)
 }
 
 fn valid_client_id(id: &str) -> bool {
@@ -244,7 +244,8 @@ mod tests {
     use crate::config::Config;
 
     fn hash() -> String {
-        crate::secret::hash::hash_secret("s", crate::secret::hash::MIN_ITERATIONS).expect("hash")
+        airlock_domain::secret::hash::hash_secret("s", airlock_domain::secret::hash::MIN_ITERATIONS)
+            .expect("hash")
     }
 
     #[test]

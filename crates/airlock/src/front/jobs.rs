@@ -77,7 +77,7 @@ async fn record_started(
     connection: &ConnectionInfo,
     job: &airbyte_client::Job,
     action: &str,
-    decision: &crate::policy::Decision,
+    decision: &airlock_domain::policy::Decision,
 ) {
     state.front().remember_job(job.job_id, &connection.id);
     let job_type = match job.job_type {
@@ -85,7 +85,7 @@ async fn record_started(
         airbyte_client::JobType::Reset | airbyte_client::JobType::Clear => JobType::Reset,
         _ => return,
     };
-    let Some(job_state) = crate::jobs::map_status(&job.status) else {
+    let Some(job_state) = airlock_domain::jobs::map_status(&job.status) else {
         return;
     };
     let requester = caller.requester();

@@ -22,8 +22,8 @@ use super::classify::Listing;
 use super::error::{FrontError, json_response};
 use super::{PUBLIC_PREFIX, forward, raw_response};
 use crate::connections::Snapshot;
-use crate::policy::{Permission, Resource};
 use crate::web::Caller;
+use airlock_domain::policy::{Permission, Resource};
 
 /// How a list's items are judged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -160,7 +160,7 @@ struct Visibility<'a> {
 
 impl Visibility<'_> {
     fn workspace_resource(&self, id: &str) -> Resource {
-        Resource::Workspace(crate::policy::WorkspaceResource {
+        Resource::Workspace(airlock_domain::policy::WorkspaceResource {
             id: id.to_owned(),
             name: self.snapshot.workspace_name(id).map(str::to_owned),
         })

@@ -17,9 +17,9 @@ use super::{
     jobs, lists, raw_response, read_body, request_id_of, workspace_resource,
 };
 use crate::connections::ConnectionInfo;
-use crate::policy::{Decision, Permission, Resource};
 use crate::web::Caller;
 use crate::web::auth::action_of;
+use airlock_domain::policy::{Decision, Permission, Resource};
 
 #[utoipa::path(
     method(get, post, put, patch, delete),
@@ -345,7 +345,7 @@ async fn authorize_workspace(
     permission: Permission,
     resource: &Resource,
     id: &str,
-) -> Result<crate::policy::Decision, FrontError> {
+) -> Result<airlock_domain::policy::Decision, FrontError> {
     if permission == Permission::ConnectionsRead {
         let policy = state.policy();
         let snapshot = state.catalog().snapshot();

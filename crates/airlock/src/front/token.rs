@@ -19,7 +19,7 @@ use serde_json::Value;
 use super::FrontState;
 use super::config::{FrontSetup, TokenAuthMethod};
 use super::error::{FrontError, json_response};
-use crate::identity::IssuerConfig;
+use airlock_domain::identity::IssuerConfig;
 
 /// What the message of a refused exchange says (Airbyte's words).
 const INVALID_CREDENTIALS: &str = "Invalid client credentials";
@@ -179,7 +179,7 @@ impl Exchange {
         {
             return Ok(url);
         }
-        let found = crate::identity::discover(
+        let found = airlock_domain::identity::discover(
             http,
             &self.issuer.issuer,
             self.issuer.allow_insecure_http,

@@ -12,10 +12,10 @@ use axum::http::request::Parts;
 use axum::middleware::Next;
 use axum::response::Response;
 
-use crate::host_gate::Gate;
 use crate::web::auth::Unidentified;
 use crate::web::request_id::{PassThrough, X_REQUEST_ID};
 use crate::web::{ApiError, AppState, Caller, ChannelTag, RequestId};
+use airlock_domain::host_gate::Gate;
 
 /// What the middleware needs.
 #[derive(Debug, Clone)]

@@ -34,9 +34,9 @@ use rmcp::transport::streamable_http_server::session::never::NeverSessionManager
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use serde::{Deserialize, Serialize};
 
-use crate::host_gate::Gate;
-use crate::settings::InvalidKey;
 use crate::web::AppState;
+use airlock_domain::host_gate::Gate;
+use airlock_domain::settings::InvalidKey;
 
 pub use tools::ToolName;
 
@@ -186,6 +186,6 @@ impl McpConfig {
     /// Checks every host and origin entry; errors name the key
     /// (`mcp.allowed_hosts[1]`).
     pub fn validate(&self) -> Result<(), InvalidKey> {
-        crate::host_gate::validate("mcp", &self.allowed_hosts, &self.allowed_origins)
+        airlock_domain::host_gate::validate("mcp", &self.allowed_hosts, &self.allowed_origins)
     }
 }

@@ -30,7 +30,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::McpError;
-use crate::policy::Permission;
+use airlock_domain::policy::Permission;
 
 /// The longest `wait_seconds` (the API's `?wait=` cap, 15 minutes).
 const MAX_WAIT_SECONDS: u32 = 15 * 60;

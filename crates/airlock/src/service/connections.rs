@@ -1,8 +1,8 @@
 //! Connections as a caller sees them.
 
 use crate::connections::{ConnectionInfo, Snapshot};
-use crate::policy::{Permission, Policy};
 use crate::web::{AppState, Caller};
+use airlock_domain::policy::{Permission, Policy};
 
 use super::ServiceError;
 

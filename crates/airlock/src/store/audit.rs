@@ -1,6 +1,6 @@
 //! The audit trail's rows: appending inside the caller's transaction,
 //! reading with filters, the chain's head, and verifying the whole chain.
-//! What a record is and how it is hashed is [`crate::audit`].
+//! What a record is and how it is hashed is [`airlock_domain::audit`].
 
 use futures_util::TryStreamExt;
 use serde_json::Value;
@@ -8,9 +8,9 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, AssertSqlSafe, Row};
 
 use super::{Store, StoreError};
-use crate::audit::checkpoint::Checkpoint;
-use crate::audit::verify::{Report, Verifier};
-use crate::audit::{Actor, Entry, Origin, Record};
+use airlock_domain::audit::checkpoint::Checkpoint;
+use airlock_domain::audit::verify::{Report, Verifier};
+use airlock_domain::audit::{Actor, Entry, Origin, Record};
 
 const COLUMNS: &str = "seq, at, request_id, principal_issuer, principal_subject, principal_kind, \
     principal_client_id, channel, action, workspace_id, connection_id, job_id, airbyte_job_id, decision, \

@@ -21,8 +21,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::jobs::{IdempotencyKey, Inserted, insert_batch};
 use super::{StoreError, WriteTurns};
-use crate::audit;
-use crate::jobs::model::NewJob;
+use airlock_domain::audit;
+use airlock_domain::jobs::model::NewJob;
 
 /// The most triggers stored in one transaction.
 const MAX_BATCH: usize = 256;

@@ -6,7 +6,7 @@ use sqlx::{AssertSqlSafe, Row};
 
 use super::jobs::{COLUMNS, JobEvent, decode};
 use super::{Store, StoreError};
-use crate::jobs::model::{Job, JobId};
+use airlock_domain::jobs::model::{Job, JobId};
 
 /// Binds per query when many connections are asked about at once.
 const CHUNK: usize = 500;

@@ -11,7 +11,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 
-use crate::jobs::model::{Channel, Job};
+use airlock_domain::jobs::model::{Channel, Job};
 
 /// How many finished jobs are kept (the oldest copy goes first).
 const CAPACITY: usize = 4096;
@@ -56,7 +56,7 @@ impl FinishedJobs {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::jobs::model::{JobId, JobState, JobType};
+    use airlock_domain::jobs::model::{JobId, JobState, JobType};
 
     fn job(state: JobState, channel: Channel) -> Job {
         Job {

@@ -6,8 +6,8 @@
 use sqlx::AnyConnection;
 
 use super::{Store, StoreError};
-use crate::audit;
-use crate::jobs::model::{Channel, Job, JobId, JobState, JobType};
+use airlock_domain::audit;
+use airlock_domain::jobs::model::{Channel, Job, JobId, JobState, JobType};
 
 /// A job Airbyte accepted for a caller of the front.
 #[derive(Debug, Clone)]

@@ -23,7 +23,7 @@ use rusqlite::{OpenFlags, OptionalExtension};
 
 use super::StoreError;
 use super::jobs::{COLUMN_NAMES, Columns, JOB_BY_ID, decode};
-use crate::jobs::Job;
+use airlock_domain::jobs::Job;
 
 /// Idle connections kept; more are opened when more threads read at once,
 /// and closed after use.
@@ -138,9 +138,9 @@ impl Columns for Positional<'_, '_> {
 #[cfg(test)]
 mod tests {
     use super::InlineReader;
-    use crate::jobs::{Channel, JobId, JobType, NewJob};
     use crate::store::Store;
     use crate::store::jobs::Inserted;
+    use airlock_domain::jobs::{Channel, JobId, JobType, NewJob};
 
     /// The store's job reads on a SQLite file really are inline (a reader
     /// that always failed would go unnoticed: the pool answers the same).
@@ -161,7 +161,7 @@ mod tests {
             retry_of: None,
         };
         let Inserted::New { job, .. } = store
-            .insert_job(&new, None, 1_000, &crate::audit::Entry::default())
+            .insert_job(&new, None, 1_000, &airlock_domain::audit::Entry::default())
             .await
             .expect("insert")
         else {

@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, ConnectOptions, Connection, Executor};
 
-use crate::settings::InvalidKey;
+use airlock_domain::settings::InvalidKey;
 
 pub(crate) use self::write::{WriteTurns, WriteTx, Writer};
 
@@ -299,7 +299,7 @@ impl Store {
 
 /// The current time as unix milliseconds, the unit every stored time uses.
 pub fn now_ms() -> i64 {
-    crate::clock::wall_ms()
+    airlock_domain::clock::wall_ms()
 }
 
 /// Where jobs, idempotency keys and the audit trail are kept.

@@ -8,7 +8,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::{Store, StoreError};
-use crate::audit;
+use airlock_domain::audit;
 
 /// A signed-in browser, as stored.
 #[derive(Clone, PartialEq, Eq)]

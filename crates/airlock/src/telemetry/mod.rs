@@ -19,7 +19,7 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
-use crate::settings::InvalidKey;
+use airlock_domain::settings::InvalidKey;
 
 /// The process's trace exporter, switched on by [`export_traces`].
 static TRACES: LazyLock<Arc<otlp::Traces>> = LazyLock::new(Arc::default);

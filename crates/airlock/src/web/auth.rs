@@ -15,10 +15,10 @@ use axum::http::header::{AUTHORIZATION, USER_AGENT};
 use axum::http::request::Parts;
 
 use super::{ApiError, AppState, RequestId, RequestLog, session};
-use crate::audit;
-use crate::identity::Principal;
-use crate::policy::{Decision, Permission, Resource};
 use crate::store::StoreError;
+use airlock_domain::audit;
+use airlock_domain::identity::Principal;
+use airlock_domain::policy::{Decision, Permission, Resource};
 
 /// Why the guard refused a request. Each door renders it in its own shape.
 #[derive(Debug)]
@@ -364,7 +364,7 @@ impl Caller {
 
     /// Names the job this request is about in its log line (Airlock's id,
     /// and Airbyte's once there is one).
-    pub fn note_job(&self, job: &crate::jobs::Job) {
+    pub fn note_job(&self, job: &airlock_domain::jobs::Job) {
         self.log.job(&job.id.to_string(), job.airbyte_job_id);
     }
 

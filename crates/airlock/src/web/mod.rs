@@ -20,14 +20,14 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::response::IntoResponse;
 use tokio::sync::Notify;
 
-use crate::clock::SharedClock;
 use crate::connections::Catalog;
-use crate::identity::Authenticator;
-use crate::jobs::JobsConfig;
 use crate::metrics::Metrics;
-use crate::policy::Policy;
 use crate::server::ServerConfig;
 use crate::store::Store;
+use airlock_domain::clock::SharedClock;
+use airlock_domain::identity::Authenticator;
+use airlock_domain::jobs::JobsConfig;
+use airlock_domain::policy::Policy;
 
 pub use auth::{Caller, ChannelTag};
 pub use problem::{ApiError, Problem};
@@ -165,7 +165,7 @@ impl AppState {
 
     /// Writes a record that goes with no other change (a denial, a read).
     /// A failure is logged: the request's answer does not change.
-    pub async fn audit(&self, entry: &crate::audit::Entry) {
+    pub async fn audit(&self, entry: &airlock_domain::audit::Entry) {
         if let Err(error) = self.store().append_audit(entry, self.now_ms()).await {
             tracing::error!(error = %error, action = %entry.action, "cannot write the audit record");
         }

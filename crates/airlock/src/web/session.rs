@@ -12,9 +12,9 @@ use std::sync::{Arc, Mutex};
 use axum::http::{HeaderMap, Method, header};
 use serde::{Deserialize, Serialize};
 
-use crate::identity::Principal;
 use crate::store::sessions::SessionRow;
 use crate::store::{Store, StoreError};
+use airlock_domain::identity::Principal;
 
 /// The session cookie's name.
 pub const COOKIE: &str = "airlock_session";
@@ -168,7 +168,7 @@ pub fn new_secret() -> String {
 
 /// Hex SHA-256: how ids and states are stored.
 pub fn hash_of(secret: &str) -> String {
-    crate::audit::sha256_hex(secret.as_bytes())
+    airlock_domain::audit::sha256_hex(secret.as_bytes())
 }
 
 /// How browsers see Airlock: the origin they reach it at and whether its

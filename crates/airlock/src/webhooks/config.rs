@@ -8,9 +8,9 @@ use std::time::Duration;
 use reqwest::Url;
 use serde::{Deserialize, Serialize};
 
-use crate::jobs::JobState;
-use crate::secret::SecretSource;
-use crate::settings::InvalidKey;
+use airlock_domain::jobs::JobState;
+use airlock_domain::secret::SecretSource;
+use airlock_domain::settings::InvalidKey;
 
 /// One receiver, as written in the configuration file.
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -11,12 +11,12 @@ use reqwest::header::{CONTENT_TYPE, HeaderValue, USER_AGENT};
 use tokio::sync::Notify;
 
 use super::{WebhookConfig, WebhookError, WebhookEvent, payload, signature};
-use crate::clock::SharedClock;
 use crate::connections::Catalog;
-use crate::jobs::{Job, JobId, JobState};
-use crate::secret::Secret;
 use crate::store::Store;
 use crate::store::webhooks::{self as outbox, After, Attempt, Delivery, NewDelivery, RawEvent};
+use airlock_domain::clock::SharedClock;
+use airlock_domain::jobs::{Job, JobId, JobState};
+use airlock_domain::secret::Secret;
 
 /// How often the loop looks for new events and due deliveries.
 const POLL_EVERY: Duration = Duration::from_secs(1);
@@ -487,7 +487,10 @@ fn with_sent_at(stored: &str, at: i64) -> Vec<u8> {
     let mut body: serde_json::Value =
         serde_json::from_str(stored).unwrap_or_else(|_| serde_json::json!({}));
     if let Some(object) = body.as_object_mut() {
-        object.insert("sent_at".to_owned(), crate::jobs::view::rfc3339(at).into());
+        object.insert(
+            "sent_at".to_owned(),
+            airlock_domain::jobs::view::rfc3339(at).into(),
+        );
     }
     body.to_string().into_bytes()
 }

@@ -4,8 +4,8 @@
 use serde_json::{Value, json};
 
 use super::WebhookEvent;
-use crate::jobs::Job;
-use crate::jobs::view::{job_json, rfc3339};
+use airlock_domain::jobs::Job;
+use airlock_domain::jobs::view::{job_json, rfc3339};
 
 /// The stored body of a delivery; `sent_at` is added at each attempt.
 pub(crate) fn body(event: WebhookEvent, job: &Job, at: i64, detail: Option<&str>) -> Value {

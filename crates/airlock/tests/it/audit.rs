@@ -4,9 +4,9 @@
 use std::process::Command;
 
 use airbyte_sim::SimConfig;
-use airlock::audit::{self, Entry, Record};
 use airlock::store::Store;
 use airlock::store::audit::AuditFilter;
+use airlock_domain::audit::{self, Entry, Record};
 use serde_json::Value;
 
 use crate::stack::Stack;

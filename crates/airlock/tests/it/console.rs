@@ -658,11 +658,11 @@ async fn a_session_ends_with_its_ttl_and_expired_sessions_are_not_found(db: Db) 
                 created_at: now,
                 expires_at: now + 1_000,
             },
-            &airlock::audit::Entry {
+            &airlock_domain::audit::Entry {
                 channel: "console".into(),
                 action: "console.login".into(),
                 decision: "allow".into(),
-                ..airlock::audit::Entry::default()
+                ..airlock_domain::audit::Entry::default()
             },
         )
         .await
@@ -894,8 +894,8 @@ async fn several_issuers_are_offered_and_the_chosen_one_is_used() {
 async fn id_tokens_prove_a_login_but_never_open_the_api() {
     use std::sync::Arc;
 
-    use airlock::clock::SystemClock;
-    use airlock::identity::{AuthError, Authenticator, KeySource, StaticKeySource};
+    use airlock_domain::clock::SystemClock;
+    use airlock_domain::identity::{AuthError, Authenticator, KeySource, StaticKeySource};
 
     let idp = airlock::devidp::DevIdp::new("http://127.0.0.1:9").expect("idp");
     let source: Arc<dyn KeySource> = Arc::new(StaticKeySource::new(idp.key_set()));

@@ -46,7 +46,8 @@ fn secret(client: &str) -> String {
 fn service_accounts_toml() -> String {
     let mut text = String::new();
     for (client, role) in ACCOUNTS {
-        let hash = airlock::secret::hash::hash_secret(&secret(client), 10_000).expect("hash");
+        let hash =
+            airlock_domain::secret::hash::hash_secret(&secret(client), 10_000).expect("hash");
         text.push_str(&format!(
             "\n[[service_accounts]]\nclient_id = \"{client}\"\nsecret_hash = \"{hash}\"\nroles = [\"{role}\"]\n"
         ));
@@ -887,11 +888,11 @@ mod store {
     //! `Store::insert_started_job` on both backends: the unique indexes
     //! (one row per Airbyte job, one active job per connection) hold.
 
-    use airlock::audit;
-    use airlock::jobs::{Channel, JobState, JobType};
     use airlock::store::Store;
     use airlock::store::front::{Recorded, StartedJob};
     use airlock::store::jobs::AirbyteReport;
+    use airlock_domain::audit;
+    use airlock_domain::jobs::{Channel, JobState, JobType};
     use serde_json::json;
 
     use crate::support::{Db, both_backends, fresh_database};
@@ -1004,7 +1005,8 @@ fn hash_secret_reads_stdin_and_prints_a_usable_hash() {
     let output = child.wait_with_output().expect("exits");
     assert!(output.status.success(), "{output:?}");
     let printed = String::from_utf8(output.stdout).expect("UTF-8");
-    let hash: airlock::secret::hash::SecretHash = printed.trim().parse().expect("a valid hash");
+    let hash: airlock_domain::secret::hash::SecretHash =
+        printed.trim().parse().expect("a valid hash");
     assert!(hash.verify("s3cret"));
     assert!(!hash.verify("s3cret\n"));
     // The hash is accepted by the configuration.

@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use airlock::clock::{Clock, ManualClock};
-use airlock::identity::{
+use airlock_domain::clock::{Clock, ManualClock};
+use airlock_domain::identity::{
     AuthError, Authenticator, IssuerConfig, KeyFuture, KeySet, KeySource, KeySourceError,
     MAX_TOKEN_BYTES, PrincipalKind, SigningAlgorithm, StaticKeySource,
 };
@@ -913,8 +913,8 @@ mod over_http {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::{Arc, Mutex};
 
-    use airlock::clock::ManualClock;
-    use airlock::identity::{AuthError, Authenticator, IssuerConfig};
+    use airlock_domain::clock::ManualClock;
+    use airlock_domain::identity::{AuthError, Authenticator, IssuerConfig};
     use axum::Router;
     use axum::extract::State;
     use axum::http::StatusCode;
@@ -994,7 +994,7 @@ mod over_http {
             "discovery is remembered"
         );
         assert_eq!(served.jwks_hits.load(Ordering::SeqCst), 2);
-        let discovered = airlock::identity::discover(&reqwest::Client::new(), &base, false)
+        let discovered = airlock_domain::identity::discover(&reqwest::Client::new(), &base, false)
             .await
             .expect("discovery");
         assert_eq!(discovered.token_endpoint, Some(format!("{base}/token")));

@@ -453,13 +453,13 @@ async fn jobs_started_by_airbyte_are_listed(db: Db) {
 /// started, or cancelling the job when there is none, instead of leaving
 /// it queued forever in front of the connection's other jobs.
 async fn a_cancel_during_an_unsettled_start_is_carried_out(db: Db) {
-    use airlock::clock::SystemClock;
     use airlock::connections::Catalog;
-    use airlock::jobs::{Channel, JobState, JobType, JobsConfig, NewJob};
     use airlock::queue::dispatcher::{Dispatcher, Outcome};
     use airlock::queue::tracker::Tracker;
     use airlock::store::Store;
     use airlock::store::jobs::{Inserted, Requeue};
+    use airlock_domain::clock::SystemClock;
+    use airlock_domain::jobs::{Channel, JobState, JobType, JobsConfig, NewJob};
 
     // No Airlock process here: this test is the only dispatcher.
     let sim = airbyte_sim::spawn(SimConfig::default())
@@ -497,11 +497,11 @@ async fn a_cancel_during_an_unsettled_start_is_carried_out(db: Db) {
         clock,
         catalog,
     );
-    let request = airlock::audit::Entry {
+    let request = airlock_domain::audit::Entry {
         channel: "api".to_owned(),
         action: "jobs.sync".to_owned(),
         decision: "allow".to_owned(),
-        ..airlock::audit::Entry::default()
+        ..airlock_domain::audit::Entry::default()
     };
     for (connection, lost_answer_started_a_sync) in connections.iter().zip([true, false]) {
         let new = NewJob {

@@ -11,10 +11,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use airlock::clock::SystemClock;
 use airlock::config::Config;
-use airlock::identity::{AuthError, Authenticator, IssuerConfig, PrincipalKind};
-use airlock::policy::{Permission, Resource};
+use airlock_domain::clock::SystemClock;
+use airlock_domain::identity::{AuthError, Authenticator, IssuerConfig, PrincipalKind};
+use airlock_domain::policy::{Permission, Resource};
 
 fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")

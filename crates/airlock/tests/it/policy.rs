@@ -3,8 +3,10 @@
 //! written out here, independently of the implementation's role tables.
 
 use airlock::config::Config;
-use airlock::identity::{Principal, PrincipalKind};
-use airlock::policy::{ConnectionResource, Permission, Reason, Resource, Scope, WorkspaceResource};
+use airlock_domain::identity::{Principal, PrincipalKind};
+use airlock_domain::policy::{
+    ConnectionResource, Permission, Reason, Resource, Scope, WorkspaceResource,
+};
 use serde_json::json;
 
 const ROLES: [&str; 5] = ["reader", "runner", "editor", "admin", "auditor"];

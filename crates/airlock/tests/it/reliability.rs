@@ -7,11 +7,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use airbyte_sim::{FaultSpec, Faults, SimConfig};
-use airlock::clock::{ManualClock, SystemClock};
 use airlock::connections::Catalog;
-use airlock::jobs::{JobState, JobsConfig};
 use airlock::queue::tracker::{KnownConnections, Tracker};
 use airlock::store::Store;
+use airlock_domain::clock::{ManualClock, SystemClock};
+use airlock_domain::jobs::{JobState, JobsConfig};
 use serde_json::{Value, json};
 
 use crate::support::{

@@ -1,9 +1,9 @@
 //! The job store on both backends: idempotency, claiming with leases, one
 //! active job per connection, the timeline.
 
-use airlock::jobs::{Channel, JobState, JobType, NewJob};
 use airlock::store::Store;
 use airlock::store::jobs::{IdempotencyKey, Inserted, JobChange, JobFilter, Requeue};
+use airlock_domain::jobs::{Channel, JobState, JobType, NewJob};
 
 use crate::support::{Db, fresh_database};
 
@@ -29,17 +29,17 @@ fn key(principal: &str, key: &str, hash: &str) -> IdempotencyKey {
 }
 
 /// The audit record of the (test) request behind a change.
-fn request() -> airlock::audit::Entry {
-    airlock::audit::Entry {
+fn request() -> airlock_domain::audit::Entry {
+    airlock_domain::audit::Entry {
         channel: "api".to_owned(),
         action: "jobs.sync".to_owned(),
         decision: "allow".to_owned(),
-        ..airlock::audit::Entry::default()
+        ..airlock_domain::audit::Entry::default()
     }
 }
 
 /// A keyless trigger on `connection` at `at`: the new queued job.
-async fn queue(store: &Store, connection: &str, at: i64) -> airlock::jobs::Job {
+async fn queue(store: &Store, connection: &str, at: i64) -> airlock_domain::jobs::Job {
     match store
         .insert_job(&new_job(connection), None, at, &request())
         .await
@@ -600,7 +600,7 @@ async fn a_job_read_sees_each_change_at_once(kind: Db) {
         (failed.state, failed.error.as_deref(), failed.finished_at),
         (JobState::Failed, Some("boom"), Some(now + 9))
     );
-    let missing = airlock::jobs::JobId::generate();
+    let missing = airlock_domain::jobs::JobId::generate();
     assert!(store.get_job(&missing).await.expect("get").is_none());
 }
 

@@ -145,7 +145,7 @@ use airbyte_sim::{RunningSim, SimConfig};
 use airlock::app::{App, Extras};
 use airlock::config::Config;
 use airlock::devidp::{self, DevIdp};
-use airlock::identity::{KeySource, StaticKeySource};
+use airlock_domain::identity::{KeySource, StaticKeySource};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 

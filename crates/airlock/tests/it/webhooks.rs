@@ -8,15 +8,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use airlock::app::{App, Extras};
-use airlock::clock::{Clock, ManualClock, SharedClock};
 use airlock::config::Config;
 use airlock::devidp::{self, DevIdp};
-use airlock::identity::{KeySource, StaticKeySource};
-use airlock::jobs::{Channel, Job, JobState, JobType, NewJob};
 use airlock::store::Store;
 use airlock::store::jobs::{Inserted, JobChange};
 use airlock::store::webhooks::{list_attempts, list_deliveries};
 use airlock::webhooks::{Deliverer, IdsOnly, WebhookConfig};
+use airlock_domain::clock::{Clock, ManualClock, SharedClock};
+use airlock_domain::identity::{KeySource, StaticKeySource};
+use airlock_domain::jobs::{Channel, Job, JobState, JobType, NewJob};
 use axum::http::{HeaderMap, StatusCode};
 use serde_json::Value;
 
@@ -147,11 +147,11 @@ async fn run_job(store: &Store, connection: &str, end: JobState, now: i64) -> Jo
             &new,
             None,
             now,
-            &airlock::audit::Entry {
+            &airlock_domain::audit::Entry {
                 channel: "api".to_owned(),
                 action: "jobs.sync".to_owned(),
                 decision: "allow".to_owned(),
-                ..airlock::audit::Entry::default()
+                ..airlock_domain::audit::Entry::default()
             },
         )
         .await

@@ -4,9 +4,9 @@
 use sqlx::{AnyConnection, Row};
 
 use super::*;
-use crate::audit;
-use crate::jobs::model::{Job, JobId, JobState};
 use crate::store::{Store, StoreError};
+use airlock_domain::audit;
+use airlock_domain::jobs::model::{Job, JobId, JobState};
 
 /// Appends a state to a job's timeline, without an audit record (the
 /// caller writes a richer one).

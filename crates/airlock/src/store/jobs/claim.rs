@@ -5,8 +5,8 @@ use sqlx::AssertSqlSafe;
 use sqlx::any::AnyRow;
 
 use super::*;
-use crate::jobs::model::{JobId, JobState};
 use crate::store::{Backend, Store, StoreError};
+use airlock_domain::jobs::model::{JobId, JobState};
 
 // A claim's search. Candidates are the head of each connection's queue (when nothing
 // of that connection is in Airbyte's hands) and starts whose lease

@@ -6,7 +6,7 @@ use sqlx::any::AnyRow;
 
 use super::super::StoreError;
 use super::*;
-use crate::jobs::model::{Job, JobId, JobState, NewJob};
+use airlock_domain::jobs::model::{Job, JobId, JobState, NewJob};
 
 pub(in crate::store) const COLUMNS: &str = "id, connection_id, workspace_id, job_type, state, airbyte_job_id, attempts, \
     max_attempts, run_after, lease_owner, lease_until, start_requested_at, cancel_requested, requested_by, requester, \

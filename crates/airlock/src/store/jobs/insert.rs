@@ -4,9 +4,9 @@
 use sqlx::{AnyConnection, AssertSqlSafe, Row};
 
 use super::*;
-use crate::audit;
-use crate::jobs::model::{Job, JobId, JobState, JobType, NewJob};
 use crate::store::{Store, StoreError};
+use airlock_domain::audit;
+use airlock_domain::jobs::model::{Job, JobId, JobState, JobType, NewJob};
 
 /// True when `error` is a unique-constraint violation (a lost race).
 pub(super) fn is_unique_violation(error: &sqlx::Error) -> bool {

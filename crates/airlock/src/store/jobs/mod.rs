@@ -26,7 +26,7 @@ use insert::is_unique_violation;
 use sqlx::{AssertSqlSafe, Row};
 
 use super::{Store, StoreError};
-use crate::jobs::model::{Job, JobId, JobState, JobType};
+use airlock_domain::jobs::model::{Job, JobId, JobState, JobType};
 
 /// How long an idempotency key holds: 24 hours.
 pub const IDEMPOTENCY_TTL_MS: i64 = 24 * 60 * 60 * 1000;

@@ -33,7 +33,7 @@ use serde_json::Value;
 pub use cache::DEFAULT_CACHE_CAPACITY;
 pub(crate) use claims::holds as claim_holds;
 pub use claims::lookup as lookup_claim;
-pub(crate) use config::check_url;
+pub use config::check_url;
 pub use config::{
     ClaimPaths, ClaimsConfig, DEFAULT_CONSOLE_SCOPE, DEFAULT_JWKS_REFRESH_SECS,
     DEFAULT_LEEWAY_SECS, DEFAULT_UNKNOWN_KID_COOLDOWN_SECS, IssuerConfig, KindRule, Preset,

@@ -243,18 +243,36 @@ impl Gate {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mcp::McpConfig;
 
-    fn validate(config: &McpConfig) -> Result<(), InvalidKey> {
+    /// A door's two lists, as a section holds them.
+    #[derive(Default)]
+    struct Lists {
+        allowed_hosts: Vec<String>,
+        allowed_origins: Vec<String>,
+    }
+
+    /// The loopback lists `[mcp]` has by default.
+    fn loopback() -> Lists {
+        Lists {
+            allowed_hosts: ["localhost", "127.0.0.1", "::1"]
+                .map(str::to_owned)
+                .to_vec(),
+            allowed_origins: ["http://localhost:*", "http://127.0.0.1:*", "http://[::1]:*"]
+                .map(str::to_owned)
+                .to_vec(),
+        }
+    }
+
+    fn validate(config: &Lists) -> Result<(), InvalidKey> {
         super::validate("mcp", &config.allowed_hosts, &config.allowed_origins)
     }
 
-    fn from_config(config: &McpConfig) -> Gate {
+    fn from_config(config: &Lists) -> Gate {
         Gate::new(&config.allowed_hosts, &config.allowed_origins)
     }
 
     fn gate(hosts: &[&str], origins: &[&str]) -> Gate {
-        let config = McpConfig {
+        let config = Lists {
             allowed_hosts: hosts.iter().map(|s| (*s).to_owned()).collect(),
             allowed_origins: origins.iter().map(|s| (*s).to_owned()).collect(),
         };
@@ -275,7 +293,7 @@ mod tests {
 
     #[test]
     fn loopback_hosts_are_served_by_default() {
-        let g = from_config(&McpConfig::default());
+        let g = from_config(&loopback());
         for host in ["localhost:8080", "127.0.0.1:1", "[::1]:8080", "LOCALHOST"] {
             assert_eq!(g.check(&parts(Some(host), None)), Ok(()), "{host}");
         }
@@ -291,7 +309,7 @@ mod tests {
 
     #[test]
     fn loopback_origins_are_served_by_default_and_others_refused() {
-        let g = from_config(&McpConfig::default());
+        let g = from_config(&loopback());
         let host = Some("127.0.0.1:8080");
         assert_eq!(g.check(&parts(host, Some("http://localhost:6274"))), Ok(()));
         assert_eq!(g.check(&parts(host, Some("http://127.0.0.1"))), Ok(()));
@@ -356,7 +374,7 @@ mod tests {
     #[test]
     fn bad_entries_are_named() {
         let bad = |hosts: &[&str], origins: &[&str]| {
-            validate(&McpConfig {
+            validate(&Lists {
                 allowed_hosts: hosts.iter().map(|s| (*s).to_owned()).collect(),
                 allowed_origins: origins.iter().map(|s| (*s).to_owned()).collect(),
             })

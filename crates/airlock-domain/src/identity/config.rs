@@ -267,7 +267,7 @@ pub fn validate_issuers(issuers: &[IssuerConfig]) -> Result<(), InvalidKey> {
     Ok(())
 }
 
-pub(crate) fn check_url(url: &str, allow_insecure_http: bool) -> Result<(), String> {
+pub fn check_url(url: &str, allow_insecure_http: bool) -> Result<(), String> {
     let rest = if let Some(rest) = url.strip_prefix("https://") {
         rest
     } else if let Some(rest) = url.strip_prefix("http://") {
