@@ -18,11 +18,11 @@ use crate::connections::Catalog;
 use crate::metrics::Metrics;
 use crate::queue::dispatcher::Dispatcher;
 use crate::queue::tracker::Tracker;
-use crate::store::Store;
 use crate::web::{AppState, Parts};
 use airlock_domain::clock::{SharedClock, SystemClock};
 use airlock_domain::identity::{Authenticator, HttpKeySource, IssuerConfig, KeySource};
 use airlock_domain::jobs::JobsConfig;
+use airlock_store::Store;
 
 /// How long requests in flight may take to finish after a stop signal.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);

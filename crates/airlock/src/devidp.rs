@@ -160,7 +160,7 @@ impl DevIdp {
     /// console), as the code exchange returns them.
     pub fn user_tokens(&self, user: &str, nonce: Option<&str>) -> Option<(String, String)> {
         let (sub, role, name) = USERS.iter().find(|(sub, _, _)| *sub == user)?;
-        let now = crate::store::now_ms() / 1000;
+        let now = airlock_store::now_ms() / 1000;
         let lifetime = i64::try_from(TOKEN_LIFETIME.as_secs()).unwrap_or(3600);
         let email = format!("{sub}@demo.airlock.example");
         let access = json!({
@@ -183,7 +183,7 @@ impl DevIdp {
     /// A signed access token for a demo client.
     pub fn token_for(&self, client_id: &str) -> Option<String> {
         let (_, role) = CLIENTS.iter().find(|(id, _)| *id == client_id)?;
-        let now = crate::store::now_ms() / 1000;
+        let now = airlock_store::now_ms() / 1000;
         let lifetime = i64::try_from(TOKEN_LIFETIME.as_secs()).unwrap_or(3600);
         let claims = json!({
             "iss": self.issuer,
@@ -430,7 +430,7 @@ async fn authorize(State(idp): State<DevIdp>, body: axum::body::Bytes) -> Respon
     };
     let redirect_uri = request.redirect_uri.unwrap_or_default();
     let code = crate::web::session::new_secret();
-    let now = crate::store::now_ms();
+    let now = airlock_store::now_ms();
     {
         let mut codes = idp.codes();
         codes.retain(|_, pending| pending.expires_at > now);
@@ -473,7 +473,7 @@ fn exchange_code(idp: &DevIdp, pairs: &BTreeMap<String, String>) -> Response {
     let challenge = URL_SAFE_NO_PAD.encode(
         aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, verifier.as_bytes()).as_ref(),
     );
-    if pending.expires_at <= crate::store::now_ms()
+    if pending.expires_at <= airlock_store::now_ms()
         || pairs.get("redirect_uri") != Some(&pending.redirect_uri)
         || challenge != pending.challenge
     {

@@ -2,13 +2,12 @@
 //!
 //! A tour of the modules, lowest layer first (ARCHITECTURE.md has the
 //! table of which may use which; a test holds the code to it):
-//! - the domain is the `airlock-domain` crate below this one: time,
-//!   secrets, the configuration error, host gates, the job model,
-//!   identities, the audit record and the policy.
+//! - below this crate: `airlock-domain` (time, secrets, the configuration
+//!   error, host gates, the job model, identities, the audit record and the
+//!   policy) and `airlock-store` (the only SQL, on SQLite or Postgres).
 //! - foundation: [`airbyte`] (`[airbyte]`: Airlock's Airbyte client
 //!   settings), [`server`] (the accept loop), [`telemetry`] (logs and
 //!   traces).
-//! - [`store`]: the only SQL (SQLite or Postgres).
 //! - services: [`metrics`], [`queue`] (the dispatcher and the tracker),
 //!   [`connections`] (the catalog), [`webhooks`].
 //! - [`web`]: what every HTTP door shares (state, request layer, errors,
@@ -45,7 +44,7 @@ pub mod metrics;
 pub mod queue;
 pub mod server;
 pub mod service;
-pub mod store;
+
 pub mod telemetry;
 pub mod web;
 pub mod webhooks;

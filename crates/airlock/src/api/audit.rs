@@ -8,12 +8,12 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use utoipa::{IntoParams, ToSchema};
 
-use crate::store::audit::AuditFilter;
 use crate::web::problem::responses::{BadRequest, Forbidden, Unauthorized, Unavailable};
 use crate::web::{ApiError, AppState, Caller};
 use airlock_domain::audit::Record;
 use airlock_domain::jobs::view::rfc3339;
 use airlock_domain::policy::{Permission, Resource};
+use airlock_store::audit::AuditFilter;
 
 /// Filters of the audit listing.
 #[derive(Debug, Deserialize, IntoParams)]

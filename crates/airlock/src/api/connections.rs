@@ -9,11 +9,11 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::connections::ConnectionInfo;
 use crate::service::connections;
-use crate::store::jobs::JobFilter;
 use crate::web::problem::responses::{BadRequest, Forbidden, NotFound, Unauthorized, Unavailable};
 use crate::web::{ApiError, AppState, Caller};
 use airlock_domain::jobs::{Job, JobState, JobType};
 use airlock_domain::policy::{Permission, Resource};
+use airlock_store::jobs::JobFilter;
 
 /// A connection as Airlock's API shows it.
 #[derive(Debug, Serialize, ToSchema)]

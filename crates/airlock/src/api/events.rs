@@ -175,7 +175,7 @@ impl Follow {
 
     /// The events of `batch` the caller may see, moving `after` past all
     /// of them.
-    async fn visible(&mut self, batch: Vec<(JobId, crate::store::jobs::JobEvent)>) -> Vec<Event> {
+    async fn visible(&mut self, batch: Vec<(JobId, airlock_store::jobs::JobEvent)>) -> Vec<Event> {
         let policy = self.state.policy();
         let snapshot = self.state.catalog().snapshot();
         let mut jobs: HashMap<JobId, Option<Job>> = HashMap::new();

@@ -16,7 +16,6 @@ use time::format_description::well_known::Rfc3339;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::service::jobs::{self, IfRunning, Triggered};
-use crate::store::jobs::JobFilter;
 use crate::web::problem::responses::{
     BadRequest, Conflict, Forbidden, NotFound, Unauthorized, Unavailable, Unprocessable,
 };
@@ -24,6 +23,7 @@ use crate::web::{ApiError, AppState, Caller};
 use airlock_domain::jobs::view::JobView;
 use airlock_domain::jobs::{Job, JobState, JobType};
 use airlock_domain::policy::Permission;
+use airlock_store::jobs::JobFilter;
 
 /// Longest `?wait=` honoured.
 const MAX_WAIT: Duration = Duration::from_secs(15 * 60);

@@ -9,12 +9,12 @@ use std::time::Duration;
 use anyhow::Context;
 
 use crate::config::Config;
-use crate::store::Store;
-use crate::store::audit::AuditFilter;
-use crate::store::audit::verify_store;
 use airlock_domain::audit::Record;
 use airlock_domain::audit::checkpoint::Checkpoint;
 use airlock_domain::secret::Secret;
+use airlock_store::Store;
+use airlock_store::audit::AuditFilter;
+use airlock_store::audit::verify_store;
 
 /// Flags of `airlock audit`.
 #[derive(Debug, clap::Args)]

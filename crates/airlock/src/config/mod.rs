@@ -27,7 +27,6 @@ use crate::console::ConsoleConfig;
 use crate::front::{FrontConfig, FrontSetup, ServiceAccountConfig};
 use crate::mcp::McpConfig;
 use crate::server::ServerConfig;
-use crate::store::StorageConfig;
 use crate::telemetry::TelemetryConfig;
 use crate::web::session::Site;
 use crate::webhooks::WebhookConfig;
@@ -36,6 +35,7 @@ use airlock_domain::identity::IssuerConfig;
 use airlock_domain::jobs::JobsConfig;
 use airlock_domain::policy::{GrantConfig, Policy, RoleConfig};
 use airlock_domain::settings::InvalidKey;
+use airlock_store::StorageConfig;
 
 /// The whole configuration file, one struct per subsystem.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]

@@ -21,12 +21,12 @@ use utoipa::IntoParams;
 
 use super::oidc::{self, Authorize};
 use super::{Console, cookies, enabled};
-use crate::store::sessions::{LoginRow, SessionRow};
 use crate::web::problem::responses::{BadRequest, NotFound, Unavailable};
 use crate::web::session::{self, hash_of, new_secret};
 use crate::web::{ApiError, AppState};
 use airlock_domain::audit;
 use airlock_domain::identity::Principal;
+use airlock_store::sessions::{LoginRow, SessionRow};
 
 /// Where the console lands when a login names no (valid) view.
 const HOME: &str = "/connections";

@@ -164,8 +164,8 @@ pub(crate) fn json_response(
     response
 }
 
-impl From<crate::store::StoreError> for FrontError {
-    fn from(error: crate::store::StoreError) -> Self {
+impl From<airlock_store::StoreError> for FrontError {
+    fn from(error: airlock_store::StoreError) -> Self {
         if error.is_unavailable() {
             tracing::warn!(error = %error, "database unavailable");
             Self::Unavailable("the database")

@@ -17,11 +17,11 @@ use tokio::sync::Notify;
 use tracing::Instrument;
 use uuid::Uuid;
 
-use crate::store::jobs::{Claim, JobChange, Requeue};
-use crate::store::{Store, StoreError};
 use airlock_domain::clock::SharedClock;
 use airlock_domain::jobs::JobsConfig;
 use airlock_domain::jobs::{Job, JobState, JobType, map_status};
+use airlock_store::jobs::{Claim, JobChange, Requeue};
+use airlock_store::{Store, StoreError};
 
 /// How far back, before a `POST /jobs` went out, an Airbyte job may have
 /// been created and still be the answer to it (clock skew between hosts).

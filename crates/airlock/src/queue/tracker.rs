@@ -20,11 +20,11 @@ use time::OffsetDateTime;
 use tokio::sync::Notify;
 use uuid::Uuid;
 
-use crate::store::jobs::{AirbyteReport, JobChange, Requeue};
-use crate::store::{Store, StoreError};
 use airlock_domain::clock::SharedClock;
 use airlock_domain::jobs::JobsConfig;
 use airlock_domain::jobs::{Job, JobState, JobType, map_status};
+use airlock_store::jobs::{AirbyteReport, JobChange, Requeue};
+use airlock_store::{Store, StoreError};
 
 /// Overlap between passes, so a change stamped just before a pass began is
 /// not missed (clocks differ between hosts).

@@ -14,8 +14,8 @@
 pub mod connections;
 pub mod jobs;
 
-use crate::store::StoreError;
 use crate::web::auth::Refusal;
+use airlock_store::StoreError;
 
 /// Why a service refused or failed.
 #[derive(Debug, thiserror::Error)]

@@ -15,10 +15,10 @@ use axum::http::header::{AUTHORIZATION, USER_AGENT};
 use axum::http::request::Parts;
 
 use super::{ApiError, AppState, RequestId, RequestLog, session};
-use crate::store::StoreError;
 use airlock_domain::audit;
 use airlock_domain::identity::Principal;
 use airlock_domain::policy::{Decision, Permission, Resource};
+use airlock_store::StoreError;
 
 /// Why the guard refused a request. Each door renders it in its own shape.
 #[derive(Debug)]

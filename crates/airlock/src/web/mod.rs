@@ -23,11 +23,11 @@ use tokio::sync::Notify;
 use crate::connections::Catalog;
 use crate::metrics::Metrics;
 use crate::server::ServerConfig;
-use crate::store::Store;
 use airlock_domain::clock::SharedClock;
 use airlock_domain::identity::Authenticator;
 use airlock_domain::jobs::JobsConfig;
 use airlock_domain::policy::Policy;
+use airlock_store::Store;
 
 pub use auth::{Caller, ChannelTag};
 pub use problem::{ApiError, Problem};

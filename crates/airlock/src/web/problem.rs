@@ -189,8 +189,8 @@ impl ApiError {
 
 /// A storage failure as the client sees it: 503 when the database is down
 /// (retry later), 500 otherwise.
-impl From<crate::store::StoreError> for ApiError {
-    fn from(error: crate::store::StoreError) -> Self {
+impl From<airlock_store::StoreError> for ApiError {
+    fn from(error: airlock_store::StoreError) -> Self {
         if error.is_unavailable() {
             tracing::warn!(error = %error, "database unavailable");
             Self::Unavailable("the database")

@@ -12,9 +12,9 @@ use std::sync::{Arc, Mutex};
 use axum::http::{HeaderMap, Method, header};
 use serde::{Deserialize, Serialize};
 
-use crate::store::sessions::SessionRow;
-use crate::store::{Store, StoreError};
 use airlock_domain::identity::Principal;
+use airlock_store::sessions::SessionRow;
+use airlock_store::{Store, StoreError};
 
 /// The session cookie's name.
 pub const COOKIE: &str = "airlock_session";

@@ -12,11 +12,11 @@ use tokio::sync::Notify;
 
 use super::{WebhookConfig, WebhookError, WebhookEvent, payload, signature};
 use crate::connections::Catalog;
-use crate::store::Store;
-use crate::store::webhooks::{self as outbox, After, Attempt, Delivery, NewDelivery, RawEvent};
 use airlock_domain::clock::SharedClock;
 use airlock_domain::jobs::{Job, JobId, JobState};
 use airlock_domain::secret::Secret;
+use airlock_store::Store;
+use airlock_store::webhooks::{self as outbox, After, Attempt, Delivery, NewDelivery, RawEvent};
 
 /// How often the loop looks for new events and due deliveries.
 const POLL_EVERY: Duration = Duration::from_secs(1);

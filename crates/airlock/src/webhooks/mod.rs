@@ -10,7 +10,7 @@
 //!
 //! - [`config`]: `[[webhooks]]` (URL, secret, events, filters, limits).
 //! - [`signature`]: the `Airlock-Signature` scheme, to sign and to verify.
-//! - the cursor, delivery and attempt tables are `crate::store::webhooks`.
+//! - the cursor, delivery and attempt tables are `airlock_store::webhooks`.
 //! - `payload`: what a receiver gets.
 //! - `deliverer`: the loop.
 //!
@@ -28,7 +28,7 @@ pub mod signature;
 pub use config::{WebhookConfig, WebhookEvent};
 pub use deliverer::{Deliverer, Directory, IdsOnly, PassReport, webhook_id};
 
-use crate::store::StoreError;
+use airlock_store::StoreError;
 
 /// What can go wrong with webhooks.
 #[derive(Debug, thiserror::Error)]

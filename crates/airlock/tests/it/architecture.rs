@@ -17,7 +17,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// The crates whose modules ARCHITECTURE.md lays out.
-const CRATES: [&str; 4] = ["airlock-domain", "airlock", "airbyte-sim", "airbyte-client"];
+const CRATES: [&str; 5] = [
+    "airlock-domain",
+    "airlock-store",
+    "airlock",
+    "airbyte-sim",
+    "airbyte-client",
+];
 
 fn repository() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")

@@ -4,9 +4,9 @@
 use std::process::Command;
 
 use airbyte_sim::SimConfig;
-use airlock::store::Store;
-use airlock::store::audit::AuditFilter;
 use airlock_domain::audit::{self, Entry, Record};
+use airlock_store::Store;
+use airlock_store::audit::AuditFilter;
 use serde_json::Value;
 
 use crate::stack::Stack;
@@ -232,7 +232,7 @@ async fn scripted_session_writes_exactly_the_expected_records(db: Db) {
     assert!(listed.iter().all(|r| r["job_id"] == job_id.as_str()));
 
     // Nothing in the trail is out of chain.
-    let report = airlock::store::audit::verify_store(&store, &[])
+    let report = airlock_store::audit::verify_store(&store, &[])
         .await
         .expect("verify");
     assert_eq!(report.broken, None);

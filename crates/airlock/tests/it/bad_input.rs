@@ -2,7 +2,7 @@
 //! cannot take every worker.
 
 use airbyte_sim::SimConfig;
-use airlock::store::jobs::JobFilter;
+use airlock_store::jobs::JobFilter;
 use reqwest::StatusCode;
 use serde_json::Value;
 

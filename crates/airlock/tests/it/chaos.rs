@@ -565,7 +565,7 @@ async fn a_session_ended_under_a_query_is_unavailable_not_internal() {
         .path()
         .trim_start_matches('/')
         .to_owned();
-    let store = airlock::store::Store::connect(&url).await.expect("store");
+    let store = airlock_store::Store::connect(&url).await.expect("store");
     let pool = store.pool().clone();
     let running = tokio::spawn(async move {
         sqlx::query("SELECT pg_sleep(30)")
@@ -591,7 +591,7 @@ async fn a_session_ended_under_a_query_is_unavailable_not_internal() {
     // Postgres says why (it is not a broken connection, which was
     // already taken for unavailability).
     assert_eq!(code.as_deref(), Some("57P01"), "{error}");
-    let error = airlock::store::StoreError::from(error);
+    let error = airlock_store::StoreError::from(error);
     assert!(error.is_unavailable(), "{error}");
     store.ping().await.expect("the pool reconnects");
 }

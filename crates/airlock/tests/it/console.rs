@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use airbyte_sim::SimConfig;
 use airlock::config::Config;
-use airlock::store::sessions::SessionRow;
 use airlock::web::session::{Sessions, hash_of, new_secret};
+use airlock_store::sessions::SessionRow;
 use reqwest::StatusCode;
 use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
 use serde_json::Value;
@@ -298,7 +298,7 @@ async fn a_person_signs_in_and_the_api_sees_what_their_token_would_show() {
     let id = cookie_value(&rene.set_cookie);
     assert!(
         store
-            .get_session(&id, airlock::store::now_ms())
+            .get_session(&id, airlock_store::now_ms())
             .await
             .expect("query")
             .is_none(),
@@ -306,7 +306,7 @@ async fn a_person_signs_in_and_the_api_sees_what_their_token_would_show() {
     );
     assert!(
         store
-            .get_session(&hash_of(&id), airlock::store::now_ms())
+            .get_session(&hash_of(&id), airlock_store::now_ms())
             .await
             .expect("query")
             .is_some()
@@ -642,7 +642,7 @@ async fn a_session_ends_with_its_ttl_and_expired_sessions_are_not_found(db: Db) 
     let store = stack.store().await;
     let sessions = Sessions::new(store.clone());
     let id = new_secret();
-    let now = airlock::store::now_ms();
+    let now = airlock_store::now_ms();
     let principal = serde_json::json!({
         "issuer": stack.idp.issuer(), "subject": "ttl", "kind": "user", "client_id": null,
         "display_name": "ttl", "roles": [], "groups": [], "scopes": [], "email": null, "claims": {}

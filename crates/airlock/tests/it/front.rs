@@ -888,11 +888,11 @@ mod store {
     //! `Store::insert_started_job` on both backends: the unique indexes
     //! (one row per Airbyte job, one active job per connection) hold.
 
-    use airlock::store::Store;
-    use airlock::store::front::{Recorded, StartedJob};
-    use airlock::store::jobs::AirbyteReport;
     use airlock_domain::audit;
     use airlock_domain::jobs::{Channel, JobState, JobType};
+    use airlock_store::Store;
+    use airlock_store::front::{Recorded, StartedJob};
+    use airlock_store::jobs::AirbyteReport;
     use serde_json::json;
 
     use crate::support::{Db, both_backends, fresh_database};

@@ -456,10 +456,10 @@ async fn a_cancel_during_an_unsettled_start_is_carried_out(db: Db) {
     use airlock::connections::Catalog;
     use airlock::queue::dispatcher::{Dispatcher, Outcome};
     use airlock::queue::tracker::Tracker;
-    use airlock::store::Store;
-    use airlock::store::jobs::{Inserted, Requeue};
     use airlock_domain::clock::SystemClock;
     use airlock_domain::jobs::{Channel, JobState, JobType, JobsConfig, NewJob};
+    use airlock_store::Store;
+    use airlock_store::jobs::{Inserted, Requeue};
 
     // No Airlock process here: this test is the only dispatcher.
     let sim = airbyte_sim::spawn(SimConfig::default())
@@ -514,7 +514,7 @@ async fn a_cancel_during_an_unsettled_start_is_carried_out(db: Db) {
             channel: Channel::Api,
             retry_of: None,
         };
-        let now = airlock::store::now_ms();
+        let now = airlock_store::now_ms();
         let mut ids = Vec::new();
         // The job, and another one waiting behind it.
         for _ in 0..2 {

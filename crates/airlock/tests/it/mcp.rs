@@ -4,8 +4,8 @@
 //! by the API with channel `mcp`.
 
 use airbyte_sim::SimConfig;
-use airlock::store::audit::AuditFilter;
 use airlock_domain::audit::Record;
+use airlock_store::audit::AuditFilter;
 use reqwest::StatusCode;
 use serde_json::Value;
 

@@ -9,9 +9,9 @@ use std::time::Duration;
 use airbyte_sim::{FaultSpec, Faults, SimConfig};
 use airlock::connections::Catalog;
 use airlock::queue::tracker::{KnownConnections, Tracker};
-use airlock::store::Store;
 use airlock_domain::clock::{ManualClock, SystemClock};
 use airlock_domain::jobs::{JobState, JobsConfig};
+use airlock_store::Store;
 use serde_json::{Value, json};
 
 use crate::support::{

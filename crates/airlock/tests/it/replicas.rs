@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use airbyte_sim::{FaultSpec, Faults, SimConfig};
-use airlock::store::Store;
+use airlock_store::Store;
 use futures_util::future::join_all;
 use reqwest::StatusCode;
 use serde_json::Value;

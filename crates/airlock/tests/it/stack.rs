@@ -8,8 +8,8 @@ use airbyte_sim::{RunningSim, SimConfig};
 use airlock::app::{App, Extras};
 use airlock::config::Config;
 use airlock::devidp::{self, DevIdp};
-use airlock::store::Store;
 use airlock_domain::identity::{KeySource, StaticKeySource};
+use airlock_store::Store;
 use axum::Router;
 use tokio::sync::oneshot;
 

@@ -1,9 +1,9 @@
 //! The job store on both backends: idempotency, claiming with leases, one
 //! active job per connection, the timeline.
 
-use airlock::store::Store;
-use airlock::store::jobs::{IdempotencyKey, Inserted, JobChange, JobFilter, Requeue};
 use airlock_domain::jobs::{Channel, JobState, JobType, NewJob};
+use airlock_store::Store;
+use airlock_store::jobs::{IdempotencyKey, Inserted, JobChange, JobFilter, Requeue};
 
 use crate::support::{Db, fresh_database};
 
@@ -105,7 +105,7 @@ async fn idempotency_keys_return_the_same_job(kind: Db) {
         "{other:?}"
     );
     // After 24 h the key is free again.
-    let later = now + airlock::store::jobs::IDEMPOTENCY_TTL_MS + 1;
+    let later = now + airlock_store::jobs::IDEMPOTENCY_TTL_MS + 1;
     let fresh = store
         .insert_job(
             &new_job("c1"),
@@ -496,7 +496,7 @@ async fn concurrent_triggers_keep_their_own_outcomes(kind: Db) {
     assert_eq!(ready.len(), 10, "{ready:?}");
     assert!(ready.values().all(|n| *n == 1), "{ready:?}");
     // The audit chain holds one record per new job, and verifies.
-    let report = airlock::store::audit::verify_store(&store, &[])
+    let report = airlock_store::audit::verify_store(&store, &[])
         .await
         .expect("verify");
     assert!(report.broken.is_none(), "{report:?}");
@@ -562,7 +562,7 @@ async fn a_job_read_sees_each_change_at_once(kind: Db) {
         store
             .update_progress(
                 &job.id,
-                &airlock::store::jobs::AirbyteReport {
+                &airlock_store::jobs::AirbyteReport {
                     airbyte_job_id: 42,
                     state: JobState::Running,
                     rows_synced: Some(rows),

@@ -10,13 +10,13 @@ use std::time::Duration;
 use airlock::app::{App, Extras};
 use airlock::config::Config;
 use airlock::devidp::{self, DevIdp};
-use airlock::store::Store;
-use airlock::store::jobs::{Inserted, JobChange};
-use airlock::store::webhooks::{list_attempts, list_deliveries};
 use airlock::webhooks::{Deliverer, IdsOnly, WebhookConfig};
 use airlock_domain::clock::{Clock, ManualClock, SharedClock};
 use airlock_domain::identity::{KeySource, StaticKeySource};
 use airlock_domain::jobs::{Channel, Job, JobState, JobType, NewJob};
+use airlock_store::Store;
+use airlock_store::jobs::{Inserted, JobChange};
+use airlock_store::webhooks::{list_attempts, list_deliveries};
 use axum::http::{HeaderMap, StatusCode};
 use serde_json::Value;
 

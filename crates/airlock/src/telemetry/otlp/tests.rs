@@ -111,7 +111,7 @@ fn spans_carry_late_fields_parents_and_kinds() {
         let _entered = request.enter();
         request.record("subject", "alice");
         // Not exported: another name, another crate.
-        let inner = tracing::info_span!(target: "airlock::store", "query");
+        let inner = tracing::info_span!(target: "airlock_store", "query");
         let _inner = inner.enter();
         let call = tracing::debug_span!(
             target: "airbyte_client::client",

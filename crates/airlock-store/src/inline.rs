@@ -138,8 +138,8 @@ impl Columns for Positional<'_, '_> {
 #[cfg(test)]
 mod tests {
     use super::InlineReader;
-    use crate::store::Store;
-    use crate::store::jobs::Inserted;
+    use crate::Store;
+    use crate::jobs::Inserted;
     use airlock_domain::jobs::{Channel, JobId, JobType, NewJob};
 
     /// The store's job reads on a SQLite file really are inline (a reader

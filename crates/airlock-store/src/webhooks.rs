@@ -14,7 +14,7 @@ use super::{Store, StoreError};
 
 /// One row of `job_events`, as the deliverer reads it.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct RawEvent {
+pub struct RawEvent {
     pub seq: i64,
     pub job_id: String,
     pub state: String,
@@ -24,7 +24,7 @@ pub(crate) struct RawEvent {
 
 /// A delivery to insert with the cursor move.
 #[derive(Debug, Clone)]
-pub(crate) struct NewDelivery {
+pub struct NewDelivery {
     pub id: String,
     pub webhook_id: String,
     pub job_id: String,
@@ -77,7 +77,7 @@ pub struct Attempt {
 
 /// What happens to a delivery after an attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum After {
+pub enum After {
     Delivered,
     RetryAt(i64),
     GiveUp,
@@ -105,7 +105,7 @@ fn decode_delivery(row: &AnyRow) -> Result<Delivery, StoreError> {
 }
 
 /// The last `job_events.seq` turned into deliveries.
-pub(crate) async fn cursor(store: &Store) -> Result<i64, StoreError> {
+pub async fn cursor(store: &Store) -> Result<i64, StoreError> {
     let seq: Option<i64> = sqlx::query_scalar("SELECT last_seq FROM webhook_cursor WHERE id = 1")
         .fetch_optional(&store.pool)
         .await?;
@@ -113,7 +113,7 @@ pub(crate) async fn cursor(store: &Store) -> Result<i64, StoreError> {
 }
 
 /// Events after `after`, oldest first.
-pub(crate) async fn events_after(
+pub async fn events_after(
     store: &Store,
     after: i64,
     limit: i64,
@@ -139,11 +139,7 @@ pub(crate) async fn events_after(
 }
 
 /// True when the job reached `pending` or `running` before event `seq`.
-pub(crate) async fn started_before(
-    store: &Store,
-    job_id: &str,
-    seq: i64,
-) -> Result<bool, StoreError> {
+pub async fn started_before(store: &Store, job_id: &str, seq: i64) -> Result<bool, StoreError> {
     let count: i64 = sqlx::query_scalar(
         "SELECT COUNT(*) FROM job_events WHERE job_id = $1 AND seq < $2 AND state IN ('pending', 'running')",
     )
@@ -157,7 +153,7 @@ pub(crate) async fn started_before(
 /// Inserts `deliveries` and moves the cursor from `from` to `to`, in one
 /// transaction. False (and nothing written) when the cursor was no longer at
 /// `from`: another replica got there first.
-pub(crate) async fn commit_batch(
+pub async fn commit_batch(
     store: &Store,
     from: i64,
     to: i64,
@@ -200,7 +196,7 @@ pub(crate) async fn commit_batch(
 }
 
 /// Deliveries whose next attempt is due, oldest due first.
-pub(crate) async fn due(store: &Store, now: i64, limit: i64) -> Result<Vec<Delivery>, StoreError> {
+pub async fn due(store: &Store, now: i64, limit: i64) -> Result<Vec<Delivery>, StoreError> {
     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries \
          WHERE next_attempt_at IS NOT NULL AND next_attempt_at <= $1 ORDER BY next_attempt_at, id LIMIT $2"
@@ -215,7 +211,7 @@ pub(crate) async fn due(store: &Store, now: i64, limit: i64) -> Result<Vec<Deliv
 /// Takes a due delivery for one attempt by pushing its `next_attempt_at` to
 /// `lease_until` (should this replica die mid-attempt, another retries
 /// then). False when someone else took it first.
-pub(crate) async fn claim(
+pub async fn claim(
     store: &Store,
     id: &str,
     seen_next_attempt_at: i64,
@@ -237,7 +233,7 @@ pub(crate) async fn claim(
 
 /// Records an attempt and what follows it, in one transaction. False when
 /// this attempt was already recorded (a lease that ran out mid-attempt).
-pub(crate) async fn record_attempt(
+pub async fn record_attempt(
     store: &Store,
     attempt: &Attempt,
     after: After,
@@ -283,12 +279,7 @@ pub(crate) async fn record_attempt(
 }
 
 /// Stops trying a delivery without an attempt (its webhook was removed).
-pub(crate) async fn give_up(
-    store: &Store,
-    id: &str,
-    error: &str,
-    now: i64,
-) -> Result<(), StoreError> {
+pub async fn give_up(store: &Store, id: &str, error: &str, now: i64) -> Result<(), StoreError> {
     let mut conn = store.writer().await?;
     sqlx::query(
         "UPDATE webhook_deliveries SET next_attempt_at = NULL, failed_at = $1, last_error = $2 \

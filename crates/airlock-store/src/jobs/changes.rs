@@ -4,7 +4,7 @@
 use sqlx::{AnyConnection, Row};
 
 use super::*;
-use crate::store::{Store, StoreError};
+use crate::{Store, StoreError};
 use airlock_domain::audit;
 use airlock_domain::jobs::model::{Job, JobId, JobState};
 
@@ -62,7 +62,7 @@ pub(super) async fn record_event(
         detail: detail.map(|d| serde_json::json!({ "detail": d })),
         ..audit::Entry::default()
     };
-    crate::store::audit::append(conn, &entry, now).await?;
+    crate::audit::append(conn, &entry, now).await?;
     Ok(())
 }
 
@@ -149,7 +149,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
-        crate::store::audit::append(&mut tx, request, now).await?;
+        crate::audit::append(&mut tx, request, now).await?;
         if cancelled_here == 1 {
             record_event(
                 &mut tx,

@@ -8,17 +8,17 @@ use super::super::StoreError;
 use super::*;
 use airlock_domain::jobs::model::{Job, JobId, JobState, NewJob};
 
-pub(in crate::store) const COLUMNS: &str = "id, connection_id, workspace_id, job_type, state, airbyte_job_id, attempts, \
+pub(crate) const COLUMNS: &str = "id, connection_id, workspace_id, job_type, state, airbyte_job_id, attempts, \
     max_attempts, run_after, lease_owner, lease_until, start_requested_at, cancel_requested, requested_by, requester, \
     channel, retry_of, created_at, updated_at, finished_at, rows_synced, bytes_synced, duration, error";
 
 /// One job by id, every column (`$1`: the id).
-pub(in crate::store) static JOB_BY_ID: std::sync::LazyLock<String> =
+pub(crate) static JOB_BY_ID: std::sync::LazyLock<String> =
     std::sync::LazyLock::new(|| format!("SELECT {COLUMNS} FROM jobs WHERE id = $1"));
 
 /// The names in [`COLUMNS`], in order: the inline reader finds a column's
 /// position here rather than asking SQLite for every column's name.
-pub(in crate::store) const COLUMN_NAMES: [&str; 24] = [
+pub(crate) const COLUMN_NAMES: [&str; 24] = [
     "id",
     "connection_id",
     "workspace_id",
@@ -47,7 +47,7 @@ pub(in crate::store) const COLUMN_NAMES: [&str; 24] = [
 
 /// What [`decode`] needs of a row: its columns by name. Rows of the pool and
 /// of the inline SQLite reader (`store::inline`) both have them.
-pub(in crate::store) trait Columns {
+pub(crate) trait Columns {
     fn text(&self, name: &str) -> Result<String, StoreError>;
     fn opt_text(&self, name: &str) -> Result<Option<String>, StoreError>;
     fn int(&self, name: &str) -> Result<i64, StoreError>;
@@ -73,7 +73,7 @@ impl Columns for AnyRow {
 }
 
 /// A job from a row of [`COLUMNS`].
-pub(in crate::store) fn decode(row: &impl Columns) -> Result<Job, StoreError> {
+pub(crate) fn decode(row: &impl Columns) -> Result<Job, StoreError> {
     let corrupt = |what: String| StoreError::Corrupt(what);
     let text = |name: &str| row.text(name);
     let opt_text = |name: &str| row.opt_text(name);
@@ -111,7 +111,7 @@ pub(in crate::store) fn decode(row: &impl Columns) -> Result<Job, StoreError> {
 }
 
 /// A `job_events` row (`seq`, `state`, `at`, `detail`).
-pub(in crate::store) fn decode_event(row: &AnyRow) -> Result<JobEvent, StoreError> {
+pub(crate) fn decode_event(row: &AnyRow) -> Result<JobEvent, StoreError> {
     Ok(JobEvent {
         seq: row.try_get("seq")?,
         state: row
@@ -124,7 +124,7 @@ pub(in crate::store) fn decode_event(row: &AnyRow) -> Result<JobEvent, StoreErro
 }
 
 /// The row of a new, queued job.
-pub(in crate::store) fn new_job_row(new: &NewJob, now: i64) -> Job {
+pub(crate) fn new_job_row(new: &NewJob, now: i64) -> Job {
     Job {
         id: JobId::generate(),
         connection_id: new.connection_id.clone(),

@@ -19,8 +19,8 @@
 use sqlx::AnyPool;
 use tokio::sync::{mpsc, oneshot};
 
-use super::jobs::{IdempotencyKey, Inserted, insert_batch};
-use super::{StoreError, WriteTurns};
+use super::{IdempotencyKey, Inserted, insert_batch};
+use crate::{StoreError, WriteTurns};
 use airlock_domain::audit;
 use airlock_domain::jobs::model::NewJob;
 
@@ -31,7 +31,7 @@ const QUEUE_DEPTH: usize = 4096;
 
 /// One trigger to store.
 #[derive(Debug)]
-pub(super) struct Insert {
+pub(crate) struct Insert {
     pub new: NewJob,
     pub key: Option<IdempotencyKey>,
     pub now: i64,
@@ -42,20 +42,20 @@ type Pending = (Insert, oneshot::Sender<Result<Inserted, StoreError>>);
 
 /// The handle to the writer task; the task ends when the last handle goes.
 #[derive(Debug, Clone)]
-pub(super) struct InsertQueue {
+pub(crate) struct InsertQueue {
     sender: mpsc::Sender<Pending>,
 }
 
 impl InsertQueue {
     /// Starts the writer on the current runtime.
-    pub(super) fn start(pool: AnyPool, turns: WriteTurns) -> Self {
+    pub(crate) fn start(pool: AnyPool, turns: WriteTurns) -> Self {
         let (sender, receiver) = mpsc::channel(QUEUE_DEPTH);
         tokio::spawn(write(pool, turns, receiver));
         Self { sender }
     }
 
     /// Stores `insert`; returns once it is committed (or failed).
-    pub(super) async fn submit(&self, insert: Insert) -> Result<Inserted, StoreError> {
+    pub(crate) async fn submit(&self, insert: Insert) -> Result<Inserted, StoreError> {
         let (reply, answer) = oneshot::channel();
         // The writer is gone only when its runtime is shutting down.
         let gone = || StoreError::Unavailable(sqlx::Error::PoolClosed);

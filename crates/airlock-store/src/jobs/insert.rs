@@ -4,7 +4,7 @@
 use sqlx::{AnyConnection, AssertSqlSafe, Row};
 
 use super::*;
-use crate::store::{Store, StoreError};
+use crate::{Store, StoreError};
 use airlock_domain::audit;
 use airlock_domain::jobs::model::{Job, JobId, JobState, JobType, NewJob};
 
@@ -21,9 +21,9 @@ pub(super) const JOBS_PER_INSERT: usize = 64;
 /// trigger's), then the new jobs, their first events and their audit
 /// records are written with a few multi-row statements, and one query
 /// tells which new jobs have nothing ahead of them.
-pub(in crate::store) async fn insert_batch(
+pub(crate) async fn insert_batch(
     tx: &mut AnyConnection,
-    inserts: &[&crate::store::batch::Insert],
+    inserts: &[&super::batch::Insert],
 ) -> Result<Vec<Inserted>, StoreError> {
     let jobs: Vec<Job> = inserts
         .iter()
@@ -54,7 +54,7 @@ type Created = (usize, Job);
 /// create), and the jobs to create.
 async fn sort_out(
     tx: &mut AnyConnection,
-    inserts: &[&crate::store::batch::Insert],
+    inserts: &[&super::batch::Insert],
     jobs: Vec<Job>,
     claimed: &std::collections::HashSet<usize>,
 ) -> Result<(Vec<Option<Inserted>>, Vec<Created>), StoreError> {
@@ -159,7 +159,7 @@ async fn insert_rows(tx: &mut AnyConnection, created: &[Created]) -> Result<(), 
 /// Each new job's audit record: the trigger's, naming the job.
 async fn audit_created(
     tx: &mut AnyConnection,
-    inserts: &[&crate::store::batch::Insert],
+    inserts: &[&super::batch::Insert],
     created: &[Created],
 ) -> Result<(), StoreError> {
     let entries: Vec<audit::Entry> = created
@@ -178,7 +178,7 @@ async fn audit_created(
         .zip(created)
         .map(|(entry, (_, job))| (entry, job.created_at))
         .collect();
-    crate::store::audit::append_many(tx, &timed).await?;
+    crate::audit::append_many(tx, &timed).await?;
     Ok(())
 }
 
@@ -234,7 +234,7 @@ async fn ready_to_start(
 /// live, as they would one transaction later.
 pub(super) async fn claim_keys(
     tx: &mut AnyConnection,
-    inserts: &[&crate::store::batch::Insert],
+    inserts: &[&super::batch::Insert],
     jobs: &[Job],
 ) -> Result<std::collections::HashSet<usize>, StoreError> {
     let mut first: std::collections::HashMap<(&str, &str), usize> =
@@ -321,7 +321,7 @@ impl Store {
         request: &audit::Entry,
     ) -> Result<Inserted, StoreError> {
         self.inserts
-            .submit(crate::store::batch::Insert {
+            .submit(super::batch::Insert {
                 new: new.clone(),
                 key: key.cloned(),
                 now,

@@ -7,7 +7,6 @@
 //! file, are compiled into the binary and run at start-up.
 
 pub mod audit;
-mod batch;
 pub mod election;
 pub mod feed;
 mod finished;
@@ -140,7 +139,7 @@ pub struct Store {
     /// Writers' turns (SQLite only).
     turns: WriteTurns,
     /// The group-commit writer of triggers.
-    inserts: batch::InsertQueue,
+    inserts: jobs::batch::InsertQueue,
     /// Copies of finished jobs, for reads.
     finished: std::sync::Arc<finished::FinishedJobs>,
     /// Job reads without the pool's thread hand-off (SQLite files only).
@@ -196,7 +195,7 @@ impl Store {
         };
         let turns = WriteTurns::for_backend(backend);
         let store = Self {
-            inserts: batch::InsertQueue::start(pool.clone(), turns.clone()),
+            inserts: jobs::batch::InsertQueue::start(pool.clone(), turns.clone()),
             turns,
             finished: std::sync::Arc::default(),
             inline,

@@ -12,6 +12,7 @@
 //! Every function takes `now` (unix ms) from the caller, so that tests drive
 //! leases, backoff and key expiry with their own clock.
 
+pub(crate) mod batch;
 mod changes;
 mod claim;
 pub(super) mod codec;

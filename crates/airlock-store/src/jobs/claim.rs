@@ -5,7 +5,7 @@ use sqlx::AssertSqlSafe;
 use sqlx::any::AnyRow;
 
 use super::*;
-use crate::store::{Backend, Store, StoreError};
+use crate::{Backend, Store, StoreError};
 use airlock_domain::jobs::model::{JobId, JobState};
 
 // A claim's search. Candidates are the head of each connection's queue (when nothing
