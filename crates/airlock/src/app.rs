@@ -12,16 +12,16 @@ use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
-use crate::airbyte::AirbyteConfig;
 use crate::config::Config;
-use crate::connections::Catalog;
-use crate::metrics::Metrics;
-use crate::queue::dispatcher::Dispatcher;
-use crate::queue::tracker::Tracker;
 use crate::web::{AppState, Parts};
 use airlock_domain::clock::{SharedClock, SystemClock};
 use airlock_domain::identity::{Authenticator, HttpKeySource, IssuerConfig, KeySource};
 use airlock_domain::jobs::JobsConfig;
+use airlock_services::airbyte::AirbyteConfig;
+use airlock_services::connections::Catalog;
+use airlock_services::metrics::Metrics;
+use airlock_services::queue::dispatcher::Dispatcher;
+use airlock_services::queue::tracker::Tracker;
 use airlock_store::Store;
 
 /// How long requests in flight may take to finish after a stop signal.
@@ -54,7 +54,7 @@ pub struct App {
     catalog: Arc<Catalog>,
     authenticator: Arc<Authenticator>,
     refresh_every: Duration,
-    webhooks: crate::webhooks::Deliverer,
+    webhooks: airlock_services::webhooks::Deliverer,
     /// This replica's name in job leases.
     replica: String,
     /// `[jobs] poll_interval_secs`: how often the tracker polls Airbyte.
@@ -127,7 +127,7 @@ fn job_queue(
         airbyte.clone(),
         config.clone(),
         Arc::clone(clock),
-        Arc::clone(catalog) as Arc<dyn crate::queue::tracker::KnownConnections>,
+        Arc::clone(catalog) as Arc<dyn airlock_services::queue::tracker::KnownConnections>,
     );
     tracker.set_waker(Arc::clone(&dispatch));
     (dispatcher, tracker, dispatch)
@@ -168,12 +168,12 @@ impl App {
         let (dispatcher, tracker, dispatch) =
             job_queue(&store, &airbyte, &config.jobs, &clock, &catalog, &replica);
         let refresh_every = Duration::from_secs(config.connections.refresh_secs);
-        let webhooks = crate::webhooks::Deliverer::new(
+        let webhooks = airlock_services::webhooks::Deliverer::new(
             &config.webhooks,
             &lookup,
             store.clone(),
             Arc::clone(&clock),
-            Arc::clone(&catalog) as Arc<dyn crate::webhooks::Directory>,
+            Arc::clone(&catalog) as Arc<dyn airlock_services::webhooks::Directory>,
         )?;
         let console = Arc::new(
             crate::console::Console::new(config.console.clone(), authenticator.issuers(), &lookup)

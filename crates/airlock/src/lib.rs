@@ -5,11 +5,11 @@
 //! - below this crate: `airlock-domain` (time, secrets, the configuration
 //!   error, host gates, the job model, identities, the audit record and the
 //!   policy) and `airlock-store` (the only SQL, on SQLite or Postgres).
-//! - foundation: [`airbyte`] (`[airbyte]`: Airlock's Airbyte client
-//!   settings), [`server`] (the accept loop), [`telemetry`] (logs and
+//!   Above them, `airlock-services`: the job queue's dispatcher and
+//!   tracker, the connection catalog, webhooks, metrics and the Airbyte
+//!   client's settings.
+//! - foundation: [`server`] (the accept loop), [`telemetry`] (logs and
 //!   traces).
-//! - services: [`metrics`], [`queue`] (the dispatcher and the tracker),
-//!   [`connections`] (the catalog), [`webhooks`].
 //! - [`web`]: what every HTTP door shares (state, request layer, errors,
 //!   sessions, the `Caller`).
 //! - [`service`]: what a caller may do with connections and jobs, one
@@ -27,12 +27,10 @@
 //! `airlock sim` / `airlock demo` run the `airbyte-sim` crate, an Airbyte
 //! simulator, so that everything works with no Airbyte at hand.
 
-pub mod airbyte;
 pub mod api;
 pub mod app;
 pub mod cli;
 pub mod config;
-pub mod connections;
 pub mod console;
 pub mod devidp;
 pub mod front;
@@ -40,14 +38,11 @@ pub mod front;
 pub mod fuzzing;
 pub mod http;
 pub mod mcp;
-pub mod metrics;
-pub mod queue;
 pub mod server;
 pub mod service;
 
 pub mod telemetry;
 pub mod web;
-pub mod webhooks;
 
 /// Resolves when the process is asked to stop (Ctrl-C or SIGTERM).
 pub async fn shutdown_signal() {

@@ -7,12 +7,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
-use crate::connections::ConnectionInfo;
 use crate::service::connections;
 use crate::web::problem::responses::{BadRequest, Forbidden, NotFound, Unauthorized, Unavailable};
 use crate::web::{ApiError, AppState, Caller};
 use airlock_domain::jobs::{Job, JobState, JobType};
 use airlock_domain::policy::{Permission, Resource};
+use airlock_services::connections::ConnectionInfo;
 use airlock_store::jobs::JobFilter;
 
 /// A connection as Airlock's API shows it.

@@ -21,20 +21,20 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use self::env::apply_env_overrides;
-use crate::airbyte::AirbyteConfig;
-use crate::connections::ConnectionsConfig;
 use crate::console::ConsoleConfig;
 use crate::front::{FrontConfig, FrontSetup, ServiceAccountConfig};
 use crate::mcp::McpConfig;
 use crate::server::ServerConfig;
 use crate::telemetry::TelemetryConfig;
 use crate::web::session::Site;
-use crate::webhooks::WebhookConfig;
 use airlock_domain::audit::AuditConfig;
 use airlock_domain::identity::IssuerConfig;
 use airlock_domain::jobs::JobsConfig;
 use airlock_domain::policy::{GrantConfig, Policy, RoleConfig};
 use airlock_domain::settings::InvalidKey;
+use airlock_services::airbyte::AirbyteConfig;
+use airlock_services::connections::ConnectionsConfig;
+use airlock_services::webhooks::WebhookConfig;
 use airlock_store::StorageConfig;
 
 /// The whole configuration file, one struct per subsystem.

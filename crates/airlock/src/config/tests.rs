@@ -1,5 +1,5 @@
 use super::*;
-use crate::airbyte::AirbyteAuth;
+use airlock_services::airbyte::AirbyteAuth;
 
 fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
     pairs
@@ -284,4 +284,41 @@ fn config_validation_names_issuer_and_grant_keys() {
             .to_string();
         assert!(err.starts_with(key), "{key}: {err}");
     }
+}
+
+#[test]
+fn the_configuration_file_takes_webhooks_and_names_their_keys() {
+    let config = Config::from_toml(
+        "t.toml",
+        "[[webhooks]]\nurl = \"https://hooks.example.com/a\"\nsecret = { env = \"HOOK_SECRET\" }\n\
+         events = [\"started\", \"job.failed\"]\nworkspaces = [\"analytics\"]\n",
+        &[],
+    )
+    .expect("valid");
+    assert_eq!(
+        config.webhooks[0].events,
+        [
+            airlock_services::webhooks::WebhookEvent::Started,
+            airlock_services::webhooks::WebhookEvent::Failed,
+        ]
+    );
+    let err = Config::from_toml(
+        "t.toml",
+        "[[webhooks]]\nurl = \"https://hooks.example.com/a\"\nsecret = \"s\"\n",
+        &[("AIRLOCK_WEBHOOKS__0__URL".to_owned(), "mailto:x".to_owned())],
+    )
+    .expect_err("bad url")
+    .to_string();
+    assert!(err.contains("webhooks[0].url"), "{err}");
+    let printed = Config::from_toml(
+        "t.toml",
+        "[[webhooks]]\nurl = \"https://hooks.example.com/a\"\nsecret = \"hunter2\"\n",
+        &[],
+    )
+    .expect("valid")
+    .to_redacted_toml();
+    assert!(
+        !printed.contains("hunter2") && printed.contains("[[webhooks]]"),
+        "{printed}"
+    );
 }

@@ -21,9 +21,9 @@ use super::FrontState;
 use super::classify::Listing;
 use super::error::{FrontError, json_response};
 use super::{PUBLIC_PREFIX, forward, raw_response};
-use crate::connections::Snapshot;
 use crate::web::Caller;
 use airlock_domain::policy::{Permission, Resource};
+use airlock_services::connections::Snapshot;
 
 /// How a list's items are judged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -279,7 +279,7 @@ pub(crate) async fn list(
         if !visibility.connection_visible(&id).await {
             let resource = visibility.snapshot.resolve(&id).map_or(
                 Resource::Global,
-                crate::connections::ConnectionInfo::resource,
+                airlock_services::connections::ConnectionInfo::resource,
             );
             caller
                 .deny(state, "jobs.read", &resource, "out_of_scope", "404")

@@ -60,13 +60,13 @@ use self::error::{FrontError, from_airbyte, json_response};
 use self::finished::FinishedAnswers;
 use self::public::{is_not_found, json_body, resolve_connection, uuid_field};
 use self::token::Exchange;
-use crate::connections::ConnectionInfo;
 use crate::web::Caller;
 use crate::web::auth::action_of;
 use crate::web::{AppState, RequestId};
 use airlock_domain::identity::{IssuerConfig, KeySource, StaticKeySource};
 use airlock_domain::jobs::{Channel, JobType};
 use airlock_domain::policy::{Permission, Resource, WorkspaceResource};
+use airlock_services::connections::ConnectionInfo;
 use airlock_store::front::{Recorded, StartedJob};
 
 /// Where Airbyte's public API is served.

@@ -16,10 +16,10 @@ use super::{
     FrontState, PUBLIC_PREFIX, ResourceRef, airbyte_response, caller, classify, finish, forward,
     jobs, lists, raw_response, read_body, request_id_of, workspace_resource,
 };
-use crate::connections::ConnectionInfo;
 use crate::web::Caller;
 use crate::web::auth::action_of;
 use airlock_domain::policy::{Decision, Permission, Resource};
+use airlock_services::connections::ConnectionInfo;
 
 #[utoipa::path(
     method(get, post, put, patch, delete),

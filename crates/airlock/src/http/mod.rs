@@ -64,11 +64,11 @@ pub(crate) async fn healthz() -> &'static str {
         content_type = "text/plain; version=0.0.4"))
 )]
 pub(crate) async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    let body = crate::metrics::render(state.metrics(), state.store()).await;
+    let body = airlock_services::metrics::render(state.metrics(), state.store()).await;
     (
         [(
             axum::http::header::CONTENT_TYPE,
-            crate::metrics::CONTENT_TYPE,
+            airlock_services::metrics::CONTENT_TYPE,
         )],
         body,
     )

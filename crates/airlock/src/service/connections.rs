@@ -1,8 +1,8 @@
 //! Connections as a caller sees them.
 
-use crate::connections::{ConnectionInfo, Snapshot};
 use crate::web::{AppState, Caller};
 use airlock_domain::policy::{Permission, Policy};
+use airlock_services::connections::{ConnectionInfo, Snapshot};
 
 use super::ServiceError;
 

@@ -10,11 +10,11 @@ use utoipa::ToSchema;
 
 use super::ServiceError;
 use super::connections::resolve;
-use crate::connections::{ConnectionInfo, Snapshot};
 use crate::web::auth::action_of;
 use crate::web::{AppState, Caller};
 use airlock_domain::jobs::{Channel, Job, JobId, JobState, JobType, JobsConfig, NewJob};
 use airlock_domain::policy::{ConnectionResource, Permission, Resource, Scope};
+use airlock_services::connections::{ConnectionInfo, Snapshot};
 use airlock_store::jobs::{IdempotencyKey, Inserted, JobChange, JobFilter};
 
 /// How often a waiting request looks at the job.

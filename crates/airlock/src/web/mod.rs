@@ -20,13 +20,13 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::response::IntoResponse;
 use tokio::sync::Notify;
 
-use crate::connections::Catalog;
-use crate::metrics::Metrics;
 use crate::server::ServerConfig;
 use airlock_domain::clock::SharedClock;
 use airlock_domain::identity::Authenticator;
 use airlock_domain::jobs::JobsConfig;
 use airlock_domain::policy::Policy;
+use airlock_services::connections::Catalog;
+use airlock_services::metrics::Metrics;
 use airlock_store::Store;
 
 pub use auth::{Caller, ChannelTag};

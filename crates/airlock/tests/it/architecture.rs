@@ -17,9 +17,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// The crates whose modules ARCHITECTURE.md lays out.
-const CRATES: [&str; 5] = [
+const CRATES: [&str; 6] = [
     "airlock-domain",
     "airlock-store",
+    "airlock-services",
     "airlock",
     "airbyte-sim",
     "airbyte-client",

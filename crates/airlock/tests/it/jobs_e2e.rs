@@ -453,11 +453,11 @@ async fn jobs_started_by_airbyte_are_listed(db: Db) {
 /// started, or cancelling the job when there is none, instead of leaving
 /// it queued forever in front of the connection's other jobs.
 async fn a_cancel_during_an_unsettled_start_is_carried_out(db: Db) {
-    use airlock::connections::Catalog;
-    use airlock::queue::dispatcher::{Dispatcher, Outcome};
-    use airlock::queue::tracker::Tracker;
     use airlock_domain::clock::SystemClock;
     use airlock_domain::jobs::{Channel, JobState, JobType, JobsConfig, NewJob};
+    use airlock_services::connections::Catalog;
+    use airlock_services::queue::dispatcher::{Dispatcher, Outcome};
+    use airlock_services::queue::tracker::Tracker;
     use airlock_store::Store;
     use airlock_store::jobs::{Inserted, Requeue};
 

@@ -7,10 +7,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use airbyte_sim::{FaultSpec, Faults, SimConfig};
-use airlock::connections::Catalog;
-use airlock::queue::tracker::{KnownConnections, Tracker};
 use airlock_domain::clock::{ManualClock, SystemClock};
 use airlock_domain::jobs::{JobState, JobsConfig};
+use airlock_services::connections::Catalog;
+use airlock_services::queue::tracker::{KnownConnections, Tracker};
 use airlock_store::Store;
 use serde_json::{Value, json};
 

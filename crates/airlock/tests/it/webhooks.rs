@@ -10,10 +10,10 @@ use std::time::Duration;
 use airlock::app::{App, Extras};
 use airlock::config::Config;
 use airlock::devidp::{self, DevIdp};
-use airlock::webhooks::{Deliverer, IdsOnly, WebhookConfig};
 use airlock_domain::clock::{Clock, ManualClock, SharedClock};
 use airlock_domain::identity::{KeySource, StaticKeySource};
 use airlock_domain::jobs::{Channel, Job, JobState, JobType, NewJob};
+use airlock_services::webhooks::{Deliverer, IdsOnly, WebhookConfig};
 use airlock_store::Store;
 use airlock_store::jobs::{Inserted, JobChange};
 use airlock_store::webhooks::{list_attempts, list_deliveries};
@@ -239,7 +239,7 @@ async fn a_signed_terminal_event_reaches_the_receiver(kind: Db) {
     // Nothing more to do; a wrong secret would not verify.
     assert!(deliverer.pass().await.expect("pass").is_idle());
     assert!(
-        airlock::webhooks::signature::verify(
+        airlock_services::webhooks::signature::verify(
             b"another secret",
             header(request, "airlock-signature"),
             request.body.as_bytes(),

@@ -151,9 +151,12 @@ fn spans_carry_late_fields_parents_and_kinds() {
 fn a_trace_left_out_by_the_sampler_is_left_out_whole() {
     let (subscriber, mut queue) = recording(0.0);
     tracing::subscriber::with_default(subscriber, || {
-        tracing::info_span!(target: "airlock::queue::dispatcher", "dispatch").in_scope(|| {
-            tracing::debug_span!(target: "airbyte_client::client", "airbyte.call").in_scope(|| {});
-        });
+        tracing::info_span!(target: "airlock_services::queue::dispatcher", "dispatch").in_scope(
+            || {
+                tracing::debug_span!(target: "airbyte_client::client", "airbyte.call")
+                    .in_scope(|| {});
+            },
+        );
     });
     assert!(drain(&mut queue).is_empty());
 }

@@ -265,40 +265,6 @@ mod tests {
     }
 
     #[test]
-    fn the_configuration_file_takes_webhooks_and_names_their_keys() {
-        let config = crate::config::Config::from_toml(
-            "t.toml",
-            "[[webhooks]]\nurl = \"https://hooks.example.com/a\"\nsecret = { env = \"HOOK_SECRET\" }\n\
-             events = [\"started\", \"job.failed\"]\nworkspaces = [\"analytics\"]\n",
-            &[],
-        )
-        .expect("valid");
-        assert_eq!(
-            config.webhooks[0].events,
-            [WebhookEvent::Started, WebhookEvent::Failed]
-        );
-        let err = crate::config::Config::from_toml(
-            "t.toml",
-            "[[webhooks]]\nurl = \"https://hooks.example.com/a\"\nsecret = \"s\"\n",
-            &[("AIRLOCK_WEBHOOKS__0__URL".to_owned(), "mailto:x".to_owned())],
-        )
-        .expect_err("bad url")
-        .to_string();
-        assert!(err.contains("webhooks[0].url"), "{err}");
-        let printed = crate::config::Config::from_toml(
-            "t.toml",
-            "[[webhooks]]\nurl = \"https://hooks.example.com/a\"\nsecret = \"hunter2\"\n",
-            &[],
-        )
-        .expect("valid")
-        .to_redacted_toml();
-        assert!(
-            !printed.contains("hunter2") && printed.contains("[[webhooks]]"),
-            "{printed}"
-        );
-    }
-
-    #[test]
     fn event_names_round_trip() {
         for event in WebhookEvent::ALL {
             assert_eq!(event.name().parse::<WebhookEvent>(), Ok(event));
