@@ -68,9 +68,8 @@ pub(super) async fn create_job(
     Ok(raw_response(raw))
 }
 
-/// Records a job Airbyte accepted. A failure is logged, not answered: the
-/// job runs, and an error would make the caller start another; the tracker
-/// records it as Airbyte's own at worst.
+/// Remembers the job's connection (later reads of the job need it) and
+/// records the job as Airlock's own, through the service layer.
 async fn record_started(
     state: &FrontState,
     caller: &Caller,
@@ -80,57 +79,5 @@ async fn record_started(
     decision: &airlock_domain::policy::Decision,
 ) {
     state.front().remember_job(job.job_id, &connection.id);
-    let job_type = match job.job_type {
-        airbyte_client::JobType::Sync => JobType::Sync,
-        airbyte_client::JobType::Reset | airbyte_client::JobType::Clear => JobType::Reset,
-        _ => return,
-    };
-    let Some(job_state) = airlock_domain::jobs::map_status(&job.status) else {
-        return;
-    };
-    let requester = caller.requester();
-    let started = StartedJob {
-        connection_id: &connection.id,
-        workspace_id: &connection.workspace_id,
-        job_type,
-        airbyte_job_id: job.job_id,
-        state: job_state,
-        requested_by: &caller.principal.subject,
-        requester: &requester,
-        channel: Channel::Front,
-    };
-    let entry = caller.entry(action, decision);
-    match state
-        .store()
-        .insert_started_job(&started, state.now_ms(), &entry)
-        .await
-    {
-        Ok(Recorded::ConnectionBusy) => tracing::warn!(
-            request_id = %caller.request_id.0,
-            airbyte_job_id = job.job_id,
-            connection_id = %connection.id,
-            "Airbyte started a job while Airlock thinks another is active on the connection"
-        ),
-        Ok(_) => tracing::info!(
-            request_id = %caller.request_id.0,
-            subject = %caller.principal.subject,
-            airbyte_job_id = job.job_id,
-            "job started through the front"
-        ),
-        Err(error) => {
-            tracing::error!(
-                request_id = %caller.request_id.0,
-                airbyte_job_id = job.job_id,
-                error = %error,
-                "cannot record a job started through the front"
-            );
-            // The start must still be in the trail, if the database lets it.
-            let mut entry = entry;
-            entry.connection_id = Some(connection.id.clone());
-            entry.workspace_id = Some(connection.workspace_id.clone());
-            entry.airbyte_job_id = Some(job.job_id);
-            entry.outcome = Some("started; not recorded".to_owned());
-            state.audit(&entry).await;
-        }
-    }
+    crate::service::started::record_started(state, caller, connection, job, action, decision).await;
 }

@@ -64,10 +64,8 @@ use crate::web::Caller;
 use crate::web::auth::action_of;
 use crate::web::{AppState, RequestId};
 use airlock_domain::identity::{IssuerConfig, KeySource, StaticKeySource};
-use airlock_domain::jobs::{Channel, JobType};
 use airlock_domain::policy::{Permission, Resource, WorkspaceResource};
 use airlock_services::connections::ConnectionInfo;
-use airlock_store::front::{Recorded, StartedJob};
 
 /// Where Airbyte's public API is served.
 pub const PUBLIC_PREFIX: &str = "/api/public/v1";

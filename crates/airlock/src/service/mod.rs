@@ -8,11 +8,14 @@
 //! - [`connections`]: finding a connection by id or slug, listing the ones
 //!   a caller may read.
 //! - [`jobs`]: triggers, reads, cancel and retry.
+//! - [`started`]: recording a job Airbyte started for a caller through the
+//!   front.
 //!
 //! [`Caller`]: crate::web::Caller
 
 pub mod connections;
 pub mod jobs;
+pub mod started;
 
 use crate::web::auth::Refusal;
 use airlock_store::StoreError;
