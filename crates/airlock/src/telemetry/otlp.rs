@@ -33,11 +33,11 @@ const LINGER: Duration = Duration::from_secs(2);
 /// Timeout of one POST to the collector.
 const POST_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The spans exported: Airlock's request and dispatch spans, and the
+/// The spans exported: Airlock's request span, the dispatcher's dispatch span, and the
 /// Airbyte client's call and token spans. Everything else stays local.
 const EXPORTED: [(&str, &str); 4] = [
     ("airlock", "request"),
-    ("airlock", "dispatch"),
+    ("airlock_services", "dispatch"),
     ("airbyte_client", "airbyte.call"),
     ("airbyte_client", "airbyte.token"),
 ];
