@@ -10,8 +10,8 @@ pub(crate) mod jobs;
 pub(crate) mod whoami;
 
 use axum::Router;
-use axum::routing::{get, post};
 
+use crate::web::routes::{Routes, route};
 use crate::web::{self, ApiError, AppState};
 
 pub use audit::render as render_audit;
@@ -36,27 +36,24 @@ impl From<ServiceError> for ApiError {
 
 /// The routes of `/v1`, to be given the state and layered
 /// (`crate::web::layered`).
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v1/whoami", get(whoami::whoami))
-        .route("/v1/connections", get(connections::list))
-        .route("/v1/connections/{reference}", get(connections::get))
-        .route("/v1/connections/{reference}/sync", post(jobs::trigger_sync))
-        .route(
-            "/v1/connections/{reference}/reset",
-            post(jobs::trigger_reset),
-        )
-        .route("/v1/audit", get(audit::list))
-        .route("/v1/jobs", get(jobs::list))
-        .route("/v1/jobs/{id}", get(jobs::get))
-        .route("/v1/jobs/{id}/events", get(jobs::events))
-        .route("/v1/jobs/{id}/cancel", post(jobs::cancel))
-        .route("/v1/jobs/{id}/retry", post(jobs::retry))
-        .route("/v1/events", get(events::stream))
+pub fn routes() -> Routes<AppState> {
+    Routes::new()
+        .route(route!(whoami::whoami))
+        .route(route!(connections::list))
+        .route(route!(connections::get))
+        .route(route!(jobs::trigger_sync))
+        .route(route!(jobs::trigger_reset))
+        .route(route!(audit::list))
+        .route(route!(jobs::list))
+        .route(route!(jobs::get))
+        .route(route!(jobs::events))
+        .route(route!(jobs::cancel))
+        .route(route!(jobs::retry))
+        .route(route!(events::stream))
 }
 
 /// `/v1` alone, with the request layer: what the MCP server calls
 /// in-process on a caller's behalf.
 pub fn router(state: AppState) -> Router {
-    web::layered(routes().with_state(state.clone()), state)
+    web::layered(routes().with_state(state.clone()).into_router(), state)
 }

@@ -30,12 +30,12 @@ use std::sync::Arc;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Extension, Json, Router};
+use axum::{Extension, Json};
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::web::problem::responses::{BadRequest, Forbidden, NotFound, Unauthorized, Unavailable};
+use crate::web::routes::{Routes, route};
 use crate::web::session::{self, Session};
 use crate::web::{ApiError, AppState, Caller};
 use airlock_domain::audit;
@@ -105,20 +105,23 @@ impl Console {
 /// `/console` and its routes, behind the API's request layer (request id,
 /// log line, problem bodies). Mounted by the composition root next to the
 /// API; `serve` and `demo` alike.
-pub fn router(state: AppState, console: Arc<Console>) -> Router {
-    Router::new()
-        .route("/console", get(index))
-        .route("/console/assets/{*file}", get(asset))
-        .route("/console/login", get(login::start))
-        .route("/console/callback", get(login::callback))
-        .route("/console/session", get(session_view))
-        .route("/console/logout", post(logout))
-        .layer(Extension(console))
-        .with_state(state.clone())
-        .layer(axum::middleware::from_fn_with_state(
-            state,
-            crate::web::request_id::layer,
-        ))
+pub fn routes(state: AppState, console: Arc<Console>) -> Routes {
+    Routes::<AppState>::new()
+        .route(route!(index))
+        .route(route!(asset))
+        .route(route!(login::start))
+        .route(route!(login::callback))
+        .route(route!(session_view))
+        .route(route!(logout))
+        .wrap(|router| {
+            router
+                .layer(Extension(console))
+                .with_state(state.clone())
+                .layer(axum::middleware::from_fn_with_state(
+                    state,
+                    crate::web::request_id::layer,
+                ))
+        })
 }
 
 /// 404 unless `[console] enabled`.
@@ -159,7 +162,7 @@ async fn index(
 /// `GET /console/assets/{file}`.
 #[utoipa::path(
     get,
-    path = "/console/assets/{file}",
+    path = "/console/assets/{*file}",
     operation_id = "console_asset",
     tag = "console",
     summary = "A file of the web console (CSS, JavaScript, icon)",
@@ -366,18 +369,4 @@ async fn logout(
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(response)
-}
-
-/// The console's part of the OpenAPI document.
-pub fn openapi() -> utoipa::openapi::OpenApi {
-    use utoipa::OpenApi;
-
-    #[derive(OpenApi)]
-    #[openapi(
-        paths(index, asset, login::start, login::callback, session_view, logout),
-        components(schemas(SessionView, IssuerChoice))
-    )]
-    struct ConsoleDoc;
-
-    ConsoleDoc::openapi()
 }

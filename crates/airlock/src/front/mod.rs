@@ -41,13 +41,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Json, Response};
-use axum::routing::{any, get};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -62,6 +60,7 @@ use self::public::{is_not_found, json_body, resolve_connection, uuid_field};
 use self::token::Exchange;
 use crate::web::Caller;
 use crate::web::auth::action_of;
+use crate::web::routes::{Routes, route};
 use crate::web::{AppState, RequestId};
 use airlock_domain::identity::{IssuerConfig, KeySource, StaticKeySource};
 use airlock_domain::policy::{Permission, Resource, WorkspaceResource};
@@ -194,55 +193,22 @@ impl FrontState {
 }
 
 /// The front's routes, to be merged into Airlock's router (which adds
-/// request ids and the body limit).
-pub fn router(app: AppState, front: Arc<Front>) -> Router {
-    Router::new()
-        .route("/api/public/v1/health", get(health))
-        .route("/api/public/v1/applications/token", any(token_endpoint))
-        .route("/v1/applications/token", any(token_endpoint))
-        .route("/applications/token", any(token_endpoint))
-        .route("/api/public/v1/{*path}", any(public::public))
-        .route("/api/v1/connections/get", any(dagster_connection))
-        .route("/api/v1/{*path}", any(configuration_api))
-        .route("/.well-known/jwks.json", get(jwks))
-        .route("/.well-known/openid-configuration", get(discovery))
-        .with_state(FrontState { app, front })
-}
-
-/// The front's part of the OpenAPI document.
-pub(crate) fn openapi() -> utoipa::openapi::OpenApi {
-    use utoipa::OpenApi as _;
-
-    #[derive(utoipa::OpenApi)]
-    #[openapi(
-        paths(
-            health,
-            token_endpoint,
-            public::public,
-            dagster_connection,
-            configuration_api,
-            jwks,
-            discovery
-        ),
-        components(schemas(FrontError))
-    )]
-    struct FrontDoc;
-
-    let mut doc = FrontDoc::openapi();
+/// request ids and the body limit). Most handlers answer every method:
+/// Airbyte's clients get Airbyte's error shape, not the router's 405.
+pub fn routes(app: AppState, front: Arc<Front>) -> Routes {
     // One handler serves the token exchange under three paths.
-    if let Some(item) = doc.paths.paths.get("/applications/token").cloned() {
-        for (path, suffix) in [
-            ("/v1/applications/token", "v1"),
-            ("/api/public/v1/applications/token", "public"),
-        ] {
-            let mut item = item.clone();
-            if let Some(operation) = item.post.as_mut() {
-                operation.operation_id = Some(format!("token_endpoint_{suffix}"));
-            }
-            doc.paths.paths.insert(path.to_owned(), item);
-        }
-    }
-    doc
+    let token = || route!(token_endpoint).any_method();
+    Routes::<FrontState>::new()
+        .route(route!(health))
+        .route(token().at("/api/public/v1/applications/token", "token_endpoint_public"))
+        .route(token().at("/v1/applications/token", "token_endpoint_v1"))
+        .route(token())
+        .route(route!(public::public).any_method())
+        .route(route!(dagster_connection).any_method())
+        .route(route!(configuration_api).any_method())
+        .route(route!(jwks))
+        .route(route!(discovery))
+        .with_state(FrontState { app, front })
 }
 
 fn request_id_of(request: &Request) -> String {
@@ -458,7 +424,7 @@ async fn dagster_connection(State(state): State<FrontState>, request: Request) -
 /// never forwarded.
 #[utoipa::path(
     post,
-    path = "/api/v1/{path}",
+    path = "/api/v1/{*path}",
     tag = "airbyte-compatible",
     summary = "Any other Configuration API route: refused",
     params(("path" = String, Path, description = "The rest of the path (any)")),

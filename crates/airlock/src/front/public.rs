@@ -23,7 +23,7 @@ use airlock_services::connections::ConnectionInfo;
 
 #[utoipa::path(
     method(get, post, put, patch, delete),
-    path = "/api/public/v1/{path}",
+    path = "/api/public/v1/{*path}",
     tag = "airbyte-compatible",
     summary = "Airbyte's public API, identity-checked",
     description = "Same paths and bodies as Airbyte's public API (camelCase): the request is \

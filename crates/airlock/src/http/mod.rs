@@ -1,8 +1,9 @@
 //! The whole HTTP surface, assembled: the operations endpoints
 //! (`/healthz`, `/readyz`, `/metrics`), the documentation (`/openapi.json`,
 //! `/docs`), Airlock's API, the Airbyte-compatible front, `/mcp` and the
-//! console. Each door brings its own routes; this module only puts them
-//! side by side.
+//! console. Each door brings its own routes (`web::routes::Routes`, each
+//! also its part of the document); this module only puts them side by
+//! side.
 
 pub mod openapi;
 
@@ -12,11 +13,11 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Json};
-use axum::routing::get;
 
 use crate::console::Console;
 use crate::front::Front;
 use crate::mcp::McpConfig;
+use crate::web::routes::{Routes, route};
 use crate::web::{self, AppState};
 
 /// Every route of Airlock, with middleware.
@@ -26,18 +27,22 @@ pub fn router(
     console: Arc<Console>,
     mcp: &McpConfig,
 ) -> Router {
-    let routes = Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
-        .route("/openapi.json", get(openapi::document_json))
-        .route("/docs", get(openapi::docs))
+    let doors = Routes::<AppState>::new()
+        .route(route!(healthz))
+        .route(route!(readyz))
+        .route(route!(metrics))
         .merge(crate::api::routes())
         .with_state(state.clone())
-        .merge(crate::front::router(state.clone(), front));
-    web::layered(routes, state.clone())
-        .merge(crate::mcp::router(state.clone(), mcp))
-        .merge(crate::console::router(state.clone(), console))
+        .merge(crate::front::routes(state.clone(), front));
+    let mcp = crate::mcp::routes(state.clone(), mcp);
+    let console = crate::console::routes(state.clone(), console);
+    let docs = openapi::routes([&doors, &mcp, &console]);
+    doors
+        .merge(docs)
+        .wrap(|routes| web::layered(routes, state.clone()))
+        .merge(mcp)
+        .merge(console)
+        .into_router()
 }
 
 /// The process is up. Says nothing about its dependencies (see `/readyz`).

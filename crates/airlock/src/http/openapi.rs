@@ -2,11 +2,12 @@
 //! generated from the handlers' `#[utoipa::path]` annotations) and
 //! `GET /docs` (a page that renders it, self-contained: no external URL).
 //!
-//! Each handler describes itself next to its code; this module gathers
-//! them with the front's and the MCP server's parts into one document.
+//! Each handler describes itself next to its code, and each door's
+//! `Routes` carries those descriptions with its routes; this module puts
+//! the doors' descriptions into one document.
 
-use std::sync::OnceLock;
-
+use axum::body::Bytes;
+use axum::extract::State;
 use axum::http::header;
 use axum::response::{Html, IntoResponse};
 use utoipa::OpenApi;
@@ -17,6 +18,7 @@ use crate::web::problem::responses::{
     BadRequest, Conflict, Forbidden, NotFound, TooManyRequests, Unauthorized, Unavailable,
     Unprocessable,
 };
+use crate::web::routes::{Routes, route};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -27,25 +29,6 @@ use crate::web::problem::responses::{
             front (Airbyte's own paths and camelCase bodies), service-account keys and the \
             MCP server. Every call but the health checks, metrics, token exchange and this \
             documentation carries a bearer token from a trusted identity provider."
-    ),
-    paths(
-        super::healthz,
-        super::readyz,
-        super::metrics,
-        document_json,
-        docs,
-        crate::api::whoami::whoami,
-        crate::api::connections::list,
-        crate::api::connections::get,
-        crate::api::jobs::trigger_sync,
-        crate::api::jobs::trigger_reset,
-        crate::api::jobs::list,
-        crate::api::jobs::get,
-        crate::api::jobs::events,
-        crate::api::jobs::cancel,
-        crate::api::jobs::retry,
-        crate::api::events::stream,
-        crate::api::audit::list,
     ),
     components(
         schemas(Problem),
@@ -107,13 +90,33 @@ impl utoipa::Modify for BearerJwt {
     }
 }
 
-/// The whole HTTP surface: Airlock's own API, the compatible front and
-/// `/mcp`.
-pub fn document() -> utoipa::openapi::OpenApi {
+/// `/openapi.json` and `/docs`, serving the document of `surface` and of
+/// themselves.
+pub fn routes<'a>(surface: impl IntoIterator<Item = &'a Routes>) -> Routes {
+    let docs = Routes::<Served>::new()
+        .route(route!(document_json))
+        .route(route!(docs));
+    let mut described = docs.openapi();
+    for routes in surface {
+        described.merge(routes.openapi());
+    }
+    let mut text = document(described)
+        .to_pretty_json()
+        .unwrap_or_else(|_| "{}".to_owned());
+    text.push('\n');
+    docs.with_state(Served(Bytes::from(text)))
+}
+
+/// The document as served.
+#[derive(Clone)]
+struct Served(Bytes);
+
+/// The whole document: the operations and schemas the routes describe
+/// (`surface`), with the title, tags, shared responses and security
+/// schemes.
+fn document(surface: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
-    doc.merge(crate::front::openapi());
-    doc.merge(crate::mcp::openapi());
-    doc.merge(crate::console::openapi());
+    doc.merge(surface);
     session_cookies(&mut doc);
     unique_operation_ids(&mut doc);
     capped_per_identity(&mut doc);
@@ -193,18 +196,6 @@ fn unique_operation_ids(doc: &mut utoipa::openapi::OpenApi) {
     });
 }
 
-/// The document as served (built once).
-pub fn document_text() -> &'static str {
-    static TEXT: OnceLock<String> = OnceLock::new();
-    TEXT.get_or_init(|| {
-        let mut text = document()
-            .to_pretty_json()
-            .unwrap_or_else(|_| "{}".to_owned());
-        text.push('\n');
-        text
-    })
-}
-
 /// `GET /openapi.json`.
 #[utoipa::path(
     get,
@@ -213,11 +204,8 @@ pub fn document_text() -> &'static str {
     summary = "This document (OpenAPI 3.1)",
     responses((status = 200, description = "The OpenAPI document", body = Object))
 )]
-pub(super) async fn document_json() -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        document_text(),
-    )
+async fn document_json(State(Served(text)): State<Served>) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json")], text)
 }
 
 /// `GET /docs`.
@@ -228,6 +216,6 @@ pub(super) async fn document_json() -> impl IntoResponse {
     summary = "This document, readable (HTML, works offline)",
     responses((status = 200, description = "An HTML page", body = String, content_type = "text/html"))
 )]
-pub(super) async fn docs() -> Html<&'static str> {
+async fn docs() -> Html<&'static str> {
     Html(include_str!("docs.html"))
 }

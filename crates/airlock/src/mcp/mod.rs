@@ -29,12 +29,13 @@ mod tools;
 
 use std::sync::Arc;
 
-use axum::Router;
 use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use serde::{Deserialize, Serialize};
+use utoipa::openapi::path::{HttpMethod, Operation};
 
 use crate::web::AppState;
+use crate::web::routes::{Route, Routes};
 use airlock_domain::host_gate::Gate;
 use airlock_domain::settings::InvalidKey;
 
@@ -63,10 +64,10 @@ pub enum McpError {
     Stdio(String),
 }
 
-/// `/mcp`, behind its guard, answering the hosts and origins `mcp`
-/// allows. Mounted next to the API by the composition root; each tool call
-/// goes through [`crate::api::router`] in-process.
-pub fn router(state: AppState, mcp: &McpConfig) -> Router {
+/// `/mcp` (POST only), behind its guard, answering the hosts and origins
+/// `mcp` allows. Mounted next to the API by the composition root; each
+/// tool call goes through [`crate::api::router`] in-process.
+pub fn routes(state: AppState, mcp: &McpConfig) -> Routes {
     let gate = Arc::new(Gate::new(&mcp.allowed_hosts, &mcp.allowed_origins));
     let api = crate::api::router(state.clone());
     let handler_state = state.clone();
@@ -84,31 +85,38 @@ pub fn router(state: AppState, mcp: &McpConfig) -> Router {
             .disable_allowed_hosts()
             .disable_allowed_origins(),
     );
-    Router::new()
-        .route_service(PATH, service)
-        .layer(axum::middleware::from_fn_with_state(
-            guard::GuardState {
-                state: state.clone(),
-                gate,
-            },
-            guard::layer,
+    Routes::new()
+        .service(Route::described(
+            PATH,
+            HttpMethod::Post,
+            operation(),
+            service,
         ))
-        // Outermost: the request id, log line and metrics every route has.
-        .layer(axum::middleware::from_fn_with_state(
-            state,
-            crate::web::request_id::layer,
-        ))
+        .wrap(|router| {
+            router
+                .layer(axum::middleware::from_fn_with_state(
+                    guard::GuardState {
+                        state: state.clone(),
+                        gate,
+                    },
+                    guard::layer,
+                ))
+                // Outermost: the request id, log line and metrics every
+                // route has.
+                .layer(axum::middleware::from_fn_with_state(
+                    state,
+                    crate::web::request_id::layer,
+                ))
+        })
 }
 
-/// `/mcp` in the OpenAPI document: one JSON-RPC operation (the tools
+/// `POST /mcp` in the OpenAPI document: one JSON-RPC operation (the tools
 /// themselves are listed by MCP's `tools/list`, per caller).
-pub(crate) fn openapi() -> utoipa::openapi::OpenApi {
-    use utoipa::openapi::path::{HttpMethod, OperationBuilder, PathItem};
+fn operation() -> Operation {
+    use utoipa::openapi::path::OperationBuilder;
     use utoipa::openapi::request_body::RequestBodyBuilder;
     use utoipa::openapi::security::SecurityRequirement;
-    use utoipa::openapi::{ContentBuilder, ObjectBuilder, OpenApiBuilder, PathsBuilder};
-    use utoipa::openapi::{Ref, RefOr};
-    use utoipa::openapi::{ResponseBuilder, Type};
+    use utoipa::openapi::{ContentBuilder, ObjectBuilder, Ref, RefOr, ResponseBuilder, Type};
 
     let json_rpc = || {
         ContentBuilder::new()
@@ -119,7 +127,7 @@ pub(crate) fn openapi() -> utoipa::openapi::OpenApi {
             ))
             .build()
     };
-    let operation = OperationBuilder::new()
+    OperationBuilder::new()
         .tag("mcp")
         .operation_id(Some("mcp"))
         .summary(Some("The MCP server (streamable HTTP, stateless)"))
@@ -147,9 +155,7 @@ pub(crate) fn openapi() -> utoipa::openapi::OpenApi {
         )
         .response("401", RefOr::Ref(Ref::from_response_name("Unauthorized")))
         .response("403", RefOr::Ref(Ref::from_response_name("Forbidden")))
-        .security(SecurityRequirement::new("bearer", Vec::<String>::new()));
-    OpenApiBuilder::new()
-        .paths(PathsBuilder::new().path(PATH, PathItem::new(HttpMethod::Post, operation)))
+        .security(SecurityRequirement::new("bearer", Vec::<String>::new()))
         .build()
 }
 

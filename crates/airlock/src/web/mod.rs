@@ -1,7 +1,8 @@
 //! What every HTTP door shares: the application state, the request layer
 //! (request ids, spans, the request log, problem+json bodies), the body
-//! reader, the per-identity limiter, console sessions, and the `Caller`
-//! extractor that authenticates, authorizes and audits.
+//! reader, the per-identity limiter, console sessions, the `Caller`
+//! extractor that authenticates, authorizes and audits, and `Routes`, the
+//! declarations that make both a door's router and its OpenAPI document.
 //!
 //! The doors themselves (`api`, `front`, `mcp`, `console`) sit on top of
 //! this module and never on each other; `http` assembles them.
@@ -10,6 +11,7 @@ pub mod auth;
 pub mod limits;
 pub mod problem;
 pub mod request_id;
+pub mod routes;
 pub mod session;
 
 use std::sync::{Arc, RwLock};
