@@ -3,13 +3,12 @@
 
 use std::process::Command;
 
-use airbyte_sim::SimConfig;
 use airlock_domain::audit::{self, Entry, Record};
 use airlock_store::Store;
 use airlock_store::audit::AuditFilter;
 use serde_json::Value;
 
-use crate::stack::Stack;
+use crate::harness::{AirlockToml, Harness, Stack};
 use crate::support::{Db, fresh_database};
 
 const UA: &str = "audit-test/1.0";
@@ -44,7 +43,7 @@ fn of_request<'a>(records: &'a [Record], request_id: &str) -> Vec<&'a Record> {
 }
 
 async fn scripted_session_writes_exactly_the_expected_records(db: Db) {
-    let stack = Stack::start(db, SimConfig::default(), "").await;
+    let stack = Harness::new(db).start().await;
     let runner = stack.token("runner");
     let reader = stack.token("reader");
     let issuer = stack.idp.issuer().to_owned();
@@ -259,7 +258,9 @@ async fn trail(n: i64) -> (Store, std::path::PathBuf) {
     let dir = std::env::temp_dir().join(format!("airlock-audit-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir).expect("dir");
     let config = dir.join("airlock.toml");
-    std::fs::write(&config, format!("[storage]\nurl = \"{url}\"\n")).expect("config");
+    let mut text = AirlockToml::default();
+    text.set("storage", "url", url.as_str());
+    text.write(&config);
     (store, config)
 }
 

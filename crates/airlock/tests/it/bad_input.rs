@@ -6,7 +6,7 @@ use airlock_store::jobs::JobFilter;
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::stack::Stack;
+use crate::harness::{Harness, Stack};
 use crate::support::Db;
 
 async fn job_count(stack: &Stack) -> usize {
@@ -64,7 +64,7 @@ type Case = (
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_requests_get_short_errors_and_change_nothing() {
-    let stack = Stack::start(Db::Sqlite, SimConfig::default(), "").await;
+    let stack = Harness::new(Db::Sqlite).start().await;
     let cases: Vec<Case> = vec![
         (
             "malformed JSON",
@@ -208,15 +208,14 @@ async fn bad_requests_get_short_errors_and_change_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_identity_cannot_hold_every_worker() {
-    let stack = Stack::start(
-        Db::Sqlite,
-        SimConfig {
+    let stack = Harness::new(Db::Sqlite)
+        .sim(SimConfig {
             manual_clock: true,
             ..SimConfig::default()
-        },
-        "[server]\nmax_concurrent_per_identity = 2\n",
-    )
-    .await;
+        })
+        .extra("[server]\nmax_concurrent_per_identity = 2\n")
+        .start()
+        .await;
     // Two syncs that wait (the simulator's clock is stopped, so they hold).
     let hold = |slug: &'static str| {
         let http = stack.http.clone();
@@ -269,12 +268,10 @@ async fn one_identity_cannot_hold_every_worker() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_body_gets_408_and_changes_nothing() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let stack = Stack::start(
-        Db::Sqlite,
-        SimConfig::default(),
-        "[server]\nbody_timeout_secs = 1\n",
-    )
-    .await;
+    let stack = Harness::new(Db::Sqlite)
+        .extra("[server]\nbody_timeout_secs = 1\n")
+        .start()
+        .await;
     let address = stack.base.trim_start_matches("http://").to_owned();
     let mut socket = tokio::net::TcpStream::connect(&address)
         .await
@@ -306,12 +303,10 @@ async fn a_slow_body_gets_408_and_changes_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_headers_are_cut_off_and_others_are_served() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let stack = Stack::start(
-        Db::Sqlite,
-        SimConfig::default(),
-        "[server]\nheader_timeout_secs = 1\n",
-    )
-    .await;
+    let stack = Harness::new(Db::Sqlite)
+        .extra("[server]\nheader_timeout_secs = 1\n")
+        .start()
+        .await;
     let address = stack.base.trim_start_matches("http://").to_owned();
     let mut stalled = Vec::new();
     for _ in 0..3 {

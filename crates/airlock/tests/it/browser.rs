@@ -20,14 +20,11 @@ use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
 use airbyte_sim::SimConfig;
-use airlock::devidp::DevIdp;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::support::{
-    self, ConfigFile, FAST_JOBS, Served, fresh_database, reliable_connections, repo_root,
-    sim_add_connections,
-};
+use crate::harness::{Grant, Harness, Issuer, TempDir, secret_file};
+use crate::support::{self, reliable_connections, repo_root, sim_add_connections};
 
 /// The views the script must have screenshotted.
 const VIEWS: [&str; 7] = [
@@ -152,35 +149,28 @@ async fn people_use_the_console_in_chromium() {
         .map(|c| c.name.clone())
         .expect("the added connection");
 
-    let (sim_id, sim_secret) = sim.sim.credentials();
-    let storage = fresh_database(support::Db::Sqlite).await;
-    let mut config = format!(
-        "[storage]\nurl = \"{storage}\"\n\n\
-         [airbyte]\nurl = \"{}\"\nclient_id = \"{sim_id}\"\nclient_secret = \"{sim_secret}\"\n\n\
-         [jobs]\n{FAST_JOBS}\n\n[connections]\nrefresh_secs = 600\n\n\
-         [[issuers]]\nissuer = \"{issuer}\"\naudiences = [\"airlock\"]\ntoken_type = \"at+jwt\"\n\
-         console_client_id = \"airlock-console\"\n\
-         console_client_secret = {{ file = \"{{SECRET_FILE}}\" }}\n\
-         console_resource = \"urn:airlock\"\n",
-        sim.base_url()
-    );
-    for (role, scope) in [
-        ("runner", "workspaces = [\"analytics\"]\n"),
-        ("reader", "workspaces = [\"marketing\"]\n"),
-        ("auditor", ""),
-        ("admin", ""),
-    ] {
-        config.push_str(&format!(
-            "\n[[grants]]\nrole = \"{role}\"\nmatch = {{ claim = \"roles\", value = \"{role}\" }}\n{scope}"
-        ));
-    }
-    // The client's secret comes from a file, as in production.
-    let file = ConfigFile::write("");
-    let secret_file = file.path.with_file_name("console-client-secret");
-    std::fs::write(&secret_file, "airlock-console-secret\n").expect("secret written");
-    let config = config.replace("{SECRET_FILE}", &secret_file.display().to_string());
-    std::fs::write(&file.path, &config).expect("config written");
-    let served = Served::start(&file.path, &DevIdp::new("http://127.0.0.1:9").expect("idp"));
+    // The console client's secret comes from a file, as in production.
+    let secrets = TempDir::new("airlock-browser");
+    let secret_path = secrets.path.join("console-client-secret");
+    std::fs::write(&secret_path, "airlock-console-secret\n").expect("secret written");
+    let issuer_entry = Issuer::new(&issuer, &["airlock"])
+        .with("token_type", "at+jwt")
+        .with("console_client_id", "airlock-console")
+        .with("console_client_secret", secret_file(&secret_path))
+        .with("console_resource", "urn:airlock");
+    let deployment = Harness::fast(support::Db::Sqlite)
+        .airbyte(&sim)
+        .default_airbyte_timeout()
+        .without_dev_idp()
+        .issuer(issuer_entry)
+        .without_role_grants()
+        .grant(Grant::role("runner").workspaces(&["analytics"]))
+        .grant(Grant::role("reader").workspaces(&["marketing"]))
+        .grant(Grant::role("auditor"))
+        .grant(Grant::role("admin"))
+        .deploy()
+        .await;
+    let served = deployment.serve();
     let airlock = served.client.base.clone();
 
     // Slugs as Airlock derives them (an admin's view).

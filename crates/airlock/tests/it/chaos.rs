@@ -30,9 +30,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
 
+use crate::harness::{Client, Harness};
 use crate::support::{
-    self, Client, ConfigFile, Db, FAST_JOBS, IdpServer, Served, TRACKS_AIRBYTE,
-    assert_exactly_once, id_of, reliable_connections, wait_all_terminal,
+    self, Db, TRACKS_AIRBYTE, assert_exactly_once, id_of, reliable_connections, wait_all_terminal,
 };
 
 /// Triggers a second, and as many reads.
@@ -350,7 +350,6 @@ async fn a_minute_of_chaos_loses_nothing_and_answers_no_500() {
         support::sim_add_connections(&http, &sim, reliable_connections("chaos", CONNECTIONS, 1))
             .await
             .connection_ids;
-    let mut idp = IdpServer::start().await;
 
     let database_url = support::fresh_database(Db::Postgres).await;
     let mut url = reqwest::Url::parse(&database_url).expect("a URL");
@@ -371,12 +370,17 @@ async fn a_minute_of_chaos_loses_nothing_and_answers_no_500() {
             Outage::Proxy(proxy)
         }
     };
-    // Ten attempts, so that a run of injected failures does not end a job.
-    let jobs = format!("{FAST_JOBS}\nmax_attempts = 10");
-    let issuers = idp.issuer_toml("jwks_refresh_secs = 2\nunknown_kid_cooldown_secs = 1");
-    let text = support::airlock_toml(url.as_str(), &sim, 2, &jobs, &issuers);
-    let config = ConfigFile::write(&text);
-    let served = Served::start(&config.path, &idp.idp);
+    let mut deployment = Harness::fast(Db::Postgres)
+        .airbyte(&sim)
+        .airbyte_timeout(2)
+        .storage_url(url.as_str())
+        // Ten attempts, so that a run of injected failures does not end a job.
+        .extra("[jobs]\nmax_attempts = 10")
+        .dev_issuer_key("jwks_refresh_secs", 2)
+        .dev_issuer_key("unknown_kid_cooldown_secs", 1)
+        .deploy()
+        .await;
+    let served = deployment.serve();
     let client = served.client.clone();
     let (status, body) = client.get("/v1/whoami", "reader").await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -422,13 +426,13 @@ async fn a_minute_of_chaos_loses_nothing_and_answers_no_500() {
     tokio::time::sleep_until(at(0.1)).await;
     put_faults(&http, &admin, &airbyte_faults(true)).await;
     tokio::time::sleep_until(at(0.2)).await;
-    idp.stop().await;
+    deployment.idp().stop().await;
     eprintln!(
         "chaos: the identity provider is gone at {:?}",
         started.elapsed()
     );
     tokio::time::sleep_until(at(0.4)).await;
-    idp.restart().await;
+    deployment.idp().restart().await;
     eprintln!(
         "chaos: the identity provider is back at {:?}",
         started.elapsed()

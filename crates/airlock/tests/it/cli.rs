@@ -7,7 +7,8 @@ use std::process::{Command, Output};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::support::{Db, Stack, StackOptions, reliable_connections};
+use crate::harness::{Harness, Stack};
+use crate::support::{Db, reliable_connections};
 
 /// Runs `airlock ARGS` against the stack as `role` (no token when `None`).
 async fn airlock(stack: &Stack, role: Option<&str>, args: &[&str]) -> Output {
@@ -42,7 +43,7 @@ async fn slug_of(stack: &Stack, id: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_client_commands_drive_a_running_airlock() {
-    let stack = Stack::start(StackOptions::new(Db::Sqlite)).await;
+    let stack = Harness::fast(Db::Sqlite).start().await;
     let id = stack
         .add_connection(reliable_connections("analytics", 1, 2))
         .await;
@@ -136,7 +137,7 @@ async fn the_client_commands_drive_a_running_airlock() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_sync_exits_1_and_retry_and_cancel_answer() {
-    let stack = Stack::start(StackOptions::new(Db::Sqlite)).await;
+    let stack = Harness::fast(Db::Sqlite).start().await;
     let failing = stack
         .add_connection(json!({
             "workspace": "analytics",

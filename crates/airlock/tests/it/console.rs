@@ -18,7 +18,7 @@ use reqwest::StatusCode;
 use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
 use serde_json::Value;
 
-use crate::stack::Stack;
+use crate::harness::{Harness, IdpServer, Stack};
 use crate::support::Db;
 
 /// A client that never follows redirects: each hop is checked.
@@ -236,7 +236,7 @@ async fn job_count(stack: &Stack) -> usize {
 
 #[tokio::test]
 async fn a_person_signs_in_and_the_api_sees_what_their_token_would_show() {
-    let stack = Stack::start(Db::Sqlite, fast_sim(), "").await;
+    let stack = Harness::new(Db::Sqlite).sim(fast_sim()).start().await;
     let rene = sign_in(&stack, "rene").await;
 
     // The cookie: HttpOnly, Lax, the whole site, not Secure over plain HTTP.
@@ -325,7 +325,7 @@ async fn a_forged_post_without_the_csrf_token_is_refused_and_changes_nothing_pos
 }
 
 async fn a_forged_post_without_the_csrf_token_is_refused_and_changes_nothing(db: Db) {
-    let stack = Stack::start(db, fast_sim(), "").await;
+    let stack = Harness::new(db).sim(fast_sim()).start().await;
     let rene = sign_in(&stack, "rene").await;
     let slug = slug_in(&stack, "analytics").await;
     let sync = format!("/v1/connections/{slug}/sync");
@@ -407,7 +407,7 @@ async fn a_forged_post_without_the_csrf_token_is_refused_and_changes_nothing(db:
 
 #[tokio::test]
 async fn a_reader_sees_no_sync_permission_and_cannot_sync() {
-    let stack = Stack::start(Db::Sqlite, fast_sim(), "").await;
+    let stack = Harness::new(Db::Sqlite).sim(fast_sim()).start().await;
     let rosa = sign_in(&stack, "rosa").await;
     let (status, page) =
         json(rosa.get(&stack, "/v1/connections?include=last_job,permissions")).await;
@@ -443,7 +443,7 @@ async fn logout_ends_the_session_everywhere_it_is_used_postgres() {
 }
 
 async fn logout_ends_the_session_everywhere_it_is_used(db: Db) {
-    let stack = Stack::start(db, fast_sim(), "").await;
+    let stack = Harness::new(db).sim(fast_sim()).start().await;
     let rene = sign_in(&stack, "rene").await;
     let (status, _) = json(rene.get(&stack, "/v1/whoami")).await;
     assert_eq!(status, StatusCode::OK);
@@ -487,7 +487,7 @@ async fn logout_ends_the_session_everywhere_it_is_used(db: Db) {
 
 #[tokio::test]
 async fn a_bearer_token_wins_over_a_session_cookie() {
-    let stack = Stack::start(Db::Sqlite, fast_sim(), "").await;
+    let stack = Harness::new(Db::Sqlite).sim(fast_sim()).start().await;
     let rosa = sign_in(&stack, "rosa").await;
     let slug = slug_in(&stack, "analytics").await;
     // Rosa's cookie rides along, but the runner's token decides (and is
@@ -521,7 +521,7 @@ async fn a_login_is_bound_to_its_browser_and_serves_once_postgres() {
 }
 
 async fn a_login_is_bound_to_its_browser_and_serves_once(db: Db) {
-    let stack = Stack::start(db, fast_sim(), "").await;
+    let stack = Harness::new(db).sim(fast_sim()).start().await;
     let http = browser();
     let error_of = |response: &reqwest::Response| {
         let location = location(response);
@@ -619,7 +619,11 @@ async fn a_session_ends_with_its_ttl_and_expired_sessions_are_not_found_postgres
 }
 
 async fn a_session_ends_with_its_ttl_and_expired_sessions_are_not_found(db: Db) {
-    let stack = Stack::start(db, fast_sim(), "[console]\nsession_ttl_secs = 120\n").await;
+    let stack = Harness::new(db)
+        .sim(fast_sim())
+        .extra("[console]\nsession_ttl_secs = 120\n")
+        .start()
+        .await;
     let rene = sign_in(&stack, "rene").await;
     // min(token exp = 1 h, ttl = 2 min).
     assert!(
@@ -720,14 +724,13 @@ async fn job_events(mut response: reqwest::Response, within: Duration) -> (Vec<V
 
 #[tokio::test]
 async fn the_event_stream_carries_only_the_jobs_the_caller_may_read() {
-    let stack = Stack::start(Db::Sqlite, fast_sim(), "").await;
+    let stack = Harness::new(Db::Sqlite).sim(fast_sim()).start().await;
     // Readers see marketing only (the other roles as in the demo).
-    let mut text = stack.config_text.replace(
-        "role = \"reader\"\nmatch = { claim = \"roles\", value = \"reader\" }\n",
-        "role = \"reader\"\nmatch = { claim = \"roles\", value = \"reader\" }\nworkspaces = [\"marketing\"]\n",
-    );
-    text.push('\n');
-    let config = Config::from_toml("scoped", &text, &[]).expect("config");
+    let mut scoped = stack.config.clone();
+    scoped
+        .grant_mut("reader")
+        .insert("workspaces".to_owned(), vec!["marketing"].into());
+    let config = Config::from_toml("scoped", &scoped.text(), &[]).expect("config");
     stack.state.set_policy(config.policy().expect("policy"));
     let analytics = slug_in(&stack, "analytics").await;
     let marketing = slug_in(&stack, "marketing").await;
@@ -786,7 +789,7 @@ async fn the_event_stream_carries_only_the_jobs_the_caller_may_read() {
 
 #[tokio::test]
 async fn the_console_page_is_self_contained_and_locked_down() {
-    let stack = Stack::start(Db::Sqlite, fast_sim(), "").await;
+    let stack = Harness::new(Db::Sqlite).sim(fast_sim()).start().await;
     let page = browser()
         .get(stack.url("/console"))
         .send()
@@ -834,7 +837,11 @@ async fn the_console_page_is_self_contained_and_locked_down() {
 
 #[tokio::test]
 async fn a_disabled_console_is_not_served() {
-    let stack = Stack::start(Db::Sqlite, fast_sim(), "[console]\nenabled = false\n").await;
+    let stack = Harness::new(Db::Sqlite)
+        .sim(fast_sim())
+        .extra("[console]\nenabled = false\n")
+        .start()
+        .await;
     for path in [
         "/console",
         "/console/assets/app.js",
@@ -850,13 +857,12 @@ async fn a_disabled_console_is_not_served() {
 #[tokio::test]
 async fn several_issuers_are_offered_and_the_chosen_one_is_used() {
     // A second provider on its own port, with its own console client.
-    let other = crate::support::IdpServer::start().await;
-    let stack = Stack::start(
-        Db::Sqlite,
-        fast_sim(),
-        &other.issuer_toml("console_client_id = \"airlock-console\"\n"),
-    )
-    .await;
+    let other = IdpServer::start().await;
+    let stack = Harness::new(Db::Sqlite)
+        .sim(fast_sim())
+        .issuer(other.issuer().with("console_client_id", "airlock-console"))
+        .start()
+        .await;
     let (_, session) = json(browser().get(stack.url("/console/session"))).await;
     assert_eq!(session["signed_in"], false);
     let issuers = session["issuers"].as_array().expect("issuers");

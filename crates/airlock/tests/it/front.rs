@@ -4,17 +4,16 @@
 //! Airlock in front of the simulator, with service accounts and with a real
 //! identity provider (npm `oidc-provider`).
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use airbyte_sim::{RunningSim, SimConfig};
-use airlock::app::{App, Extras};
+use airbyte_sim::SimConfig;
 use airlock::config::Config;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::support;
+use crate::harness::{AirlockToml, Grant, Harness, Issuer, Stack};
+use crate::support::{self, Db};
 
 /// Secrets of the test service accounts: `<client>-secret`.
 const ACCOUNTS: [(&str, &str); 3] = [
@@ -24,51 +23,24 @@ const ACCOUNTS: [(&str, &str); 3] = [
 ];
 
 /// Grants on the service accounts' roles: the runner in `analytics` only.
-const GRANTS: &str = r#"
-[[grants]]
-role = "runner"
-match = { claim = "roles", value = "pipeline-runner" }
-workspaces = ["analytics"]
-
-[[grants]]
-role = "reader"
-match = { claim = "roles", value = "pipeline-reader" }
-
-[[grants]]
-role = "admin"
-match = { claim = "roles", value = "pipeline-admin" }
-"#;
+fn pipeline_grants() -> Vec<Grant> {
+    vec![
+        Grant::on_claim("runner", "roles", "pipeline-runner").workspaces(&["analytics"]),
+        Grant::on_claim("reader", "roles", "pipeline-reader"),
+        Grant::on_claim("admin", "roles", "pipeline-admin"),
+    ]
+}
 
 fn secret(client: &str) -> String {
     format!("{client}-secret")
 }
 
-fn service_accounts_toml() -> String {
-    let mut text = String::new();
-    for (client, role) in ACCOUNTS {
-        let hash =
-            airlock_domain::secret::hash::hash_secret(&secret(client), 10_000).expect("hash");
-        text.push_str(&format!(
-            "\n[[service_accounts]]\nclient_id = \"{client}\"\nsecret_hash = \"{hash}\"\nroles = [\"{role}\"]\n"
-        ));
-    }
-    text
-}
-
-/// Airlock in front of a simulator whose clock moves only when told.
-struct Front {
-    sim: RunningSim,
-    base: String,
-    http: reqwest::Client,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
-}
-
-impl Front {
-    /// Starts the simulator and Airlock; `extra` is appended to the
-    /// configuration (`{base}` is replaced by Airlock's URL).
-    async fn start(extra: &str) -> Self {
-        let sim = airbyte_sim::spawn(SimConfig {
+/// Airlock's front, public at its own URL, in front of a simulator whose
+/// clock moves only when told, with the service accounts and `grants`
+/// (and no development identity provider).
+fn harness(grants: Vec<Grant>) -> Harness {
+    let mut harness = Harness::new(Db::Sqlite)
+        .sim(SimConfig {
             manual_clock: true,
             // Airlock's own Airbyte token must not expire while the tests
             // move the simulated clock: any 401 at the simulator would then
@@ -76,47 +48,46 @@ impl Front {
             token_lifetime_secs: 30 * 86_400,
             ..SimConfig::default()
         })
-        .await
-        .expect("the simulator starts");
-        let (client_id, client_secret) = sim.sim.credentials();
-        let storage = support::fresh_database(support::Db::Sqlite).await;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let base = format!("http://{}", listener.local_addr().expect("addr"));
-        let text = format!(
-            "[storage]\nurl = \"{storage}\"\n\n[airbyte]\nurl = \"{}\"\nclient_id = \"{client_id}\"\n\
-             client_secret = \"{client_secret}\"\ntimeout_secs = 5\n\n[jobs]\n{}\n\n\
-             [connections]\nrefresh_secs = 600\n\n{}",
-            sim.base_url(),
-            support::FAST_JOBS,
-            extra.replace("{base}", &base),
-        );
-        let config = Config::from_toml("front-test", &text, &[]).expect("valid configuration");
-        let app = App::build(config, Extras::default())
-            .await
-            .expect("Airlock builds");
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(app.run(listener, async move {
-            let _ = stopped.await;
-        }));
-        Self {
-            sim,
-            base,
-            http: support::http_client(),
-            stop: Some(stop),
-            task: Some(task),
-        }
+        .fast_jobs()
+        .airbyte_timeout(5)
+        .catalog_refresh(600)
+        .front_public_url()
+        .without_dev_idp()
+        .without_role_grants();
+    for grant in grants {
+        harness = harness.grant(grant);
+    }
+    for (client, role) in ACCOUNTS {
+        let hash =
+            airlock_domain::secret::hash::hash_secret(&secret(client), 10_000).expect("hash");
+        let mut account = toml::Table::new();
+        account.insert("client_id".to_owned(), client.into());
+        account.insert("secret_hash".to_owned(), hash.into());
+        account.insert("roles".to_owned(), vec![role].into());
+        harness = harness.entry("service_accounts", account);
+    }
+    harness
+}
+
+/// A stack started from [`harness`], with the calls of the front's tests.
+struct Front(Stack);
+
+impl std::ops::Deref for Front {
+    type Target = Stack;
+
+    fn deref(&self) -> &Stack {
+        &self.0
+    }
+}
+
+impl Front {
+    async fn start(harness: Harness) -> Self {
+        Self(harness.start().await)
     }
 
-    async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(task) = self.task.take() {
-            task.await.expect("join").expect("Airlock ran");
-        }
-        self.sim.shutdown().await;
+    /// Stops Airlock, then the simulator.
+    async fn stop(self) {
+        self.0.stop().await.shutdown().await;
     }
 
     fn api(&self) -> String {
@@ -269,11 +240,7 @@ async fn send_full(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn official_sdk_works_through_the_front_with_least_privilege() {
-    let front = Front::start(&format!(
-        "[front]\npublic_url = \"{{base}}\"\n{GRANTS}{}",
-        service_accounts_toml()
-    ))
-    .await;
+    let front = Front::start(harness(pipeline_grants())).await;
     let world = front.world().await;
     let (_, sim_secret) = front.sim.sim.credentials();
     let sim_client = airbyte_client::AirbyteClient::new(airbyte_client::ClientConfig::new(
@@ -333,11 +300,7 @@ async fn official_sdk_works_through_the_front_with_least_privilege() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn airflow_provider_request_sequence_is_served() {
-    let front = Front::start(&format!(
-        "[front]\npublic_url = \"{{base}}\"\n{GRANTS}{}",
-        service_accounts_toml()
-    ))
-    .await;
+    let front = Front::start(harness(pipeline_grants())).await;
     let world = front.world().await;
     let connection = world.analytics_active[0].clone();
 
@@ -483,11 +446,7 @@ async fn airflow_provider_request_sequence_is_served() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refusals_are_airbyte_shaped_and_lists_point_at_airlock() {
-    let front = Front::start(&format!(
-        "[front]\npublic_url = \"{{base}}\"\n{GRANTS}{}",
-        service_accounts_toml()
-    ))
-    .await;
+    let front = Front::start(harness(pipeline_grants())).await;
     let world = front.world().await;
     let runner = front.access_token("ci-runner").await;
     let reader = front.access_token("ci-reader").await;
@@ -708,88 +667,21 @@ async fn refusals_are_airbyte_shaped_and_lists_point_at_airlock() {
     front.stop().await;
 }
 
-/// The provider process; killed when dropped.
-struct Provider {
-    child: Child,
-    issuer: String,
-}
-
-impl Drop for Provider {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts `tests/oidc/server.mjs`, or fails loudly: it is part of the suite.
-fn start_provider() -> Provider {
-    let dir = support::repo_root().join("tests/oidc");
-    assert!(
-        dir.join("node_modules/oidc-provider/package.json").exists(),
-        "{} has no node_modules: run `npm ci --prefix tests/oidc` (scripts/test does)",
-        dir.display()
-    );
-    let mut child = Command::new("node")
-        .arg(dir.join("server.mjs"))
-        .arg("0")
-        .current_dir(&dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("node runs (it is needed by the suite)");
-    let stdout = child.stdout.take().expect("stdout");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut line = String::new();
-        let _ = BufReader::new(stdout).read_line(&mut line);
-        let _ = tx.send(line);
-    });
-    let mut provider = Provider {
-        child,
-        issuer: String::new(),
-    };
-    let line = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("the provider is ready within 30 s");
-    provider.issuer = line
-        .trim()
-        .split_once("issuer=")
-        .map(|(_, issuer)| issuer.to_owned())
-        .expect("the provider's ready line");
-    provider
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_credentials_are_exchanged_at_a_real_identity_provider() {
-    let provider = start_provider();
-    let front = Front::start(&format!(
-        r#"
-[[issuers]]
-issuer = "{issuer}"
-audiences = ["airlock"]
-token_type = "at+jwt"
-
-[front]
-public_url = "{{base}}"
-token_audience = "urn:airlock"
-
-[[grants]]
-role = "runner"
-match = {{ claim = "roles", value = "runner" }}
-workspaces = ["analytics"]
-
-[[grants]]
-role = "reader"
-match = {{ claim = "roles", value = "reader" }}
-
-[[grants]]
-role = "admin"
-match = {{ claim = "roles", value = "pipeline-admin" }}
-{accounts}"#,
-        issuer = provider.issuer,
-        accounts = service_accounts_toml(),
-    ))
+    let provider = crate::oidc::start_provider()
+        .unwrap_or_else(|reason| panic!("the OpenID provider does not start: {reason}"));
+    let grants = vec![
+        Grant::role("runner").workspaces(&["analytics"]),
+        Grant::role("reader"),
+        Grant::on_claim("admin", "roles", "pipeline-admin"),
+    ];
+    let issuer = Issuer::new(&provider.issuer, &["airlock"]).with("token_type", "at+jwt");
+    let front = Front::start(
+        harness(grants)
+            .issuer(issuer)
+            .extra("[front]\ntoken_audience = \"urn:airlock\""),
+    )
     .await;
     let world = front.world().await;
     let connection = &world.analytics_active[0];
@@ -1010,9 +902,10 @@ fn hash_secret_reads_stdin_and_prints_a_usable_hash() {
     assert!(hash.verify("s3cret"));
     assert!(!hash.verify("s3cret\n"));
     // The hash is accepted by the configuration.
-    let text = format!(
-        "[[service_accounts]]\nclient_id = \"ci\"\nsecret_hash = \"{}\"\n",
-        printed.trim()
-    );
-    Config::from_toml("t.toml", &text, &[]).expect("valid");
+    let mut account = toml::Table::new();
+    account.insert("client_id".to_owned(), "ci".into());
+    account.insert("secret_hash".to_owned(), printed.trim().into());
+    let mut config = AirlockToml::default();
+    config.push("service_accounts", account);
+    Config::from_toml("t.toml", &config.text(), &[]).expect("valid");
 }

@@ -8,9 +8,8 @@ use airbyte_sim::SimConfig;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::support::{
-    self, Db, Stack, StackOptions, both_backends, id_of, reliable_connections, send, uuid,
-};
+use crate::harness::Harness;
+use crate::support::{self, Db, both_backends, id_of, reliable_connections, send, uuid};
 
 /// The position of a state in a job's life (`queued` may come back after a
 /// failed attempt; the others only move forward within an attempt).
@@ -52,7 +51,7 @@ fn assert_timeline(events: &[(i64, String, i64)]) {
 }
 
 async fn a_sync_is_tracked_to_success(db: Db) {
-    let stack = Stack::start(StackOptions::new(db)).await;
+    let stack = Harness::fast(db).start().await;
     let connection = stack
         .add_connection(reliable_connections("analytics", 1, 30))
         .await;
@@ -99,7 +98,7 @@ async fn a_sync_is_tracked_to_success(db: Db) {
 }
 
 async fn a_failing_sync_is_retried_with_backoff_then_fails(db: Db) {
-    let stack = Stack::start(StackOptions::new(db)).await;
+    let stack = Harness::fast(db).start().await;
     let connection = stack
         .add_connection(json!({
             "workspace": "analytics",
@@ -185,7 +184,7 @@ async fn a_failing_sync_is_retried_with_backoff_then_fails(db: Db) {
 }
 
 async fn cancelling_a_running_job_cancels_it_in_airbyte(db: Db) {
-    let stack = Stack::start(StackOptions::new(db)).await;
+    let stack = Harness::fast(db).start().await;
     // An hour-long sync, even at the simulator's speed.
     let connection = stack
         .add_connection(reliable_connections("analytics", 1, 3_600_000))
@@ -225,7 +224,7 @@ async fn cancelling_a_running_job_cancels_it_in_airbyte(db: Db) {
 }
 
 async fn idempotency_keys_replay_or_refuse(db: Db) {
-    let stack = Stack::start(StackOptions::new(db)).await;
+    let stack = Harness::fast(db).start().await;
     let connection = stack
         .add_connection(reliable_connections("analytics", 1, 30))
         .await;
@@ -268,12 +267,13 @@ async fn idempotency_keys_replay_or_refuse(db: Db) {
 async fn if_running_queues_attaches_or_rejects(db: Db) {
     // Simulated time moves only when told: the first sync stays in Airbyte
     // until the test lets it finish.
-    let mut options = StackOptions::new(db);
-    options.sim = SimConfig {
-        manual_clock: true,
-        ..SimConfig::default()
-    };
-    let stack = Stack::start(options).await;
+    let stack = Harness::fast(db)
+        .sim(SimConfig {
+            manual_clock: true,
+            ..SimConfig::default()
+        })
+        .start()
+        .await;
     let connection = stack
         .add_connection(reliable_connections("analytics", 1, 30))
         .await;
@@ -332,7 +332,7 @@ async fn if_running_queues_attaches_or_rejects(db: Db) {
 }
 
 async fn wait_holds_the_answer_until_the_job_ends(db: Db) {
-    let stack = Stack::start(StackOptions::new(db)).await;
+    let stack = Harness::fast(db).start().await;
     let connection = stack
         .add_connection(reliable_connections("analytics", 1, 30))
         .await;
@@ -356,7 +356,7 @@ async fn wait_holds_the_answer_until_the_job_ends(db: Db) {
 }
 
 async fn callers_need_a_token_and_the_permission(db: Db) {
-    let stack = Stack::start(StackOptions::new(db)).await;
+    let stack = Harness::fast(db).start().await;
     let connection = stack
         .add_connection(reliable_connections("analytics", 1, 30))
         .await;
@@ -410,7 +410,7 @@ async fn callers_need_a_token_and_the_permission(db: Db) {
 }
 
 async fn jobs_started_by_airbyte_are_listed(db: Db) {
-    let stack = Stack::start(StackOptions::new(db)).await;
+    let stack = Harness::fast(db).start().await;
     let mut request = reliable_connections("analytics", 2, 2_000);
     request["start_syncs"] = json!(true);
     let added = stack.add_connections(request).await;

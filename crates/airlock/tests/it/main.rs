@@ -1,5 +1,5 @@
 //! Airlock's integration tests: one binary, one module per capability, with
-//! typed helpers in `support`.
+//! one harness that starts Airlock (`harness`) and helpers in `support`.
 
 mod architecture;
 mod audit;
@@ -11,9 +11,9 @@ mod console;
 mod demo;
 mod examples;
 mod front;
+mod harness;
 mod identity;
 mod jobs_e2e;
-
 mod mcp;
 mod observability;
 mod oidc;
@@ -24,7 +24,6 @@ mod reload;
 mod replicas;
 mod sdk;
 mod signals;
-mod stack;
 mod store;
 mod support;
 mod traces;

@@ -9,8 +9,8 @@ use airlock_store::audit::AuditFilter;
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::stack::Stack;
-use crate::support::{Db, FAST_JOBS, reliable_connections, run_python, sim_add_connections};
+use crate::harness::{Harness, Stack};
+use crate::support::{Db, reliable_connections, run_python, sim_add_connections};
 
 /// A stack whose syncs end in well under a second, and one connection
 /// whose syncs succeed (known to Airlock's catalog).
@@ -19,7 +19,7 @@ async fn stack_with_connection() -> (Stack, String) {
         time_scale: 0.001,
         ..SimConfig::default()
     };
-    let stack = Stack::start(Db::Sqlite, sim, &format!("[jobs]\n{FAST_JOBS}\n")).await;
+    let stack = Harness::new(Db::Sqlite).sim(sim).fast_jobs().start().await;
     let added = sim_add_connections(
         &stack.http,
         &stack.sim,

@@ -5,21 +5,19 @@
 //! token.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::io::BufRead;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use airbyte_sim::{Sim, SimConfig};
-use airlock::devidp::{self, DevIdp};
 use axum::extract::Request;
 use axum::middleware::Next;
 use axum::response::Response;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::support::{self, Db, FAST_JOBS, Stack, StackOptions, id_of, reliable_connections};
+use crate::harness::{Harness, secret_env};
+use crate::support::{self, Db, id_of, reliable_connections};
 
 // ---------------------------------------------------------------------------
 // A Prometheus text-format reader, strict about what Airlock must write.
@@ -300,7 +298,7 @@ async fn scrape(http: &reqwest::Client, base: &str) -> (String, Exposition) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_count_requests_decisions_and_airbyte_calls() {
-    let stack = Stack::start(StackOptions::new(Db::Sqlite)).await;
+    let stack = Harness::fast(Db::Sqlite).start().await;
     let connection = stack
         .add_connection(reliable_connections("metrics", 1, 1))
         .await;
@@ -449,65 +447,6 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// `airlock serve` as a child process, its standard error kept in full.
-struct Served {
-    child: Child,
-    base: String,
-    log: Arc<Mutex<Vec<String>>>,
-}
-
-impl Served {
-    fn start(config: &Path, secret_env: (&str, &str)) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_airlock"))
-            .args(["--log-format", "json", "serve", "--listen", "127.0.0.1:0"])
-            .arg("--config")
-            .arg(config)
-            .env("AIRLOCK_LOG", "trace")
-            .env(secret_env.0, secret_env.1)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("airlock serve starts");
-        let stderr = child.stderr.take().expect("stderr");
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (found, address) = std::sync::mpsc::channel();
-        let lines = Arc::clone(&log);
-        std::thread::spawn(move || {
-            let mut found = Some(found);
-            for line in std::io::BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if let Ok(event) = serde_json::from_str::<Value>(&line)
-                    && event["message"] == "airlock listening"
-                    && let (Some(sender), Some(addr)) = (found.take(), event["addr"].as_str())
-                {
-                    let _ = sender.send(addr.to_owned());
-                }
-                lock(&lines).push(line);
-            }
-        });
-        let addr = address
-            .recv_timeout(Duration::from_secs(60))
-            .unwrap_or_else(|_| panic!("airlock serve did not listen:\n{}", lock(&log).join("\n")));
-        Self {
-            child,
-            base: format!("http://{addr}"),
-            log,
-        }
-    }
-
-    fn log(&self) -> Vec<String> {
-        lock(&self.log).clone()
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// Every exchange the test had with Airlock, as text: status, headers, body.
 #[derive(Debug, Default)]
 struct Transcript {
@@ -598,46 +537,32 @@ async fn request_logs_and_no_secret_anywhere() {
     let long = add(reliable_connections("observed", 1, 36_000)).await;
     let short = add(reliable_connections("observed", 1, 1)).await;
 
-    // The development identity provider on its own port.
-    let idp_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let idp = DevIdp::new(&format!(
-        "http://{}",
-        idp_listener.local_addr().expect("addr")
-    ))
-    .expect("identity provider");
-    let idp_routes = axum::Router::new().nest(devidp::MOUNT, idp.router());
-    let idp_task = tokio::spawn(async move { axum::serve(idp_listener, idp_routes).await });
-
-    let storage_url = support::fresh_database(Db::Sqlite).await;
+    // Airlock reads the secret from its environment; the development
+    // identity provider runs on its own port.
     let secret_var = "AIRLOCK_TEST_AIRBYTE_SECRET";
-    let mut config = format!(
-        "[storage]\nurl = \"{storage_url}\"\n\n\
-         [airbyte]\nurl = \"{sim_base}/api/public/v1\"\nclient_id = \"airlock-sim\"\n\
-         client_secret = {{ env = \"{secret_var}\" }}\ntimeout_secs = 5\n\n\
-         [jobs]\n{FAST_JOBS}\n\n\
-         [[issuers]]\nissuer = \"{}\"\naudiences = [\"airlock\"]\nalgorithms = [\"ES256\"]\n\
-         allow_insecure_http = true\n",
-        idp.issuer()
-    );
-    for role in support::ROLES {
-        config.push_str(&format!(
-            "\n[[grants]]\nrole = \"{role}\"\nmatch = {{ claim = \"roles\", value = \"{role}\" }}\n"
-        ));
-    }
-    let dir = std::env::temp_dir().join(format!("airlock-obs-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let config_path = dir.join("airlock.toml");
-    std::fs::write(&config_path, config).expect("config written");
+    let sim_url = format!("{sim_base}/api/public/v1");
+    let deployment = Harness::new(Db::Sqlite)
+        .airbyte_at(&sim_url, "airlock-sim", secret_env(secret_var))
+        .airbyte_timeout(5)
+        .fast_jobs()
+        .log_level("trace")
+        .env(secret_var, &airbyte_secret)
+        .deploy()
+        .await;
+    let config_path = deployment.path().to_owned();
     assert!(
         !std::fs::read_to_string(&config_path)
             .expect("config")
             .contains(&airbyte_secret)
     );
+    let idp = &deployment
+        .idp
+        .as_ref()
+        .expect("the development provider")
+        .idp;
 
-    let served = Served::start(&config_path, (secret_var, &airbyte_secret));
-    let base = served.base.clone();
+    let served = deployment.serve();
+    let base = served.client.base.clone();
     let mut transcript = Transcript::default();
     let tokens: BTreeMap<&str, String> = ["reader", "runner", "auditor", "admin"]
         .into_iter()
@@ -798,7 +723,7 @@ async fn request_logs_and_no_secret_anywhere() {
     assert!(metrics.value("airlock_jobs", &[("state", "cancelled")]) >= 1.0);
 
     // The request log: one line per request, with its fields.
-    let log = served.log();
+    let log = served.log_lines();
     let line = request_line(&log, "obs-cancel");
     assert_eq!(line["level"], "INFO");
     assert_eq!(line["method"], "POST");
@@ -898,7 +823,5 @@ async fn request_logs_and_no_secret_anywhere() {
     );
 
     drop(served);
-    idp_task.abort();
     sim_task.abort();
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -6,7 +6,6 @@
 //! fails when `CI` is set, and is skipped loudly otherwise.
 
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,9 +15,8 @@ use airlock_domain::clock::SystemClock;
 use airlock_domain::identity::{AuthError, Authenticator, IssuerConfig, PrincipalKind};
 use airlock_domain::policy::{Permission, Resource};
 
-fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+use crate::harness::{AirlockToml, Grant, Issuer};
+use crate::support::repo_root;
 
 /// The provider process; killed when dropped.
 pub(crate) struct Provider {
@@ -138,35 +136,13 @@ async fn real_provider_tokens_are_verified_and_mapped() {
     let issuer = provider.issuer.clone();
     let http = reqwest::Client::new();
 
-    let config = Config::from_toml(
-        "oidc.toml",
-        &format!(
-            r#"
-[[issuers]]
-issuer = "{issuer}"
-audiences = ["airlock"]
-token_type = "at+jwt"
-
-[[grants]]
-role = "reader"
-match = {{ claim = "roles", value = "reader" }}
-[[grants]]
-role = "runner"
-match = {{ claim = "roles", value = "runner" }}
-[[grants]]
-role = "editor"
-match = {{ claim = "roles", value = "editor" }}
-[[grants]]
-role = "admin"
-match = {{ claim = "roles", value = "admin" }}
-[[grants]]
-role = "auditor"
-match = {{ role = "auditor" }}
-"#
-        ),
-        &[],
-    )
-    .expect("valid configuration");
+    let mut config = AirlockToml::default()
+        .with_issuer(Issuer::new(&issuer, &["airlock"]).with("token_type", "at+jwt"));
+    for role in ["reader", "runner", "editor", "admin"] {
+        config = config.with_grant(Grant::role(role));
+    }
+    let config = config.with_grant(Grant::matching("auditor", "role", "auditor"));
+    let config = Config::from_toml("oidc.toml", &config.text(), &[]).expect("valid configuration");
     let policy = config.policy().expect("valid policy");
     let auth = Authenticator::from_config(&config.issuers, &http, Arc::new(SystemClock))
         .expect("authenticator");

@@ -7,11 +7,10 @@
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::PathBuf;
 
-use airbyte_sim::SimConfig;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
-use crate::stack::Stack;
+use crate::harness::{Harness, Stack};
 use crate::support::Db;
 
 const METHODS: [&str; 5] = ["get", "put", "post", "delete", "patch"];
@@ -54,7 +53,7 @@ async fn served_document(stack: &Stack) -> (String, Value) {
 /// must agree on every path's methods.
 #[tokio::test]
 async fn every_route_is_documented_and_every_operation_is_routed() {
-    let stack = Stack::start(Db::Sqlite, SimConfig::default(), "").await;
+    let stack = Harness::new(Db::Sqlite).start().await;
     let (_, doc) = served_document(&stack).await;
     let documented: BTreeMap<String, BTreeSet<String>> =
         operations(&doc)
@@ -169,7 +168,7 @@ fn collect_refs(value: &Value, out: &mut Vec<String>) {
 
 #[tokio::test]
 async fn the_document_is_structurally_valid_openapi_3_1() {
-    let stack = Stack::start(Db::Sqlite, SimConfig::default(), "").await;
+    let stack = Harness::new(Db::Sqlite).start().await;
     let (_, doc) = served_document(&stack).await;
     stack.stop().await;
 
@@ -249,7 +248,7 @@ async fn the_document_is_structurally_valid_openapi_3_1() {
 
 #[tokio::test]
 async fn the_served_document_matches_the_snapshot() {
-    let stack = Stack::start(Db::Sqlite, SimConfig::default(), "").await;
+    let stack = Harness::new(Db::Sqlite).start().await;
     let (text, _) = served_document(&stack).await;
     stack.stop().await;
     let snapshot = crate_dir().join("../../docs/openapi.json");
@@ -268,7 +267,7 @@ async fn the_served_document_matches_the_snapshot() {
 
 #[tokio::test]
 async fn docs_render_the_document_without_any_other_origin() {
-    let stack = Stack::start(Db::Sqlite, SimConfig::default(), "").await;
+    let stack = Harness::new(Db::Sqlite).start().await;
     let response = stack
         .http
         .get(stack.url("/docs"))

@@ -9,6 +9,8 @@ use airlock_domain::policy::{
 };
 use serde_json::json;
 
+use crate::harness::{AirlockToml, Grant, Issuer};
+
 const ROLES: [&str; 5] = ["reader", "runner", "editor", "admin", "auditor"];
 
 /// What each built-in role may do, as PRODUCT.md states it.
@@ -30,23 +32,23 @@ fn role_allows(role: &str, permission: Permission) -> bool {
 const SCOPES: [&str; 5] = ["all", "workspace", "connections", "tag", "workspace+tag"];
 
 fn config() -> Config {
-    let mut text = String::from(
-        "[[issuers]]\nissuer = \"https://id.example.com\"\naudiences = [\"airlock\"]\n",
-    );
+    let mut config =
+        AirlockToml::default().with_issuer(Issuer::new("https://id.example.com", &["airlock"]));
     for role in ROLES {
         for scope in SCOPES {
-            text.push_str(&format!(
-                "\n[[grants]]\nrole = \"{role}\"\nmatch = {{ sub = \"{role}@{scope}\" }}\n"
-            ));
-            text.push_str(match scope {
-                "all" => "",
-                "workspace" => "workspaces = [\"analytics\"]\n",
-                "connections" => "connections = [\"conn-1\", \"orders-daily\"]\n",
-                "tag" => "connections = [\"tag:nightly\"]\n",
-                _ => "workspaces = [\"ws-finance\"]\nconnections = [\"tag:nightly\"]\n",
+            let grant = Grant::matching(role, "sub", &format!("{role}@{scope}"));
+            config = config.with_grant(match scope {
+                "all" => grant,
+                "workspace" => grant.workspaces(&["analytics"]),
+                "connections" => grant.connections(&["conn-1", "orders-daily"]),
+                "tag" => grant.connections(&["tag:nightly"]),
+                _ => grant
+                    .workspaces(&["ws-finance"])
+                    .connections(&["tag:nightly"]),
             });
         }
     }
+    let text = config.text();
     Config::from_toml("matrix.toml", &text, &[]).expect("the matrix configuration is valid")
 }
 

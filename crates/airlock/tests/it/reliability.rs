@@ -14,16 +14,14 @@ use airlock_services::queue::tracker::{KnownConnections, Tracker};
 use airlock_store::Store;
 use serde_json::{Value, json};
 
+use crate::harness::Harness;
 use crate::support::{
-    self, ConfigFile, Db, FAST_JOBS, IdpServer, Served, Stack, StackOptions, assert_exactly_once,
-    both_backends, reliable_connections, wait_all_terminal,
+    self, Db, assert_exactly_once, both_backends, reliable_connections, wait_all_terminal,
 };
 
 async fn an_unreliable_airbyte_gets_exactly_one_job_per_trigger(db: Db) {
-    let mut options = StackOptions::new(db);
     // Black holes resolve after a second.
-    options.airbyte_timeout_secs = 1;
-    let stack = Stack::start(options).await;
+    let stack = Harness::fast(db).airbyte_timeout(1).start().await;
     let connections = stack
         .add_connections(reliable_connections("reliability", 8, 1))
         .await
@@ -93,12 +91,14 @@ async fn a_killed_airlock_carries_out_every_accepted_job_once(db: Db) {
     ));
     // The development identity provider on its own port: `serve` finds its
     // keys through discovery, as with any issuer.
-    let idp = IdpServer::start().await;
-    let storage_url = support::fresh_database(db).await;
-    let text = support::airlock_toml(&storage_url, &sim, 1, FAST_JOBS, &idp.issuer_toml(""));
-    let config = ConfigFile::write(&text);
+    let deployment = Harness::fast(db)
+        .airbyte(&sim)
+        .airbyte_timeout(1)
+        .deploy()
+        .await;
+    let storage_url = deployment.storage_url.clone();
 
-    let first = Served::start(&config.path, &idp.idp);
+    let first = deployment.serve();
     let mut ids = Vec::new();
     let mut triggers: HashMap<String, usize> = HashMap::new();
     for i in 0..40 {
@@ -129,7 +129,7 @@ async fn a_killed_airlock_carries_out_every_accepted_job_once(db: Db) {
         .sum::<i64>();
     assert!(unsettled > 0, "the kill interrupted nothing: {left:?}");
 
-    let second = Served::start(&config.path, &idp.idp);
+    let second = deployment.serve();
     let jobs = wait_all_terminal(&second.client, &ids, Duration::from_secs(120)).await;
     let counters = sim.sim.counters();
     eprintln!(

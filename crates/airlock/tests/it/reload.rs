@@ -1,9 +1,7 @@
 //! Reloading roles and grants (what SIGHUP does): a new grant takes effect
 //! without a restart; a broken file is refused and the old policy stays.
 
-use airbyte_sim::SimConfig;
-
-use crate::stack::Stack;
+use crate::harness::{Grant, Harness, Stack, TempDir};
 use crate::support::Db;
 
 async fn sync_status(stack: &Stack, client: &str) -> u16 {
@@ -20,18 +18,15 @@ async fn sync_status(stack: &Stack, client: &str) -> u16 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reloaded_grant_takes_effect_and_a_broken_file_changes_nothing() {
-    let stack = Stack::start(Db::Sqlite, SimConfig::default(), "").await;
+    let stack = Harness::new(Db::Sqlite).start().await;
     assert_eq!(sync_status(&stack, "reader").await, 403);
 
-    let dir =
-        std::env::temp_dir().join(format!("airlock-reload-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&dir).expect("dir");
-    let path = dir.join("airlock.toml");
-    let added = format!(
-        "{}\n[[grants]]\nrole = \"runner\"\nmatch = {{ client_id = \"reader\" }}\nconnections = [\"postgres-snowflake\"]\n",
-        stack.config_text
+    let dir = TempDir::new("airlock-reload");
+    let path = dir.path.join("airlock.toml");
+    let added = stack.config.clone().with_grant(
+        Grant::matching("runner", "client_id", "reader").connections(&["postgres-snowflake"]),
     );
-    std::fs::write(&path, added).expect("write");
+    added.write(&path);
     let grants = airlock::app::reload_policy(&stack.state, &path, &[]).expect("reload");
     assert_eq!(grants, 6);
     assert_eq!(
@@ -40,14 +35,11 @@ async fn a_reloaded_grant_takes_effect_and_a_broken_file_changes_nothing() {
         "the new grant is in force"
     );
 
-    std::fs::write(
-        &path,
-        format!(
-            "{}\n[[grants]]\nrole = \"no-such-role\"\nmatch = {{ sub = \"x\" }}\n",
-            stack.config_text
-        ),
-    )
-    .expect("write");
+    let broken = stack
+        .config
+        .clone()
+        .with_grant(Grant::matching("no-such-role", "sub", "x"));
+    broken.write(&path);
     let error = airlock::app::reload_policy(&stack.state, &path, &[]).expect_err("refused");
     assert!(format!("{error:#}").contains("grants[5].role"), "{error:#}");
     std::fs::write(&path, "this is not toml [").expect("write");

@@ -12,9 +12,9 @@ use futures_util::future::join_all;
 use reqwest::StatusCode;
 use serde_json::Value;
 
+use crate::harness::{Harness, Served};
 use crate::support::{
-    self, ConfigFile, Db, FAST_JOBS, IdpServer, Served, TRACKS_AIRBYTE, assert_exactly_once, id_of,
-    reliable_connections, wait_all_terminal,
+    self, Db, TRACKS_AIRBYTE, assert_exactly_once, id_of, reliable_connections, wait_all_terminal,
 };
 
 const REPLICAS: usize = 3;
@@ -61,16 +61,17 @@ async fn three_replicas_carry_out_each_trigger_once_and_one_polls_airbyte() {
             ..FaultSpec::default()
         },
     ));
-    let idp = IdpServer::start().await;
-    let storage_url = support::fresh_database(Db::Postgres).await;
-    let text = support::airlock_toml(&storage_url, &sim, 2, FAST_JOBS, &idp.issuer_toml(""));
-    let config = ConfigFile::write(&text);
+    let deployment = Harness::fast(Db::Postgres)
+        .airbyte(&sim)
+        .airbyte_timeout(2)
+        .deploy()
+        .await;
+    let storage_url = deployment.storage_url.clone();
 
     // Three at once on an empty database: they race for the migrations.
     let starting = (0..REPLICAS).map(|_| {
-        let path = config.path.clone();
-        let signer = idp.idp.clone();
-        tokio::task::spawn_blocking(move || Served::start(&path, &signer))
+        let launch = deployment.launch();
+        tokio::task::spawn_blocking(move || launch.serve())
     });
     let mut replicas: Vec<Served> = join_all(starting)
         .await

@@ -4,21 +4,24 @@
 
 use std::time::Duration;
 
-use airbyte_sim::SimConfig;
+use airbyte_sim::{RunningSim, SimConfig};
 use reqwest::StatusCode;
 
-use crate::support::{self, ConfigFile, FAST_JOBS, IdpServer, Served};
+use crate::harness::{Grant, Harness};
+use crate::support::Db;
+
+/// `airlock serve` on SQLite with quick jobs, in front of `sim`.
+fn harness(sim: &RunningSim) -> Harness {
+    Harness::fast(Db::Sqlite).airbyte(sim).airbyte_timeout(2)
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_reloads_grants_and_refuses_a_broken_file() {
     let sim = airbyte_sim::spawn(SimConfig::default())
         .await
         .expect("simulator");
-    let idp = IdpServer::start().await;
-    let storage_url = support::fresh_database(support::Db::Sqlite).await;
-    let text = support::airlock_toml(&storage_url, &sim, 2, FAST_JOBS, &idp.issuer_toml(""));
-    let config = ConfigFile::write(&text);
-    let served = Served::start(&config.path, &idp.idp);
+    let deployment = harness(&sim).deploy().await;
+    let served = deployment.serve();
     let auditor_reads_jobs = || async {
         let (status, _) = served.client.get("/v1/audit", "reader").await;
         status
@@ -26,11 +29,12 @@ async fn sighup_reloads_grants_and_refuses_a_broken_file() {
     assert_eq!(auditor_reads_jobs().await, StatusCode::FORBIDDEN);
 
     // A grant added to the file takes effect on SIGHUP.
-    std::fs::write(
-        &config.path,
-        format!("{text}\n[[grants]]\nrole = \"auditor\"\nmatch = {{ client_id = \"reader\" }}\n"),
-    )
-    .expect("write");
+    let config = deployment.config.clone();
+    deployment.rewrite(&config.clone().with_grant(Grant::matching(
+        "auditor",
+        "client_id",
+        "reader",
+    )));
     served.signal("HUP");
     let mut status = StatusCode::FORBIDDEN;
     for _ in 0..100 {
@@ -44,11 +48,7 @@ async fn sighup_reloads_grants_and_refuses_a_broken_file() {
     assert_eq!(served.logged("policy reloaded"), 1);
 
     // A broken file is refused; the policy in force stays.
-    std::fs::write(
-        &config.path,
-        format!("{text}\n[[grants]]\nrole = \"nobody\"\nmatch = {{ sub = \"x\" }}\n"),
-    )
-    .expect("write");
+    deployment.rewrite(&config.with_grant(Grant::matching("nobody", "sub", "x")));
     served.signal("HUP");
     for _ in 0..100 {
         if served.logged("policy reload refused; keeping the current policy") == 1 {
@@ -76,11 +76,8 @@ async fn sigterm_stops_within_the_grace_period_with_requests_held_open() {
     })
     .await
     .expect("simulator");
-    let idp = IdpServer::start().await;
-    let storage_url = support::fresh_database(support::Db::Sqlite).await;
-    let text = support::airlock_toml(&storage_url, &sim, 2, FAST_JOBS, &idp.issuer_toml(""));
-    let config = ConfigFile::write(&text);
-    let mut served = Served::start(&config.path, &idp.idp);
+    let deployment = harness(&sim).deploy().await;
+    let mut served = deployment.serve();
     let held = {
         let client = served.client.clone();
         tokio::spawn(async move { client.sync("jira-bigquery", "?wait=15m").await })

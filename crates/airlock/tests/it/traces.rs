@@ -4,18 +4,16 @@
 //! subject, both job ids) and as a `dispatch` trace (the Airlock job id and
 //! the Airbyte job id) holding the `airbyte.call` of `POST /jobs`.
 
-use std::io::BufRead;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use airbyte_sim::{Sim, SimConfig};
-use airlock::devidp::{self, DevIdp};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use serde_json::Value;
 
-use crate::support::{self, Db, FAST_JOBS, reliable_connections};
+use crate::harness::{Grant, Harness};
+use crate::support::{self, Db, reliable_connections};
 
 /// What the fake collector was sent: each body, with its content type.
 type Received = Arc<Mutex<Vec<(String, Value)>>>;
@@ -82,55 +80,6 @@ fn attr(span: &Value, key: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// `airlock serve` as a child process; killed when dropped.
-struct Served {
-    child: Child,
-    base: String,
-}
-
-impl Served {
-    fn start(config: &std::path::Path) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_airlock"))
-            .args(["--log-format", "json", "serve", "--listen", "127.0.0.1:0"])
-            .arg("--config")
-            .arg(config)
-            .env("AIRLOCK_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("airlock serve starts");
-        let stderr = child.stderr.take().expect("stderr");
-        let (found, address) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut found = Some(found);
-            for line in std::io::BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if let Ok(event) = serde_json::from_str::<Value>(&line)
-                    && event["message"] == "airlock listening"
-                    && let (Some(sender), Some(addr)) = (found.take(), event["addr"].as_str())
-                {
-                    let _ = sender.send(addr.to_owned());
-                }
-            }
-        });
-        let addr = address
-            .recv_timeout(Duration::from_secs(60))
-            .expect("airlock serve listens");
-        Self {
-            child,
-            base: format!("http://{addr}"),
-        }
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_waited_sync_is_traced_from_request_to_airbyte_job() {
     let sim = Sim::new(SimConfig {
@@ -157,43 +106,35 @@ async fn a_waited_sync_is_traced_from_request_to_airbyte_job() {
         .expect("JSON");
     let connection = added["connection_ids"][0].as_str().expect("a connection");
 
-    let idp_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let idp = DevIdp::new(&format!(
-        "http://{}",
-        idp_listener.local_addr().expect("addr")
-    ))
-    .expect("identity provider");
-    let idp_routes = axum::Router::new().nest(devidp::MOUNT, idp.router());
-    tokio::spawn(async move { axum::serve(idp_listener, idp_routes).await });
-
     let (collector_base, received) = collector().await;
-    let storage_url = support::fresh_database(Db::Sqlite).await;
-    let config = format!(
-        "[storage]\nurl = \"{storage_url}\"\n\n\
-         [airbyte]\nurl = \"{sim_base}/api/public/v1\"\nclient_id = \"{client_id}\"\n\
-         client_secret = \"{client_secret}\"\ntimeout_secs = 5\n\n\
-         [jobs]\n{FAST_JOBS}\n\n\
-         [telemetry]\notlp_endpoint = \"{collector_base}/\"\nservice_name = \"airlock-traced\"\n\n\
-         [[issuers]]\nissuer = \"{}\"\naudiences = [\"airlock\"]\nalgorithms = [\"ES256\"]\n\
-         allow_insecure_http = true\n\n\
-         [[grants]]\nrole = \"runner\"\nmatch = {{ claim = \"roles\", value = \"runner\" }}\n",
-        idp.issuer()
-    );
-    let dir =
-        std::env::temp_dir().join(format!("airlock-traces-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let config_path = dir.join("airlock.toml");
-    std::fs::write(&config_path, config).expect("config written");
-    let served = Served::start(&config_path);
+    // The development identity provider on its own port; only runners.
+    let deployment = Harness::new(Db::Sqlite)
+        .airbyte_at(
+            &format!("{sim_base}/api/public/v1"),
+            &client_id,
+            client_secret.as_str(),
+        )
+        .airbyte_timeout(5)
+        .fast_jobs()
+        .without_role_grants()
+        .grant(Grant::role("runner"))
+        .set("telemetry", "otlp_endpoint", format!("{collector_base}/"))
+        .set("telemetry", "service_name", "airlock-traced")
+        .deploy()
+        .await;
+    let idp = &deployment
+        .idp
+        .as_ref()
+        .expect("the development provider")
+        .idp;
+    let served = deployment.serve();
 
     let token = idp.token_for("runner").expect("a token");
     let request_id = format!("traced-{}", uuid::Uuid::new_v4().simple());
     let answer = http
         .post(format!(
             "{}/v1/connections/{connection}/sync?wait=60s",
-            served.base
+            served.client.base
         ))
         .bearer_auth(&token)
         .header("x-request-id", &request_id)
@@ -286,5 +227,4 @@ async fn a_waited_sync_is_traced_from_request_to_airbyte_job() {
     assert!(!everything.contains(&token));
     assert!(!everything.contains(&client_secret));
     drop(served);
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -7,11 +7,7 @@ use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use airlock::app::{App, Extras};
-use airlock::config::Config;
-use airlock::devidp::{self, DevIdp};
 use airlock_domain::clock::{Clock, ManualClock, SharedClock};
-use airlock_domain::identity::{KeySource, StaticKeySource};
 use airlock_domain::jobs::{Channel, Job, JobState, JobType, NewJob};
 use airlock_services::webhooks::{Deliverer, IdsOnly, WebhookConfig};
 use airlock_store::Store;
@@ -20,7 +16,8 @@ use airlock_store::webhooks::{list_attempts, list_deliveries};
 use axum::http::{HeaderMap, StatusCode};
 use serde_json::Value;
 
-use crate::support::{Db, airlock_toml, both_backends, fresh_database, http_client};
+use crate::harness::{Harness, secret_env};
+use crate::support::{Db, both_backends, fresh_database, http_client};
 
 const SECRET: &str = "whsec-test-3f9a";
 
@@ -415,38 +412,18 @@ async fn filters_pick_connections_and_workspaces(kind: Db) {
 /// simulator, ends in a signed webhook whose job is what the API shows.
 async fn a_sync_through_airlock_ends_in_a_webhook(kind: Db) {
     let receiver = Receiver::start(0).await;
-    let sim = airbyte_sim::spawn(airbyte_sim::SimConfig {
-        time_scale: 0.001,
-        ..airbyte_sim::SimConfig::default()
-    })
-    .await
-    .expect("the simulator starts");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
-    let idp = DevIdp::new(&base).expect("identity provider");
-    let mut text = airlock_toml(
-        &fresh_database(kind).await,
-        &sim,
-        5,
-        crate::support::FAST_JOBS,
-        "",
-    );
-    text.push_str(&format!(
-        "\n[[webhooks]]\nurl = \"{}\"\nsecret = {{ env = \"AIRLOCK_TEST_WEBHOOK_SECRET\" }}\n\
-         connections = [\"postgres-snowflake\"]\nevents = [\"started\", \"succeeded\", \"failed\", \"cancelled\"]\n",
-        receiver.url
-    ));
-    let config = Config::from_toml("test", &text, &[]).expect("valid configuration");
-    // Secrets are read at start-up: an unset one stops it, naming the key.
-    let source: Arc<dyn KeySource> = Arc::new(StaticKeySource::new(idp.key_set()));
-    let extras = Extras {
-        issuers: vec![(idp.issuer_config(), source)],
-        routes: Some(axum::Router::new().nest(devidp::MOUNT, idp.router())),
-        ..Extras::default()
+    let harness = |secret: toml::Value| {
+        let mut webhook = toml::Table::new();
+        webhook.insert("url".to_owned(), receiver.url.as_str().into());
+        webhook.insert("secret".to_owned(), secret);
+        webhook.insert("connections".to_owned(), vec!["postgres-snowflake"].into());
+        let events = vec!["started", "succeeded", "failed", "cancelled"];
+        webhook.insert("events".to_owned(), events.into());
+        Harness::fast(kind).entry("webhooks", webhook)
     };
-    let missing = App::build(config.clone(), extras)
+    // Secrets are read at start-up: an unset one stops it, naming the key.
+    let missing = harness(secret_env("AIRLOCK_TEST_WEBHOOK_SECRET"))
+        .try_start()
         .await
         .expect_err("an unset secret stops start-up");
     assert!(
@@ -454,29 +431,10 @@ async fn a_sync_through_airlock_ends_in_a_webhook(kind: Db) {
         "{missing:#}"
     );
 
-    let config = Config::from_toml(
-        "test",
-        &text.replace(
-            "{ env = \"AIRLOCK_TEST_WEBHOOK_SECRET\" }",
-            &format!("\"{SECRET}\""),
-        ),
-        &[],
-    )
-    .expect("valid configuration");
-    let source: Arc<dyn KeySource> = Arc::new(StaticKeySource::new(idp.key_set()));
-    let extras = Extras {
-        issuers: vec![(idp.issuer_config(), source)],
-        routes: Some(axum::Router::new().nest(devidp::MOUNT, idp.router())),
-        ..Extras::default()
-    };
-    let app = App::build(config, extras).await.expect("Airlock builds");
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(app.run(listener, async move {
-        let _ = stopped.await;
-    }));
-
+    let stack = harness(SECRET.into()).start().await;
+    let base = stack.base.clone();
     let http = http_client();
-    let token = idp.token_for("runner").expect("token");
+    let token = stack.token("runner");
     let job: Value = http
         .post(format!(
             "{base}/v1/connections/postgres-snowflake/sync?wait=60s"
@@ -535,9 +493,7 @@ async fn a_sync_through_airlock_ends_in_a_webhook(kind: Db) {
         "the start was attempted too: {events:?}"
     );
 
-    let _ = stop.send(());
-    server.await.expect("join").expect("Airlock ran");
-    sim.shutdown().await;
+    stack.stop().await.shutdown().await;
 }
 
 both_backends!(
