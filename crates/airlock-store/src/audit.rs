@@ -7,6 +7,7 @@ use serde_json::Value;
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, AssertSqlSafe, Row};
 
+use super::params::Placeholders;
 use super::{Store, StoreError};
 use airlock_domain::audit::checkpoint::Checkpoint;
 use airlock_domain::audit::verify::{Report, Verifier};
@@ -67,17 +68,10 @@ pub async fn append_many(
         prev_hash.clone_from(&record.hash);
         records.push(record);
     }
+    let marks = Placeholders::of(conn);
     for chunk in records.chunks(ROWS_PER_INSERT) {
-        let rows: Vec<String> = (0..chunk.len())
-            .map(|r| {
-                let params: Vec<String> = (1..=21).map(|c| format!("${}", r * 21 + c)).collect();
-                format!("({})", params.join(", "))
-            })
-            .collect();
-        let sql = format!(
-            "INSERT INTO audit_log ({COLUMNS}) VALUES {}",
-            rows.join(", ")
-        );
+        let rows = marks.rows(chunk.len(), 21, |p| format!("({})", p.join(", ")));
+        let sql = format!("INSERT INTO audit_log ({COLUMNS}) VALUES {rows}");
         let mut query = sqlx::query(AssertSqlSafe(sql));
         for record in chunk {
             let e = &record.entry;

@@ -13,6 +13,7 @@ mod finished;
 pub mod front;
 mod inline;
 pub mod jobs;
+mod params;
 pub mod sessions;
 pub mod webhooks;
 mod write;

@@ -4,6 +4,7 @@
 use sqlx::{AnyConnection, AssertSqlSafe, Row};
 
 use super::*;
+use crate::params::Placeholders;
 use crate::{Store, StoreError};
 use airlock_domain::audit;
 use airlock_domain::jobs::model::{Job, JobId, JobState, JobType, NewJob};
@@ -108,13 +109,14 @@ async fn earlier(
 
 /// The new jobs' rows and their first timeline event, in multi-row inserts.
 async fn insert_rows(tx: &mut AnyConnection, created: &[Created]) -> Result<(), StoreError> {
+    let marks = Placeholders::of(tx);
     for chunk in created.chunks(JOBS_PER_INSERT) {
         let sql = format!(
             "INSERT INTO jobs (id, connection_id, workspace_id, job_type, state, attempts, max_attempts, \
              run_after, cancel_requested, requested_by, requester, channel, retry_of, created_at, updated_at) \
              VALUES {}",
-            placeholders(chunk.len(), 13, |p| format!(
-                "(${}, ${}, ${}, ${}, ${}, 0, ${}, ${}, 0, ${}, ${}, ${}, ${}, ${}, ${})",
+            marks.rows(chunk.len(), 13, |p| format!(
+                "({}, {}, {}, {}, {}, 0, {}, {}, 0, {}, {}, {}, {}, {}, {})",
                 p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10], p[11], p[12]
             ))
         );
@@ -139,8 +141,8 @@ async fn insert_rows(tx: &mut AnyConnection, created: &[Created]) -> Result<(), 
 
         let sql = format!(
             "INSERT INTO job_events (job_id, state, at, detail) VALUES {}",
-            placeholders(chunk.len(), 3, |p| format!(
-                "(${}, ${}, ${}, NULL)",
+            marks.rows(chunk.len(), 3, |p| format!(
+                "({}, {}, {}, NULL)",
                 p[0], p[1], p[2]
             ))
         );
@@ -195,12 +197,13 @@ async fn ready_to_start(
     connections.sort_unstable();
     connections.dedup();
     let mut unfinished: std::collections::HashMap<String, i64> = std::collections::HashMap::new();
+    let marks = Placeholders::of(tx);
     for chunk in connections.chunks(JOBS_PER_INSERT) {
         let sql = format!(
             "SELECT connection_id, COUNT(*) AS n FROM jobs \
              WHERE state IN ('queued', 'starting', 'pending', 'running') AND connection_id IN ({}) \
              GROUP BY connection_id",
-            placeholders(chunk.len(), 1, |p| format!("${}", p[0]))
+            marks.rows(chunk.len(), 1, |p| p[0].clone())
         );
         let mut query = sqlx::query(AssertSqlSafe(sql));
         for connection in chunk {
@@ -249,6 +252,7 @@ pub(super) async fn claim_keys(
     let mut candidates: Vec<usize> = first.values().copied().collect();
     candidates.sort_unstable();
     let mut claimed = std::collections::HashSet::new();
+    let marks = Placeholders::of(tx);
     for chunk in candidates.chunks(JOBS_PER_INSERT) {
         let sql = format!(
             "INSERT INTO idempotency_keys (principal, key, request_hash, job_id, created_at) VALUES {} \
@@ -256,8 +260,8 @@ pub(super) async fn claim_keys(
                job_id = excluded.job_id, created_at = excluded.created_at \
              WHERE idempotency_keys.created_at < excluded.created_at - {IDEMPOTENCY_TTL_MS} \
              RETURNING principal, key",
-            placeholders(chunk.len(), 5, |p| format!(
-                "(${}, ${}, ${}, ${}, ${})",
+            marks.rows(chunk.len(), 5, |p| format!(
+                "({}, {}, {}, {}, {})",
                 p[0], p[1], p[2], p[3], p[4]
             ))
         );
@@ -284,22 +288,6 @@ pub(super) async fn claim_keys(
         }
     }
     Ok(claimed)
-}
-
-/// `rows` groups of `per_row` numbered placeholders (`$1`, `$2`, ...),
-/// each group rendered by `row`, joined with commas.
-pub(super) fn placeholders(
-    rows: usize,
-    per_row: usize,
-    row: impl Fn(&[usize]) -> String,
-) -> String {
-    (0..rows)
-        .map(|r| {
-            let numbers: Vec<usize> = (1..=per_row).map(|c| r * per_row + c).collect();
-            row(&numbers)
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 impl Store {
