@@ -3,10 +3,10 @@
 //! `http://localhost:*` or `"*"`, checked once when the configuration
 //! loads and matched against every request.
 
-use axum::http::Uri;
-use axum::http::header::{HOST, ORIGIN};
-use axum::http::request::Parts;
-use axum::http::uri::Authority;
+use http::Uri;
+use http::header::{HOST, ORIGIN};
+use http::request::Parts;
+use http::uri::Authority;
 
 use crate::settings::InvalidKey;
 
@@ -281,7 +281,7 @@ mod tests {
     }
 
     fn parts(host: Option<&str>, origin: Option<&str>) -> Parts {
-        let mut request = axum::http::Request::builder().uri("/mcp");
+        let mut request = http::Request::builder().uri("/mcp");
         if let Some(host) = host {
             request = request.header(HOST, host);
         }
