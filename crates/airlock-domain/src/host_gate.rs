@@ -10,6 +10,16 @@ use http::uri::Authority;
 
 use crate::settings::InvalidKey;
 
+/// `Host` values of this machine's loopback: what a local-only door
+/// answers by default (`[mcp] allowed_hosts`).
+pub const LOOPBACK_HOSTS: [&str; 3] = ["localhost", "127.0.0.1", "::1"];
+
+/// Browser origins of pages served from this machine's loopback, any
+/// port: what a local-only door answers by default (`[mcp]
+/// allowed_origins`).
+pub const LOOPBACK_ORIGINS: [&str; 3] =
+    ["http://localhost:*", "http://127.0.0.1:*", "http://[::1]:*"];
+
 /// Which hosts and origins a door answers, parsed from its section's
 /// `allowed_hosts` and `allowed_origins`.
 #[derive(Debug, Clone, Default)]
@@ -251,15 +261,11 @@ mod tests {
         allowed_origins: Vec<String>,
     }
 
-    /// The loopback lists `[mcp]` has by default.
+    /// The loopback lists (`[mcp]`'s defaults).
     fn loopback() -> Lists {
         Lists {
-            allowed_hosts: ["localhost", "127.0.0.1", "::1"]
-                .map(str::to_owned)
-                .to_vec(),
-            allowed_origins: ["http://localhost:*", "http://127.0.0.1:*", "http://[::1]:*"]
-                .map(str::to_owned)
-                .to_vec(),
+            allowed_hosts: LOOPBACK_HOSTS.map(str::to_owned).to_vec(),
+            allowed_origins: LOOPBACK_ORIGINS.map(str::to_owned).to_vec(),
         }
     }
 

@@ -17,9 +17,12 @@ pub struct CheckConfigArgs {
 pub(super) fn run(args: &CheckConfigArgs) -> anyhow::Result<ExitCode> {
     let env = super::process_env();
     let lookup = |name: &str| std::env::var(name).ok();
-    let checked = Config::load(args.config.config.as_deref(), &env).and_then(|config| {
-        let checked = config.airbyte.auth(&lookup).map(|_| ());
-        checked.map(|()| config).map_err(ConfigError::from)
+    let checked = Config::load(args.config.config.as_deref(), &env).and_then(|config| match config
+        .airbyte
+        .auth(&lookup)
+    {
+        Ok(_) => Ok(config),
+        Err(error) => Err(ConfigError::from(error)),
     });
     match checked {
         Ok(config) => {

@@ -36,7 +36,7 @@ use utoipa::openapi::path::{HttpMethod, Operation};
 
 use crate::web::AppState;
 use crate::web::routes::{Route, Routes};
-use airlock_domain::host_gate::Gate;
+use airlock_domain::host_gate::{self, Gate};
 use airlock_domain::settings::InvalidKey;
 
 pub use tools::ToolName;
@@ -178,12 +178,8 @@ pub struct McpConfig {
 impl Default for McpConfig {
     fn default() -> Self {
         Self {
-            allowed_hosts: ["localhost", "127.0.0.1", "::1"]
-                .map(str::to_owned)
-                .to_vec(),
-            allowed_origins: ["http://localhost:*", "http://127.0.0.1:*", "http://[::1]:*"]
-                .map(str::to_owned)
-                .to_vec(),
+            allowed_hosts: host_gate::LOOPBACK_HOSTS.map(str::to_owned).to_vec(),
+            allowed_origins: host_gate::LOOPBACK_ORIGINS.map(str::to_owned).to_vec(),
         }
     }
 }
