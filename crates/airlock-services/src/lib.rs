@@ -4,6 +4,7 @@
 //! The modules, lowest layer first (ARCHITECTURE.md has the table of which
 //! may use which; a test holds the code to it):
 //! - [`airbyte`]: `[airbyte]`, the settings of Airlock's own Airbyte client.
+//! - [`memo`]: a value worked out at most once per period.
 //! - [`metrics`]: a small Prometheus registry and the families Airlock keeps.
 //! - [`queue`]: the job queue at work, the dispatcher and the tracker.
 //! - [`connections`]: the catalog of Airbyte's connections.
@@ -11,6 +12,7 @@
 
 pub mod airbyte;
 pub mod connections;
+pub mod memo;
 pub mod metrics;
 pub mod queue;
 pub mod webhooks;

@@ -237,6 +237,9 @@ impl App {
         ));
         tasks.spawn(self.webhooks.run(Arc::clone(&stop)));
         tasks.spawn(Arc::clone(&self.catalog).run(self.refresh_every, Arc::clone(&stop)));
+        let refusals = self.state.clone();
+        let refusals_stop = Arc::clone(&stop);
+        tasks.spawn(async move { refusals.run_refusal_windows(refusals_stop).await });
         let authenticator = Arc::clone(&self.authenticator);
         let key_stop = Arc::clone(&stop);
         tasks.spawn(async move {

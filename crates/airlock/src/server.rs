@@ -88,12 +88,25 @@ pub struct ServerConfig {
     /// Requests one identity may have in flight at once; beyond, 429 with
     /// `Retry-After` (0: no cap).
     pub max_concurrent_per_identity: usize,
+    /// Event streams (`/v1/events`, a job's events) one identity may hold
+    /// open at once; beyond, 429 (0: no bound).
+    pub max_streams_per_identity: usize,
     /// Seconds a client may take to send a request body (slow senders get 408).
     pub body_timeout_secs: u64,
     /// Seconds a connection may wait for a request's headers: a client that
     /// stalls mid-header, or a kept-alive connection idle this long, is
     /// closed.
     pub header_timeout_secs: u64,
+    /// Seconds over which refusals of unidentified requests (bad
+    /// credentials, a host gate, failed token exchanges) are counted: the
+    /// first of each source address and reason is audited at once, the
+    /// rest as one record with a count when the window closes.
+    pub refusal_window_secs: u64,
+    /// Refusals one source address (or client id, at the token endpoint)
+    /// may cause per window; past it, its requests get 429 until the window
+    /// closes, unless they carry a token that already verified (0: no
+    /// throttle).
+    pub refusals_per_address: u32,
 }
 
 impl Default for ServerConfig {
@@ -101,8 +114,11 @@ impl Default for ServerConfig {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             max_concurrent_per_identity: 64,
+            max_streams_per_identity: 8,
             body_timeout_secs: 10,
             header_timeout_secs: 30,
+            refusal_window_secs: 60,
+            refusals_per_address: 300,
         }
     }
 }
@@ -111,6 +127,7 @@ impl ServerConfig {
     /// Checks the timeouts; errors name the key.
     pub fn validate(&self) -> Result<(), InvalidKey> {
         settings::at_least_one_sec("server.body_timeout_secs", self.body_timeout_secs)?;
-        settings::at_least_one_sec("server.header_timeout_secs", self.header_timeout_secs)
+        settings::at_least_one_sec("server.header_timeout_secs", self.header_timeout_secs)?;
+        settings::at_least_one_sec("server.refusal_window_secs", self.refusal_window_secs)
     }
 }

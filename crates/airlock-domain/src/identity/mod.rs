@@ -276,6 +276,16 @@ impl Authenticator {
         self.verify_token(token).await
     }
 
+    /// Whether the `Authorization` header value carries a token that
+    /// verified before and is still cached (no verification is done).
+    pub fn is_cached(&self, authorization: Option<&str>) -> bool {
+        token::bearer_token(authorization).is_ok_and(|token| {
+            self.cache
+                .get(&token_hash(token), unix_secs(self.clock.as_ref()))
+                .is_some()
+        })
+    }
+
     /// Verifies a bare token (`airlock policy explain --token`, MCP).
     pub async fn verify_token(&self, token: &str) -> Result<Arc<Principal>, AuthError> {
         if token.is_empty() {

@@ -20,6 +20,7 @@ use futures_util::{Stream, StreamExt};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::web::auth::StreamPlace;
 use crate::web::problem::responses::{Forbidden, Unauthorized, Unavailable};
 use crate::web::session::Session;
 use crate::web::{ApiError, AppState, Caller};
@@ -38,6 +39,10 @@ const SESSION_CHECK_MS: i64 = 5_000;
 
 /// Timeline entries read per round.
 const BATCH: i64 = 200;
+
+/// The pause between two pages of a replay in which the caller could see
+/// nothing (`Last-Event-ID` far back, in a timeline of others' jobs).
+const REPLAY_PAUSE: Duration = Duration::from_millis(20);
 
 /// One `job` event (its `data`, as JSON).
 #[derive(Debug, Serialize, ToSchema)]
@@ -64,6 +69,8 @@ struct Follow {
     /// Unix ms at which the credential ends (and so the stream).
     until: i64,
     session_checked_at: i64,
+    /// The stream's place under its identity's bound.
+    _place: StreamPlace,
 }
 
 /// `GET /v1/events`.
@@ -96,6 +103,7 @@ pub(super) async fn stream(
     caller
         .require_somewhere(&state, Permission::JobsRead)
         .await?;
+    let place = caller.open_stream(&state)?;
     let after = match headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
@@ -122,6 +130,7 @@ pub(super) async fn stream(
         after,
         until,
         session_checked_at: now,
+        _place: place,
     };
     // The caller (and its place under the per-identity cap) is released
     // here: an open stream is not a request in flight.
@@ -134,9 +143,15 @@ pub(super) async fn stream(
             }
             match follow.state.store().events_after(follow.after, BATCH).await {
                 Ok(batch) if !batch.is_empty() => {
+                    let full = batch.len() >= usize::try_from(BATCH).unwrap_or(usize::MAX);
                     let out = follow.visible(batch).await;
                     if !out.is_empty() {
                         return Some((futures_util::stream::iter(out.into_iter().map(Ok)), follow));
+                    }
+                    // A replay from far back reads page by page, leaving
+                    // the database to others between pages.
+                    if full {
+                        tokio::time::sleep(REPLAY_PAUSE).await;
                     }
                     continue;
                 }

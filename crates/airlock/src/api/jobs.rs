@@ -430,14 +430,15 @@ pub(super) async fn events(
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let job = jobs::load(&state, &caller, &id, Permission::JobsRead).await?;
+    let place = caller.open_stream(&state)?;
     let after: i64 = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
     let stream = futures_util::stream::unfold(
-        (state, job.id, after, false),
-        |(state, id, mut after, done)| async move {
+        (state, job.id, after, false, place),
+        |(state, id, mut after, done, place)| async move {
             if done {
                 return None;
             }
@@ -468,7 +469,7 @@ pub(super) async fn events(
                         }
                         return Some((
                             futures_util::stream::iter(out.into_iter().map(Ok)),
-                            (state, id, after, terminal),
+                            (state, id, after, terminal, place),
                         ));
                     }
                     Ok(_) => {}

@@ -34,7 +34,9 @@ mod error;
 mod finished;
 mod jobs;
 mod lists;
+mod provider;
 mod public;
+mod secrets;
 mod token;
 
 use std::collections::HashMap;
@@ -56,8 +58,8 @@ pub use classify::{Listing, ResourceRef, classify, job_permission};
 use self::accounts::Accounts;
 use self::error::{FrontError, from_airbyte, json_response};
 use self::finished::FinishedAnswers;
+use self::provider::Exchange;
 use self::public::{is_not_found, json_body, resolve_connection, uuid_field};
-use self::token::Exchange;
 use crate::web::Caller;
 use crate::web::auth::action_of;
 use crate::web::routes::{Routes, route};
@@ -75,11 +77,6 @@ const MAX_BODY_BYTES: usize = crate::web::MAX_BODY_BYTES;
 /// Job ids remembered with their connection before the memory is cleared.
 const JOB_CACHE_CAPACITY: usize = 50_000;
 
-/// Service-account secrets checked at once: each check costs the hash's
-/// iterations of CPU, so a flood of token requests queues instead of
-/// taking every core.
-const CONCURRENT_SECRET_CHECKS: usize = 2;
-
 /// The front's own state: service accounts, where credentials are
 /// exchanged, and what it remembers of Airbyte jobs.
 #[derive(Debug)]
@@ -92,7 +89,7 @@ pub struct Front {
     /// Airbyte's answers about finished jobs.
     finished: FinishedAnswers,
     /// Bounds the CPU spent on service-account secrets.
-    secret_checks: tokio::sync::Semaphore,
+    secret_checks: secrets::SecretChecks,
     /// `[front] public_url`: the base of page links.
     public_url: Option<String>,
 }
@@ -118,7 +115,7 @@ impl Front {
             finished: FinishedAnswers::new(Duration::from_secs(
                 setup.front.finished_jobs_cache_secs,
             )),
-            secret_checks: tokio::sync::Semaphore::new(CONCURRENT_SECRET_CHECKS),
+            secret_checks: secrets::SecretChecks::new(),
             public_url: setup.front.public_url.clone(),
         })
     }
@@ -144,9 +141,9 @@ impl Front {
         &self.http
     }
 
-    /// A permit to check one service-account secret.
-    pub(crate) async fn secret_check(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
-        self.secret_checks.acquire().await.ok()
+    /// Service-account secret checks.
+    pub(crate) fn secret_checks(&self) -> &secrets::SecretChecks {
+        &self.secret_checks
     }
 
     fn remember_job(&self, job_id: i64, connection_id: &str) {
@@ -305,7 +302,8 @@ pub(crate) async fn forward(
 )]
 async fn health(State(state): State<FrontState>, request: Request) -> Response {
     let request_id = request_id_of(&request);
-    if state.airbyte().health().await.is_ok() {
+    // Unauthenticated: Airbyte's answer is reused for a moment.
+    if state.airbyte_up().await {
         let mut response = (StatusCode::OK, "Successful operation").into_response();
         response
             .headers_mut()
@@ -343,7 +341,7 @@ async fn token_endpoint(State(state): State<FrontState>, request: Request) -> Re
             return Err(FrontError::BadRequest("Use POST".to_owned()));
         }
         let body = read_body(body).await?;
-        token::exchange(&state, &parts.headers, &body, &request_id).await
+        token::exchange(&state, &parts, &body, &request_id).await
     }
     .await;
     finish(result, &request_id)

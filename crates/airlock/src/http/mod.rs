@@ -59,7 +59,8 @@ pub(crate) async fn healthz() -> &'static str {
 
 /// Prometheus metrics in the text format. Unauthenticated, like the health
 /// checks: it names route templates, permissions and states, never ids,
-/// subjects or secrets.
+/// subjects or secrets; its database figures are reused for
+/// [`web::RECENT_FOR`], so scrapes cannot load the database.
 #[utoipa::path(
     get,
     path = "/metrics",
@@ -69,7 +70,8 @@ pub(crate) async fn healthz() -> &'static str {
         content_type = "text/plain; version=0.0.4"))
 )]
 pub(crate) async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    let body = airlock_services::metrics::render(state.metrics(), state.store()).await;
+    let figures = state.store_figures().await;
+    let body = airlock_services::metrics::render(state.metrics(), &figures);
     (
         [(
             axum::http::header::CONTENT_TYPE,
@@ -105,7 +107,8 @@ struct IssuerReadiness {
 }
 
 /// Ready to serve: the database answers, Airbyte answers, and every issuer's
-/// keys are loaded. Says which check failed.
+/// keys are loaded. Says which check failed. The database's and Airbyte's
+/// answers are reused for [`web::RECENT_FOR`].
 #[utoipa::path(
     get,
     path = "/readyz",
@@ -117,8 +120,8 @@ struct IssuerReadiness {
     )
 )]
 pub(crate) async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    let database = state.store().ping().await.is_ok();
-    let airbyte = state.airbyte().health().await.is_ok();
+    let database = state.database_up().await;
+    let airbyte = state.airbyte_up().await;
     let issuers: Vec<IssuerReadiness> = state
         .authenticator()
         .readiness()

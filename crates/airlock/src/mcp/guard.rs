@@ -5,16 +5,16 @@
 
 use std::sync::Arc;
 
-use axum::extract::{FromRequestParts, Request, State};
+use axum::extract::{Request, State};
 
 use axum::http::header::{HOST, ORIGIN};
 use axum::http::request::Parts;
 use axum::middleware::Next;
 use axum::response::Response;
 
-use crate::web::auth::Unidentified;
+use crate::web::auth::{Door, Unidentified};
 use crate::web::request_id::{PassThrough, X_REQUEST_ID};
-use crate::web::{ApiError, AppState, Caller, ChannelTag, RequestId};
+use crate::web::{ApiError, AppState, Caller, RequestId};
 use airlock_domain::host_gate::Gate;
 
 /// What the middleware needs.
@@ -40,16 +40,19 @@ pub(super) async fn layer(
             id
         }
     };
-    parts.extensions.insert(ChannelTag("mcp"));
     if let Err(reason) = guard.gate.check(&parts) {
         refuse(&guard.state, &parts, &request_id, reason).await;
         return ApiError::Forbidden
             .problem()
             .into_response_with(&request_id.0);
     }
-    // Logged and audited by the extractor, as on the API.
-    match Caller::from_request_parts(&mut parts, &guard.state).await {
-        Err(error) => error.problem().into_response_with(&request_id.0),
+    // Logged and audited by the guard, as on the API; the request takes
+    // its place under the per-identity cap, which the tools' in-process
+    // calls share.
+    match Caller::authenticate(&parts, &guard.state, Door::MCP).await {
+        Err(refusal) => ApiError::from(refusal)
+            .problem()
+            .into_response_with(&request_id.0),
         Ok(caller) => {
             parts.extensions.insert(caller);
             let mut response = next.run(Request::from_parts(parts, body)).await;

@@ -14,7 +14,7 @@ use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::header::{AUTHORIZATION, USER_AGENT};
 use axum::http::request::Parts;
 
-use super::{ApiError, AppState, RequestId, RequestLog, session};
+use super::{ApiError, AppState, RequestId, RequestLog, refusals, session};
 use airlock_domain::audit;
 use airlock_domain::identity::Principal;
 use airlock_domain::policy::{Decision, Permission, Resource};
@@ -60,6 +60,8 @@ pub struct Door {
     /// exist (404), so that out-of-scope resources cannot be told from
     /// missing ones.
     pub hides_out_of_scope: bool,
+    /// The channel of requests authenticated by a console session here.
+    pub session_channel: &'static str,
 }
 
 impl Door {
@@ -68,6 +70,13 @@ impl Door {
         channel: "api",
         sessions: true,
         hides_out_of_scope: false,
+        session_channel: CONSOLE,
+    };
+    /// `/mcp`: as the API, on its own channel.
+    pub const MCP: Self = Self {
+        channel: "mcp",
+        session_channel: "mcp",
+        ..Self::API
     };
     /// The Airbyte-compatible front: bearer tokens only, out-of-scope
     /// resources hidden.
@@ -75,6 +84,7 @@ impl Door {
         channel: "front",
         sessions: false,
         hides_out_of_scope: true,
+        session_channel: "front",
     };
 }
 
@@ -185,6 +195,20 @@ impl Caller {
             channel: tagged(parts).unwrap_or(door.channel),
             ..door
         };
+        // An address that keeps sending bad credentials is refused before
+        // any work, unless its token already verified.
+        let address = refusals::address_key(origin.source_ip.as_deref());
+        if state.throttled(&address) && !state.authenticator().is_cached(header) {
+            let refusal = Unidentified {
+                channel: door.channel,
+                action: "authenticate",
+                reason: "throttled",
+                status: "429",
+                detail: serde_json::json!({"path": refusals::bounded(parts.uri.path())}),
+            };
+            state.refused(refusal.entry(origin), None, &[]).await;
+            return Err(Refusal::TooManyRequests);
+        }
         match state.authenticator().authenticate(header).await {
             Ok(principal) => Self::admit(parts, state, door, principal, request_id, origin, None),
             Err(error) => {
@@ -201,6 +225,17 @@ impl Caller {
             }
         }
     }
+}
+
+/// What the per-identity limits count by.
+fn identity_of(principal: &Principal) -> String {
+    format!("{}|{}", principal.issuer, principal.subject)
+}
+
+/// An open event stream's place under its identity's bound.
+#[derive(Debug)]
+pub struct StreamPlace {
+    _permit: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 /// The channel an in-process adapter (the MCP server) set on the request.
@@ -230,7 +265,7 @@ async fn refuse(
         action: "authenticate",
         reason,
         status: "401",
-        detail: serde_json::json!({"path": parts.uri.path()}),
+        detail: serde_json::json!({"path": refusals::bounded(parts.uri.path())}),
     };
     refusal.record(state, origin).await;
 }
@@ -248,9 +283,17 @@ pub struct Unidentified<'a> {
 }
 
 impl Unidentified<'_> {
-    /// Writes the refusal's audit record (a failure is logged).
+    /// Audits the refusal, counted with the others of its source address
+    /// and reason this window (see [`refusals`]), and charges it to the
+    /// address's throttle.
     pub async fn record(self, state: &AppState, origin: audit::Origin) {
-        let entry = audit::Entry {
+        let address = refusals::address_key(origin.source_ip.as_deref());
+        state.refused(self.entry(origin), None, &[&address]).await;
+    }
+
+    /// The refusal's audit record.
+    pub fn entry(self, origin: audit::Origin) -> audit::Entry {
+        audit::Entry {
             origin,
             channel: self.channel.to_owned(),
             action: self.action.to_owned(),
@@ -259,8 +302,7 @@ impl Unidentified<'_> {
             outcome: Some(self.status.to_owned()),
             detail: Some(self.detail),
             ..audit::Entry::default()
-        };
-        state.audit(&entry).await;
+        }
     }
 }
 
@@ -281,8 +323,7 @@ impl Caller {
         let permit = if parts.extensions.get::<ChannelTag>().is_some() {
             None
         } else {
-            let identity = format!("{}|{}", principal.issuer, principal.subject);
-            match state.limiter().try_acquire(&identity) {
+            match state.limiter().try_acquire(&identity_of(&principal)) {
                 Some(permit) => permit,
                 None => {
                     tracing::info!(request_id = %request_id.0, subject = %principal.subject, "too many requests in flight");
@@ -313,7 +354,7 @@ impl Caller {
         request_id: RequestId,
         origin: audit::Origin,
     ) -> Result<Self, Refusal> {
-        let channel = tagged(parts).unwrap_or(CONSOLE);
+        let channel = tagged(parts).unwrap_or(door.session_channel);
         let door = Door { channel, ..door };
         let session = match state.sessions().find(id, state.now_ms()).await {
             Ok(Some(session)) => session,
@@ -360,6 +401,19 @@ impl Caller {
             origin,
             Some(Arc::clone(&session)),
         )
+    }
+
+    /// A place for one more open event stream of this identity, held while
+    /// the stream lasts (an open stream is not a request in flight, but
+    /// their number is bounded too).
+    pub fn open_stream(&self, state: &AppState) -> Result<StreamPlace, Refusal> {
+        match state.streams().try_acquire(&identity_of(&self.principal)) {
+            Some(permit) => Ok(StreamPlace { _permit: permit }),
+            None => {
+                tracing::info!(request_id = %self.request_id.0, subject = %self.principal.subject, "too many event streams open");
+                Err(Refusal::TooManyRequests)
+            }
+        }
     }
 
     /// Names the job this request is about in its log line (Airlock's id,

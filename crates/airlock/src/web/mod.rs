@@ -8,8 +8,10 @@
 //! this module and never on each other; `http` assembles them.
 
 pub mod auth;
+pub mod body;
 pub mod limits;
 pub mod problem;
+pub mod refusals;
 pub mod request_id;
 pub mod routes;
 pub mod session;
@@ -18,8 +20,7 @@ use std::sync::{Arc, RwLock};
 
 use airbyte_client::AirbyteClient;
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, State};
-use axum::response::IntoResponse;
+use axum::extract::DefaultBodyLimit;
 use tokio::sync::Notify;
 
 use crate::server::ServerConfig;
@@ -28,7 +29,9 @@ use airlock_domain::identity::Authenticator;
 use airlock_domain::jobs::JobsConfig;
 use airlock_domain::policy::Policy;
 use airlock_services::connections::Catalog;
+use airlock_services::memo::Memo;
 use airlock_services::metrics::Metrics;
+use airlock_services::metrics::StoreFigures;
 use airlock_store::Store;
 
 pub use auth::{Caller, ChannelTag};
@@ -75,22 +78,53 @@ struct Inner {
     policy: RwLock<Arc<Policy>>,
     /// Requests in flight per identity.
     limiter: limits::IdentityLimiter,
+    /// Event streams open per identity.
+    streams: limits::IdentityLimiter,
     /// The console's sessions (cookie authentication).
     sessions: session::Sessions,
+    /// Refusals of unidentified requests, counted per window.
+    refusals: refusals::Refusals,
+    /// What the unauthenticated endpoints read, kept for a moment.
+    recent: Recent,
 }
+
+/// What unauthenticated endpoints read, worked out at most once per
+/// [`RECENT_FOR`]: anyone may call them, as often as they like.
+#[derive(Debug)]
+struct Recent {
+    figures: Memo<StoreFigures>,
+    airbyte_up: Memo<bool>,
+    database_up: Memo<bool>,
+}
+
+/// How long the health checks' and the metrics' database figures are
+/// reused.
+pub const RECENT_FOR: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl AppState {
     /// Builds the state from its parts.
     pub fn new(parts: Parts) -> Self {
         let policy = RwLock::new(Arc::new(parts.policy.clone()));
         let limiter = limits::IdentityLimiter::new(parts.server.max_concurrent_per_identity);
+        let streams = limits::IdentityLimiter::new(parts.server.max_streams_per_identity);
         let sessions = session::Sessions::new(parts.store.clone());
+        let refusals = refusals::Refusals::new(
+            parts.server.refusal_window_secs,
+            parts.server.refusals_per_address,
+        );
         Self {
             inner: Arc::new(Inner {
                 parts,
                 policy,
                 limiter,
+                streams,
                 sessions,
+                refusals,
+                recent: Recent {
+                    figures: Memo::new(RECENT_FOR),
+                    airbyte_up: Memo::new(RECENT_FOR),
+                    database_up: Memo::new(RECENT_FOR),
+                },
             }),
         }
     }
@@ -98,6 +132,11 @@ impl AppState {
     /// `[jobs]`, as the server started with it.
     pub fn jobs_config(&self) -> &JobsConfig {
         &self.inner.parts.jobs
+    }
+
+    /// How long a client may take to send a request body.
+    pub fn body_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.inner.parts.server.body_timeout_secs)
     }
 
     /// Whether successful reads are audited (`[audit] record_reads`).
@@ -133,6 +172,11 @@ impl AppState {
     /// Requests in flight per identity.
     pub fn limiter(&self) -> &limits::IdentityLimiter {
         &self.inner.limiter
+    }
+
+    /// Event streams open per identity.
+    pub fn streams(&self) -> &limits::IdentityLimiter {
+        &self.inner.streams
     }
 
     /// The console's sessions.
@@ -173,6 +217,81 @@ impl AppState {
         }
     }
 
+    /// Audits the refusal of a request nobody is identified for (see
+    /// [`refusals`]): the first of its address and reason this window now,
+    /// the rest counted; charged to each of `charged` (address or client
+    /// keys) towards their throttle.
+    pub async fn refused(
+        &self,
+        entry: airlock_domain::audit::Entry,
+        subject: Option<&str>,
+        charged: &[&str],
+    ) {
+        let noted = self
+            .inner
+            .refusals
+            .note(self.now_ms(), entry, subject, charged);
+        for entry in noted.closed.iter().chain(noted.write.iter()) {
+            self.audit(entry).await;
+        }
+    }
+
+    /// Whether `key` (a source address or client key) has caused too many
+    /// refusals this window.
+    pub fn throttled(&self, key: &str) -> bool {
+        self.inner.refusals.throttled(self.now_ms(), key)
+    }
+
+    /// Writes the counts of refusals of every window that has closed, until
+    /// `stop` is notified; then those of the open one.
+    pub async fn run_refusal_windows(&self, stop: Arc<Notify>) {
+        let every = std::time::Duration::from_secs(self.inner.refusals.window_secs().max(1));
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(every) => self.close_refusal_window(false).await,
+                () = stop.notified() => break,
+            }
+        }
+        self.close_refusal_window(true).await;
+    }
+
+    async fn close_refusal_window(&self, force: bool) {
+        for entry in self.inner.refusals.close(self.now_ms(), force) {
+            self.audit(&entry).await;
+        }
+    }
+
+    /// The database's figures for `/metrics` (at most [`RECENT_FOR`] old).
+    pub async fn store_figures(&self) -> StoreFigures {
+        let store = self.store();
+        self.inner
+            .recent
+            .figures
+            .get(|| StoreFigures::read(store))
+            .await
+    }
+
+    /// Whether Airbyte answered its health check (at most [`RECENT_FOR`]
+    /// ago).
+    pub async fn airbyte_up(&self) -> bool {
+        let airbyte = self.airbyte();
+        self.inner
+            .recent
+            .airbyte_up
+            .get(|| async { airbyte.health().await.is_ok() })
+            .await
+    }
+
+    /// Whether the database answered (at most [`RECENT_FOR`] ago).
+    pub async fn database_up(&self) -> bool {
+        let store = self.store();
+        self.inner
+            .recent
+            .database_up
+            .get(|| async { store.ping().await.is_ok() })
+            .await
+    }
+
     /// The clock.
     pub fn now_ms(&self) -> i64 {
         self.inner.parts.clock.now_ms()
@@ -192,56 +311,10 @@ pub fn layered(routes: Router, state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            read_body_in_time,
+            body::read_in_time,
         ))
         .layer(axum::middleware::from_fn_with_state(
             state,
             request_id::layer,
         ))
-}
-
-/// Reads a request's body before the handler runs, within
-/// `[server] body_timeout_secs` and [`MAX_BODY_BYTES`]: a client that sends
-/// slowly gets 408 instead of holding a worker, one that sends too much 413.
-pub async fn read_body_in_time(
-    State(state): State<AppState>,
-    request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
-    let (parts, body) = request.into_parts();
-    let has_body = parts
-        .headers
-        .contains_key(axum::http::header::CONTENT_LENGTH)
-        || parts
-            .headers
-            .contains_key(axum::http::header::TRANSFER_ENCODING);
-    if !has_body {
-        return next
-            .run(axum::extract::Request::from_parts(parts, body))
-            .await;
-    }
-    let declared: Option<usize> = parts
-        .headers
-        .get(axum::http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok());
-    if declared.is_some_and(|length| length > MAX_BODY_BYTES) {
-        return ApiError::PayloadTooLarge.into_response();
-    }
-    let deadline = std::time::Duration::from_secs(state.inner.parts.server.body_timeout_secs);
-    match tokio::time::timeout(deadline, axum::body::to_bytes(body, MAX_BODY_BYTES)).await {
-        Ok(Ok(bytes)) => {
-            next.run(axum::extract::Request::from_parts(
-                parts,
-                axum::body::Body::from(bytes),
-            ))
-            .await
-        }
-        // Chunked past the limit, or the client went away mid-body.
-        Ok(Err(_)) if declared.is_none() => ApiError::PayloadTooLarge.into_response(),
-        Ok(Err(_)) => {
-            ApiError::BadRequest("the request body could not be read".into()).into_response()
-        }
-        Err(_) => ApiError::RequestTimeout.into_response(),
-    }
 }
