@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use axum::Extension;
 use axum::extract::{Query, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -21,9 +22,11 @@ use utoipa::IntoParams;
 
 use super::oidc::{self, Authorize};
 use super::{Console, cookies, enabled};
+use crate::web::auth::{Unidentified, origin_of};
 use crate::web::problem::responses::{BadRequest, NotFound, Unavailable};
+use crate::web::refusals;
 use crate::web::session::{self, hash_of, new_secret};
-use crate::web::{ApiError, AppState};
+use crate::web::{ApiError, AppState, RequestId};
 use airlock_domain::audit;
 use airlock_domain::identity::Principal;
 use airlock_store::sessions::{LoginRow, SessionRow};
@@ -76,6 +79,37 @@ fn see_other(location: &str, set_cookies: &[String]) -> Response {
     response
 }
 
+/// How often ended logins and sessions are purged (at a login's start).
+const PURGE_EVERY_MS: i64 = 60_000;
+
+/// A login's start writes a row: one address may start
+/// `[server] refusals_per_address` of them per window, like the refusals
+/// of unidentified requests; past it, 429 (audited, counted per window).
+async fn throttle(state: &AppState, parts: &Parts) -> Result<(), ApiError> {
+    let request_id = parts
+        .extensions
+        .get::<RequestId>()
+        .map_or_else(String::new, |id| id.0.clone());
+    let origin = origin_of(parts, &request_id);
+    let key = format!(
+        "login:{}",
+        refusals::address_key(origin.source_ip.as_deref())
+    );
+    if state.spend(&key).await {
+        return Ok(());
+    }
+    let entry = Unidentified {
+        channel: "console",
+        action: "console.login",
+        reason: "throttled",
+        status: "429",
+        detail: json!({}),
+    }
+    .entry(origin);
+    state.refused(entry, None, &[]).await;
+    Err(ApiError::TooManyRequests)
+}
+
 /// `GET /console/login`: to the identity provider.
 #[utoipa::path(
     get,
@@ -98,9 +132,11 @@ pub(super) async fn start(
     State(state): State<AppState>,
     Extension(console): Extension<Arc<Console>>,
     Query(query): Query<LoginQuery>,
-    headers: HeaderMap,
+    parts: Parts,
 ) -> Result<Response, ApiError> {
+    let headers = &parts.headers;
     enabled(&console)?;
+    throttle(&state, &parts).await?;
     let return_to = view_path(query.return_to.as_deref());
     let client = match (query.issuer, console.clients.as_slice()) {
         (_, []) => {
@@ -120,7 +156,19 @@ pub(super) async fn start(
     })?;
     let now = state.now_ms();
     // Logins that never came back, and sessions that ended, go now and then.
-    if let Err(error) = state.store().purge_console(now).await {
+    let last = console.purged_at.load(std::sync::atomic::Ordering::Relaxed);
+    if now - last >= PURGE_EVERY_MS
+        && console
+            .purged_at
+            .compare_exchange(
+                last,
+                now,
+                std::sync::atomic::Ordering::Relaxed,
+                std::sync::atomic::Ordering::Relaxed,
+            )
+            .is_ok()
+        && let Err(error) = state.store().purge_console(now).await
+    {
         tracing::warn!(error = %error, "cannot purge ended console sessions");
     }
     let login_state = new_secret();
@@ -128,7 +176,7 @@ pub(super) async fn start(
     let code_verifier = new_secret();
     let redirect_uri = format!(
         "{}{}",
-        session::own_origin(state.site(), &headers),
+        session::own_origin(state.site(), headers),
         cookies::CALLBACK_PATH
     );
     let row = LoginRow {
@@ -151,7 +199,7 @@ pub(super) async fn start(
             code_verifier: &code_verifier,
         },
     );
-    let secure = session::cookie_is_secure(state.site(), &headers);
+    let secure = session::cookie_is_secure(state.site(), headers);
     Ok(see_other(
         &location,
         &[cookies::login(&login_state, secure)],
@@ -502,95 +550,4 @@ fn with_display_name(mut principal: Principal, from_id_token: &Principal) -> Pri
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_login_returns_only_to_a_console_view() {
-        assert_eq!(view_path(Some("/board")), "/board");
-        assert_eq!(view_path(Some("#/jobs/0193ab")), "/jobs/0193ab");
-        assert_eq!(
-            view_path(Some("/audit?action=jobs.reset")),
-            "/audit?action=jobs.reset"
-        );
-        for hostile in [
-            "https://evil.example",
-            "//evil.example",
-            "/\\evil",
-            "/a b",
-            "javascript:alert(1)",
-            "",
-        ] {
-            assert_eq!(view_path(Some(hostile)), HOME, "{hostile}");
-        }
-        assert_eq!(view_path(None), HOME);
-        assert_eq!(view_path(Some(&format!("/{}", "a".repeat(300)))), HOME);
-    }
-
-    #[test]
-    fn only_a_fallback_display_name_is_replaced() {
-        let principal = |name: &str, client: Option<&str>| -> Principal {
-            serde_json::from_value(json!({
-                "issuer": "https://id.example", "subject": "u1", "kind": "user",
-                "client_id": client, "display_name": name, "roles": ["runner"],
-                "groups": [], "scopes": [], "email": null, "claims": {}
-            }))
-            .expect("a principal")
-        };
-        let named = principal("Rene Runner", Some("console"));
-        let by_client = with_display_name(principal("console", Some("console")), &named);
-        assert_eq!(by_client.display_name, "Rene Runner");
-        assert_eq!(by_client.roles, ["runner"], "nothing else changes");
-        let by_subject = with_display_name(principal("u1", None), &named);
-        assert_eq!(by_subject.display_name, "Rene Runner");
-        let own = with_display_name(principal("R. Runner", Some("console")), &named);
-        assert_eq!(own.display_name, "R. Runner", "a real name stays");
-        let nameless = with_display_name(principal("u1", None), &principal("u1", None));
-        assert_eq!(nameless.display_name, "u1");
-    }
-
-    #[test]
-    fn state_and_nonce_must_come_back_unchanged() {
-        let kept = new_secret();
-        assert!(same_secret(Some(&kept), &kept));
-        assert!(!same_secret(None, &kept), "a missing nonce");
-        assert!(!same_secret(Some(""), &kept));
-        assert!(!same_secret(Some(&kept[..42]), &kept), "a prefix");
-        assert!(
-            !same_secret(Some(&format!("{kept}x")), &kept),
-            "a longer value"
-        );
-        assert!(!same_secret(Some(&new_secret()), &kept), "another login's");
-        assert!(!same_secret(Some(""), ""), "nothing kept matches nothing");
-    }
-
-    #[test]
-    fn failure_codes_are_stable() {
-        for (failure, code) in [
-            (Failure::StateMismatch, "state_mismatch"),
-            (Failure::LoginExpired, "login_expired"),
-            (Failure::Refused, "refused"),
-            (Failure::Exchange, "exchange_failed"),
-            (Failure::Token, "token_invalid"),
-            (Failure::UnknownIssuer, "unknown_issuer"),
-        ] {
-            assert_eq!(failure.code(), code);
-        }
-    }
-
-    #[test]
-    fn redirects_set_every_cookie_and_are_not_cached() {
-        let response = see_other("/console#/board", &["a=1".into(), "b=2".into()]);
-        assert_eq!(response.status(), StatusCode::SEE_OTHER);
-        assert_eq!(response.headers()[header::LOCATION], "/console#/board");
-        assert_eq!(
-            response
-                .headers()
-                .get_all(header::SET_COOKIE)
-                .iter()
-                .count(),
-            2
-        );
-        assert_eq!(response.headers()[header::CACHE_CONTROL], "no-store");
-    }
-}
+mod tests;

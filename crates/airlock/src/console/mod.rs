@@ -66,6 +66,8 @@ pub struct Console {
     http: reqwest::Client,
     /// `[console]`.
     config: ConsoleConfig,
+    /// Unix ms of the last purge of ended logins and sessions.
+    purged_at: std::sync::atomic::AtomicI64,
 }
 
 impl Console {
@@ -93,6 +95,7 @@ impl Console {
             clients,
             http: oidc::http_client()?,
             config,
+            purged_at: std::sync::atomic::AtomicI64::new(0),
         })
     }
 

@@ -236,6 +236,17 @@ impl AppState {
         }
     }
 
+    /// Charges one costly action anyone may ask for (a console login's
+    /// start) to `key`; false once `key` is over `[server]
+    /// refusals_per_address` this window.
+    pub async fn spend(&self, key: &str) -> bool {
+        let (allowed, closed) = self.inner.refusals.spend(self.now_ms(), key);
+        for entry in &closed {
+            self.audit(entry).await;
+        }
+        allowed
+    }
+
     /// Whether `key` (a source address or client key) has caused too many
     /// refusals this window.
     pub fn throttled(&self, key: &str) -> bool {

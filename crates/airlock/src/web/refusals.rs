@@ -163,6 +163,17 @@ impl Refusals {
         Noted { write, closed }
     }
 
+    /// Charges one costly action anyone may ask for (a console login's
+    /// start) to `key`: whether `key` is still within the budget this
+    /// window, and the counts of a window that closed, to write.
+    pub fn spend(&self, now_ms: i64, key: &str) -> (bool, Vec<audit::Entry>) {
+        let mut ledger = self.ledger();
+        let closed = self.roll(&mut ledger, now_ms, false);
+        let count = ledger.charges.entry(key.to_owned()).or_default();
+        *count = count.saturating_add(1);
+        (self.budget == 0 || *count <= self.budget, closed)
+    }
+
     /// Whether `key` (an address or client key) is throttled now.
     pub fn throttled(&self, now_ms: i64, key: &str) -> bool {
         if self.budget == 0 {
@@ -303,6 +314,25 @@ mod tests {
         refusals.close(10_000, false);
         assert!(!refusals.throttled(10_001, &key));
         assert!(!Refusals::new(10, 0).throttled(0, &key), "0: no throttle");
+    }
+
+    #[test]
+    fn costly_actions_spend_the_budget_of_their_key() {
+        let refusals = Refusals::new(10, 2);
+        refusals.note(0, refusal("10.0.0.1", "malformed"), None, &[]);
+        refusals.note(1, refusal("10.0.0.1", "malformed"), None, &[]);
+        assert!(refusals.spend(1, "login:10.0.0.1").0);
+        assert!(refusals.spend(2, "login:10.0.0.1").0);
+        assert!(!refusals.spend(3, "login:10.0.0.1").0, "over the budget");
+        assert!(refusals.spend(3, "login:10.0.0.2").0, "another address");
+        let (allowed, closed) = refusals.spend(10_000, "login:10.0.0.1");
+        assert!(allowed, "a new window");
+        assert_eq!(
+            closed.len(),
+            1,
+            "the closed window's counts are handed over"
+        );
+        assert!(Refusals::new(10, 0).spend(0, "k").0, "0: no budget");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Airlock's integration tests: one binary, one module per capability, with
 //! one harness that starts Airlock (`harness`) and helpers in `support`.
 
+mod abuse;
 mod architecture;
 mod audit;
 mod bad_input;
