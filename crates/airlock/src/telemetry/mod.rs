@@ -1,5 +1,6 @@
-//! Logging: human-readable lines by default, one JSON object per line with
-//! `--log-format json`. The filter comes from `AIRLOCK_LOG` (then `RUST_LOG`),
+//! Logging: human-readable lines by default (control characters in
+//! values escaped, so that no request can add a line), one JSON object per
+//! line with `--log-format json`. The filter comes from `AIRLOCK_LOG` (then `RUST_LOG`),
 //! `info` by default (`rmcp`, the MCP SDK, at `warn`).
 //!
 //! Traces: the subscriber also carries an OTLP exporter ([`otlp`]), inert
@@ -9,6 +10,7 @@
 //! cannot be replaced once installed; its own filter keeps it independent of
 //! `AIRLOCK_LOG` (the Airbyte client's spans are at debug).
 
+mod fields;
 pub mod otlp;
 
 use std::sync::{Arc, LazyLock};
@@ -49,7 +51,12 @@ pub fn init(format: LogFormat) {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     let logs = match format {
-        LogFormat::Text => fmt.with_filter(filter).boxed(),
+        // Values from requests (client ids, paths, slugs) cannot forge a
+        // line: every field is escaped ([`fields`]).
+        LogFormat::Text => fmt
+            .fmt_fields(fields::EscapedFields)
+            .with_filter(filter)
+            .boxed(),
         LogFormat::Json => fmt
             .json()
             .flatten_event(true)

@@ -825,3 +825,110 @@ async fn request_logs_and_no_secret_anywhere() {
     drop(served);
     sim_task.abort();
 }
+
+/// Percent-encodes what a path segment cannot carry as it is.
+fn encode_segment(text: &str) -> String {
+    text.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~:".contains(&b) {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_values_cannot_forge_text_log_lines() {
+    let sim = airbyte_sim::spawn(SimConfig::default())
+        .await
+        .expect("simulator");
+    let deployment = Harness::new(Db::Sqlite)
+        .airbyte(&sim)
+        .text_logs()
+        .deploy()
+        .await;
+    let served = deployment.serve();
+    let http = support::http_client();
+    let url = |path: &str| format!("{}{path}", served.client.base);
+    // What an attacker would like a log reader to believe.
+    let fake = "1999-01-01T00:00:00.000000Z  INFO airlock::request: FORGED admin signed in";
+    let payload = format!("probe\n{fake}\r\n{fake}\u{1b}[1A\u{2028}{fake}");
+
+    // `client_id` at both token endpoints, as JSON and as a form.
+    for path in [
+        "/api/public/v1/applications/token",
+        "/v1/applications/token",
+    ] {
+        let json = http
+            .post(url(path))
+            .json(&json!({"client_id": payload, "client_secret": "s", "grant_type": "client_credentials"}))
+            .send()
+            .await
+            .expect("answer");
+        assert!(json.status().is_client_error(), "{}", json.status());
+        let form = http
+            .post(url(path))
+            .form(&[("client_id", payload.as_str()), ("client_secret", "s")])
+            .send()
+            .await
+            .expect("answer");
+        assert!(form.status().is_client_error(), "{}", form.status());
+    }
+    // A path segment that decodes to the same lines, with and without a token.
+    let segment = encode_segment(&payload);
+    let (status, _) = served
+        .client
+        .post(&format!("/v1/connections/{segment}/sync"), "runner")
+        .await;
+    assert!(status.is_client_error(), "{status}");
+    let anonymous = http
+        .get(url(&format!("/v1/jobs/{segment}")))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+
+    // Every value reached the log, escaped, on the line of its event.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let lines = loop {
+        let lines = served.log_lines();
+        let client_ids = lines
+            .iter()
+            .filter(|l| l.contains(r"client_id=probe\n1999-01-01"))
+            .count();
+        if client_ids >= 4 || tokio::time::Instant::now() > deadline {
+            break lines;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let text = lines.join("\n");
+    assert!(
+        lines
+            .iter()
+            .filter(|l| l.contains(r"client_id=probe\n1999-01-01"))
+            .count()
+            >= 4,
+        "each token request logged its client_id:\n{text}"
+    );
+    assert!(
+        text.contains(r"\r\n1999-01-01")
+            && text.contains(r"\u{1b}[1A")
+            && text.contains(r"\u{2028}"),
+        "{text}"
+    );
+    // Every line is one of Airlock's: it starts with the time of its event
+    // (paths stay percent-encoded; decoded values are escaped).
+    for line in &lines {
+        let bytes = line.as_bytes();
+        assert!(
+            line.starts_with("20") && bytes.get(4) == Some(&b'-') && bytes.get(10) == Some(&b'T'),
+            "a line that is not an event's:\n{line}\n\nin:\n{text}"
+        );
+        assert!(
+            !line.contains('\r') && !line.contains('\u{1b}') && !line.contains('\u{2028}'),
+            "{line:?}"
+        );
+    }
+}

@@ -67,6 +67,7 @@ pub struct Harness {
     extra: Vec<String>,
     front_public_url: bool,
     log_level: String,
+    log_format: &'static str,
     env: Vec<(String, String)>,
 }
 
@@ -91,6 +92,7 @@ impl Harness {
             extra: Vec::new(),
             front_public_url: false,
             log_level: "info".to_owned(),
+            log_format: "json",
             env: Vec::new(),
         }
     }
@@ -223,6 +225,12 @@ impl Harness {
     /// `AIRLOCK_LOG` of `airlock serve` processes (`info` by default).
     pub fn log_level(mut self, level: &str) -> Self {
         level.clone_into(&mut self.log_level);
+        self
+    }
+
+    /// `airlock serve` processes write text logs (JSON lines otherwise).
+    pub fn text_logs(mut self) -> Self {
+        self.log_format = "text";
         self
     }
 

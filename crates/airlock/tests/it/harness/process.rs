@@ -85,6 +85,7 @@ impl Harness {
             launch: Launch {
                 path,
                 log_level: self.log_level,
+                log_format: self.log_format,
                 env: self.env,
                 signer,
             },
@@ -128,17 +129,20 @@ impl Deployment {
 pub struct Launch {
     path: PathBuf,
     log_level: String,
+    log_format: &'static str,
     env: Vec<(String, String)>,
     signer: DevIdp,
 }
 
 impl Launch {
     /// Starts `airlock serve --config FILE` on a free port and waits until
-    /// it listens. Its address is read from its log (JSON lines on stderr),
-    /// which is kept for assertions.
+    /// it listens. Its address is read from its log (JSON lines on stderr,
+    /// or text lines with [`Harness::text_logs`]), which is kept for
+    /// assertions.
     pub fn serve(&self) -> Served {
         let mut child = Command::new(env!("CARGO_BIN_EXE_airlock"))
-            .args(["--log-format", "json", "serve", "--listen", "127.0.0.1:0"])
+            .args(["--log-format", self.log_format])
+            .args(["serve", "--listen", "127.0.0.1:0"])
             .arg("--config")
             .arg(&self.path)
             .env("AIRLOCK_LOG", &self.log_level)
@@ -158,11 +162,10 @@ impl Launch {
             for line in std::io::BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
                 let event = serde_json::from_str::<Value>(&line).ok();
-                if let Some(event) = &event
-                    && event["message"] == "airlock listening"
-                    && let (Some(sender), Some(addr)) = (found.take(), event["addr"].as_str())
+                if let Some(addr) = listening_at(&line, event.as_ref())
+                    && let Some(sender) = found.take()
                 {
-                    let _ = sender.send(Some(addr.to_owned()));
+                    let _ = sender.send(Some(addr));
                 }
                 lock(&kept).push(line, event);
             }
@@ -190,6 +193,22 @@ impl Launch {
             },
             log,
         }
+    }
+}
+
+/// The address of the log line that says Airlock listens: a JSON event's
+/// `addr`, or a text line's `addr=` field.
+fn listening_at(line: &str, event: Option<&Value>) -> Option<String> {
+    match event {
+        Some(event) if event["message"] == "airlock listening" => {
+            event["addr"].as_str().map(str::to_owned)
+        }
+        Some(_) => None,
+        None if line.contains("airlock listening") => line
+            .split_whitespace()
+            .find_map(|word| word.strip_prefix("addr="))
+            .map(str::to_owned),
+        None => None,
     }
 }
 
