@@ -89,6 +89,16 @@ impl AuthError {
             Self::InvalidClaim(_) => "invalid_claim",
         }
     }
+
+    /// The claim a [`MissingClaim`](Self::MissingClaim) or
+    /// [`InvalidClaim`](Self::InvalidClaim) names (`sub`, `exp`...), for
+    /// the log and the audit trail beside the code.
+    pub fn claim(&self) -> Option<&'static str> {
+        match self {
+            Self::MissingClaim(claim) | Self::InvalidClaim(claim) => Some(claim),
+            _ => None,
+        }
+    }
 }
 
 /// What can go wrong building an [`Authenticator`].
@@ -134,5 +144,8 @@ mod tests {
         codes.sort_unstable();
         codes.dedup();
         assert_eq!(codes.len(), all.len());
+        assert_eq!(AuthError::InvalidClaim("sub").claim(), Some("sub"));
+        assert_eq!(AuthError::MissingClaim("exp").claim(), Some("exp"));
+        assert_eq!(AuthError::BadSignature.claim(), None);
     }
 }

@@ -243,7 +243,7 @@ impl Authenticator {
         let principal = issuer
             .mapping
             .principal(&issuer.config.issuer, Value::Object(parsed.claims))
-            .map_err(|_| AuthError::MissingClaim("sub"))?;
+            .map_err(AuthError::from)?;
         let principal = Arc::new(principal);
         self.cache
             .insert(hash, Arc::clone(&principal), expires_at, index, generation);
@@ -306,7 +306,7 @@ impl Authenticator {
         issuer
             .mapping
             .principal(&issuer.config.issuer, Value::Object(parsed.claims))
-            .map_err(|_| AuthError::MissingClaim("sub"))
+            .map_err(AuthError::from)
     }
 
     /// Checks `parsed`'s signature with `issuer`'s keys (fetching them when
@@ -411,12 +411,13 @@ pub fn principal_from_unverified_claims(
         .iter()
         .find(|config| iss_values(config).contains(&iss))
         .ok_or(AuthError::UnknownIssuer)?;
-    if !claims.is_object() {
+    let Some(object) = claims.as_object() else {
         return Err(AuthError::Malformed("the claims are not a JSON object"));
-    }
+    };
+    token::check_string_claims(object)?;
     ClaimMapping::for_issuer(config)
         .principal(&config.issuer, claims)
-        .map_err(|_| AuthError::MissingClaim("sub"))
+        .map_err(AuthError::from)
 }
 
 #[cfg(test)]
@@ -456,6 +457,14 @@ mod tests {
         assert_eq!(
             principal_from_unverified_claims(&issuers, json!({"sub": "u"})),
             Err(AuthError::MissingClaim("iss"))
+        );
+        assert_eq!(
+            principal_from_unverified_claims(
+                &issuers,
+                json!({"iss": "https://other.example", "sub": 42})
+            ),
+            Err(AuthError::InvalidClaim("sub")),
+            "explain refuses what the verifier refuses"
         );
     }
 }

@@ -238,6 +238,26 @@ impl ClaimMapping {
         }
     }
 
+    /// The subject: the first of the subject paths that holds a non-blank
+    /// string, or an integer (a custom claim such as an employee number;
+    /// `sub` itself must be a string, which [`check_string_claims`]
+    /// enforces). Anything else (a float, a boolean, an object) refuses the
+    /// claims rather than being skipped or printed.
+    ///
+    /// [`check_string_claims`]: super::token::check_string_claims
+    fn subject(&self, claims: &Value) -> Result<String, MappingError> {
+        for path in &self.subject {
+            match lookup(claims, path) {
+                None => {}
+                Some(Value::String(s)) if s.trim().is_empty() => {}
+                Some(Value::String(s)) => return Ok(s.clone()),
+                Some(Value::Number(n)) if n.is_i64() || n.is_u64() => return Ok(n.to_string()),
+                Some(_) => return Err(MappingError::InvalidSubject),
+            }
+        }
+        Err(MappingError::MissingSubject)
+    }
+
     /// Builds the principal from claims whose signature and validity were
     /// already checked (or, for `policy explain --claims`, deliberately not).
     pub(crate) fn principal(&self, issuer: &str, claims: Value) -> Result<Principal, MappingError> {
@@ -257,7 +277,7 @@ impl ClaimMapping {
             }
             out
         };
-        let subject = first(&self.subject).ok_or(MappingError::MissingSubject)?;
+        let subject = self.subject(&claims)?;
         let client_id = first(&self.client_id);
         let email_unverified =
             lookup(&claims, "email_verified").is_some_and(|v| v == &Value::Bool(false));
@@ -296,6 +316,19 @@ impl ClaimMapping {
 pub(crate) enum MappingError {
     #[error("no subject claim")]
     MissingSubject,
+    /// The subject claim is a float, a boolean, an object...: never
+    /// coerced into a subject.
+    #[error("the subject claim is not a string")]
+    InvalidSubject,
+}
+
+impl From<MappingError> for super::AuthError {
+    fn from(error: MappingError) -> Self {
+        match error {
+            MappingError::MissingSubject => Self::MissingClaim("sub"),
+            MappingError::InvalidSubject => Self::InvalidClaim("sub"),
+        }
+    }
 }
 
 fn rule_matches(rule: &KindRule, claims: &Value) -> bool {

@@ -186,14 +186,27 @@ fn numeric_date(claims: &Map<String, Value>, name: &'static str) -> Result<Optio
     }
 }
 
-/// Checks the time claims and the audience of a token whose signature was
-/// verified; returns its `exp`.
+/// RFC 7519 4.1: `iss`, `sub` and `jti` are strings when present (the
+/// types of `aud`, `exp`, `nbf` and `iat` are checked where they are read).
+/// A claim of another type refuses the token: it is never coerced.
+pub(crate) fn check_string_claims(claims: &Map<String, Value>) -> Result<(), AuthError> {
+    for name in ["iss", "sub", "jti"] {
+        if claims.get(name).is_some_and(|value| !value.is_string()) {
+            return Err(AuthError::InvalidClaim(name));
+        }
+    }
+    Ok(())
+}
+
+/// Checks the registered claims' types, the time claims and the audience
+/// of a token whose signature was verified; returns its `exp`.
 pub(crate) fn check_claims(
     claims: &Map<String, Value>,
     audiences: &[String],
     leeway_secs: u64,
     now: i64,
 ) -> Result<i64, AuthError> {
+    check_string_claims(claims)?;
     let leeway = i64::try_from(leeway_secs).unwrap_or(i64::MAX);
     let exp = numeric_date(claims, "exp")?.ok_or(AuthError::MissingClaim("exp"))?;
     if now >= exp.saturating_add(leeway) {
@@ -399,5 +412,49 @@ mod tests {
         assert_eq!(check_claims(&skewed, &aud, 60, now), Ok(now - 30));
         let float = claims(json!({"exp": 1e300, "aud": "airlock"}));
         assert_eq!(check_claims(&float, &aud, 60, now), Ok(i64::MAX));
+    }
+
+    #[test]
+    fn registered_claims_of_the_wrong_json_type_are_refused() {
+        let aud = vec!["airlock".to_owned()];
+        let now = 1_000_000;
+        let base = json!({"iss": "https://id.example", "sub": "s", "jti": "j", "aud": "airlock", "exp": now + 600, "nbf": now, "iat": now});
+        assert_eq!(
+            check_claims(&claims(base.clone()), &aud, 60, now),
+            Ok(now + 600)
+        );
+        let wrong: [(&str, Value); 22] = [
+            ("sub", json!(42)),
+            ("sub", json!(4.2)),
+            ("sub", json!(true)),
+            ("sub", json!(null)),
+            ("sub", json!(["s"])),
+            ("sub", json!({"id": "s"})),
+            ("iss", json!(["https://id.example"])),
+            ("iss", json!({"iss": "https://id.example"})),
+            ("jti", json!(7)),
+            ("aud", json!({"airlock": true})),
+            ("aud", json!(1)),
+            ("aud", json!(null)),
+            ("aud", json!([["airlock"]])),
+            ("exp", json!((now + 600).to_string())),
+            ("exp", json!(true)),
+            ("exp", json!([now + 600])),
+            ("exp", json!(null)),
+            ("nbf", json!("0")),
+            ("nbf", json!({"t": 0})),
+            ("iat", json!(now.to_string())),
+            ("iat", json!([now])),
+            ("iat", json!(false)),
+        ];
+        for (name, value) in wrong {
+            let mut token = base.clone();
+            token[name] = value.clone();
+            assert_eq!(
+                check_claims(&claims(token), &aud, 60, now),
+                Err(AuthError::InvalidClaim(name)),
+                "{name}: {value}"
+            );
+        }
     }
 }

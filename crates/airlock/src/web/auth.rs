@@ -212,15 +212,11 @@ impl Caller {
         match state.authenticator().authenticate(header).await {
             Ok(principal) => Self::admit(parts, state, door, principal, request_id, origin, None),
             Err(error) => {
-                refuse(
-                    parts,
-                    state,
-                    &request_id,
-                    origin,
-                    door.channel,
-                    error.code(),
-                )
-                .await;
+                let reason = Reason {
+                    code: error.code(),
+                    claim: error.claim(),
+                };
+                refuse(parts, state, &request_id, origin, door.channel, reason).await;
                 Err(Refusal::Unauthenticated)
             }
         }
@@ -243,6 +239,13 @@ fn tagged(parts: &Parts) -> Option<&'static str> {
     parts.extensions.get::<ChannelTag>().map(|tag| tag.0)
 }
 
+/// Why an authentication failed: the reason code, and the claim it is
+/// about (`invalid_claim` of `sub`), when it is about one.
+struct Reason {
+    code: &'static str,
+    claim: Option<&'static str>,
+}
+
 /// Logs, counts and audits a failed authentication (401): the reason goes
 /// to the log and the audit trail, never to the caller.
 async fn refuse(
@@ -251,21 +254,26 @@ async fn refuse(
     request_id: &RequestId,
     origin: audit::Origin,
     channel: &str,
-    reason: &'static str,
+    reason: Reason,
 ) {
     tracing::info!(
         request_id = %request_id.0,
-        reason,
+        reason = reason.code,
+        claim = reason.claim,
         path = %parts.uri.path(),
         "authentication failed"
     );
-    state.metrics().authentication_failure(reason);
+    state.metrics().authentication_failure(reason.code);
+    let mut detail = serde_json::json!({"path": refusals::bounded(parts.uri.path())});
+    if let Some(claim) = reason.claim {
+        detail["claim"] = claim.into();
+    }
     let refusal = Unidentified {
         channel,
         action: "authenticate",
-        reason,
+        reason: reason.code,
         status: "401",
-        detail: serde_json::json!({"path": refusals::bounded(parts.uri.path())}),
+        detail,
     };
     refusal.record(state, origin).await;
 }
@@ -359,7 +367,11 @@ impl Caller {
         let session = match state.sessions().find(id, state.now_ms()).await {
             Ok(Some(session)) => session,
             Ok(None) => {
-                refuse(parts, state, &request_id, origin, channel, "no_session").await;
+                let reason = Reason {
+                    code: "no_session",
+                    claim: None,
+                };
+                refuse(parts, state, &request_id, origin, channel, reason).await;
                 return Err(Refusal::Unauthenticated);
             }
             Err(error) => return Err(Refusal::Store(error)),

@@ -410,6 +410,7 @@ fn attack_cases(w: &World) -> Vec<Case> {
         case("aud list without ours", w.rsa.token(&claims(json!({"aud": ["account", "api"]}))), "wrong_audience"),
         case("missing aud", w.rsa.token(&claims(json!({"aud": null}))), "missing_claim"),
         case("missing sub", w.rsa.token(&claims(json!({"sub": null}))), "missing_claim"),
+        case("sub as a number", w.rsa.token(&claims(json!({"sub": 42}))), "invalid_claim"),
         // Keys: only the configured issuer's, by kid.
         case("unknown kid", w.rsa.sign(&with(json!({"kid": "nope"})), &good), "unknown_kid"),
         case("kid with path traversal", w.rsa.sign(&with(json!({"kid": "../../../../etc/passwd"})), &good), "unknown_kid"),
@@ -542,6 +543,42 @@ async fn jwt_attack_suite_is_refused_with_the_right_reason() {
             .await
             .is_ok()
     );
+}
+
+#[tokio::test]
+async fn claims_of_the_wrong_json_type_are_refused_naming_the_claim() {
+    let w = world();
+    let cases = [
+        ("sub", json!(42)),
+        ("sub", json!({"id": "svc-etl"})),
+        ("sub", json!(["svc-etl"])),
+        ("sub", json!(true)),
+        ("aud", json!({"airlock": true})),
+        ("aud", json!(7)),
+        ("aud", json!(["airlock", {"x": 1}])),
+        ("exp", json!((NOW + 300).to_string())),
+        ("exp", json!(true)),
+        ("exp", json!([NOW + 300])),
+        ("iss", json!([ISSUER])),
+        ("iss", json!({"url": ISSUER})),
+        ("iss", json!(1)),
+        ("nbf", json!(NOW.to_string())),
+        ("nbf", json!([NOW])),
+        ("iat", json!(NOW.to_string())),
+        ("iat", json!({"at": NOW})),
+        ("jti", json!(12)),
+    ];
+    for (claim, value) in cases {
+        let token = w.rsa.token(&claims(json!({ claim: value })));
+        assert_eq!(
+            w.auth.verify_token(&token).await.err(),
+            Some(AuthError::InvalidClaim(claim)),
+            "{claim}: {value}"
+        );
+    }
+    // The same claims with their right types are accepted.
+    let fine = claims(json!({"jti": "j-1", "nbf": NOW, "aud": ["x", "airlock"]}));
+    assert!(w.auth.verify_token(&w.rsa.token(&fine)).await.is_ok());
 }
 
 #[tokio::test]
@@ -922,7 +959,7 @@ mod over_http {
     use axum::routing::get;
     use serde_json::{Value, json};
 
-    use super::{NOW, RSA_A, Signer, claims};
+    use super::{EC_A, NOW, RSA_A, Signer, claims};
 
     #[derive(Default)]
     struct Served {
@@ -1068,5 +1105,66 @@ mod over_http {
             assert!(message.contains(expected), "{expected}: {message}");
             assert!(!auth.is_ready());
         }
+    }
+
+    #[tokio::test]
+    async fn a_claim_of_the_wrong_type_is_refused_through_the_api_and_audited() {
+        use airlock_store::audit::AuditFilter;
+
+        use crate::harness::{Harness, Issuer};
+        use crate::support::Db;
+
+        let (base, served) = serve().await;
+        let signer = Signer::ec(EC_A, "ec-1");
+        set_jwks(&served, StatusCode::OK, &json!({"keys": [signer.jwk()]}));
+        let stack = Harness::new(Db::Sqlite)
+            .issuer(Issuer::new(&base, &["airlock"]))
+            .start()
+            .await;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("time")
+            .as_secs();
+        let claims = |sub: Value| json!({"iss": base, "sub": sub, "aud": "airlock", "iat": now, "exp": now + 300, "roles": ["reader"]});
+        let call = |token: String, request_id: &'static str| {
+            stack
+                .http
+                .get(stack.url("/v1/jobs"))
+                .bearer_auth(token)
+                .header("x-request-id", request_id)
+                .send()
+        };
+        let fine = call(signer.token(&claims(json!("svc-42"))), "typed-ok")
+            .await
+            .expect("answer");
+        assert_eq!(fine.status(), StatusCode::OK, "a string sub is accepted");
+        let numeric = call(signer.token(&claims(json!(42))), "typed-number")
+            .await
+            .expect("answer");
+        assert_eq!(numeric.status(), StatusCode::UNAUTHORIZED);
+        let body = numeric.text().await.expect("body");
+        assert!(!body.contains("sub"), "the reason is not told: {body}");
+
+        let records = stack
+            .store()
+            .await
+            .audit_records(&AuditFilter {
+                ascending: true,
+                limit: 100,
+                ..AuditFilter::default()
+            })
+            .await
+            .expect("records");
+        let refusal = records
+            .iter()
+            .find(|r| r.entry.origin.request_id.as_deref() == Some("typed-number"))
+            .expect("the refusal is audited");
+        assert_eq!(refusal.entry.action, "authenticate");
+        assert_eq!(refusal.entry.decision, "deny");
+        assert_eq!(refusal.entry.reason.as_deref(), Some("invalid_claim"));
+        assert_eq!(
+            refusal.entry.detail.as_ref().map(|d| d["claim"].clone()),
+            Some(json!("sub"))
+        );
     }
 }

@@ -301,3 +301,40 @@ fn overrides_replace_preset_paths_and_kind_rules() {
         "preset rule `uid absent` was replaced"
     );
 }
+
+#[test]
+fn a_subject_of_the_wrong_type_is_refused_not_coerced() {
+    let entra = ClaimMapping::for_issuer(&{
+        let mut c = IssuerConfig::new("https://i.example", &["x"]);
+        c.preset = Preset::Entra;
+        c
+    });
+    for oid in [
+        json!(1.5),
+        json!(true),
+        json!({"id": "x"}),
+        json!(["x"]),
+        json!(null),
+    ] {
+        assert_eq!(
+            entra.principal("https://i.example", json!({"oid": oid, "sub": "fallback"})),
+            Err(MappingError::InvalidSubject),
+            "oid {oid} must not fall back to sub nor be printed"
+        );
+    }
+    assert_eq!(
+        entra
+            .principal("https://i.example", json!({"oid": " ", "sub": "s"}))
+            .map(|p| p.subject),
+        Ok("s".to_owned()),
+        "a blank subject counts as absent"
+    );
+    assert_eq!(
+        entra.principal("https://i.example", json!({"name": "n"})),
+        Err(MappingError::MissingSubject)
+    );
+    assert_eq!(
+        crate::identity::AuthError::from(MappingError::InvalidSubject),
+        crate::identity::AuthError::InvalidClaim("sub")
+    );
+}
