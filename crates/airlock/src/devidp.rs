@@ -144,7 +144,7 @@ impl DevIdp {
     /// console signs in with [`CONSOLE_CLIENT_ID`].
     pub fn issuer_config(&self) -> IssuerConfig {
         let mut config = IssuerConfig::new(self.issuer.clone(), &[AUDIENCE]);
-        config.algorithms = vec![airlock_domain::identity::SigningAlgorithm::Es256];
+        config.algorithms = Some(vec![airlock_domain::identity::SigningAlgorithm::Es256]);
         config.allow_insecure_http = true;
         config.console_client_id = Some(CONSOLE_CLIENT_ID.to_owned());
         config

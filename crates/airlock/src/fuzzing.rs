@@ -78,7 +78,7 @@ fn harness() -> &'static TokenHarness {
             .map(|preset| {
                 let mut config = IssuerConfig::new(ISSUER, &[AUDIENCE]);
                 config.preset = *preset;
-                config.algorithms = vec![SigningAlgorithm::Es256, SigningAlgorithm::Rs256];
+                config.algorithms = Some(vec![SigningAlgorithm::Es256, SigningAlgorithm::Rs256]);
                 let source: Arc<dyn KeySource> = Arc::new(StaticKeySource::new(keys.clone()));
                 Authenticator::new(vec![(config, source)], clock.clone())
                     .expect("a valid issuer")

@@ -34,8 +34,10 @@ pub struct IssuerConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jwks_url: Option<String>,
     /// Signature algorithms accepted from this issuer (never HMAC or `none`).
-    #[serde(default = "default_algorithms")]
-    pub algorithms: Vec<SigningAlgorithm>,
+    /// Not set: every asymmetric algorithm its key can verify (the JWK's
+    /// `alg`, else its `kty`/`crv`) that its discovery document advertises.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub algorithms: Option<Vec<SigningAlgorithm>>,
     /// Allowed clock skew for `exp`, `nbf` and `iat`, in seconds.
     #[serde(default = "default_leeway")]
     pub leeway_secs: u64,
@@ -87,9 +89,6 @@ pub struct IssuerConfig {
 /// The scopes the console asks for when `console_scope` is not set.
 pub const DEFAULT_CONSOLE_SCOPE: &str = "openid profile email";
 
-fn default_algorithms() -> Vec<SigningAlgorithm> {
-    vec![SigningAlgorithm::Rs256]
-}
 fn default_leeway() -> u64 {
     DEFAULT_LEEWAY_SECS
 }
@@ -112,7 +111,7 @@ impl IssuerConfig {
             audiences: audiences.iter().map(|a| (*a).to_owned()).collect(),
             preset: Preset::default(),
             jwks_url: None,
-            algorithms: default_algorithms(),
+            algorithms: None,
             leeway_secs: DEFAULT_LEEWAY_SECS,
             jwks_refresh_secs: DEFAULT_JWKS_REFRESH_SECS,
             unknown_kid_cooldown_secs: DEFAULT_UNKNOWN_KID_COOLDOWN_SECS,
@@ -173,7 +172,7 @@ impl IssuerConfig {
         if let Some(url) = &self.token_endpoint {
             check_url(url, self.allow_insecure_http).map_err(|m| err("token_endpoint", m))?;
         }
-        if self.algorithms.is_empty() {
+        if self.algorithms.as_ref().is_some_and(Vec::is_empty) {
             return Err(err(
                 "algorithms",
                 "must allow at least one algorithm".to_owned(),

@@ -8,7 +8,9 @@
 //! 2. take the JWS apart ([`token`]): strict base64url, strict JSON (no
 //!    duplicate keys), an asymmetric `alg`, no `crit`, no nested JWT;
 //! 3. pick the issuer by the (unverified) `iss` claim and check `alg`
-//!    against *that* issuer's allow-list and its required `typ`;
+//!    against *that* issuer's allow-list (without one: what its key can
+//!    verify, among the algorithms its discovery advertises) and its
+//!    required `typ`;
 //! 4. find the key in *that* issuer's key set ([`keys`]), refetching on an
 //!    unknown `kid` at most once per cooldown; keys in the token are ignored;
 //! 5. verify the signature (`jsonwebtoken` with aws-lc), then `exp`, `nbf`,
@@ -57,9 +59,21 @@ use principal::ClaimMapping;
 #[derive(Debug)]
 struct Issuer {
     config: IssuerConfig,
-    algorithms: Vec<Algorithm>,
+    /// The configured allow-list; `None` lets the keys and discovery decide.
+    algorithms: Option<Vec<Algorithm>>,
     mapping: ClaimMapping,
     keys: KeyCache,
+}
+
+impl Issuer {
+    /// Whether `alg` (asymmetric: [`token::parse`] refuses the others) is
+    /// in the configured allow-list; with none, the key decides (its JWK's
+    /// `alg`, else its type) and then the advertised algorithms.
+    fn allows(&self, alg: Algorithm) -> bool {
+        self.algorithms
+            .as_ref()
+            .is_none_or(|list| list.contains(&alg))
+    }
 }
 
 /// Whether one issuer's keys are loaded, for `/readyz`.
@@ -124,7 +138,10 @@ impl Authenticator {
                     by_iss.entry(iss).or_insert(index);
                 }
                 Issuer {
-                    algorithms: config.algorithms.iter().map(|a| a.to_jwt()).collect(),
+                    algorithms: config
+                        .algorithms
+                        .as_ref()
+                        .map(|list| list.iter().map(|a| a.to_jwt()).collect()),
                     mapping: ClaimMapping::for_issuer(&config),
                     keys: KeyCache::new(&config, source),
                     config,
@@ -224,7 +241,7 @@ impl Authenticator {
         };
         let index = *self.by_iss.get(iss).ok_or(AuthError::UnknownIssuer)?;
         let issuer = self.issuers.get(index).ok_or(AuthError::UnknownIssuer)?;
-        if !issuer.algorithms.contains(&parsed.alg) {
+        if !issuer.allows(parsed.alg) {
             return Err(AuthError::AlgNotAllowed);
         }
         if let Some(expected) = &issuer.config.token_type
@@ -279,7 +296,7 @@ impl Authenticator {
             .iter()
             .find(|i| i.config.issuer == issuer)
             .ok_or(AuthError::UnknownIssuer)?;
-        if !issuer.algorithms.contains(&parsed.alg) {
+        if !issuer.allows(parsed.alg) {
             return Err(AuthError::AlgNotAllowed);
         }
         // An RFC 9068 access token is not an ID token, whatever its `aud`.
@@ -331,6 +348,11 @@ impl Authenticator {
         let Selection::Found(key) = keys.select(kid, parsed.alg) else {
             return Err(AuthError::UnknownKid);
         };
+        // Without an allow-list, the issuer's own list (discovery) limits
+        // what its keys may verify.
+        if issuer.algorithms.is_none() && !keys.advertises(parsed.alg) {
+            return Err(AuthError::AlgNotAllowed);
+        }
         if !key.verify(
             parsed.signing_input.as_bytes(),
             parsed.signature,

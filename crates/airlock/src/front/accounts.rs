@@ -155,7 +155,7 @@ impl Accounts {
     /// any host is harmless.
     pub(crate) fn issuer_config(&self) -> IssuerConfig {
         let mut config = IssuerConfig::new(self.issuer.clone(), &[AUDIENCE]);
-        config.algorithms = vec![SigningAlgorithm::Es256];
+        config.algorithms = Some(vec![SigningAlgorithm::Es256]);
         config.token_type = Some(TOKEN_TYPE.to_owned());
         config.allow_insecure_http = true;
         config

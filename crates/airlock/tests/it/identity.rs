@@ -156,12 +156,13 @@ fn world() -> World {
     let ed = Signer::ed(ED_A, "ed-1");
     let other = Signer::rsa(RSA_B, "rsa-1");
     let mut first = IssuerConfig::new(ISSUER, &["airlock"]);
-    first.algorithms = vec![
+    first.algorithms = Some(vec![
         SigningAlgorithm::Rs256,
         SigningAlgorithm::Es256,
         SigningAlgorithm::EdDsa,
-    ];
-    let second = IssuerConfig::new(OTHER_ISSUER, &["airlock"]);
+    ]);
+    let mut second = IssuerConfig::new(OTHER_ISSUER, &["airlock"]);
+    second.algorithms = Some(vec![SigningAlgorithm::Rs256]);
     let clock = clock_at(NOW);
     let auth = Authenticator::new(
         vec![
@@ -959,12 +960,16 @@ mod over_http {
     use axum::routing::get;
     use serde_json::{Value, json};
 
-    use super::{EC_A, NOW, RSA_A, Signer, claims};
+    use super::{EC_A, ED_A, NOW, RSA_A, RSA_A_PUBLIC, Signer, claims, hmac_signed, unsigned};
+    use airlock_domain::identity::SigningAlgorithm;
+    use jsonwebtoken::Algorithm;
 
     #[derive(Default)]
     struct Served {
         /// The issuer the discovery document states.
         stated_issuer: Mutex<String>,
+        /// Its `id_token_signing_alg_values_supported`, when it has one.
+        advertised: Mutex<Option<Value>>,
         /// The JWKS body, and the status to answer with.
         jwks: Mutex<(StatusCode, String)>,
         discovery_hits: AtomicUsize,
@@ -974,8 +979,11 @@ mod over_http {
     async fn discovery(State(s): State<Arc<Served>>) -> Response {
         s.discovery_hits.fetch_add(1, Ordering::SeqCst);
         let issuer = s.stated_issuer.lock().expect("lock").clone();
-        axum::Json(json!({"issuer": issuer, "jwks_uri": format!("{issuer}/jwks"), "token_endpoint": format!("{issuer}/token")}))
-            .into_response()
+        let mut document = json!({"issuer": issuer, "jwks_uri": format!("{issuer}/jwks"), "token_endpoint": format!("{issuer}/token")});
+        if let Some(advertised) = s.advertised.lock().expect("lock").clone() {
+            document["id_token_signing_alg_values_supported"] = advertised;
+        }
+        axum::Json(document).into_response()
     }
 
     async fn jwks(State(s): State<Arc<Served>>) -> Response {
@@ -1035,6 +1043,148 @@ mod over_http {
             .await
             .expect("discovery");
         assert_eq!(discovered.token_endpoint, Some(format!("{base}/token")));
+    }
+
+    /// A JWK without its `alg`: its `kty` and `crv` alone say what it verifies.
+    fn unpinned(signer: &Signer) -> Value {
+        let mut jwk = signer.jwk();
+        jwk.as_object_mut().expect("object").remove("alg");
+        jwk
+    }
+
+    #[tokio::test]
+    async fn without_algorithms_the_keys_and_discovery_decide() {
+        let (base, served) = serve().await;
+        *served.advertised.lock().expect("lock") =
+            Some(json!(["ES256", "EdDSA", "PS256", "HS256", "none", "XX999"]));
+        let ec = Signer::ec(EC_A, "ec-1");
+        let ed = Signer::ed(ED_A, "ed-1");
+        let ps = Signer {
+            alg: Algorithm::PS256,
+            ..Signer::rsa(RSA_A, "rsa-1")
+        };
+        let ec_jwk = unpinned(&ec);
+        set_jwks(
+            &served,
+            StatusCode::OK,
+            &json!({"keys": [ec_jwk, ed.jwk(), unpinned(&ps)]}),
+        );
+        let config = IssuerConfig::new(base.clone(), &["airlock"]);
+        assert_eq!(config.algorithms, None, "the default");
+        let auth = authenticator(config);
+        let good = claims(json!({"iss": base}));
+        for signer in [&ec, &ed, &ps] {
+            let outcome = auth.verify_token(&signer.token(&good)).await;
+            assert!(outcome.is_ok(), "{:?}: {outcome:?}", signer.alg);
+        }
+        let refused = [
+            (
+                "RS256: the RSA key could, the issuer does not advertise it",
+                Signer::rsa(RSA_A, "rsa-1").token(&good),
+                AuthError::AlgNotAllowed,
+            ),
+            (
+                "ES384 on a P-256 key",
+                unsigned(&json!({"alg": "ES384", "kid": "ec-1"}), &good, "c2ln"),
+                AuthError::AlgKeyMismatch,
+            ),
+            (
+                "PS256 on the EC key",
+                ps.sign(&json!({"alg": "PS256", "kid": "ec-1"}), &good),
+                AuthError::AlgKeyMismatch,
+            ),
+            (
+                "HS256 keyed with the EC key's JWK (key confusion)",
+                hmac_signed(
+                    &json!({"alg": "HS256", "kid": "ec-1"}),
+                    &good,
+                    ec_jwk.to_string().as_bytes(),
+                    Algorithm::HS256,
+                ),
+                AuthError::AlgNotAllowed,
+            ),
+            (
+                "HS256 keyed with the RSA public key PEM (key confusion)",
+                hmac_signed(
+                    &json!({"alg": "HS256", "kid": "rsa-1"}),
+                    &good,
+                    RSA_A_PUBLIC.as_bytes(),
+                    Algorithm::HS256,
+                ),
+                AuthError::AlgNotAllowed,
+            ),
+            (
+                "alg none",
+                unsigned(&json!({"alg": "none", "kid": "ec-1"}), &good, ""),
+                AuthError::AlgNotAllowed,
+            ),
+        ];
+        for (name, token, expected) in refused {
+            assert_eq!(
+                auth.verify_token(&token).await.err(),
+                Some(expected),
+                "{name}"
+            );
+        }
+        let discovered = airlock_domain::identity::discover(&reqwest::Client::new(), &base, false)
+            .await
+            .expect("discovery");
+        assert_eq!(
+            discovered.signing_algorithms,
+            Some(vec![
+                SigningAlgorithm::Es256,
+                SigningAlgorithm::EdDsa,
+                SigningAlgorithm::Ps256
+            ]),
+            "HMAC, none and unknown names are left out"
+        );
+    }
+
+    #[tokio::test]
+    async fn without_algorithms_or_discovery_a_pinned_key_decides() {
+        let (base, served) = serve().await;
+        let ec = Signer::ec(EC_A, "ec-1");
+        let rsa = Signer::rsa(RSA_A, "rsa-1");
+        let mut pinned = rsa.jwk();
+        pinned["alg"] = json!("PS256");
+        set_jwks(
+            &served,
+            StatusCode::OK,
+            &json!({"keys": [ec.jwk(), pinned]}),
+        );
+        let mut config = IssuerConfig::new("https://keycloak.example/realms/data", &["airlock"]);
+        config.jwks_url = Some(format!("{base}/jwks"));
+        let auth = authenticator(config);
+        let good = claims(json!({"iss": "https://keycloak.example/realms/data"}));
+        assert!(
+            auth.verify_token(&ec.token(&good)).await.is_ok(),
+            "ES256 by default"
+        );
+        let ps = Signer {
+            alg: Algorithm::PS256,
+            ..Signer::rsa(RSA_A, "rsa-1")
+        };
+        assert!(
+            auth.verify_token(&ps.token(&good)).await.is_ok(),
+            "the pinned alg"
+        );
+        assert_eq!(
+            auth.verify_token(&rsa.token(&good)).await.err(),
+            Some(AuthError::AlgKeyMismatch),
+            "RS256 on a key pinned to PS256"
+        );
+        assert_eq!(
+            auth.verify_token(&hmac_signed(
+                &json!({"alg": "HS256", "kid": "rsa-1"}),
+                &good,
+                RSA_A_PUBLIC.as_bytes(),
+                Algorithm::HS256
+            ))
+            .await
+            .err(),
+            Some(AuthError::AlgNotAllowed)
+        );
+        assert_eq!(served.discovery_hits.load(Ordering::SeqCst), 0);
     }
 
     #[tokio::test]

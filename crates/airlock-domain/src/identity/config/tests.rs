@@ -9,7 +9,7 @@ fn defaults_are_the_documented_ones() {
     let c =
         parse("issuer = \"https://id.example.com\"\naudiences = [\"airlock\"]\n").expect("parses");
     assert_eq!(c.preset, Preset::Generic);
-    assert_eq!(c.algorithms, vec![SigningAlgorithm::Rs256]);
+    assert_eq!(c.algorithms, None, "not set: the issuer's keys decide");
     assert_eq!(c.leeway_secs, 60);
     assert_eq!(c.jwks_refresh_secs, 300);
     assert_eq!(c.unknown_kid_cooldown_secs, 60);
@@ -31,11 +31,11 @@ fn hmac_and_none_cannot_be_configured() {
         .expect("asymmetric algorithms parse");
     assert_eq!(
         c.algorithms,
-        vec![
+        Some(vec![
             SigningAlgorithm::Es256,
             SigningAlgorithm::EdDsa,
             SigningAlgorithm::Ps512
-        ]
+        ])
     );
 }
 
@@ -110,7 +110,7 @@ fn validation_errors_name_the_key() {
         ),
         (
             IssuerConfig {
-                algorithms: vec![],
+                algorithms: Some(vec![]),
                 ..base.clone()
             },
             "issuers[0].algorithms",

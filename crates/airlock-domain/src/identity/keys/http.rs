@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::super::config::{IssuerConfig, check_url};
+use super::super::config::{IssuerConfig, SigningAlgorithm, check_url};
 use super::{KeyFuture, KeySet, KeySource, KeySourceError};
 
 /// The largest discovery document or key set read, in bytes.
@@ -26,6 +26,22 @@ pub struct Discovery {
     pub token_endpoint: Option<String>,
     /// Where browsers sign in (the console's login).
     pub authorization_endpoint: Option<String>,
+    /// The asymmetric algorithms of `id_token_signing_alg_values_supported`
+    /// (HMAC, `none` and unknown names left out); `None` when it lists none.
+    pub signing_algorithms: Option<Vec<SigningAlgorithm>>,
+}
+
+/// The asymmetric algorithms a discovery document advertises, if any.
+fn advertised_algorithms(document: &Value) -> Option<Vec<SigningAlgorithm>> {
+    let names = document
+        .get("id_token_signing_alg_values_supported")?
+        .as_array()?;
+    let algorithms: Vec<SigningAlgorithm> = names
+        .iter()
+        .filter_map(Value::as_str)
+        .filter_map(|name| SigningAlgorithm::try_from(name.to_owned()).ok())
+        .collect();
+    (!algorithms.is_empty()).then_some(algorithms)
 }
 
 /// Reads `{issuer}/.well-known/openid-configuration` and checks that it
@@ -69,6 +85,7 @@ pub async fn discover(
         jwks_uri: jwks_uri.to_owned(),
         token_endpoint,
         authorization_endpoint,
+        signing_algorithms: advertised_algorithms(&document),
     })
 }
 
@@ -122,7 +139,8 @@ pub struct HttpKeySource {
     issuer: String,
     jwks_url: Option<String>,
     allow_insecure_http: bool,
-    discovered: Mutex<Option<String>>,
+    /// The discovered `jwks_uri`, and the algorithms advertised with it.
+    discovered: Mutex<Option<(String, Option<Vec<jsonwebtoken::Algorithm>>)>>,
 }
 
 impl HttpKeySource {
@@ -137,29 +155,43 @@ impl HttpKeySource {
         }
     }
 
+    /// The key set's URL and the algorithms advertised with it: the
+    /// configured `jwks_url` (nothing advertised), else discovery's (once).
+    async fn jwks_location(
+        &self,
+    ) -> Result<(String, Option<Vec<jsonwebtoken::Algorithm>>), KeySourceError> {
+        if let Some(url) = &self.jwks_url {
+            return Ok((url.clone(), None));
+        }
+        let known = self
+            .discovered
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        if let Some(known) = known {
+            return Ok(known);
+        }
+        let found = discover(&self.client, &self.issuer, self.allow_insecure_http).await?;
+        let advertised = found
+            .signing_algorithms
+            .map(|list| list.into_iter().map(SigningAlgorithm::to_jwt).collect());
+        let location = (found.jwks_uri, advertised);
+        *self
+            .discovered
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(location.clone());
+        Ok(location)
+    }
+
     async fn fetch_keys(&self) -> Result<KeySet, KeySourceError> {
-        let known = self.jwks_url.clone().or_else(|| {
-            self.discovered
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .clone()
-        });
-        let url = match known {
-            Some(url) => url,
-            None => {
-                let found = discover(&self.client, &self.issuer, self.allow_insecure_http).await?;
-                *self
-                    .discovered
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner) = Some(found.jwks_uri.clone());
-                found.jwks_uri
-            }
-        };
+        let (url, advertised) = self.jwks_location().await?;
         let result = match get_json(&self.client, &url).await {
-            Ok(document) => KeySet::from_jwks(&document).map_err(|e| KeySourceError::Invalid {
-                url: url.clone(),
-                reason: e.to_string(),
-            }),
+            Ok(document) => KeySet::from_jwks(&document)
+                .map(|keys| keys.with_advertised(advertised))
+                .map_err(|e| KeySourceError::Invalid {
+                    url: url.clone(),
+                    reason: e.to_string(),
+                }),
             Err(e) => Err(e),
         };
         if result.is_err() && self.jwks_url.is_none() {

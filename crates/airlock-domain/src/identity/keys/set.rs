@@ -15,6 +15,10 @@ const MAX_KEYS: usize = 64;
 #[derive(Debug, Clone, Default)]
 pub struct KeySet {
     keys: Vec<VerifyingKey>,
+    /// The asymmetric algorithms the issuer's discovery document advertises
+    /// (`id_token_signing_alg_values_supported`); `None` when it names none
+    /// (or the key set was not found through discovery).
+    advertised: Option<Vec<Algorithm>>,
 }
 
 /// What a key set holds for a token's `kid` and `alg`.
@@ -56,7 +60,25 @@ impl KeySet {
         if keys.is_empty() {
             return Err(KeySetError::NoUsableKeys);
         }
-        Ok(Self { keys })
+        Ok(Self {
+            keys,
+            advertised: None,
+        })
+    }
+
+    /// The same keys, limited to the algorithms the issuer advertises
+    /// (only used when its configuration sets no `algorithms`).
+    #[must_use]
+    pub fn with_advertised(mut self, advertised: Option<Vec<Algorithm>>) -> Self {
+        self.advertised = advertised;
+        self
+    }
+
+    /// Whether the issuer advertises `alg` (or advertises nothing).
+    pub(crate) fn advertises(&self, alg: Algorithm) -> bool {
+        self.advertised
+            .as_ref()
+            .is_none_or(|list| list.contains(&alg))
     }
 
     /// Parses a JWKS document from its JSON text.
@@ -104,7 +126,8 @@ impl KeySet {
     }
 
     pub(super) fn same_keys(&self, other: &Self) -> bool {
-        self.keys.len() == other.keys.len()
+        self.advertised == other.advertised
+            && self.keys.len() == other.keys.len()
             && self
                 .keys
                 .iter()
@@ -201,5 +224,18 @@ mod tests {
         ));
         assert!(one.same_keys(&one.clone()));
         assert!(!one.same_keys(&set));
+    }
+
+    #[test]
+    fn advertised_algorithms_limit_and_count_as_a_change() {
+        let set = KeySet::from_jwks(&json!({"keys": [rsa_jwk("a")]})).expect("keys");
+        assert!(set.advertises(Algorithm::PS512), "nothing advertised");
+        let limited = set.clone().with_advertised(Some(vec![Algorithm::RS256]));
+        assert!(limited.advertises(Algorithm::RS256));
+        assert!(!limited.advertises(Algorithm::PS256));
+        assert!(
+            !limited.same_keys(&set),
+            "a new list invalidates cached tokens"
+        );
     }
 }
