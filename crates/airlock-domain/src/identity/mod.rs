@@ -22,6 +22,7 @@ mod claims;
 mod config;
 mod error;
 mod keys;
+mod overage;
 mod principal;
 mod token;
 
@@ -53,6 +54,7 @@ pub use token::MAX_TOKEN_BYTES;
 use crate::clock::Clock;
 use cache::{TokenCache, token_hash};
 use keys::{KeyCache, KeyLookup, Selection};
+use overage::OverageWarnings;
 use principal::ClaimMapping;
 
 /// One configured issuer, ready to verify its tokens.
@@ -95,6 +97,7 @@ pub struct Authenticator {
     /// `iss` value to index in `issuers` (Google's issuer has two spellings).
     by_iss: HashMap<String, usize>,
     cache: TokenCache,
+    overage: OverageWarnings,
     clock: Arc<dyn Clock>,
 }
 
@@ -152,6 +155,7 @@ impl Authenticator {
             issuers,
             by_iss,
             cache: TokenCache::new(DEFAULT_CACHE_CAPACITY),
+            overage: OverageWarnings::default(),
             clock,
         })
     }
@@ -261,6 +265,7 @@ impl Authenticator {
             .mapping
             .principal(&issuer.config.issuer, Value::Object(parsed.claims))
             .map_err(AuthError::from)?;
+        self.overage.warn_once(&principal);
         let principal = Arc::new(principal);
         self.cache
             .insert(hash, Arc::clone(&principal), expires_at, index, generation);

@@ -38,6 +38,21 @@ impl Principal {
     pub fn claim(&self, path: &str) -> Option<&Value> {
         lookup(&self.claims, path)
     }
+
+    /// Whether the token says the caller's groups did not fit in it (Entra
+    /// ID's "groups overage", past 200 groups): `_claim_names` names
+    /// `groups` (with `_claim_sources` pointing at Microsoft Graph), or
+    /// `hasgroups` is `true`. Its [`groups`](Self::groups) are then not the
+    /// caller's groups: group grants cannot select it, and Airlock does not
+    /// call Graph to find them.
+    pub fn groups_overage(&self) -> bool {
+        let named = self
+            .claims
+            .get("_claim_names")
+            .and_then(Value::as_object)
+            .is_some_and(|names| names.contains_key("groups"));
+        named || self.claims.get("hasgroups") == Some(&Value::Bool(true))
+    }
 }
 
 /// Whether a principal is a person or a machine client.

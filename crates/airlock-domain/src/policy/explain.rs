@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use super::{ConnectionResource, Permission, Policy, Resource, WorkspaceResource};
+use super::{ConnectionResource, Matcher, Permission, Policy, Resource, WorkspaceResource};
 use crate::clock::SystemClock;
 use crate::identity::{
     AuthError, Authenticator, IdentityError, IssuerConfig, Principal,
@@ -117,6 +117,26 @@ fn describe(resource: &Resource) -> String {
     }
 }
 
+/// Why group grants cannot select a principal whose token carries the
+/// groups overage marker, and which grants that concerns.
+fn overage_note(out: &mut String, policy: &Policy) {
+    let _ = writeln!(
+        out,
+        "\ngroups overage\n  the token names no groups: it carries `_claim_names`/`hasgroups` instead\n  (Entra ID, over 200 groups). Airlock does not fetch them from Microsoft Graph,\n  so no group grant can select this principal; grant an app role (`roles`)\n  or the subject instead, or emit only the application's groups."
+    );
+    let group_grants = policy
+        .grants()
+        .iter()
+        .filter(|g| matches!(g.matcher, Matcher::Group(_)));
+    for grant in group_grants {
+        let _ = writeln!(
+            out,
+            "  grants[{}]  role {}  match {}  cannot match: groups overage",
+            grant.index, grant.role, grant.matcher
+        );
+    }
+}
+
 /// The principal, the grants that select it, and for each permission
 /// allow or deny on `resource` with the deciding grant or the reason.
 pub fn explain(policy: &Policy, principal: &Principal, resource: &Resource) -> String {
@@ -134,7 +154,14 @@ pub fn explain(policy: &Policy, principal: &Principal, resource: &Resource) -> S
         ("name", p.display_name.clone()),
         ("email", p.email.clone().unwrap_or_else(|| "-".to_owned())),
         ("idp roles", list(&p.roles)),
-        ("groups", list(&p.groups)),
+        (
+            "groups",
+            if p.groups_overage() {
+                format!("{} (incomplete: groups overage)", list(&p.groups))
+            } else {
+                list(&p.groups)
+            },
+        ),
         ("scopes", list(&p.scopes)),
     ] {
         let _ = writeln!(out, "  {label:<10} {value}");
@@ -161,6 +188,9 @@ pub fn explain(policy: &Policy, principal: &Principal, resource: &Resource) -> S
     let roles = policy.roles_of(p);
     if !roles.is_empty() {
         let _ = writeln!(out, "  airlock roles: {}", roles.join(", "));
+    }
+    if p.groups_overage() {
+        overage_note(&mut out, policy);
     }
 
     let _ = writeln!(out, "\nresource  {}", describe(resource));
@@ -285,6 +315,76 @@ match = { group = "security" }
         assert!(text.contains("none: every permission is denied"), "{text}");
         assert!(
             text.contains("connections:read   deny     no_matching_grant"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_groups_overage_is_explained_and_matches_no_group_grant() {
+        let config: Config = toml::from_str(
+            r#"
+[[issuers]]
+issuer = "https://login.microsoftonline.com/t/v2.0"
+audiences = ["api://airlock"]
+preset = "entra"
+
+[roles]
+
+[[grants]]
+role = "runner"
+match = { group = "5f1c0000-0000-0000-0000-00000000ops0" }
+
+[[grants]]
+role = "reader"
+match = { role = "Airlock.Reader" }
+"#,
+        )
+        .expect("valid config");
+        let policy = config.policy().expect("valid policy");
+        let principal = principal_from_claims(
+            &config.issuers,
+            &json!({
+                "iss": "https://login.microsoftonline.com/t/v2.0",
+                "oid": "u-1",
+                "roles": ["Airlock.Reader"],
+                "_claim_names": {"groups": "src1"},
+                "_claim_sources": {"src1": {"endpoint": "https://graph.microsoft.com/v1.0/users/u-1/getMemberObjects"}}
+            }),
+        )
+        .expect("maps");
+        assert!(principal.groups.is_empty());
+        let text = explain(&policy, &principal, &Resource::Global);
+        assert!(
+            text.contains("groups     - (incomplete: groups overage)"),
+            "{text}"
+        );
+        assert!(text.contains("\ngroups overage\n"), "{text}");
+        assert!(
+            text.contains("grants[0]  role runner  match group = \"5f1c0000-0000-0000-0000-00000000ops0\"  cannot match: groups overage"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("grants[1]  role reader  match role = \"Airlock.Reader\"  cannot"),
+            "{text}"
+        );
+        assert!(
+            text.contains("jobs:sync          deny     permission_not_granted"),
+            "the runner grant did not apply: {text}"
+        );
+        assert!(
+            !text.contains("graph.microsoft.com"),
+            "the claim source is not echoed: {text}"
+        );
+
+        let with_groups = principal_from_claims(
+            &config.issuers,
+            &json!({"iss": "https://login.microsoftonline.com/t/v2.0", "oid": "u-2", "groups": ["5f1c0000-0000-0000-0000-00000000ops0"]}),
+        )
+        .expect("maps");
+        let text = explain(&policy, &with_groups, &Resource::Global);
+        assert!(!text.contains("overage"), "{text}");
+        assert!(
+            text.contains("jobs:sync          allow    grant:0:runner"),
             "{text}"
         );
     }
