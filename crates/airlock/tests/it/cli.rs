@@ -195,3 +195,57 @@ async fn a_failed_sync_exits_1_and_retry_and_cancel_answer() {
     );
     stack.stop().await;
 }
+
+#[test]
+fn policy_explain_says_why_a_groups_overage_matches_no_group_grant() {
+    let example = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/examples/entra.toml"
+    );
+    let dir = crate::harness::TempDir::new("airlock-overage");
+    let claims = dir.path.join("claims.json");
+    let tenant = "https://login.microsoftonline.com/7f0c1c7e-7a53-4b8e-9c7e-3d1c6f8a2b10/v2.0";
+    let write = |extra: Value| {
+        let mut all = json!({"iss": tenant, "oid": "u-1", "sub": "pairwise", "name": "Ada"});
+        for (key, value) in extra.as_object().expect("object") {
+            all[key] = value.clone();
+        }
+        std::fs::write(&claims, all.to_string()).expect("claims file");
+    };
+    let explain = || {
+        let output = Command::new(env!("CARGO_BIN_EXE_airlock"))
+            .args(["policy", "explain", "--config", example, "--claims"])
+            .arg(&claims)
+            .env("AIRBYTE_CLIENT_SECRET", "unused")
+            .output()
+            .expect("the binary runs");
+        let (stdout, stderr) = text(&output);
+        assert_eq!(output.status.code(), Some(0), "{stdout}\n{stderr}");
+        stdout
+    };
+    // The example grants `reader` to a group: a member whose token has the
+    // group is allowed to read.
+    write(json!({"groups": ["0b8f8f3e-5b7d-4c1a-9b2e-6f4d3c2a1b00"]}));
+    let member = explain();
+    assert!(
+        member.contains("connections:read   allow    grant:2:reader"),
+        "{member}"
+    );
+    assert!(!member.contains("overage"), "{member}");
+    // Over 200 groups, Entra sends a pointer to Microsoft Graph instead.
+    write(json!({
+        "_claim_names": {"groups": "src1"},
+        "_claim_sources": {"src1": {"endpoint": "https://graph.microsoft.com/v1.0/users/u-1/getMemberObjects"}}
+    }));
+    let overage = explain();
+    for expected in [
+        "groups     - (incomplete: groups overage)",
+        "Airlock does not fetch them from Microsoft Graph",
+        "grants[2]  role reader  match group = \"0b8f8f3e-5b7d-4c1a-9b2e-6f4d3c2a1b00\"  cannot match: groups overage",
+        "connections:read   deny     no_matching_grant",
+    ] {
+        assert!(overage.contains(expected), "{expected} missing:\n{overage}");
+    }
+    write(json!({"hasgroups": true}));
+    assert!(explain().contains("cannot match: groups overage"));
+}
