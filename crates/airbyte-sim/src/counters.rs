@@ -30,7 +30,13 @@ pub struct Counters {
     pub jobs_started_by_airbyte: BTreeMap<Uuid, u64>,
     /// Jobs cancelled through `DELETE /jobs/{jobId}`.
     pub jobs_cancelled: u64,
+    /// The last requests' `METHOD path?query`, exactly as received, oldest
+    /// first (at most [`TARGETS_KEPT`]): what a proxy in front really sent.
+    pub targets: Vec<String>,
 }
+
+/// How many request targets [`Counters::targets`] keeps.
+pub const TARGETS_KEPT: usize = 1_000;
 
 impl Counters {
     /// Requests received on one route key, e.g. `"POST /jobs"`.
@@ -66,8 +72,26 @@ impl Counters {
         self.jobs_created.values().sum()
     }
 
-    pub(crate) fn request(&mut self, route: &str) {
+    /// Requests whose target starts with `METHOD path` (`"GET /api/public/v1/streams"`),
+    /// as received, query included.
+    pub fn targets_of(&self, method_and_path: &str) -> Vec<&str> {
+        self.targets
+            .iter()
+            .filter(|t| {
+                t.strip_prefix(method_and_path)
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with('?'))
+            })
+            .map(String::as_str)
+            .collect()
+    }
+
+    pub(crate) fn request(&mut self, route: &str, target: &str) {
         *self.requests.entry(route.to_owned()).or_default() += 1;
+        if self.targets.len() >= TARGETS_KEPT {
+            self.targets.remove(0);
+        }
+        let method = route.split(' ').next().unwrap_or_default();
+        self.targets.push(format!("{method} {target}"));
     }
 
     pub(crate) fn response(&mut self, route: &str, status: u16) {

@@ -5,7 +5,7 @@
 //! wraps every Airbyte route (public and Configuration API, not `/_sim`). It counts
 //! the request first, so counters include faulted requests, then applies the route's
 //! [`FaultSpec`] in this order: latency, drop, rate limit, server error, token
-//! expiry, black hole.
+//! expiry, black hole, bad body.
 
 use std::collections::BTreeMap;
 
@@ -65,6 +65,57 @@ pub struct FaultSpec {
     pub blackhole_rate: f64,
     /// Expire the caller's token just before checking it, so the request gets 401.
     pub expire_token_rate: f64,
+    /// Answer 200 with a body that is not what the route promises, without
+    /// processing the request (when no other fault was drawn).
+    pub bad_body: Option<BadBody>,
+}
+
+/// A success whose body a client cannot use as the route promises.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BadBody {
+    /// Not JSON, though labelled `application/json`.
+    NotJson,
+    /// A page of items, labelled `text/plain`.
+    NotLabelledJson,
+    /// JSON, but an array rather than an object.
+    NotAnObject,
+    /// An object without `data`.
+    NoData,
+    /// `data` that is not an array.
+    DataNotAnArray,
+    /// Items without their ids.
+    ItemsWithoutIds,
+}
+
+impl BadBody {
+    /// Every kind, for tests that try them all.
+    pub const ALL: [BadBody; 6] = [
+        BadBody::NotJson,
+        BadBody::NotLabelledJson,
+        BadBody::NotAnObject,
+        BadBody::NoData,
+        BadBody::DataNotAnArray,
+        BadBody::ItemsWithoutIds,
+    ];
+
+    /// The content type and body answered. The items name a workspace and
+    /// a connection no grant covers.
+    pub fn content(self) -> (&'static str, &'static str) {
+        macro_rules! item {
+            () => {
+                r#"{"workspaceId":"00000000-0000-4000-8000-000000000000","connectionId":"00000000-0000-4000-8000-000000000001","name":"hidden"}"#
+            };
+        }
+        match self {
+            Self::NotJson => ("application/json", "<html><body>OK</body></html>"),
+            Self::NotLabelledJson => ("text/plain", concat!(r#"{"data":["#, item!(), "]}")),
+            Self::NotAnObject => ("application/json", concat!("[", item!(), "]")),
+            Self::NoData => ("application/json", r#"{"items":[],"next":""}"#),
+            Self::DataNotAnArray => ("application/json", concat!(r#"{"data":"#, item!(), "}")),
+            Self::ItemsWithoutIds => ("application/json", r#"{"data":[{"name":"hidden"}]}"#),
+        }
+    }
 }
 
 impl Faults {

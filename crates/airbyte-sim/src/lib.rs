@@ -72,7 +72,7 @@ use tokio::task::JoinHandle;
 
 pub use config::{SimConfig, SimError};
 pub use counters::Counters;
-pub use faults::{FaultSpec, Faults};
+pub use faults::{BadBody, FaultSpec, Faults};
 
 use crate::auth::TokenStore;
 use crate::clock::Clock;

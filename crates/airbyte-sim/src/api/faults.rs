@@ -2,7 +2,8 @@
 //! and Configuration API, not `/_sim`), counts the request first, so counters include
 //! faulted requests, then draws and carries out the route's [`FaultSpec`] in this
 //! order: latency, drop, rate limit, server error, token expiry, black hole. What to
-//! inject is set through the `faults` module.
+//! inject is set through the `faults` module. With no fault drawn, a route with a
+//! bad body set answers it instead of processing the request.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -19,7 +20,7 @@ use serde_json::json;
 
 use crate::api::auth::bearer;
 use crate::api::error::problem;
-use crate::faults::FaultSpec;
+use crate::faults::{BadBody, FaultSpec};
 use crate::server::ConnectionKill;
 use crate::state::{Shared, lock};
 
@@ -69,7 +70,11 @@ fn draw(shared: &Shared, spec: &FaultSpec) -> Option<Injected> {
 /// The middleware described in the module documentation.
 pub(crate) async fn layer(State(shared): State<Arc<Shared>>, req: Request, next: Next) -> Response {
     let route = route_key(&req);
-    lock(&shared.counters).request(&route);
+    let target = req
+        .uri()
+        .path_and_query()
+        .map_or_else(|| req.uri().path().to_owned(), |pq| pq.as_str().to_owned());
+    lock(&shared.counters).request(&route, &target);
     let spec = shared.fault_spec(&route);
     if spec.latency_ms > 0 {
         lock(&shared.counters).fault(&route, "latency");
@@ -106,7 +111,13 @@ pub(crate) async fn layer(State(shared): State<Arc<Shared>>, req: Request, next:
             }
             next.run(req).await
         }
-        None => next.run(req).await,
+        None => match spec.bad_body {
+            Some(bad) => {
+                record("bad_body");
+                bad_body(bad)
+            }
+            None => next.run(req).await,
+        },
     };
     lock(&shared.counters).response(&route, response.status().as_u16());
     response
@@ -138,6 +149,15 @@ impl hyper::body::Body for FailingBody {
             "simulated dropped connection",
         ))))
     }
+}
+
+fn bad_body(bad: BadBody) -> Response {
+    let (content_type, body) = bad.content();
+    let mut response = (StatusCode::OK, body).into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
 }
 
 fn rate_limited() -> Response {

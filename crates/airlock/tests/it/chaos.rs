@@ -316,6 +316,7 @@ fn airbyte_faults(expire_tokens: bool) -> Faults {
             drop_rate: 0.05,
             blackhole_rate: 0.05,
             expire_token_rate: 0.02,
+            bad_body: None,
         },
     );
     faults.expire_tokens = expire_tokens;
