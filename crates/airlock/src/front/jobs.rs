@@ -3,7 +3,8 @@
 //! own (channel `front`), so that it is tracked, audited and notified like
 //! any other.
 
-use super::public::{json_body, resolve_connection, uuid_field};
+use super::public::resolve_connection;
+use super::references::{json_body, uuid_field};
 use super::*;
 
 /// `POST /jobs`: decided on the body's connection and job type; a job

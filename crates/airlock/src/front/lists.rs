@@ -15,11 +15,11 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde_json::{Value, json};
-use uuid::Uuid;
 
 use super::FrontState;
 use super::classify::Listing;
 use super::error::{FrontError, json_response};
+use super::query::{Query, encode, with_query};
 use super::{PUBLIC_PREFIX, forward, raw_response};
 use crate::web::Caller;
 use airlock_domain::policy::{Permission, Resource};
@@ -49,59 +49,6 @@ fn permission_of(listing: Listing) -> Permission {
         Listing::Jobs => Permission::JobsRead,
         _ => Permission::ConnectionsRead,
     }
-}
-
-/// The caller's query, in order, keys repeated as sent.
-pub(crate) fn query_pairs(parts: &Parts) -> Vec<(String, String)> {
-    parts
-        .uri
-        .query()
-        .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
-        .unwrap_or_default()
-}
-
-fn encode(pairs: &[(String, String)]) -> String {
-    let mut ser = form_urlencoded::Serializer::new(String::new());
-    for (k, v) in pairs {
-        ser.append_pair(k, v);
-    }
-    ser.finish()
-}
-
-/// Every value of a repeated key, comma-separated values split (as Airbyte
-/// reads `workspaceIds`), as canonical UUIDs.
-fn uuids(pairs: &[(String, String)], key: &str) -> Result<Vec<String>, FrontError> {
-    pairs
-        .iter()
-        .filter(|(k, _)| k == key)
-        .flat_map(|(_, v)| v.split(','))
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
-        .map(|v| {
-            Uuid::parse_str(v)
-                .map(|u| u.hyphenated().to_string())
-                .map_err(|_| FrontError::BadRequest(format!("{key}: `{v}` is not a UUID")))
-        })
-        .collect()
-}
-
-/// The one value of a key the front authorizes on; repeated is refused (the
-/// front and Airbyte could read different ones).
-pub(crate) fn single<'a>(
-    pairs: &'a [(String, String)],
-    key: &str,
-) -> Result<Option<&'a str>, FrontError> {
-    let mut values = pairs
-        .iter()
-        .filter(|(k, _)| k == key)
-        .map(|(_, v)| v.as_str());
-    let first = values.next();
-    if values.next().is_some() {
-        return Err(FrontError::BadRequest(format!(
-            "{key} is given more than once"
-        )));
-    }
-    Ok(first)
 }
 
 /// `scheme://host` that page links point at: `[front] public_url`, else
@@ -239,9 +186,10 @@ pub(crate) async fn list(
     caller: &Caller,
     listing: Listing,
     parts: &Parts,
+    query: &Query,
 ) -> Result<Response, FrontError> {
     let permission = permission_of(listing);
-    let caller_pairs = query_pairs(parts);
+    let caller_pairs = query.pairs();
     let everywhere = state
         .policy()
         .allows(&caller.principal, permission, &Resource::Global);
@@ -254,11 +202,11 @@ pub(crate) async fn list(
         let raw = forward(
             state,
             parts,
-            &path_and_query(listing, &caller_pairs),
+            &query.after(&format!("/{}", listing.segment())),
             Vec::new(),
         )
         .await?;
-        return rewrite_page(raw, &base, &caller_pairs, None).await;
+        return rewrite_page(raw, &base, caller_pairs, None).await;
     }
     let mut visibility = Visibility {
         state,
@@ -270,12 +218,9 @@ pub(crate) async fn list(
     };
     // A job list of one connection is decided on that connection.
     if listing == Listing::Jobs
-        && let Some(connection) = single(&caller_pairs, "connectionId")?
+        && let Some(connection) = query.uuid("connectionId")?
     {
-        let id = Uuid::parse_str(connection)
-            .map_err(|_| FrontError::BadRequest("connectionId must be a UUID".to_owned()))?
-            .hyphenated()
-            .to_string();
+        let id = connection.hyphenated().to_string();
         if !visibility.connection_visible(&id).await {
             let resource = visibility.snapshot.resolve(&id).map_or(
                 Resource::Global,
@@ -291,7 +236,7 @@ pub(crate) async fn list(
         }
     }
     let visible = visibility.workspaces();
-    let asked = uuids(&caller_pairs, "workspaceIds")?;
+    let asked = query.uuids("workspaceIds")?;
     let narrowed: Vec<String> = if asked.is_empty() {
         visible.iter().cloned().collect()
     } else {
@@ -306,16 +251,9 @@ pub(crate) async fn list(
         .cloned()
         .collect();
     pairs.extend(narrowed.into_iter().map(|w| ("workspaceIds".to_owned(), w)));
-    let raw = forward(state, parts, &path_and_query(listing, &pairs), Vec::new()).await?;
-    rewrite_page(raw, &base, &caller_pairs, Some(&mut visibility)).await
-}
-
-fn path_and_query(listing: Listing, pairs: &[(String, String)]) -> String {
-    if pairs.is_empty() {
-        format!("/{}", listing.segment())
-    } else {
-        format!("/{}?{}", listing.segment(), encode(pairs))
-    }
+    let path = with_query(&format!("/{}", listing.segment()), &pairs);
+    let raw = forward(state, parts, &path, Vec::new()).await?;
+    rewrite_page(raw, &base, caller_pairs, Some(&mut visibility)).await
 }
 
 /// Filters a page's items (when `visibility` is given) and points its links
@@ -394,33 +332,5 @@ mod tests {
             )
         );
         assert_eq!(rewrite_link("not a url", "x", &caller), None);
-    }
-
-    #[test]
-    fn repeated_and_comma_separated_workspaces_are_read() {
-        let pairs = p(&[
-            (
-                "workspaceIds",
-                "0D9E2F4A-6C1B-4F0E-9A3D-2B7C8E5F1A40,0d9e2f4a-6c1b-4f0e-9a3d-2b7c8e5f1a41",
-            ),
-            ("workspaceIds", "0d9e2f4a-6c1b-4f0e-9a3d-2b7c8e5f1a42"),
-        ]);
-        let ids = uuids(&pairs, "workspaceIds").expect("uuids");
-        assert_eq!(ids.len(), 3);
-        assert_eq!(ids[0], "0d9e2f4a-6c1b-4f0e-9a3d-2b7c8e5f1a40");
-        assert!(uuids(&p(&[("workspaceIds", "x")]), "workspaceIds").is_err());
-        assert!(
-            single(
-                &p(&[("connectionId", "a"), ("connectionId", "b")]),
-                "connectionId"
-            )
-            .is_err()
-        );
-        assert_eq!(
-            single(&p(&[("connectionId", "a")]), "connectionId")
-                .ok()
-                .flatten(),
-            Some("a")
-        );
     }
 }

@@ -8,12 +8,15 @@
 //! 1. [`caller`] verifies the bearer token (401 otherwise);
 //! 2. [`classify`] maps method and path to one permission and one resource
 //!    reference; anything it does not know is refused (403), never
-//!    forwarded;
+//!    forwarded; the query is parsed once ([`query`]: one that Airbyte
+//!    could read another way is refused);
 //! 3. the reference is resolved (a job to its connection, a source to its
 //!    workspace, a connection through the catalog) and the policy decides:
 //!    no grant anywhere is 403, out of scope looks like not found (404);
+//!    so is every other resource the body or query names ([`references`]);
 //! 4. the request goes to Airbyte with Airlock's own credential (the
-//!    caller's `Authorization` never leaves Airlock) and Airbyte's answer
+//!    caller's `Authorization` never leaves Airlock), with the query and
+//!    body as the front parsed them (re-encoded), and Airbyte's answer
 //!    comes back unchanged (for a finished job, the answer Airbyte gave
 //!    last, kept by `finished` for `[front] finished_jobs_cache_secs`);
 //!    lists are filtered item by item ([`lists`]);
@@ -36,6 +39,8 @@ mod jobs;
 mod lists;
 mod provider;
 mod public;
+mod query;
+mod references;
 mod secrets;
 mod token;
 
@@ -59,7 +64,8 @@ use self::accounts::Accounts;
 use self::error::{FrontError, from_airbyte, json_response};
 use self::finished::FinishedAnswers;
 use self::provider::Exchange;
-use self::public::{is_not_found, json_body, resolve_connection, uuid_field};
+use self::public::{is_not_found, resolve_connection};
+use self::references::{json_body, uuid_field};
 use crate::web::Caller;
 use crate::web::auth::action_of;
 use crate::web::routes::{Routes, route};
@@ -259,8 +265,9 @@ fn airbyte_response(status: StatusCode, content_type: Option<&str>, body: Body) 
 }
 
 /// Sends `method path_and_query` to Airbyte with Airlock's credential.
-/// Only the content negotiation headers of the caller go along (never its
-/// `Authorization`), with the request id for correlation.
+/// Only the caller's `Accept` goes along (never its `Authorization`), with
+/// the request id for correlation; a body is the JSON the front parsed and
+/// re-encoded, and is labelled as such.
 pub(crate) async fn forward(
     state: &FrontState,
     parts: &Parts,
@@ -268,10 +275,14 @@ pub(crate) async fn forward(
     body: Vec<u8>,
 ) -> Result<airbyte_client::RawResponse, FrontError> {
     let mut headers = HeaderMap::new();
-    for name in [header::CONTENT_TYPE, header::ACCEPT] {
-        if let Some(value) = parts.headers.get(&name) {
-            headers.insert(name, value.clone());
-        }
+    if let Some(value) = parts.headers.get(header::ACCEPT) {
+        headers.insert(header::ACCEPT, value.clone());
+    }
+    if !body.is_empty() {
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
     }
     let request_id = parts
         .extensions

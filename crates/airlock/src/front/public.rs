@@ -1,17 +1,21 @@
 //! Airbyte's public API through the front: each request is classified,
-//! its resource found (the catalog, or Airbyte for sources and
-//! destinations), decided by the guard, then forwarded with Airlock's
-//! credential and Airbyte's answer returned unchanged.
+//! its query parsed once (`query`), its resource found (the catalog, or
+//! Airbyte for sources and destinations) and decided by the guard, and so
+//! is every other resource its body or query names (`references`); then it
+//! is forwarded with Airlock's credential, with the query and body as the
+//! front parsed them, and Airbyte's answer returned unchanged.
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::request::Parts;
 use axum::http::{Method, StatusCode, header};
 use axum::response::Response;
-use serde_json::Value;
+use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use super::error::{FrontError, from_airbyte};
+use super::query::Query;
+use super::references::{self, Named, body_of, uuid_field};
 use super::{
     FrontState, PUBLIC_PREFIX, ResourceRef, airbyte_response, caller, classify, finish, forward,
     jobs, lists, raw_response, read_body, request_id_of, workspace_resource,
@@ -66,6 +70,7 @@ async fn serve_public(
         .unwrap_or_default();
     let caller = caller::authenticate(state, parts).await?;
     let (permission, reference) = route(state, &caller, parts, path).await?;
+    let query = parse_query(state, &caller, parts).await?;
     let body = read_body(body).await?;
     if reference == ResourceRef::NewJob {
         return jobs::create_job(state, &caller, parts, &body).await;
@@ -82,39 +87,32 @@ async fn serve_public(
         path,
     };
     if let ResourceRef::List(listing) = reference {
-        let response = lists::list(state, &caller, listing, parts).await?;
+        let response = lists::list(state, &caller, listing, parts, &query).await?;
         let outcome = response.status().as_u16().to_string();
         audit
             .record(state, &caller, None, &Resource::Global, outcome)
             .await;
         return Ok(response);
     }
-    let target = match target(state, parts, reference, &body).await? {
+    let target = match target(state, parts, reference, &query, &body).await? {
         Step::Go(target) => target,
         Step::Answer(response) => return Ok(response),
     };
+    let decision = decide(state, &caller, permission, reference, &target).await?;
     let Target {
         resource,
-        kind,
-        id,
         fetched,
         body,
+        ..
     } = target;
-    let decision = match reference {
-        ResourceRef::Workspace(_) => {
-            authorize_workspace(state, &caller, permission, &resource, &id).await?
-        }
-        _ => caller::authorize(&caller, state, permission, &resource, kind, &id).await?,
-    };
     let job_read = match reference {
-        ResourceRef::Job(id)
-            if permission == Permission::JobsRead && parts.uri.query().is_none() =>
-        {
+        ResourceRef::Job(id) if permission == Permission::JobsRead && query.pairs().is_empty() => {
             Some(id)
         }
         _ => None,
     };
-    let (status, response) = answer(state, parts, path, job_read, fetched, body).await?;
+    let forwarded = query.after(path);
+    let (status, response) = answer(state, parts, &forwarded, job_read, fetched, body).await?;
     let mut outcome = status.as_u16().to_string();
     if let ResourceRef::Job(id) = reference {
         outcome = format!("{outcome} (Airbyte job {id})");
@@ -123,6 +121,50 @@ async fn serve_public(
         .record(state, &caller, Some(&decision), &resource, outcome)
         .await;
     Ok(response)
+}
+
+/// The request's query, parsed once; one that Airbyte could read otherwise
+/// is refused (400, audited).
+async fn parse_query(
+    state: &FrontState,
+    caller: &Caller,
+    parts: &Parts,
+) -> Result<Query, FrontError> {
+    match Query::of(parts) {
+        Ok(query) => Ok(query),
+        Err(error) => {
+            caller
+                .deny(
+                    state,
+                    "front.request",
+                    &Resource::Global,
+                    "ambiguous_query",
+                    "400",
+                )
+                .await;
+            Err(error)
+        }
+    }
+}
+
+/// The one decision on what the request touches, then on every other
+/// resource its body or query names (all must be allowed).
+async fn decide(
+    state: &FrontState,
+    caller: &Caller,
+    permission: Permission,
+    reference: ResourceRef,
+    target: &Target,
+) -> Result<Decision, FrontError> {
+    let (resource, kind, id) = (&target.resource, target.kind, target.id.as_str());
+    let decision = match reference {
+        ResourceRef::Workspace(_) => {
+            authorize_workspace(state, caller, permission, resource, id).await?
+        }
+        _ => caller::authorize(caller, state, permission, resource, kind, id).await?,
+    };
+    references::authorize(state, caller, permission, &target.also).await?;
+    Ok(decision)
 }
 
 /// The permission a route needs and what it touches; a route the front
@@ -184,73 +226,115 @@ impl Audit<'_> {
 }
 
 /// Either go on, or answer now (Airbyte's own refusal of a lookup).
-enum Step<T> {
+pub(super) enum Step<T> {
     Go(T),
     Answer(Response),
 }
 
 /// What a request touches: the resource decided on, how a refusal names
 /// it (`connection` `id`), what Airbyte already answered while finding it
-/// (a `GET` of a source or destination), and the body to forward.
+/// (a `GET` of a source or destination), the body to forward, and the
+/// other resources its body or query names.
 struct Target {
     resource: Resource,
     kind: &'static str,
     id: String,
     fetched: Option<airbyte_client::RawResponse>,
     body: Vec<u8>,
+    also: Vec<references::Also>,
 }
 
-/// Finds what the request touches, asking the catalog or Airbyte.
+/// Finds what the request touches, asking the catalog or Airbyte: the
+/// main resource, then every other one its body or query names.
 async fn target(
     state: &FrontState,
     parts: &Parts,
     reference: ResourceRef,
+    query: &Query,
     body: &Bytes,
 ) -> Result<Step<Target>, FrontError> {
     // A body the front read to authorize is forwarded as it read it, so that
     // Airbyte cannot read a different one (duplicate keys).
+    let object = body_of(&parts.method, body)?;
+    let mut named = match &object {
+        Some(object) => references::in_body(object)?,
+        None => Vec::new(),
+    };
+    if reference == ResourceRef::Streams
+        && let Some(destination) = query.uuid("destinationId")?
+    {
+        named.push(Named::Destination(destination));
+    }
+    let (mut target, decided_on) =
+        match main_target(state, parts, reference, query, object.as_ref()).await? {
+            Step::Go(found) => found,
+            Step::Answer(response) => return Ok(Step::Answer(response)),
+        };
+    if let Some(object) = object {
+        target.body = serde_json::to_vec(&object).map_err(|e| FrontError::Internal(e.into()))?;
+    }
+    named.retain(|name| Some(name.id()) != decided_on);
+    target.also = match references::find(state, parts, named).await? {
+        Step::Go(also) => also,
+        Step::Answer(response) => return Ok(Step::Answer(response)),
+    };
+    Ok(Step::Go(target))
+}
+
+/// The resource the request is decided on, and the id that named it (so
+/// that the same id in the body is not looked up twice).
+async fn main_target(
+    state: &FrontState,
+    parts: &Parts,
+    reference: ResourceRef,
+    query: &Query,
+    object: Option<&Map<String, Value>>,
+) -> Result<Step<(Target, Option<Uuid>)>, FrontError> {
     let mut target = Target {
         resource: Resource::Global,
         kind: "workspace",
         id: String::new(),
         fetched: None,
-        body: body.to_vec(),
+        body: Vec::new(),
+        also: Vec::new(),
     };
-    match reference {
+    let decided_on = match reference {
         ResourceRef::Connection(id) => {
             let connection = resolve_connection(state, id).await?;
             target.resource = connection.resource();
             target.kind = "connection";
             target.id = connection.id;
+            id
         }
         ResourceRef::Job(id) => {
             target.resource = resolve_job(state, id).await?.resource();
             target.kind = "job";
             target.id = id.to_string();
+            return Ok(Step::Go((target, None)));
         }
         ResourceRef::Workspace(id) => {
             target.id = id.hyphenated().to_string();
             target.resource = workspace_resource(state, &target.id);
+            id
         }
         ResourceRef::Source(id) | ResourceRef::Destination(id) => {
-            let kind = if matches!(reference, ResourceRef::Source(_)) {
-                "sources"
-            } else {
-                "destinations"
+            let (plural, kind) = match reference {
+                ResourceRef::Source(_) => ("sources", "source"),
+                _ => ("destinations", "destination"),
             };
-            let (workspace, raw) = match locate(state, parts, kind, id).await? {
+            let (workspace, raw) = match locate(state, parts, plural, id).await? {
                 Located::In(workspace, raw) => (workspace, raw),
                 Located::Refused(raw) => return Ok(Step::Answer(raw_response(raw))),
             };
             target.resource = workspace_resource(state, &workspace);
-            target.kind = &kind[..kind.len() - 1];
+            target.kind = kind;
             target.id = id.to_string();
             target.fetched = (parts.method == Method::GET).then_some(raw);
+            id
         }
         ResourceRef::Streams => {
-            let pairs = lists::query_pairs(parts);
-            let source = lists::single(&pairs, "sourceId")?
-                .and_then(|s| Uuid::parse_str(s).ok())
+            let source = query
+                .uuid("sourceId")?
                 .ok_or_else(|| FrontError::BadRequest("sourceId must be a UUID".to_owned()))?;
             let workspace = match source_workspace(state, parts, source).await? {
                 Step::Go(workspace) => workspace,
@@ -259,27 +343,45 @@ async fn target(
             target.resource = workspace_resource(state, &workspace);
             target.kind = "source";
             target.id = source.to_string();
+            source
         }
-        ResourceRef::NewInWorkspace | ResourceRef::NewConnection => {
-            let (object, bytes) = json_body(body)?;
-            target.body = bytes;
-            let workspace = if reference == ResourceRef::NewConnection {
-                match source_workspace(state, parts, uuid_field(&object, "sourceId")?).await? {
-                    Step::Go(workspace) => workspace,
-                    Step::Answer(response) => return Ok(Step::Answer(response)),
-                }
-            } else {
-                uuid_field(&object, "workspaceId")?.hyphenated().to_string()
+        ResourceRef::NewConnection | ResourceRef::NewInWorkspace => {
+            let (named, workspace) = match new_in(state, parts, reference, object).await? {
+                Step::Go(found) => found,
+                Step::Answer(response) => return Ok(Step::Answer(response)),
             };
             target.resource = workspace_resource(state, &workspace);
             target.id = workspace;
+            named
         }
-        ResourceRef::Global => {}
+        ResourceRef::Global => return Ok(Step::Go((target, None))),
         ResourceRef::List(_) | ResourceRef::NewJob => {
             return Err(FrontError::Internal(anyhow::anyhow!("handled above")));
         }
+    };
+    Ok(Step::Go((target, Some(decided_on))))
+}
+
+/// Where a creation goes: the workspace of the body's `sourceId` (a new
+/// connection) or its `workspaceId`, with the id that named it.
+async fn new_in(
+    state: &FrontState,
+    parts: &Parts,
+    reference: ResourceRef,
+    object: Option<&Map<String, Value>>,
+) -> Result<Step<(Uuid, String)>, FrontError> {
+    let object = object.ok_or_else(|| {
+        FrontError::BadRequest("The request body must be a JSON object".to_owned())
+    })?;
+    if reference != ResourceRef::NewConnection {
+        let workspace = uuid_field(object, "workspaceId")?;
+        return Ok(Step::Go((workspace, workspace.hyphenated().to_string())));
     }
-    Ok(Step::Go(target))
+    let source = uuid_field(object, "sourceId")?;
+    Ok(match source_workspace(state, parts, source).await? {
+        Step::Go(workspace) => Step::Go((source, workspace)),
+        Step::Answer(response) => Step::Answer(response),
+    })
 }
 
 /// The workspace of a source (Airbyte is asked), or Airbyte's refusal.
@@ -296,11 +398,12 @@ async fn source_workspace(
 
 /// Airbyte's answer: the kept answer of a finished job (`job_read`: a
 /// `GET /jobs/{id}`; a finished job never changes), what a lookup already
-/// fetched, or the request forwarded.
+/// fetched, or the request forwarded to `forwarded` (the path and the
+/// query the front parsed, re-encoded).
 async fn answer(
     state: &FrontState,
     parts: &Parts,
-    path: &str,
+    forwarded: &str,
     job_read: Option<i64>,
     fetched: Option<airbyte_client::RawResponse>,
     body: Vec<u8>,
@@ -317,14 +420,7 @@ async fn answer(
     if let Some(raw) = fetched {
         return Ok((raw.status, raw_response(raw)));
     }
-    let suffix = parts
-        .uri
-        .path_and_query()
-        .map_or(path, |pq| pq.as_str())
-        .strip_prefix(PUBLIC_PREFIX)
-        .unwrap_or(path)
-        .to_owned();
-    let raw = forward(state, parts, &suffix, body).await?;
+    let raw = forward(state, parts, forwarded, body).await?;
     let status = raw.status;
     let response = if let Some(id) = job_read {
         let body = Bytes::from(raw.body);
@@ -363,7 +459,7 @@ async fn authorize_workspace(
 }
 
 /// Where a source or destination lives, as Airbyte says.
-enum Located {
+pub(super) enum Located {
     /// In this workspace; Airbyte's answer to the GET.
     In(String, airbyte_client::RawResponse),
     /// Airbyte refused the GET (other than "not found"): its answer.
@@ -373,7 +469,7 @@ enum Located {
 /// Asks Airbyte (with Airlock's credential) for `/{kind}/{id}` to learn its
 /// workspace before deciding. Not found is Airlock's own 404, the same as
 /// out of scope, so that the two cannot be told apart.
-async fn locate(
+pub(super) async fn locate(
     state: &FrontState,
     parts: &Parts,
     kind: &'static str,
@@ -414,33 +510,6 @@ async fn locate(
             FrontError::BadGateway("Airbyte")
         })?;
     Ok(Located::In(workspace.hyphenated().to_string(), raw))
-}
-
-/// A JSON object body, and the bytes to forward (as the front read it).
-pub(super) fn json_body(
-    body: &[u8],
-) -> Result<(serde_json::Map<String, Value>, Vec<u8>), FrontError> {
-    match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Object(object)) => {
-            let bytes = serde_json::to_vec(&object)
-                .map_err(|e| FrontError::Internal(anyhow::Error::new(e)))?;
-            Ok((object, bytes))
-        }
-        _ => Err(FrontError::BadRequest(
-            "The request body must be a JSON object".to_owned(),
-        )),
-    }
-}
-
-pub(super) fn uuid_field(
-    object: &serde_json::Map<String, Value>,
-    name: &str,
-) -> Result<Uuid, FrontError> {
-    object
-        .get(name)
-        .and_then(Value::as_str)
-        .and_then(|s| Uuid::parse_str(s).ok())
-        .ok_or_else(|| FrontError::BadRequest(format!("{name} must be a UUID")))
 }
 
 /// A connection by Airbyte id, through the catalog (refreshed once when

@@ -23,7 +23,7 @@ const ACCOUNTS: [(&str, &str); 3] = [
 ];
 
 /// Grants on the service accounts' roles: the runner in `analytics` only.
-fn pipeline_grants() -> Vec<Grant> {
+pub(crate) fn pipeline_grants() -> Vec<Grant> {
     vec![
         Grant::on_claim("runner", "roles", "pipeline-runner").workspaces(&["analytics"]),
         Grant::on_claim("reader", "roles", "pipeline-reader"),
@@ -31,14 +31,14 @@ fn pipeline_grants() -> Vec<Grant> {
     ]
 }
 
-fn secret(client: &str) -> String {
+pub(crate) fn secret(client: &str) -> String {
     format!("{client}-secret")
 }
 
 /// Airlock's front, public at its own URL, in front of a simulator whose
 /// clock moves only when told, with the service accounts and `grants`
 /// (and no development identity provider).
-fn harness(grants: Vec<Grant>) -> Harness {
+pub(crate) fn harness(grants: Vec<Grant>) -> Harness {
     let mut harness = Harness::new(Db::Sqlite)
         .sim(SimConfig {
             manual_clock: true,
@@ -70,7 +70,7 @@ fn harness(grants: Vec<Grant>) -> Harness {
 }
 
 /// A stack started from [`harness`], with the calls of the front's tests.
-struct Front(Stack);
+pub(crate) struct Front(Stack);
 
 impl std::ops::Deref for Front {
     type Target = Stack;
@@ -81,21 +81,21 @@ impl std::ops::Deref for Front {
 }
 
 impl Front {
-    async fn start(harness: Harness) -> Self {
+    pub(crate) async fn start(harness: Harness) -> Self {
         Self(harness.start().await)
     }
 
     /// Stops Airlock, then the simulator.
-    async fn stop(self) {
+    pub(crate) async fn stop(self) {
         self.0.stop().await.shutdown().await;
     }
 
-    fn api(&self) -> String {
+    pub(crate) fn api(&self) -> String {
         format!("{}/api/public/v1", self.base)
     }
 
     /// `GET` of a public-API `path` (such as `/jobs/42`) with `bearer`.
-    async fn get(
+    pub(crate) async fn get(
         &self,
         path: &str,
         bearer: &str,
@@ -109,7 +109,7 @@ impl Front {
     }
 
     /// The simulated world: workspaces and connections, by workspace name.
-    async fn world(&self) -> World {
+    pub(crate) async fn world(&self) -> World {
         let world: Value = self
             .http
             .get(format!("{}/world", self.sim.admin_url()))
@@ -158,7 +158,7 @@ impl Front {
         .await
     }
 
-    async fn access_token(&self, client: &str) -> String {
+    pub(crate) async fn access_token(&self, client: &str) -> String {
         let (status, body) = self
             .token("/applications/token", client, &secret(client))
             .await;
@@ -200,16 +200,20 @@ impl Front {
 }
 
 #[derive(Debug)]
-struct World {
-    analytics: String,
-    analytics_active: Vec<String>,
-    other: String,
-    other_connection: String,
+pub(crate) struct World {
+    pub(crate) analytics: String,
+    pub(crate) analytics_active: Vec<String>,
+    pub(crate) other: String,
+    pub(crate) other_connection: String,
 }
 
 /// An Airbyte-shaped refusal: JSON (not problem+json), the request id in
 /// the body and the header.
-fn assert_airbyte_error(status: StatusCode, headers: &reqwest::header::HeaderMap, body: &Value) {
+pub(crate) fn assert_airbyte_error(
+    status: StatusCode,
+    headers: &reqwest::header::HeaderMap,
+    body: &Value,
+) {
     let content_type = headers
         .get(reqwest::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -226,7 +230,7 @@ fn assert_airbyte_error(status: StatusCode, headers: &reqwest::header::HeaderMap
     assert_eq!(body["data"]["request_id"], header_id, "{body}");
 }
 
-async fn send_full(
+pub(crate) async fn send_full(
     request: reqwest::RequestBuilder,
 ) -> (StatusCode, reqwest::header::HeaderMap, Value) {
     let response = request.send().await.expect("Airlock answers");

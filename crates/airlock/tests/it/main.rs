@@ -12,6 +12,7 @@ mod console;
 mod demo;
 mod examples;
 mod front;
+mod front_hardening;
 mod harness;
 mod identity;
 mod jobs_e2e;
