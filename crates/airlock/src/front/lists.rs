@@ -7,14 +7,16 @@
 //! that Airbyte's pages hold mostly visible items; then every item is
 //! checked on its own (a grant on some connections of a workspace shows
 //! those connections only). `next` and `previous` are rewritten to point
-//! at Airlock, with the caller's own query.
+//! at Airlock, with the caller's own query. An answer that cannot be
+//! filtered (not JSON, no `data` array, an item without the id it is judged
+//! by) is a 502, never passed on unfiltered.
 
 use std::collections::BTreeSet;
 
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use super::FrontState;
 use super::classify::Listing;
@@ -156,18 +158,22 @@ impl Visibility<'_> {
             .is_some_and(|c| self.allows(&c.resource()))
     }
 
-    async fn item_visible(&mut self, item: &Value) -> bool {
-        let field = |name: &str| item.get(name).and_then(Value::as_str).map(str::to_owned);
-        match self.judge {
-            Judge::Connection => match field("connectionId") {
-                Some(id) => self.connection_visible(&id.to_ascii_lowercase()).await,
-                None => false,
-            },
-            Judge::WorkspaceOrConnections | Judge::Workspace => match field("workspaceId") {
-                Some(id) => self.workspace_visible(&id.to_ascii_lowercase()),
-                None => false,
-            },
-        }
+    /// Whether the caller may see `item`; an item without the id it is
+    /// judged by cannot be judged.
+    async fn item_visible(&mut self, item: &Value) -> Result<bool, &'static str> {
+        let name = match self.judge {
+            Judge::Connection => "connectionId",
+            Judge::WorkspaceOrConnections | Judge::Workspace => "workspaceId",
+        };
+        let id = item
+            .get(name)
+            .and_then(Value::as_str)
+            .ok_or("an item without its id")?
+            .to_ascii_lowercase();
+        Ok(match self.judge {
+            Judge::Connection => self.connection_visible(&id).await,
+            Judge::WorkspaceOrConnections | Judge::Workspace => self.workspace_visible(&id),
+        })
     }
 }
 
@@ -257,36 +263,26 @@ pub(crate) async fn list(
 }
 
 /// Filters a page's items (when `visibility` is given) and points its links
-/// at Airlock; anything but a 200 JSON page passes through unchanged.
+/// at Airlock. Unfiltered, anything but a 200 JSON page passes through
+/// unchanged; filtered, Airbyte's refusals do, but a success that is not a
+/// page of judgeable items is a 502, never passed on unfiltered.
 async fn rewrite_page(
     raw: airbyte_client::RawResponse,
     base: &str,
     caller_pairs: &[(String, String)],
     visibility: Option<&mut Visibility<'_>>,
 ) -> Result<Response, FrontError> {
-    let is_json = raw
-        .content_type
-        .as_deref()
-        .is_some_and(|c| c.starts_with("application/json"));
-    if raw.status != StatusCode::OK || !is_json {
-        return Ok(raw_response(raw));
-    }
-    let Ok(Value::Object(mut page)) = serde_json::from_slice::<Value>(&raw.body) else {
-        return Ok(raw_response(raw));
+    let mut page = match visibility {
+        None => match json_page(&raw) {
+            Ok(page) if raw.status == StatusCode::OK => page,
+            _ => return Ok(raw_response(raw)),
+        },
+        Some(_) if !raw.status.is_success() => return Ok(raw_response(raw)),
+        Some(visibility) => filtered(&raw, visibility).await.map_err(|reason| {
+            tracing::warn!(reason, status = %raw.status, "Airbyte's list cannot be filtered");
+            FrontError::BadGateway("Airbyte")
+        })?,
     };
-    if let Some(visibility) = visibility {
-        let items = match page.remove("data") {
-            Some(Value::Array(items)) => items,
-            _ => Vec::new(),
-        };
-        let mut kept = Vec::with_capacity(items.len());
-        for item in items {
-            if visibility.item_visible(&item).await {
-                kept.push(item);
-            }
-        }
-        page.insert("data".to_owned(), Value::Array(kept));
-    }
     for key in ["next", "previous"] {
         if let Some(Value::String(link)) = page.get(key) {
             match rewrite_link(link, base, caller_pairs) {
@@ -304,6 +300,45 @@ async fn rewrite_page(
         Value::Object(page).to_string().into_bytes(),
         raw.content_type.as_deref(),
     ))
+}
+
+/// Airbyte's answer as a JSON object, or why it is not one.
+fn json_page(raw: &airbyte_client::RawResponse) -> Result<Map<String, Value>, &'static str> {
+    let is_json = raw
+        .content_type
+        .as_deref()
+        .is_some_and(|c| c.starts_with("application/json"));
+    if !is_json {
+        return Err("not JSON (content type)");
+    }
+    match serde_json::from_slice::<Value>(&raw.body) {
+        Ok(Value::Object(page)) => Ok(page),
+        Ok(_) => Err("not a JSON object"),
+        Err(_) => Err("not JSON"),
+    }
+}
+
+/// The page with only the items the caller may see, or why Airbyte's
+/// answer cannot be filtered.
+async fn filtered(
+    raw: &airbyte_client::RawResponse,
+    visibility: &mut Visibility<'_>,
+) -> Result<Map<String, Value>, &'static str> {
+    if raw.status != StatusCode::OK {
+        return Err("an unexpected success status");
+    }
+    let mut page = json_page(raw)?;
+    let Some(Value::Array(items)) = page.remove("data") else {
+        return Err("no `data` array");
+    };
+    let mut kept = Vec::with_capacity(items.len());
+    for item in items {
+        if visibility.item_visible(&item).await? {
+            kept.push(item);
+        }
+    }
+    page.insert("data".to_owned(), Value::Array(kept));
+    Ok(page)
 }
 
 #[cfg(test)]

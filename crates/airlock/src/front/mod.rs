@@ -19,7 +19,8 @@
 //!    body as the front parsed them (re-encoded), and Airbyte's answer
 //!    comes back unchanged (for a finished job, the answer Airbyte gave
 //!    last, kept by `finished` for `[front] finished_jobs_cache_secs`);
-//!    lists are filtered item by item ([`lists`]);
+//!    lists are filtered item by item ([`lists`]; an answer that cannot be
+//!    filtered is a 502);
 //!    jobs started here are recorded with channel `front` so the tracker
 //!    follows them.
 //!

@@ -1,8 +1,9 @@
 //! The front under attack: queries that Airbyte could read another way than
-//! Airlock did, and ids in bodies that name what the caller may not touch.
-//! Each attack is made against Airlock in front of the simulator, which
-//! records what really reached it.
+//! Airlock did, ids in bodies that name what the caller may not touch, and
+//! list answers that cannot be filtered. Each attack is made against
+//! Airlock in front of the simulator, which records what really reached it.
 
+use airbyte_sim::{BadBody, FaultSpec, Faults};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -322,5 +323,42 @@ async fn every_id_in_a_body_is_authorized() {
     assert_eq!(status, StatusCode::OK, "{audit}");
     let denied = audit["data"].as_array().expect("records");
     assert_eq!(denied.len(), attacks.len(), "{audit:#}");
+    front.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_list_that_cannot_be_filtered_is_a_502_never_passed_on() {
+    let front = Front::start(harness(pipeline_grants())).await;
+    let runner = front.access_token("ci-runner").await;
+    let lists = [
+        ("GET /connections", "/connections"),
+        ("GET /sources", "/sources"),
+        ("GET /jobs", "/jobs"),
+        ("GET /workspaces", "/workspaces"),
+    ];
+    for (_, path) in lists {
+        let (status, _, page) = front.get(path, &runner).await;
+        assert_eq!(status, StatusCode::OK, "{path} before any fault: {page}");
+    }
+    for bad in BadBody::ALL {
+        for (route, path) in lists {
+            let fault = FaultSpec {
+                bad_body: Some(bad),
+                ..FaultSpec::default()
+            };
+            front
+                .sim
+                .sim
+                .set_faults(Faults::none().with_route(route, fault));
+            let (status, headers, body) = front.get(path, &runner).await;
+            assert_eq!(status, StatusCode::BAD_GATEWAY, "{bad:?} {path}: {body}");
+            assert_airbyte_error(status, &headers, &body);
+            assert!(!body.to_string().contains("hidden"), "{body}");
+            assert!(front.sim.sim.counters().faults_on(route, "bad_body") > 0);
+        }
+    }
+    front.sim.sim.set_faults(Faults::none());
+    let (status, _, page) = front.get("/connections", &runner).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
     front.stop().await;
 }
