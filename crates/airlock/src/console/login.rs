@@ -258,8 +258,8 @@ impl Failure {
     summary = "Sign in, continued: the identity provider's redirect",
     description = "Checks `state` against the login cookie, exchanges the code (with the PKCE \
         verifier), verifies the tokens (the ID token's `nonce` included), stores the session and \
-        sets its cookie (`airlock_session`: HttpOnly, SameSite=Lax, Secure per \
-        `[console] cookie_secure`). Audited as `console.login`. A failed login redirects to the \
+        sets its cookie (`airlock_session`, or `__Host-airlock_session` when Secure per \
+        `[console] cookie_secure`: HttpOnly, SameSite=Lax). Audited as `console.login`. A failed login redirects to the \
         console with `?error=CODE`.",
     params(CallbackQuery),
     responses(
@@ -372,7 +372,11 @@ async fn take_login<'q>(
     now: i64,
 ) -> Result<(LoginRow, &'q str), Failed> {
     // The state in the query must be the one this browser was given.
-    let (Some(sent), Some(kept)) = (query.state.as_deref(), cookies::login_state(headers)) else {
+    let secure = session::cookie_is_secure(state.site(), headers);
+    let (Some(sent), Some(kept)) = (
+        query.state.as_deref(),
+        cookies::login_state(headers, secure),
+    ) else {
         return fail(Failure::StateMismatch, None);
     };
     if !same_secret(Some(sent), kept) {

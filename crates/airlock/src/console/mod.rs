@@ -251,13 +251,17 @@ fn views_of(state: &AppState, session: &Session) -> Vec<&'static str> {
     summary = "The console's session: who is signed in, its CSRF token, its views",
     description = "Without a live session cookie: `signed_in: false` and the issuers to sign in \
         with. The CSRF token is shown to the session's own browser only (the cookie is HttpOnly \
-        and SameSite=Lax; the answer is `no-store`).",
-    responses((status = 200, description = "The session", body = SessionView))
+        and SameSite=Lax; the answer is `no-store`). A request carrying the session cookie twice \
+        is refused (400, audited).",
+    responses(
+        (status = 200, description = "The session", body = SessionView),
+        (status = 400, response = BadRequest),
+    )
 )]
 async fn session_view(
     State(state): State<AppState>,
     Extension(console): Extension<Arc<Console>>,
-    headers: HeaderMap,
+    parts: axum::http::request::Parts,
 ) -> Result<Response, ApiError> {
     enabled(&console)?;
     let issuers = console
@@ -269,7 +273,9 @@ async fn session_view(
             name: client.label.clone(),
         })
         .collect();
-    let session = match session::cookie_id(&headers) {
+    let cookie =
+        crate::web::auth::session_cookie(&parts, &state, crate::web::auth::CONSOLE).await?;
+    let session = match cookie {
         Some(id) => state
             .sessions()
             .find(id, state.now_ms())

@@ -7,7 +7,7 @@ use axum::http::request::Parts;
 
 use super::FrontState;
 use super::error::FrontError;
-use crate::web::auth::{Caller, Door, Refusal};
+use crate::web::auth::{Caller, DUPLICATE_SESSION, Door, Refusal};
 use airlock_domain::policy::{Decision, Permission, Resource};
 
 /// Verifies the bearer token (the front takes no console session); a 401
@@ -46,6 +46,7 @@ impl From<Refusal> for FrontError {
     fn from(refusal: Refusal) -> Self {
         match refusal {
             Refusal::Unauthenticated => Self::Unauthorized,
+            Refusal::DuplicateSession => Self::BadRequest(DUPLICATE_SESSION.to_owned()),
             Refusal::TooManyRequests => Self::RateLimited,
             // The front takes no session, so it runs no CSRF check; a
             // hidden refusal without its resource is still a refusal.

@@ -81,9 +81,10 @@ impl utoipa::Modify for BearerJwt {
                 "session",
                 SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
                     "airlock_session",
-                    "The web console's session (set by `/console/callback`). Calls that \
+                    "The web console's session (set by `/console/callback`), named \
+                     `__Host-airlock_session` when cookies are `Secure`. Calls that \
                      change state also need its `X-CSRF-Token`, and an `Origin` (when \
-                     sent) equal to Airlock's own.",
+                     sent) equal to Airlock's own. Sent twice, it is refused (400).",
                 ))),
             );
         }

@@ -25,6 +25,9 @@ use airlock_store::StoreError;
 pub enum Refusal {
     /// No valid credential (401; logged and audited).
     Unauthenticated,
+    /// The session cookie came twice (400; logged and audited): which one
+    /// is the session cannot be told.
+    DuplicateSession,
     /// The identity is at its cap of requests in flight (429).
     TooManyRequests,
     /// A console request failed the CSRF check (403; logged and audited).
@@ -40,6 +43,7 @@ impl From<Refusal> for ApiError {
     fn from(refusal: Refusal) -> Self {
         match refusal {
             Refusal::Unauthenticated => Self::Unauthorized,
+            Refusal::DuplicateSession => Self::BadRequest(DUPLICATE_SESSION.to_owned()),
             Refusal::TooManyRequests => Self::TooManyRequests,
             Refusal::Csrf(message) => Self::CsrfRejected(message),
             Refusal::Forbidden { .. } => Self::Forbidden,
@@ -47,6 +51,10 @@ impl From<Refusal> for ApiError {
         }
     }
 }
+
+/// What a request carrying its session cookie twice is told.
+pub const DUPLICATE_SESSION: &str = "the request carries the session cookie more than once; \
+    clear this site's cookies and sign in again";
 
 /// How a door takes credentials and answers refusals.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -186,7 +194,7 @@ impl Caller {
         // A bearer token wins over a session cookie sent along with it.
         if door.sessions
             && header.is_none()
-            && let Some(id) = session::cookie_id(&parts.headers)
+            && let Some(id) = session_cookie(parts, state, tagged(parts).unwrap_or(CONSOLE)).await?
         {
             let id = id.to_owned();
             return Self::from_session(parts, state, door, &id, request_id, origin).await;
@@ -232,6 +240,38 @@ fn identity_of(principal: &Principal) -> String {
 #[derive(Debug)]
 pub struct StreamPlace {
     _permit: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
+/// The id in the request's console session cookie (named per
+/// `[console] cookie_secure`), if any. A request that carries the cookie
+/// twice is refused (logged, counted and audited on `channel`) rather than
+/// one of them picked: a planted cookie next to the real one must not
+/// choose the session.
+pub async fn session_cookie<'p>(
+    parts: &'p Parts,
+    state: &AppState,
+    channel: &str,
+) -> Result<Option<&'p str>, Refusal> {
+    let secure = session::cookie_is_secure(state.site(), &parts.headers);
+    if let Ok(id) = session::cookie_id(&parts.headers, secure) {
+        return Ok(id);
+    }
+    let request_id = parts
+        .extensions
+        .get::<RequestId>()
+        .map_or_else(String::new, |id| id.0.clone());
+    let reason = "duplicate_session_cookie";
+    tracing::info!(request_id, reason, path = %parts.uri.path(), "session cookie refused");
+    state.metrics().authentication_failure(reason);
+    let refusal = Unidentified {
+        channel,
+        action: "authenticate",
+        reason,
+        status: "400",
+        detail: serde_json::json!({"path": refusals::bounded(parts.uri.path())}),
+    };
+    refusal.record(state, origin_of(parts, &request_id)).await;
+    Err(Refusal::DuplicateSession)
 }
 
 /// The channel an in-process adapter (the MCP server) set on the request.

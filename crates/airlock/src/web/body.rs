@@ -83,9 +83,11 @@ async fn worth_reading(state: &AppState, parts: &Parts) -> bool {
         let authenticator = state.authenticator();
         return authenticator.is_cached(header) || authenticator.authenticate(header).await.is_ok();
     }
-    match session::cookie_id(&parts.headers) {
-        Some(id) => matches!(state.sessions().find(id, state.now_ms()).await, Ok(Some(_))),
-        None => false,
+    let secure = session::cookie_is_secure(state.site(), &parts.headers);
+    match session::cookie_id(&parts.headers, secure) {
+        Ok(Some(id)) => matches!(state.sessions().find(id, state.now_ms()).await, Ok(Some(_))),
+        // No session, or a doubled cookie the handler refuses.
+        Ok(None) | Err(_) => false,
     }
 }
 

@@ -1,6 +1,8 @@
-//! Console sessions as the API sees them: the `airlock_session` cookie, the
-//! session it names (from the store, through a short in-memory cache), and
-//! the CSRF check every state-changing request made with it must pass.
+//! Console sessions as the API sees them: the session cookie
+//! (`__Host-airlock_session` when cookies are `Secure`, `airlock_session`
+//! over plain HTTP), the session it names (from the store, through a short
+//! in-memory cache), and the CSRF check every state-changing request made
+//! with it must pass.
 //!
 //! The console creates and ends sessions; the `Caller`
 //! extractor only reads them, so that a request from the console meets the
@@ -16,8 +18,20 @@ use airlock_domain::identity::Principal;
 use airlock_store::sessions::SessionRow;
 use airlock_store::{Store, StoreError};
 
-/// The session cookie's name.
+/// The session cookie's name over plain HTTP (development).
 pub const COOKIE: &str = "airlock_session";
+
+/// The session cookie's name when cookies are `Secure`. Browsers keep a
+/// `__Host-` cookie only if this very host set it `Secure`, with `Path=/`
+/// and no `Domain`, so a sibling subdomain or a plain-HTTP page cannot
+/// plant one next to it (session fixation) or shadow it.
+pub const SECURE_COOKIE: &str = "__Host-airlock_session";
+
+/// The session cookie's name for a request whose cookies are (or are not)
+/// `Secure` ([`cookie_is_secure`]).
+pub fn cookie_name(secure: bool) -> &'static str {
+    if secure { SECURE_COOKIE } else { COOKIE }
+}
 
 /// The header a state-changing request carries its session's CSRF token in.
 pub const CSRF_HEADER: &str = "x-csrf-token";
@@ -131,18 +145,35 @@ pub fn check_csrf(
     .map_err(|_| CsrfFailure::WrongToken)
 }
 
-/// The id in the request's `airlock_session` cookie, when there is one of
-/// the right shape (43 base64url characters: 256 bits).
-pub fn cookie_id(headers: &HeaderMap) -> Option<&str> {
+/// The request carries the session cookie more than once (in one `Cookie`
+/// header or several): which one is the session cannot be told, so the
+/// request is refused rather than one of them picked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DuplicateCookie;
+
+/// The values of every cookie called `name` in the request's `Cookie`
+/// headers, in order.
+pub fn cookie_values<'h>(headers: &'h HeaderMap, name: &str) -> Vec<&'h str> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == COOKIE)
+        .filter(|(found, _)| found.trim() == name)
         .map(|(_, value)| value.trim())
-        .filter(|value| is_session_id(value))
+        .collect()
+}
+
+/// The id in the request's session cookie (named per `secure`), when there
+/// is one of the right shape (43 base64url characters: 256 bits); an error
+/// when the cookie is there twice.
+pub fn cookie_id(headers: &HeaderMap, secure: bool) -> Result<Option<&str>, DuplicateCookie> {
+    match cookie_values(headers, cookie_name(secure)).as_slice() {
+        [] => Ok(None),
+        [value] => Ok(Some(*value).filter(|value| is_session_id(value))),
+        _ => Err(DuplicateCookie),
+    }
 }
 
 /// 43 base64url characters (no padding): what [`new_secret`] makes.
@@ -415,29 +446,56 @@ mod tests {
         let id = new_secret();
         assert_eq!(id.len(), 43);
         assert!(is_session_id(&id));
+        let plain = |pairs: &[(&'static str, &str)]| {
+            cookie_id(&headers(pairs), false).map(|found| found.map(str::to_owned))
+        };
         let cookie = format!("theme=dark; {COOKIE}={id}; other=1");
+        assert_eq!(plain(&[("cookie", &cookie)]), Ok(Some(id.clone())));
         assert_eq!(
-            cookie_id(&headers(&[("cookie", &cookie)])),
-            Some(id.as_str())
+            plain(&[("cookie", "a=b"), ("cookie", &format!("{COOKIE}={id}"))]),
+            Ok(Some(id.clone()))
+        );
+        assert_eq!(plain(&[("cookie", &format!("{COOKIE}=short"))]), Ok(None));
+        assert_eq!(plain(&[("cookie", &format!("x{COOKIE}={id}"))]), Ok(None));
+        assert_eq!(plain(&[]), Ok(None));
+        // Secure: only the __Host- cookie is the session.
+        let secure = format!("{COOKIE}={}; {SECURE_COOKIE}={id}", new_secret());
+        assert_eq!(
+            cookie_id(&headers(&[("cookie", &secure)]), true),
+            Ok(Some(id.as_str()))
         );
         assert_eq!(
-            cookie_id(&headers(&[
-                ("cookie", "a=b"),
-                ("cookie", &format!("{COOKIE}={id}"))
-            ])),
-            Some(id.as_str())
+            cookie_id(&headers(&[("cookie", &format!("{COOKIE}={id}"))]), true),
+            Ok(None)
         );
-        assert_eq!(
-            cookie_id(&headers(&[("cookie", &format!("{COOKIE}=short"))])),
-            None
-        );
-        assert_eq!(
-            cookie_id(&headers(&[("cookie", &format!("x{COOKIE}={id}"))])),
-            None
-        );
-        assert_eq!(cookie_id(&headers(&[])), None);
         assert_ne!(new_secret(), new_secret());
         assert_eq!(hash_of("abc").len(), 64);
+    }
+
+    #[test]
+    fn a_session_cookie_sent_twice_is_refused_not_picked() {
+        let (mine, planted) = (new_secret(), new_secret());
+        for secure in [false, true] {
+            let name = cookie_name(secure);
+            let twice_in_one = format!("{name}={planted}; {name}={mine}");
+            assert_eq!(
+                cookie_id(&headers(&[("cookie", &twice_in_one)]), secure),
+                Err(DuplicateCookie)
+            );
+            let in_two = [
+                ("cookie", format!("{name}={planted}")),
+                ("cookie", format!("a=b; {name} = {mine}")),
+            ];
+            let in_two: Vec<(&'static str, &str)> =
+                in_two.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            assert_eq!(cookie_id(&headers(&in_two), secure), Err(DuplicateCookie));
+            // Even when one of them is not a well-formed id.
+            let odd = format!("{name}=x; {name}={mine}");
+            assert_eq!(
+                cookie_id(&headers(&[("cookie", &odd)]), secure),
+                Err(DuplicateCookie)
+            );
+        }
     }
 
     #[test]

@@ -22,7 +22,7 @@ use crate::harness::{Harness, IdpServer, Stack};
 use crate::support::Db;
 
 /// A client that never follows redirects: each hop is checked.
-fn browser() -> reqwest::Client {
+pub(crate) fn browser() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(30))
@@ -31,7 +31,7 @@ fn browser() -> reqwest::Client {
 }
 
 /// Jobs the simulator finishes in well under a second.
-fn fast_sim() -> SimConfig {
+pub(crate) fn fast_sim() -> SimConfig {
     SimConfig {
         time_scale: 0.01,
         ..SimConfig::default()
@@ -40,7 +40,7 @@ fn fast_sim() -> SimConfig {
 
 /// `name=value` of the `Set-Cookie` headers of `response`, with their
 /// attributes, by name.
-fn set_cookies(response: &reqwest::Response) -> HashMap<String, String> {
+pub(crate) fn set_cookies(response: &reqwest::Response) -> HashMap<String, String> {
     response
         .headers()
         .get_all(SET_COOKIE)
@@ -53,7 +53,7 @@ fn set_cookies(response: &reqwest::Response) -> HashMap<String, String> {
         .collect()
 }
 
-fn cookie_value(set_cookie: &str) -> String {
+pub(crate) fn cookie_value(set_cookie: &str) -> String {
     set_cookie
         .split(';')
         .next()
@@ -81,7 +81,7 @@ struct Signed {
 
 /// The steps of a login up to the identity provider's redirect back:
 /// the callback URL (code and state) and the login cookie.
-async fn to_callback(stack: &Stack, user: &str) -> (String, String) {
+pub(crate) async fn to_callback(stack: &Stack, user: &str) -> (String, String) {
     let http = browser();
     let start = http
         .get(stack.url("/console/login?return_to=/board"))
@@ -89,8 +89,10 @@ async fn to_callback(stack: &Stack, user: &str) -> (String, String) {
         .await
         .expect("login starts");
     assert_eq!(start.status(), StatusCode::SEE_OTHER);
-    let login_cookie = set_cookies(&start)
+    let mut login_cookies = set_cookies(&start);
+    let login_cookie = login_cookies
         .remove("airlock_login")
+        .or_else(|| login_cookies.remove("__Secure-airlock_login"))
         .expect("a login cookie");
     assert!(
         login_cookie.contains("HttpOnly")
@@ -185,7 +187,7 @@ impl Signed {
     }
 }
 
-async fn json(request: reqwest::RequestBuilder) -> (StatusCode, Value) {
+pub(crate) async fn json(request: reqwest::RequestBuilder) -> (StatusCode, Value) {
     let response = request.send().await.expect("Airlock answers");
     let status = response.status();
     let body = response.json().await.unwrap_or(Value::Null);
@@ -211,7 +213,7 @@ async fn slug_in(stack: &Stack, workspace: &str) -> String {
         .to_owned()
 }
 
-async fn audit(stack: &Stack, query: &str) -> Vec<Value> {
+pub(crate) async fn audit(stack: &Stack, query: &str) -> Vec<Value> {
     let (status, page) = json(
         stack
             .http

@@ -9,6 +9,7 @@ mod browser;
 mod chaos;
 mod cli;
 mod console;
+mod console_cookies;
 mod demo;
 mod examples;
 mod front;
