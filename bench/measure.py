@@ -123,6 +123,7 @@ def report(raw: str, out_json: str, out_md: str) -> None:
     if os.path.exists(f"{raw}/reads-direct.jsonl"):
         md += reads_section(raw, result)
     md += triggers_section(raw, result)
+    md += flood_section(raw, result)
     if os.path.exists(f"{raw}/tracking.json"):
         md += tracking_section(raw, result)
     if os.path.exists(f"{raw}/ready.json"):
@@ -273,6 +274,34 @@ def startup_section(raw: str, result: dict) -> list:
     return md
 
 
+def flood_section(raw: str, result: dict) -> list:
+    """Triggers' latency, quiet and under a flood of unauthenticated requests."""
+    if not os.path.exists(f"{raw}/flood-triggers-quiet.jsonl"):
+        return []
+    quiet = lines(f"{raw}/flood-triggers-quiet.jsonl")
+    loud = lines(f"{raw}/flood-triggers-loud.jsonl")
+    attack = lines(f"{raw}/flood-attack.jsonl")
+    md = [
+        "## Triggers under a flood of unauthenticated requests (SQLite)",
+        "",
+        "| round | quiet: triggers/s | quiet p99 ms | flood: requests/s (statuses) | under the flood: triggers/s | p99 ms | p99 ratio |",
+        "| ---: | ---: | ---: | --- | ---: | ---: | ---: |",
+    ]
+    ratios = []
+    for i, (q, l, a) in enumerate(zip(quiet, loud, attack), start=1):
+        ratio = l["p99_us"] / q["p99_us"]
+        ratios.append(ratio)
+        statuses = ", ".join(f"{n:,} × {s}" for s, n in sorted(a["by_status"].items()))
+        md.append(
+            f"| {i} | {q['accepted'] / (q['duration_us'] / 1e6):,.0f} | {q['p99_us'] / 1000:.2f} | "
+            f"{a['requests'] / (a['duration_us'] / 1e6):,.0f} ({statuses}) | "
+            f"{l['accepted'] / (l['duration_us'] / 1e6):,.0f} | {l['p99_us'] / 1000:.2f} | {ratio:.2f} |"
+        )
+    result["flood"] = {"quiet": quiet, "loud": loud, "attack": attack, "worst_p99_ratio": max(ratios)}
+    md += [""]
+    return md
+
+
 def targets_section(result: dict) -> list:
     """The issue's targets, for the parts of the run that were measured."""
     targets = []
@@ -308,6 +337,9 @@ def targets_section(result: dict) -> list:
             f"{last['calls_per_interval']:.1f} calls (1/{last['jobs'] / last['calls_per_interval']:,.0f})",
             last["calls_per_interval"] <= last["jobs"] / 50,
         ))
+    if result.get("flood"):
+        worst = result["flood"]["worst_p99_ratio"]
+        targets.append(("triggers' p99 under 10,000 unauthenticated requests/s ≤ 2× quiet", f"{worst:.2f}×", worst <= 2.0))
     m = result["memory"]
     if m:
         targets.append(("idle RSS ≤ 30 MB", f"{m['idle_rss_kb'] / 1024:.1f} MB", m["idle_rss_kb"] <= 30 * 1024))

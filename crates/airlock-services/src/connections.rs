@@ -285,24 +285,27 @@ impl Catalog {
         &self,
         reference: &str,
     ) -> Result<Option<ConnectionInfo>, airbyte_client::Error> {
-        let snapshot = self.snapshot();
-        if let Some(found) = snapshot.resolve(reference) {
+        if let Some(found) = self.snapshot().resolve(reference) {
             return Ok(Some(found.clone()));
         }
-        // Unknown references cannot amplify load on Airbyte: a miss waits
-        // until the last listing is a cooldown old, and concurrent misses
-        // share one listing, so there is at most one per cooldown. The
-        // listing must begin after the miss, or it may not show what was
-        // asked for.
+        let snapshot = self.refresh_after_miss().await?;
+        Ok(snapshot.resolve(reference).cloned())
+    }
+
+    /// A listing that began after now, for something the snapshot does
+    /// not know (a reference, a list item naming an unknown connection).
+    /// Misses cannot amplify load on Airbyte: a miss waits until the last
+    /// listing is a cooldown old, and concurrent misses share one listing,
+    /// so there is at most one per cooldown, whoever asks.
+    pub async fn refresh_after_miss(&self) -> Result<Arc<Snapshot>, airbyte_client::Error> {
         let missed_at = Instant::now();
-        if let Some(started) = snapshot.started_at {
+        if let Some(started) = self.snapshot().started_at {
             let age = missed_at.duration_since(started);
             if age < MISS_REFRESH_COOLDOWN {
                 tokio::time::sleep(MISS_REFRESH_COOLDOWN - age).await;
             }
         }
-        let snapshot = self.refresh_started_after(missed_at).await?;
-        Ok(snapshot.resolve(reference).cloned())
+        self.refresh_started_after(missed_at).await
     }
 
     /// Refreshes every `every` until `stop` is notified; failures keep the

@@ -91,7 +91,7 @@ async fn snapshot(state: &FrontState) -> Result<std::sync::Arc<Snapshot>, FrontE
     if snapshot.fetched_at != 0 {
         return Ok(snapshot);
     }
-    state.catalog().refresh().await.map_err(|error| {
+    state.catalog().refresh_after_miss().await.map_err(|error| {
         tracing::warn!(error = %error, "cannot list Airbyte connections");
         FrontError::BadGateway("Airbyte")
     })
@@ -146,9 +146,10 @@ impl Visibility<'_> {
 
     async fn connection_visible(&mut self, id: &str) -> bool {
         if self.snapshot.resolve(id).is_none() && !self.refreshed {
-            // A connection created since the last refresh.
+            // A connection created since the last refresh; at most one
+            // listing per cooldown, whoever asks.
             self.refreshed = true;
-            if let Ok(fresh) = self.state.catalog().refresh().await {
+            if let Ok(fresh) = self.state.catalog().refresh_after_miss().await {
                 self.snapshot = fresh;
             }
         }

@@ -27,7 +27,7 @@ pub async fn catalog(state: &AppState) -> Result<std::sync::Arc<Snapshot>, Servi
     if snapshot.fetched_at != 0 {
         return Ok(snapshot);
     }
-    state.catalog().refresh().await.map_err(|error| {
+    state.catalog().refresh_after_miss().await.map_err(|error| {
         tracing::warn!(error = %error, "cannot list Airbyte connections");
         ServiceError::Unavailable("Airbyte")
     })

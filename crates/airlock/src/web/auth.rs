@@ -14,6 +14,7 @@ use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::header::{AUTHORIZATION, USER_AGENT};
 use axum::http::request::Parts;
 
+pub use super::refusals::Unidentified;
 use super::{ApiError, AppState, RequestId, RequestLog, refusals, session};
 use airlock_domain::audit;
 use airlock_domain::identity::Principal;
@@ -316,42 +317,6 @@ async fn refuse(
         detail,
     };
     refusal.record(state, origin).await;
-}
-
-/// A refusal of a request before anyone is identified (a credential that
-/// does not verify, a door's host gate): what the audit trail records of it.
-#[derive(Debug)]
-pub struct Unidentified<'a> {
-    pub channel: &'a str,
-    pub action: &'a str,
-    pub reason: &'a str,
-    /// The status answered.
-    pub status: &'a str,
-    pub detail: serde_json::Value,
-}
-
-impl Unidentified<'_> {
-    /// Audits the refusal, counted with the others of its source address
-    /// and reason this window (see [`refusals`]), and charges it to the
-    /// address's throttle.
-    pub async fn record(self, state: &AppState, origin: audit::Origin) {
-        let address = refusals::address_key(origin.source_ip.as_deref());
-        state.refused(self.entry(origin), None, &[&address]).await;
-    }
-
-    /// The refusal's audit record.
-    pub fn entry(self, origin: audit::Origin) -> audit::Entry {
-        audit::Entry {
-            origin,
-            channel: self.channel.to_owned(),
-            action: self.action.to_owned(),
-            decision: "deny".to_owned(),
-            reason: Some(self.reason.to_owned()),
-            outcome: Some(self.status.to_owned()),
-            detail: Some(self.detail),
-            ..audit::Entry::default()
-        }
-    }
 }
 
 impl Caller {

@@ -20,6 +20,8 @@ use std::sync::{Mutex, PoisonError};
 
 use airlock_domain::audit;
 
+use super::AppState;
+
 /// Keys tallied per window; refusals beyond go to one key per action and
 /// reason, with no address (a flood from many addresses still costs a
 /// bounded number of writes).
@@ -51,6 +53,42 @@ pub fn address_key(source_ip: Option<&str>) -> String {
             .map_or_else(String::new, |v4| v4.to_string()),
         Some(ip) => ip.to_string(),
         None => "unknown".to_owned(),
+    }
+}
+
+/// A refusal of a request before anyone is identified (a credential that
+/// does not verify, a door's host gate): what the audit trail records of it.
+#[derive(Debug)]
+pub struct Unidentified<'a> {
+    pub channel: &'a str,
+    pub action: &'a str,
+    pub reason: &'a str,
+    /// The status answered.
+    pub status: &'a str,
+    pub detail: serde_json::Value,
+}
+
+impl Unidentified<'_> {
+    /// Audits the refusal, counted with the others of its source address
+    /// and reason this window (see [`refusals`]), and charges it to the
+    /// address's throttle.
+    pub async fn record(self, state: &AppState, origin: audit::Origin) {
+        let address = address_key(origin.source_ip.as_deref());
+        state.refused(self.entry(origin), None, &[&address]).await;
+    }
+
+    /// The refusal's audit record.
+    pub fn entry(self, origin: audit::Origin) -> audit::Entry {
+        audit::Entry {
+            origin,
+            channel: self.channel.to_owned(),
+            action: self.action.to_owned(),
+            decision: "deny".to_owned(),
+            reason: Some(self.reason.to_owned()),
+            outcome: Some(self.status.to_owned()),
+            detail: Some(self.detail),
+            ..audit::Entry::default()
+        }
     }
 }
 

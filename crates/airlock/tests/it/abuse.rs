@@ -464,3 +464,46 @@ async fn console_login_starts_are_bounded_per_address() {
     assert_eq!(records[0].entry.outcome.as_deref(), Some("429"));
     stack.stop().await.shutdown().await;
 }
+
+/// Unknown connections (a reference, a list item) cannot make Airlock
+/// re-list Airbyte on every request: misses share one listing per cooldown.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn misses_share_one_listing_of_airbyte_per_cooldown() {
+    let stack = Harness::fast(Db::Sqlite).start().await;
+    let reader = stack.token("reader");
+    let (status, _) = support::send(
+        stack
+            .http
+            .get(stack.url("/v1/connections"))
+            .bearer_auth(&reader),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let listings = || stack.sim.sim.counters().requests_to("GET /connections");
+    let before = listings();
+    let misses: Vec<_> = (0..30)
+        .map(|i| {
+            let request = stack
+                .http
+                .get(stack.url(&format!("/v1/connections/no-such-connection-{i}")))
+                .bearer_auth(&reader);
+            tokio::spawn(async move { request.send().await.expect("answers").status() })
+        })
+        .collect();
+    for miss in misses {
+        assert_eq!(miss.await.expect("joined"), StatusCode::NOT_FOUND);
+    }
+    // What the front's list filtering asks for when an item names an
+    // unknown connection, concurrently.
+    let catalog = stack.state.catalog();
+    let refreshes = futures_util::future::join_all((0..30).map(|_| catalog.refresh_after_miss()));
+    for refreshed in refreshes.await {
+        refreshed.expect("Airbyte answers");
+    }
+    let made = listings() - before;
+    assert!(
+        (1..=3).contains(&made),
+        "60 misses made {made} listings of Airbyte's connections"
+    );
+    stack.stop().await.shutdown().await;
+}

@@ -45,7 +45,7 @@ async fn sighup_reloads_grants_and_refuses_a_broken_file() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(status, StatusCode::OK, "the reloaded grant is in force");
-    assert_eq!(served.logged("policy reloaded"), 1);
+    assert_eq!(served.logged_within("policy reloaded", 1).await, 1);
 
     // A broken file is refused; the policy in force stays.
     deployment.rewrite(&config.with_grant(Grant::matching("nobody", "sub", "x")));

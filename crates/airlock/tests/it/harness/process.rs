@@ -258,6 +258,18 @@ impl Served {
             .count()
     }
 
+    /// How many lines said `message` once `count` have, or a few seconds
+    /// have passed (the log is read from the process as it comes).
+    pub async fn logged_within(&self, message: &str, count: usize) -> usize {
+        for _ in 0..100 {
+            if self.logged(message) >= count {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        self.logged(message)
+    }
+
     /// The log lines of level `level` (`ERROR`, `WARN`...) so far.
     pub fn log_at(&self, level: &str) -> Vec<Value> {
         lock(&self.log)
