@@ -192,24 +192,13 @@ impl Caller {
             .headers
             .get(AUTHORIZATION)
             .map(|v| v.to_str().unwrap_or("\u{0}"));
-        // A bearer token wins over a session cookie sent along with it.
-        if door.sessions
-            && header.is_none()
-            && let Some(id) = session_cookie(parts, state, tagged(parts).unwrap_or(CONSOLE)).await?
-        {
-            let id = id.to_owned();
-            return Self::from_session(parts, state, door, &id, request_id, origin).await;
-        }
-        let door = Door {
-            channel: tagged(parts).unwrap_or(door.channel),
-            ..door
-        };
-        // An address that keeps sending bad credentials is refused before
-        // any work, unless its token already verified.
+        // An address that keeps sending bad credentials (tokens or session
+        // cookies) is refused before any work, unless its token already
+        // verified.
         let address = refusals::address_key(origin.source_ip.as_deref());
         if state.throttled(&address) && !state.authenticator().is_cached(header) {
             let refusal = Unidentified {
-                channel: door.channel,
+                channel: tagged(parts).unwrap_or(door.channel),
                 action: "authenticate",
                 reason: "throttled",
                 status: "429",
@@ -218,6 +207,19 @@ impl Caller {
             state.refused(refusal.entry(origin), None, &[]).await;
             return Err(Refusal::TooManyRequests);
         }
+        // A bearer token wins over a session cookie sent along with it.
+        let session_channel = tagged(parts).unwrap_or(door.session_channel);
+        if door.sessions
+            && header.is_none()
+            && let Some(id) = session_cookie(parts, state, session_channel).await?
+        {
+            let id = id.to_owned();
+            return Self::from_session(parts, state, door, &id, request_id, origin).await;
+        }
+        let door = Door {
+            channel: tagged(parts).unwrap_or(door.channel),
+            ..door
+        };
         match state.authenticator().authenticate(header).await {
             Ok(principal) => Self::admit(parts, state, door, principal, request_id, origin, None),
             Err(error) => {
