@@ -437,25 +437,4 @@ async fn export_writes_json_lines_from_a_position() {
     );
 }
 
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(crate::support::Db::Sqlite).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(crate::support::Db::Postgres).await;
-                }
-            )*
-        }
-    };
-}
-
-on_both_backends!(scripted_session_writes_exactly_the_expected_records);
+crate::support::both_backends!(scripted_session_writes_exactly_the_expected_records);

@@ -395,27 +395,6 @@ async fn concurrent_claims_never_share_a_connection(kind: Db) {
     );
 }
 
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(crate::support::Db::Sqlite).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(crate::support::Db::Postgres).await;
-                }
-            )*
-        }
-    };
-}
-
 /// Triggers that arrive together share a transaction (group commit): the
 /// outcome of each must be what it would have been alone.
 async fn concurrent_triggers_keep_their_own_outcomes(kind: Db) {
@@ -702,7 +681,7 @@ async fn a_claim_notes_the_start_unless_a_cancel_was_asked(kind: Db) {
     );
 }
 
-on_both_backends!(
+crate::support::both_backends!(
     a_claim_notes_the_start_unless_a_cancel_was_asked,
     idempotency_keys_return_the_same_job,
     claims_one_job_per_connection_in_order,
