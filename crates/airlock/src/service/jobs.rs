@@ -218,8 +218,18 @@ pub async fn wait_for_end(
     let mut current = job;
     while !current.state.is_terminal() && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(WATCH_EVERY.min(deadline - tokio::time::Instant::now())).await;
-        if let Some(fresh) = state.store().get_job(&current.id).await? {
-            current = fresh;
+        // The job is stored: a read that fails while waiting (the database
+        // away for a moment) leaves the state last seen, never a 503 for a
+        // trigger that was accepted (its client would trigger again).
+        match state.store().get_job(&current.id).await {
+            Ok(Some(fresh)) => current = fresh,
+            Ok(None) => {}
+            Err(error) => tracing::debug!(
+                request_id = %caller.request_id.0,
+                job_id = %current.id,
+                error = %error,
+                "cannot read a job while waiting for its end"
+            ),
         }
     }
     // The log line and the span name the Airbyte job the wait saw start.

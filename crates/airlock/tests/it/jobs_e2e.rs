@@ -355,6 +355,44 @@ async fn wait_holds_the_answer_until_the_job_ends(db: Db) {
     stack.stop().await;
 }
 
+/// A trigger with `?wait=` is stored, then the database goes away while
+/// the answer waits: the answer is the stored job as last seen (202), not
+/// a 503 that would make its client trigger it again. On Postgres, whose
+/// reads all go through the pool that is closed here (SQLite reads jobs
+/// with connections of their own).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_trigger_is_answered_with_its_job_when_the_database_goes() {
+    let stack = Harness::fast(Db::Postgres).start().await;
+    let connection = stack
+        .add_connection(reliable_connections("analytics", 1, 3_600_000))
+        .await;
+    let waiting = {
+        let client = stack.client.clone();
+        let connection = connection.clone();
+        tokio::spawn(async move { client.sync(&connection, "?wait=5s").await })
+    };
+    let observer = stack.store().await;
+    let stored = loop {
+        let jobs = observer
+            .list_jobs(&airlock_store::jobs::JobFilter {
+                limit: 10,
+                ..Default::default()
+            })
+            .await
+            .expect("jobs");
+        if let Some(job) = jobs.into_iter().next() {
+            break job;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    stack.state.store().pool().close().await;
+    let (status, job) = waiting.await.expect("join");
+    assert_eq!(status, StatusCode::ACCEPTED, "{job}");
+    assert_eq!(id_of(&job), stored.id.to_string());
+    observer.pool().close().await;
+    stack.stop().await;
+}
+
 async fn callers_need_a_token_and_the_permission(db: Db) {
     let stack = Harness::fast(db).start().await;
     let connection = stack
