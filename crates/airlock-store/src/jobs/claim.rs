@@ -234,6 +234,13 @@ impl Store {
 
     /// Records that Airbyte accepted the job as `airbyte_job_id`. Counts the
     /// attempt and releases the lease: from now on the tracker follows it.
+    ///
+    /// The tracker may have recorded that Airbyte job as Airbyte's own
+    /// (channel `airbyte`) a moment before: a job that ended in Airbyte
+    /// before the dispatcher heard back is not active, so no index kept it
+    /// out. Its row is this job's, and is taken over (removed, the takeover
+    /// on this job's timeline and in the audit trail) rather than refused by
+    /// the unique index, which would leave this job to start a second sync.
     pub async fn mark_started(
         &self,
         id: &JobId,
@@ -243,6 +250,7 @@ impl Store {
         now: i64,
     ) -> Result<bool, StoreError> {
         let mut tx = self.begin_write().await?;
+        let taken = take_over_recorded(&mut tx, id, owner, airbyte_job_id).await?;
         let done = sqlx::query(
             "UPDATE jobs SET state = $1, airbyte_job_id = $2, attempts = attempts + 1, lease_owner = NULL, \
              lease_until = NULL, start_requested_at = NULL, updated_at = $3, error = NULL \
@@ -257,6 +265,9 @@ impl Store {
         .await?
         .rows_affected();
         if done == 1 {
+            if let Some(recorded) = taken {
+                audit_takeover(&mut tx, id, airbyte_job_id, &recorded, now).await?;
+            }
             record_event(
                 &mut tx,
                 id,
@@ -301,4 +312,64 @@ impl Store {
         tx.commit().await?;
         Ok(done == 1)
     }
+}
+
+/// The audit record of a takeover (after the job's row is locked: rows
+/// before the chain's head).
+async fn audit_takeover(
+    conn: &mut sqlx::AnyConnection,
+    id: &JobId,
+    airbyte_job_id: i64,
+    recorded: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    let entry = airlock_domain::audit::Entry {
+        actor: airlock_domain::audit::Actor::system(),
+        channel: "airlock".to_owned(),
+        action: "job.takeover".to_owned(),
+        job_id: Some(id.to_string()),
+        airbyte_job_id: Some(airbyte_job_id),
+        decision: "system".to_owned(),
+        detail: Some(serde_json::json!({
+            "detail": "the tracker had recorded this job's Airbyte job as Airbyte's own; that row was removed",
+            "removed_job_id": recorded,
+        })),
+        ..airlock_domain::audit::Entry::default()
+    };
+    crate::audit::append(conn, &entry, now).await?;
+    Ok(())
+}
+
+/// Removes the row the tracker made for `airbyte_job_id` as Airbyte's own,
+/// with its timeline, when job `id` is still held by `owner` (the job that
+/// started it); the removed row's id.
+async fn take_over_recorded(
+    conn: &mut sqlx::AnyConnection,
+    id: &JobId,
+    owner: &str,
+    airbyte_job_id: i64,
+) -> Result<Option<String>, StoreError> {
+    let recorded: Option<String> = sqlx::query_scalar(
+        "DELETE FROM jobs WHERE airbyte_job_id = $1 AND channel = 'airbyte' AND id <> $2 \
+         AND EXISTS (SELECT 1 FROM jobs j WHERE j.id = $2 AND j.lease_owner = $3 AND j.state = 'starting') \
+         RETURNING id",
+    )
+    .bind(airbyte_job_id)
+    .bind(id.as_str())
+    .bind(owner)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if let Some(recorded) = &recorded {
+        sqlx::query("DELETE FROM job_events WHERE job_id = $1")
+            .bind(recorded)
+            .execute(&mut *conn)
+            .await?;
+        tracing::warn!(
+            job_id = %id,
+            airbyte_job_id,
+            recorded = %recorded,
+            "the tracker had recorded this job's Airbyte job as Airbyte's own; taken over"
+        );
+    }
+    Ok(recorded)
 }

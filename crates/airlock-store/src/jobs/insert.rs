@@ -331,11 +331,17 @@ impl Store {
     ) -> Result<Option<Job>, StoreError> {
         let id = JobId::generate();
         let mut tx = self.begin_write().await?;
-        let result = sqlx::query(
+        // A row for the Airbyte job may be there, or be on its way in
+        // another transaction (the dispatcher that started it, the front,
+        // another replica's tracker for a moment after an election): the
+        // insert then does nothing rather than fail on the unique index
+        // (which Postgres logs as an error and which aborts the transaction).
+        let inserted = sqlx::query(
             "INSERT INTO jobs (id, connection_id, workspace_id, job_type, state, airbyte_job_id, attempts, \
              max_attempts, run_after, cancel_requested, requested_by, requester, channel, created_at, updated_at, \
              finished_at, rows_synced, bytes_synced, duration) \
-             VALUES ($1, $2, $3, $4, $5, $6, 1, 1, $7, 0, 'airbyte', '{\"kind\":\"airbyte\"}', 'airbyte', $7, $7, $8, $9, $10, $11)",
+             VALUES ($1, $2, $3, $4, $5, $6, 1, 1, $7, 0, 'airbyte', '{\"kind\":\"airbyte\"}', 'airbyte', $7, $7, $8, $9, $10, $11) \
+             ON CONFLICT DO NOTHING",
         )
         .bind(id.as_str())
         .bind(connection_id)
@@ -349,14 +355,12 @@ impl Store {
         .bind(seen.bytes_synced)
         .bind(seen.duration)
         .execute(&mut *tx)
-        .await;
-        match result {
-            Ok(_) => {}
-            Err(error) if is_unique_violation(&error) => {
-                tx.rollback().await?;
-                return Ok(None);
-            }
-            Err(error) => return Err(error.into()),
+        .await?
+        .rows_affected();
+        if inserted == 0 {
+            // Known already, or another job of the connection is active.
+            tx.commit().await?;
+            return Ok(None);
         }
         let detail = format!("started in Airbyte as job {}", seen.airbyte_job_id);
         record_event(&mut tx, &id, seen.state, now, Some(&detail)).await?;

@@ -2,6 +2,7 @@
 //! one harness that starts Airlock (`harness`) and helpers in `support`.
 
 mod abuse;
+mod airbyte_ids;
 mod architecture;
 mod audit;
 mod bad_input;
