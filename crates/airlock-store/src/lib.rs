@@ -13,6 +13,7 @@ mod finished;
 pub mod front;
 mod inline;
 pub mod jobs;
+pub mod keys;
 mod params;
 pub mod sessions;
 pub mod webhooks;
@@ -129,6 +130,11 @@ const MIGRATIONS: &[Migration] = &[
         version: 6,
         sqlite: include_str!("migrations/0006_dispatch_order.sql"),
         postgres: include_str!("migrations/0006_dispatch_order.sql"),
+    },
+    Migration {
+        version: 7,
+        sqlite: include_str!("migrations/0007_sealed_values.sql"),
+        postgres: include_str!("migrations/0007_sealed_values.sql"),
     },
 ];
 
@@ -319,6 +325,12 @@ impl Default for StorageConfig {
 }
 
 impl StorageConfig {
+    /// True for Postgres, which several replicas may share (SQLite is one
+    /// process's file).
+    pub fn is_shared(&self) -> bool {
+        !self.url.starts_with("sqlite:")
+    }
+
     /// Checks that the URL names a backend Airlock has.
     pub fn validate(&self) -> Result<(), InvalidKey> {
         let url = &self.url;

@@ -133,6 +133,73 @@ fn job_queue(
     (dispatcher, tracker, dispatch)
 }
 
+/// The front, its service accounts signing with the key kept in the
+/// database when that is where the key comes from.
+async fn front(
+    config: &Config,
+    store: &Store,
+    lookup: &(dyn Fn(&str) -> Option<String> + Sync),
+) -> anyhow::Result<crate::front::Front> {
+    let setup = config.front_setup();
+    let shared = match crate::front::accounts::shared_key_secret(&setup, lookup)? {
+        Some(secret) => Some(shared_signing_key(store, secret).await?),
+        None => None,
+    };
+    Ok(crate::front::Front::from_config(
+        &setup,
+        lookup,
+        shared.as_deref(),
+    )?)
+}
+
+/// The service accounts' signing key that every replica shares: kept in
+/// the database sealed under `secret` (`[front] signing_key_secret`); the
+/// first replica to start makes it, the others (and restarts) open it.
+/// Sealing and opening cost a PBKDF2 derivation each, off the async threads.
+async fn shared_signing_key(
+    store: &Store,
+    secret: airlock_domain::secret::Secret,
+) -> anyhow::Result<Vec<u8>> {
+    use crate::front::accounts::{AccountsError, SHARED_KEY_NAME, generate_signing_key};
+    use airlock_domain::secret::sealed;
+    let stored = match store.sealed_value(SHARED_KEY_NAME).await? {
+        Some(stored) => stored,
+        None => {
+            let mine = {
+                let secret = secret.clone();
+                off_thread(move || {
+                    let key = generate_signing_key()?;
+                    sealed::seal(&secret, SHARED_KEY_NAME, &key)
+                        .map_err(|e| AccountsError::SharedKey(e.to_string()))
+                })
+                .await?
+            };
+            let stored = store
+                .store_sealed_value_once(SHARED_KEY_NAME, &mine, airlock_store::now_ms())
+                .await?;
+            if stored == mine {
+                tracing::info!("made the service accounts' signing key and stored it, sealed");
+            }
+            stored
+        }
+    };
+    off_thread(move || {
+        sealed::open(&secret, SHARED_KEY_NAME, &stored).map_err(|e| {
+            AccountsError::SharedKey(format!("the signing key kept in the database: {e}"))
+        })
+    })
+    .await
+}
+
+/// Runs `work` (a key derivation) on a blocking thread.
+async fn off_thread<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, crate::front::AccountsError> + Send + 'static,
+) -> anyhow::Result<T> {
+    Ok(tokio::task::spawn_blocking(work)
+        .await
+        .context("the signing key's task")??)
+}
+
 impl App {
     /// Builds everything; connects to the database (running migrations).
     pub async fn build(config: Config, extras: Extras) -> anyhow::Result<Self> {
@@ -156,10 +223,7 @@ impl App {
             tracing::warn!(error = %error, "cannot list Airbyte connections yet; will retry");
         }
         // Service accounts: Airlock's own issuer, verified like any other.
-        let front = Arc::new(crate::front::Front::from_config(
-            &config.front_setup(),
-            &lookup,
-        )?);
+        let front = Arc::new(front(&config, &store, &lookup).await?);
         let authenticator = authenticator(&config.issuers, extras.issuers, &front, &clock).await?;
         let policy = config.policy()?;
         let replica: String = extras

@@ -1,8 +1,9 @@
 //! Secrets in configuration: given inline, from an environment variable or
 //! from a file, and never printed; [`hash`] keeps stored secrets as PBKDF2
-//! hashes.
+//! hashes, and [`sealed`] encrypts what Airlock keeps in the database.
 
 pub mod hash;
+pub mod sealed;
 
 use std::fmt;
 use std::path::PathBuf;

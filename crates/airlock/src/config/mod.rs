@@ -176,6 +176,7 @@ impl Config {
             accounts: &self.service_accounts,
             issuers: &self.issuers,
             listen: self.server.listen,
+            shared_storage: self.storage.is_shared(),
         }
     }
 

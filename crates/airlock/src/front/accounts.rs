@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 
 use super::config::{FrontSetup, ServiceAccountConfig};
 use airlock_domain::identity::{IssuerConfig, KeySet, SigningAlgorithm};
+use airlock_domain::secret::Secret;
 use airlock_domain::secret::hash::SecretHash;
 
 /// The audience of service-account tokens (Airlock's own).
@@ -36,11 +37,44 @@ pub(crate) struct ServiceAccount {
 pub enum AccountsError {
     #[error("front.signing_key: {0}")]
     SigningKey(String),
+    /// The key kept in the database, or the secret that seals it.
+    #[error("front.signing_key_secret: {0}")]
+    SharedKey(String),
     #[error("service_accounts[{index}].secret_hash: {message}")]
     Hash { index: usize, message: String },
     /// The front's client of the identity provider could not be built.
     #[error("cannot build the front's HTTP client: {0}")]
     HttpClient(String),
+}
+
+/// The name of the signing key Airlock keeps in the database; also what
+/// its seal is bound to.
+pub const SHARED_KEY_NAME: &str = "front.signing_key";
+
+/// The secret that seals the signing key kept in the database, when that is
+/// where the key comes from: service accounts, no `[front] signing_key`, and
+/// `signing_key_secret` set.
+pub fn shared_key_secret(
+    setup: &FrontSetup<'_>,
+    lookup_env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<Secret>, AccountsError> {
+    match &setup.front.signing_key_secret {
+        Some(source) if !setup.accounts.is_empty() && setup.front.signing_key.is_none() => source
+            .resolve(lookup_env)
+            .map(Some)
+            .map_err(AccountsError::SharedKey),
+        _ => Ok(None),
+    }
+}
+
+/// A new signing key for the service accounts, as PKCS#8 DER.
+pub fn generate_signing_key() -> Result<Vec<u8>, AccountsError> {
+    let pair = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING)
+        .map_err(|e| AccountsError::SharedKey(e.to_string()))?;
+    let pkcs8 = pair
+        .to_pkcs8v1()
+        .map_err(|e| AccountsError::SharedKey(e.to_string()))?;
+    Ok(pkcs8.as_ref().to_vec())
 }
 
 /// Airlock's own issuer: the service accounts and the key that signs their
@@ -66,16 +100,19 @@ impl fmt::Debug for Accounts {
 
 impl Accounts {
     /// The issuer for `config`'s service accounts, or `None` when there are
-    /// none. Reads (or generates) the signing key.
+    /// none. The signing key is the configured one, else `shared` (the
+    /// PKCS#8 key kept in the database, see [`shared_key_secret`]), else
+    /// one made now for this process.
     pub(crate) fn from_config(
         setup: &FrontSetup<'_>,
         lookup_env: &dyn Fn(&str) -> Option<String>,
+        shared: Option<&[u8]>,
     ) -> Result<Option<Self>, AccountsError> {
         if setup.accounts.is_empty() {
             return Ok(None);
         }
-        let pair = match &setup.front.signing_key {
-            Some(source) => {
+        let pair = match (&setup.front.signing_key, shared) {
+            (Some(source), _) => {
                 let pem = source
                     .resolve(lookup_env)
                     .map_err(AccountsError::SigningKey)?;
@@ -84,7 +121,11 @@ impl Accounts {
                     |e| AccountsError::SigningKey(format!("not a P-256 private key: {e}")),
                 )?
             }
-            None => EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING)
+            (None, Some(der)) => EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, der)
+                .map_err(|e| {
+                    AccountsError::SharedKey(format!("the stored key is not a P-256 key: {e}"))
+                })?,
+            (None, None) => EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING)
                 .map_err(|e| AccountsError::SigningKey(e.to_string()))?,
         };
         let by_client = setup
@@ -261,20 +302,20 @@ mod tests {
             Config::from_toml("t.toml", &text, &[]).expect("valid")
         };
         let lookup = |_: &str| None;
-        let first = Accounts::from_config(&config("ec-a.pem").front_setup(), &lookup)
+        let first = Accounts::from_config(&config("ec-a.pem").front_setup(), &lookup, None)
             .expect("loads")
             .expect("accounts");
-        let second = Accounts::from_config(&config("ec-a.pem").front_setup(), &lookup)
+        let second = Accounts::from_config(&config("ec-a.pem").front_setup(), &lookup, None)
             .expect("loads")
             .expect("accounts");
         assert_eq!(first.kid, second.kid, "tokens survive a restart");
         for wrong in ["rsa-a.pem", "ed-a.pem", "missing.pem"] {
-            let err =
-                Accounts::from_config(&config(wrong).front_setup(), &lookup).expect_err(wrong);
+            let err = Accounts::from_config(&config(wrong).front_setup(), &lookup, None)
+                .expect_err(wrong);
             assert!(err.to_string().contains("front.signing_key"), "{err}");
         }
         assert!(
-            Accounts::from_config(&Config::default().front_setup(), &lookup)
+            Accounts::from_config(&Config::default().front_setup(), &lookup, None)
                 .expect("no accounts")
                 .is_none()
         );

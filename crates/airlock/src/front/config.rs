@@ -43,10 +43,17 @@ pub struct FrontConfig {
     pub token_scope: Option<String>,
     /// How the caller's credentials are presented to the token endpoint.
     pub token_auth_method: TokenAuthMethod,
-    /// The ES256 key (PKCS#8 or SEC1 PEM) that signs service-account tokens;
-    /// generated at start-up when absent (tokens then die with the process).
+    /// The ES256 key (PKCS#8 or SEC1 PEM) that signs service-account tokens.
+    /// When absent, the key is made by Airlock: kept in the database, sealed
+    /// under `signing_key_secret`, when that is set (every replica, and every
+    /// restart, signs with the same key); otherwise per process (tokens then
+    /// die with it), which Postgres storage refuses.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub signing_key: Option<SecretSource>,
+    /// The secret that seals the signing key Airlock keeps in the database
+    /// (AES-256-GCM under a PBKDF2 key of it); a long random string.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signing_key_secret: Option<SecretSource>,
     /// Lifetime of service-account tokens, in seconds (Airbyte's is 900).
     pub token_lifetime_secs: u64,
     /// How long Airbyte's answer about a finished job (succeeded, failed,
@@ -64,6 +71,7 @@ impl Default for FrontConfig {
             token_scope: None,
             token_auth_method: TokenAuthMethod::default(),
             signing_key: None,
+            signing_key_secret: None,
             token_lifetime_secs: 900,
             finished_jobs_cache_secs: 60,
         }
@@ -134,6 +142,9 @@ pub struct FrontSetup<'a> {
     pub issuers: &'a [IssuerConfig],
     /// `[server] listen`.
     pub listen: SocketAddr,
+    /// Whether several replicas may share the storage (Postgres): a key
+    /// made per process would then sign tokens other replicas refuse.
+    pub shared_storage: bool,
 }
 
 impl FrontSetup<'_> {
@@ -151,6 +162,7 @@ pub fn validate(setup: &FrontSetup<'_>) -> Result<(), InvalidKey> {
         accounts,
         issuers,
         listen,
+        shared_storage,
     } = *setup;
     let err = |key: &str, message: String| Err(InvalidKey::new(key, message));
     if let Some(url) = &front.public_url
@@ -192,6 +204,7 @@ pub fn validate(setup: &FrontSetup<'_>) -> Result<(), InvalidKey> {
         );
     }
     validate_accounts(accounts)?;
+    validate_signing_key(front, accounts, shared_storage)?;
     if !accounts.is_empty() {
         let issuer = front.service_account_issuer(listen);
         if issuers.iter().any(|i| i.issuer == issuer) {
@@ -204,6 +217,29 @@ pub fn validate(setup: &FrontSetup<'_>) -> Result<(), InvalidKey> {
         }
     }
     Ok(())
+}
+
+/// With service accounts on storage that replicas share, every replica
+/// must sign with one key: a configured one, or the one kept in the
+/// database (which needs the secret that seals it).
+fn validate_signing_key(
+    front: &FrontConfig,
+    accounts: &[ServiceAccountConfig],
+    shared_storage: bool,
+) -> Result<(), InvalidKey> {
+    let key = "front.signing_key_secret";
+    match (&front.signing_key, &front.signing_key_secret) {
+        (Some(_), Some(_)) => Err(InvalidKey::new(
+            key,
+            "not used with front.signing_key: set one of them",
+        )),
+        (None, None) if shared_storage && !accounts.is_empty() => Err(InvalidKey::new(
+            key,
+            "required with [[service_accounts]] on Postgres storage, so that every replica \
+             signs with the one key kept (sealed) in the database; or set front.signing_key",
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// Checks each `[[service_accounts]]` entry: a usable, unique client id, a
@@ -266,6 +302,40 @@ mod tests {
         assert_eq!(config.service_accounts[0].roles, vec!["runner"]);
         let printed = config.to_redacted_toml();
         assert!(!printed.contains("pbkdf2"), "{printed}");
+    }
+
+    /// Service accounts on Postgres need one key for every replica: the
+    /// secret that seals the stored one, or a configured key (not both).
+    #[test]
+    fn shared_storage_needs_a_shared_signing_key() {
+        let account = format!(
+            "[[service_accounts]]\nclient_id = \"ci\"\nsecret_hash = \"{}\"\n",
+            hash()
+        );
+        let postgres = "[storage]\nurl = \"postgres://airlock@db/airlock\"\n";
+        let secret = "signing_key_secret = \"s3cret-that-seals\"\n";
+        let key = "signing_key = { file = \"/k.pem\" }\n";
+        let load = |text: String| Config::from_toml("t.toml", &text, &[]);
+        let error = load(format!("{postgres}{account}")).expect_err("no shared key");
+        assert!(
+            error.to_string().contains("front.signing_key_secret"),
+            "{error}"
+        );
+        let error = load(format!("{postgres}[front]\n{secret}{key}{account}")).expect_err("both");
+        assert!(
+            error.to_string().contains("front.signing_key_secret"),
+            "{error}"
+        );
+        load(format!("{postgres}[front]\n{secret}{account}")).expect("the sealed key");
+        load(format!("{postgres}[front]\n{key}{account}")).expect("a configured key");
+        load(postgres.to_owned()).expect("no service accounts");
+        // SQLite is one process: a key made per process still serves it.
+        let config = load(account.clone()).expect("SQLite");
+        let printed = load(format!("[front]\n{secret}{account}"))
+            .expect("valid")
+            .to_redacted_toml();
+        assert!(!printed.contains("s3cret"), "{printed}");
+        assert!(config.front.signing_key_secret.is_none());
     }
 
     #[test]

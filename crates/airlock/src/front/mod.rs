@@ -103,10 +103,12 @@ pub struct Front {
 
 impl Front {
     /// The front `setup` describes: reads (or generates) the service
-    /// accounts' signing key.
+    /// accounts' signing key, unless `shared_key` is the one kept in the
+    /// database (see [`accounts::shared_key_secret`]).
     pub fn from_config(
         setup: &FrontSetup<'_>,
         lookup_env: &dyn Fn(&str) -> Option<String>,
+        shared_key: Option<&[u8]>,
     ) -> Result<Self, AccountsError> {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
@@ -115,7 +117,7 @@ impl Front {
             .build()
             .map_err(|e| AccountsError::HttpClient(e.to_string()))?;
         Ok(Self {
-            accounts: Accounts::from_config(setup, lookup_env)?,
+            accounts: Accounts::from_config(setup, lookup_env, shared_key)?,
             exchange: Exchange::from_config(setup),
             http,
             jobs: Mutex::new(HashMap::new()),

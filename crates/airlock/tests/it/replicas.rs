@@ -183,3 +183,129 @@ async fn three_replicas_carry_out_each_trigger_once_and_one_polls_airbyte() {
     drop(replicas);
     sim.shutdown().await;
 }
+
+/// A service account of the `reader` role, its secret hashed.
+fn service_account(client: &str, secret: &str) -> toml::Table {
+    let hash = airlock_domain::secret::hash::hash_secret(secret, 10_000).expect("hash");
+    let mut account = toml::Table::new();
+    account.insert("client_id".to_owned(), client.into());
+    account.insert("secret_hash".to_owned(), hash.into());
+    account.insert("roles".to_owned(), vec!["reader"].into());
+    account
+}
+
+/// A service-account token from `replica`'s token endpoint.
+async fn account_token(replica: &Served) -> String {
+    let (status, body) = support::send(
+        replica
+            .client
+            .http
+            .post(replica.client.url("/applications/token"))
+            .form(&[("client_id", "ci"), ("client_secret", "ci-secret")]),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body["access_token"].as_str().expect("a token").to_owned()
+}
+
+/// `GET /v1/whoami` at `replica` with `token`: the subject it sees.
+async fn subject_at(replica: &Served, token: &str) -> Value {
+    let (status, body) = support::send(
+        replica
+            .client
+            .http
+            .get(replica.client.url("/v1/whoami"))
+            .bearer_auth(token),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body["subject"].clone()
+}
+
+const SEAL_SECRET: &str = "the-replicas-share-this-long-random-secret";
+
+/// Replicas on one Postgres with service accounts and `[front]
+/// signing_key_secret` sign with one key, kept sealed in the database: a
+/// token from one is accepted by the other, and by a replica started
+/// later; a replica given another secret refuses to start, naming it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_account_token_from_one_replica_is_accepted_by_another() {
+    let sim = airbyte_sim::spawn(SimConfig::default())
+        .await
+        .expect("the simulator starts");
+    let deployment = Harness::fast(Db::Postgres)
+        .airbyte(&sim)
+        .entry("service_accounts", service_account("ci", "ci-secret"))
+        .set("front", "public_url", "https://airlock.example")
+        .set("front", "signing_key_secret", SEAL_SECRET)
+        .deploy()
+        .await;
+    // Both start at once on an empty database: they race to make the key.
+    let starting = (0..2).map(|_| {
+        let launch = deployment.launch();
+        tokio::task::spawn_blocking(move || launch.serve())
+    });
+    let mut replicas: Vec<Served> = join_all(starting)
+        .await
+        .into_iter()
+        .map(|started| started.expect("join"))
+        .collect();
+    let (a, b) = (&replicas[0], &replicas[1]);
+    let from_a = account_token(a).await;
+    let from_b = account_token(b).await;
+    assert_eq!(subject_at(b, &from_a).await, "ci", "B accepts A's token");
+    assert_eq!(subject_at(a, &from_b).await, "ci", "A accepts B's token");
+
+    // The key is in the database, sealed: nothing there is a key in clear.
+    let store = Store::connect(&deployment.storage_url)
+        .await
+        .expect("store");
+    let sealed = store
+        .sealed_value("front.signing_key")
+        .await
+        .expect("read")
+        .expect("the key is stored");
+    store.pool().close().await;
+    assert!(sealed.starts_with("aes256gcm$"), "{sealed}");
+    assert!(!sealed.contains("PRIVATE KEY"));
+
+    // Both go; a replica started later accepts their tokens.
+    replicas.drain(..).for_each(Served::kill);
+    let later = deployment.serve();
+    assert_eq!(
+        subject_at(&later, &from_a).await,
+        "ci",
+        "a restart keeps the key"
+    );
+    later.kill();
+
+    // Another secret does not open the stored key: that replica stops.
+    let mut config = deployment.config.clone();
+    config.set("front", "signing_key_secret", "another-secret-altogether");
+    deployment.rewrite(&config);
+    let mut refused = std::process::Command::new(env!("CARGO_BIN_EXE_airlock"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(deployment.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("airlock serve runs");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = refused.try_wait().expect("wait") {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = refused.kill();
+            panic!("a replica with another secret kept running");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut refused.stderr.take().expect("stderr"), &mut stderr)
+        .expect("its log");
+    assert!(!status.success(), "{stderr}");
+    assert!(stderr.contains("front.signing_key_secret"), "{stderr}");
+    assert!(!stderr.contains(SEAL_SECRET) && !stderr.contains("another-secret"));
+    sim.shutdown().await;
+}
