@@ -206,9 +206,13 @@ impl Dispatcher {
             JobType::Sync => airbyte_client::JobType::Sync,
             JobType::Reset => airbyte_client::JobType::Reset,
         };
-        let answer = self
+        let Some(answer) = self
             .with_heartbeat(job, self.airbyte.create_job(connection_id, job_type))
-            .await;
+            .await
+        else {
+            // The next owner reconciles before it sends anything.
+            return Ok(Outcome::LostLease);
+        };
         self.record_answer(job, connection_id, earlier_request, requested_at, answer)
             .await
     }
@@ -311,29 +315,45 @@ impl Dispatcher {
         }
     }
 
-    /// Runs `call` while renewing the lease every third of its length.
-    async fn with_heartbeat<T>(&self, job: &Job, call: impl Future<Output = T>) -> T {
+    /// Runs `call` while renewing the lease every third of its length;
+    /// `None` when the call was given up because the lease is lost (another
+    /// dispatcher took the job over) or may run out before it can be renewed
+    /// (the database away). The `POST /jobs` it makes is retried inside the
+    /// client (429, a connection refused, a token to refresh): sent after the
+    /// lease ran out, a retry would start a second sync next to the one the
+    /// job's next owner starts once it has found none to adopt.
+    async fn with_heartbeat<T>(&self, job: &Job, call: impl Future<Output = T>) -> Option<T> {
         let lease = Duration::from_secs(self.config.lease_secs);
+        let lease_ms = duration_ms(lease);
         let beat = async {
+            // Until when the lease surely holds: the claim's, then each renewal's.
+            let mut held_until = job
+                .lease_until
+                .unwrap_or_else(|| self.clock.now_ms() + lease_ms);
             loop {
                 tokio::time::sleep(lease / 3).await;
-                let renewed = self
-                    .store
-                    .heartbeat(
-                        &job.id,
-                        &self.owner,
-                        duration_ms(lease),
-                        self.clock.now_ms(),
-                    )
-                    .await;
-                if !matches!(renewed, Ok(true)) {
-                    tracing::warn!(job_id = %job.id, "lease not renewed");
+                let now = self.clock.now_ms();
+                let renewal = self.store.heartbeat(&job.id, &self.owner, lease_ms, now);
+                match tokio::time::timeout(lease / 6, renewal).await {
+                    Ok(Ok(true)) => held_until = now + lease_ms,
+                    Ok(Ok(false)) => {
+                        tracing::warn!(job_id = %job.id, "lease lost to another dispatcher; start given up");
+                        return;
+                    }
+                    Ok(Err(_)) | Err(_) => {
+                        // The next renewal could come after the lease ran out.
+                        if held_until - self.clock.now_ms() < lease_ms / 2 {
+                            tracing::warn!(job_id = %job.id, "lease not renewed in time; start given up");
+                            return;
+                        }
+                        tracing::warn!(job_id = %job.id, "lease not renewed");
+                    }
                 }
             }
         };
         tokio::select! {
-            result = call => result,
-            () = beat => unreachable!("the heartbeat loop never ends"),
+            result = call => Some(result),
+            () = beat => None,
         }
     }
 

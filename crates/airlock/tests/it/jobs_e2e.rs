@@ -485,6 +485,111 @@ async fn jobs_started_by_airbyte_are_listed(db: Db) {
     stack.stop().await;
 }
 
+/// A dispatcher whose lease is taken over while its `POST /jobs` waits
+/// (Airbyte slow to answer; the client would go on retrying a 429 or a
+/// refused connection) gives the start up at its next heartbeat, before
+/// Airbyte made anything: a request of its sent after the new owner found
+/// nothing to adopt would start a second sync.
+async fn a_start_is_given_up_once_its_lease_is_lost(db: Db) {
+    use airbyte_sim::{FaultSpec, Faults};
+    use airlock_domain::clock::SystemClock;
+    use airlock_domain::jobs::{Channel, JobState, JobType, JobsConfig, NewJob};
+    use airlock_services::queue::dispatcher::{Dispatcher, Outcome};
+    use airlock_store::Store;
+    use airlock_store::jobs::Inserted;
+
+    let sim = airbyte_sim::spawn(SimConfig::default())
+        .await
+        .expect("the simulator starts");
+    let connection = support::sim_add_connections(
+        &support::http_client(),
+        &sim,
+        reliable_connections("analytics", 1, 3_600),
+    )
+    .await
+    .connection_ids
+    .remove(0);
+    // Airbyte answers POST /jobs after 20 s (the client waits 30 s).
+    sim.sim.set_faults(Faults::default().with_route(
+        "POST /jobs",
+        FaultSpec {
+            latency_ms: 20_000,
+            ..FaultSpec::default()
+        },
+    ));
+    let store = Store::connect(&support::fresh_database(db).await)
+        .await
+        .expect("store");
+    let config = JobsConfig {
+        lease_secs: 5,
+        ..JobsConfig::default()
+    };
+    let clock = std::sync::Arc::new(SystemClock);
+    let dispatcher = Dispatcher::new(
+        store.clone(),
+        support::airbyte_client(&sim),
+        config,
+        clock,
+        "d1".to_owned(),
+    );
+    let new = NewJob {
+        connection_id: connection.clone(),
+        workspace_id: String::new(),
+        job_type: JobType::Sync,
+        max_attempts: 3,
+        requested_by: "alice".to_owned(),
+        requester: json!({"sub": "alice"}),
+        channel: Channel::Api,
+        retry_of: None,
+    };
+    let now = airlock_store::now_ms();
+    let entry = airlock_domain::audit::Entry::default();
+    let Inserted::New { job, .. } = store
+        .insert_job(&new, None, now, &entry)
+        .await
+        .expect("insert")
+    else {
+        panic!("a new job");
+    };
+    let dispatching = tokio::spawn(async move { dispatcher.dispatch_one().await });
+    while store
+        .get_job(&job.id)
+        .await
+        .expect("read")
+        .expect("the job")
+        .state
+        != JobState::Starting
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Another dispatcher takes the job over (as after a lease that ran out).
+    let now = airlock_store::now_ms();
+    assert_eq!(store.release_leases("d1", now).await.expect("release"), 1);
+    let taken = store
+        .claim_job("d2", 60_000, now)
+        .await
+        .expect("claim")
+        .expect("the job");
+    assert_eq!(taken.job.id, job.id);
+    let (_, outcome) = dispatching
+        .await
+        .expect("join")
+        .expect("the database answers")
+        .expect("a job");
+    assert_eq!(outcome, Outcome::LostLease);
+    assert_eq!(
+        sim.sim.counters().jobs_created_for(uuid(&connection)),
+        0,
+        "the POST was given up before Airbyte made a job"
+    );
+    let held = store
+        .get_job(&job.id)
+        .await
+        .expect("read")
+        .expect("the job");
+    assert_eq!(held.lease_owner.as_deref(), Some("d2"));
+}
+
 /// A job a dispatcher was starting when its cancel came, and whose start
 /// was then put back in the queue (Airbyte's answer lost): the next
 /// dispatcher settles it, adopting and cancelling the sync the lost answer
@@ -663,4 +768,5 @@ both_backends!(
     callers_need_a_token_and_the_permission,
     jobs_started_by_airbyte_are_listed,
     a_cancel_during_an_unsettled_start_is_carried_out,
+    a_start_is_given_up_once_its_lease_is_lost,
 );
