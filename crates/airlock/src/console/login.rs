@@ -23,7 +23,7 @@ use utoipa::IntoParams;
 use super::oidc::{self, Authorize};
 use super::{Console, cookies, enabled};
 use crate::web::auth::{Unidentified, origin_of};
-use crate::web::problem::responses::{BadRequest, NotFound, Unavailable};
+use crate::web::problem::responses::{BadRequest, NotFound, TooManyRequests, Unavailable};
 use crate::web::refusals;
 use crate::web::session::{self, hash_of, new_secret};
 use crate::web::{ApiError, AppState, RequestId};
@@ -125,6 +125,7 @@ async fn throttle(state: &AppState, parts: &Parts) -> Result<(), ApiError> {
         (status = 303, description = "To the issuer's authorization endpoint"),
         (status = 400, response = BadRequest),
         (status = 404, response = NotFound),
+        (status = 429, response = TooManyRequests),
         (status = 503, response = Unavailable),
     )
 )]

@@ -344,6 +344,9 @@ async fn health(State(state): State<FrontState>, request: Request) -> Response {
     responses(
         (status = 200, description = "A token", body = token::Issued),
         (status = 400, description = "Wrong or missing credentials", body = FrontError),
+        (status = 429, description = "Too many failed requests from this address or for this \
+            client id in the window, or too many secret checks waiting; retry after `Retry-After` \
+            seconds", body = FrontError),
         (status = 502, description = "The identity provider failed", body = FrontError),
     )
 )]

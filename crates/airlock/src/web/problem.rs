@@ -297,6 +297,6 @@ pub mod responses {
         Conflict: "The resource's state forbids it (`conflict`).";
         Unprocessable: "Well formed but not acceptable (`unprocessable`), e.g. a reused Idempotency-Key.";
         Unavailable: "A dependency (the database, Airbyte) is down (`unavailable`); retry later.";
-        TooManyRequests: "Too many requests of this identity in flight (`too_many_requests`); retry after `Retry-After` seconds.";
+        TooManyRequests: "Too many requests of this identity in flight, or too many refused requests from this address in the window (`too_many_requests`); retry after `Retry-After` seconds.";
     }
 }
