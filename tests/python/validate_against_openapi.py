@@ -54,6 +54,11 @@ def check(method, template, response, expected_status):
         assert body["status"] == expected_status, body
         checked.append(f"{method} {template} {expected_status} (error shape)")
         return body
+    if expected_status == 204:
+        assert schema_for(method, template, 204) is None, f"{method} {template}: the document gives 204 a body"
+        assert response.content == b"", f"{method} {template}: a 204 with a body: {response.text[:200]}"
+        checked.append(f"{method} {template} 204 (no body)")
+        return None
     assert response.headers["content-type"].startswith("application/json"), response.headers
     body = response.json()
     schema = schema_for(method, template, expected_status)
@@ -115,9 +120,66 @@ def main():
     assert re.fullmatch(r"P(T(\d+H)?(\d+M)?(\d+S)?)?", finished["duration"]), finished["duration"]
     check("GET", "/jobs", http.get("/jobs", params={"status": "succeeded", "limit": 100}), 200)
 
+    writes(http)
+
     print(f"{len(checked)} answers match the document:")
     for line in checked:
         print(f"  {line}")
+
+
+def writes(http):
+    """Creates, changes and deletes a workspace, a source, a destination and a
+    connection, and reads the streams in between."""
+    workspace = check("POST", "/workspaces", http.post("/workspaces", json={"name": "validation"}), 200)
+    wid = workspace["workspaceId"]
+    check("PATCH", "/workspaces/{workspaceId}", http.patch(f"/workspaces/{wid}", json={"name": "checked"}), 200)
+    config = {"host": "db", "port": 5432, "database": "app", "schema": "public", "username": "airbyte", "password": "secret"}
+    source = check(
+        "POST",
+        "/sources",
+        http.post("/sources", json={"name": "s", "workspaceId": wid, "configuration": {"sourceType": "postgres", **config}}),
+        200,
+    )
+    sid = source["sourceId"]
+    check("PATCH", "/sources/{sourceId}", http.patch(f"/sources/{sid}", json={"name": "s2"}), 200)
+    check("PUT", "/sources/{sourceId}", http.put(f"/sources/{sid}", json={"name": "s3", "configuration": config}), 200)
+    destination = check(
+        "POST",
+        "/destinations",
+        http.post(
+            "/destinations",
+            json={"name": "d", "workspaceId": wid, "configuration": {"destinationType": "postgres", **config}},
+        ),
+        200,
+    )
+    did = destination["destinationId"]
+    check("PATCH", "/destinations/{destinationId}", http.patch(f"/destinations/{did}", json={"name": "d2"}), 200)
+    check(
+        "PUT", "/destinations/{destinationId}", http.put(f"/destinations/{did}", json={"name": "d3", "configuration": config}), 200
+    )
+    check("GET", "/streams", http.get("/streams", params={"sourceId": sid, "destinationId": did}), 200)
+    connection = check(
+        "POST",
+        "/connections",
+        http.post(
+            "/connections",
+            json={
+                "sourceId": sid,
+                "destinationId": did,
+                "name": "c",
+                "configurations": {"streams": [{"name": "users", "syncMode": "incremental_deduped_history"}]},
+            },
+        ),
+        200,
+    )
+    cid = connection["connectionId"]
+    check("PATCH", "/connections/{connectionId}", http.patch(f"/connections/{cid}", json={"name": "c2"}), 200)
+    check("POST", "/connections", http.post("/connections", json={"sourceId": sid, "destinationId": sid}), 404)
+    check("DELETE", "/connections/{connectionId}", http.delete(f"/connections/{cid}"), 204)
+    check("DELETE", "/sources/{sourceId}", http.delete(f"/sources/{sid}"), 204)
+    check("DELETE", "/destinations/{destinationId}", http.delete(f"/destinations/{did}"), 204)
+    check("DELETE", "/workspaces/{workspaceId}", http.delete(f"/workspaces/{wid}"), 204)
+    check("DELETE", "/workspaces/{workspaceId}", http.delete("/workspaces/00000000-0000-0000-0000-000000000000"), 404)
 
 
 if __name__ == "__main__":

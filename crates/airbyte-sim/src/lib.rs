@@ -7,7 +7,8 @@
 //!   [`SimError`].
 //! - `world`: the simulated instance: workspaces, sources, destinations, connections
 //!   with tags, schedules and stream catalogs, read from a fixture (the built-in one
-//!   is `src/default_world.toml`).
+//!   is `src/default_world.toml`) and changed by the public API's writes with
+//!   Airbyte's rules (tombstones, deprecated connections, discovered streams).
 //! - `jobs`: jobs whose whole life is drawn at creation from the seed and computed
 //!   lazily from the simulated clock, so thousands of running jobs cost nothing.
 //! - `clock`: simulated time (wall clock or frozen, plus `/_sim/advance`).
@@ -16,8 +17,10 @@
 //!   expiry, per route.
 //! - [`counters`]: what the simulator saw, for assertions.
 //! - `state`: the one shared state every handler receives.
-//! - `api`: the HTTP routes Airbyte serves (`/api/public/v1/...` and the one
-//!   Configuration API route Dagster reads), with Airbyte's shapes and error bodies,
+//! - `api`: the HTTP routes Airbyte serves (`/api/public/v1/...`: reads, jobs, and
+//!   the writes of workspaces, sources, destinations and connections, with
+//!   `/streams`; and the one Configuration API route Dagster reads), with Airbyte's
+//!   shapes and error bodies,
 //!   including the token route, the bearer check with Airbyte's 401 body, and the
 //!   faults middleware.
 //! - `admin`: the `/_sim/...` control API (faults, counters, clock, bulk data).

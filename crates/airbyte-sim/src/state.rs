@@ -115,6 +115,19 @@ impl Shared {
         Ok(view)
     }
 
+    /// Cancels the unfinished job of each connection a delete deprecated, as
+    /// Airbyte stops a deleted connection's sync.
+    pub(crate) fn cancel_jobs_of(&self, connections: &[Uuid]) {
+        let now = self.now();
+        let mut jobs = lock(&self.jobs);
+        for &connection_id in connections {
+            if let Some(id) = jobs.active_for(connection_id, now).map(|j| j.id) {
+                // Unfinished a moment ago under the same lock: cannot fail.
+                let _ = jobs.cancel(id, now);
+            }
+        }
+    }
+
     /// Invents `n` finished jobs per live connection, in the simulated past.
     pub(crate) fn seed_history(&self, n: u32) {
         if n == 0 {

@@ -3,12 +3,15 @@
 //! Airbyte requires it, bearer authentication.
 
 pub(crate) mod auth;
+pub(crate) mod body;
 pub(crate) mod config_api;
+pub(crate) mod connection_writes;
 pub(crate) mod error;
 pub(crate) mod faults;
 pub(crate) mod jobs;
 pub(crate) mod paging;
 pub(crate) mod resources;
+pub(crate) mod writes;
 
 use std::sync::Arc;
 
@@ -19,6 +22,7 @@ use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
+use crate::api::connection_writes as cw;
 use crate::api::error::framework_error;
 use crate::state::Shared;
 
@@ -26,20 +30,49 @@ use crate::state::Shared;
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
     let auth = || from_fn_with_state(shared.clone(), auth::require_bearer);
     let protected = Router::new()
-        .route("/workspaces", get(resources::list_workspaces))
-        .route("/workspaces/{workspaceId}", get(resources::get_workspace))
-        .route("/sources", get(resources::list_sources))
-        .route("/sources/{sourceId}", get(resources::get_source))
-        .route("/destinations", get(resources::list_destinations))
+        .route(
+            "/workspaces",
+            get(resources::list_workspaces).post(writes::create_workspace),
+        )
+        .route(
+            "/workspaces/{workspaceId}",
+            get(resources::get_workspace)
+                .patch(writes::update_workspace)
+                .delete(writes::delete_workspace),
+        )
+        .route(
+            "/sources",
+            get(resources::list_sources).post(writes::create_source),
+        )
+        .route(
+            "/sources/{sourceId}",
+            get(resources::get_source)
+                .patch(writes::patch_source)
+                .put(writes::put_source)
+                .delete(writes::delete_source),
+        )
+        .route(
+            "/destinations",
+            get(resources::list_destinations).post(writes::create_destination),
+        )
         .route(
             "/destinations/{destinationId}",
-            get(resources::get_destination),
+            get(resources::get_destination)
+                .patch(writes::patch_destination)
+                .put(writes::put_destination)
+                .delete(writes::delete_destination),
         )
-        .route("/connections", get(resources::list_connections))
+        .route(
+            "/connections",
+            get(resources::list_connections).post(cw::create_connection),
+        )
         .route(
             "/connections/{connectionId}",
-            get(resources::get_connection),
+            get(resources::get_connection)
+                .patch(cw::patch_connection)
+                .delete(cw::delete_connection),
         )
+        .route("/streams", get(cw::get_streams))
         .route("/tags", get(resources::list_tags))
         .route("/jobs", get(jobs::list_jobs).post(jobs::create_job))
         .route("/jobs/{jobId}", get(jobs::get_job).delete(jobs::cancel_job))

@@ -57,7 +57,7 @@ pub(crate) fn workspace_json(w: &Workspace) -> Value {
     })
 }
 
-fn actor_json(a: &Actor, kind: &str) -> Value {
+pub(crate) fn actor_json(a: &Actor, kind: &str) -> Value {
     // Airbyte returns the stored (masked) configuration, which names its
     // connector type: the OpenAPI document's configuration unions are
     // discriminated on `sourceType` / `destinationType` (each variant
@@ -155,13 +155,14 @@ pub(crate) async fn list_workspaces(
 ) -> Result<Response, ApiError> {
     let q = Query::from_uri(&uri);
     let ids = q.uuids("workspaceIds")?;
-    q.bool("includeDeleted")?;
+    let include_deleted = q.bool("includeDeleted")?;
     let req = q.page()?;
     let world = read(&shared.world);
     let matching: Vec<&Workspace> = world
         .workspaces
         .iter()
         .filter(|w| ids.is_empty() || ids.contains(&w.id))
+        .filter(|w| include_deleted || !w.deleted)
         .collect();
     let data: Vec<Value> = window(&matching, req)
         .iter()
@@ -192,7 +193,7 @@ fn list_actors(
 ) -> Result<Response, ApiError> {
     let q = Query::from_uri(uri);
     let ids = q.uuids("workspaceIds")?;
-    q.bool("includeDeleted")?;
+    let include_deleted = q.bool("includeDeleted")?;
     let req = q.page()?;
     let world = read(&shared.world);
     let list = if kind == "source" {
@@ -203,6 +204,7 @@ fn list_actors(
     let matching: Vec<&Actor> = list
         .iter()
         .filter(|a| ids.is_empty() || ids.contains(&a.workspace_id))
+        .filter(|a| include_deleted || !a.deleted)
         .collect();
     let data: Vec<Value> = window(&matching, req)
         .iter()

@@ -117,6 +117,7 @@ impl World {
                         id,
                         name: workspace.to_owned(),
                         data_residency: "auto".to_owned(),
+                        deleted: false,
                     });
                     id
                 }
@@ -148,13 +149,15 @@ impl World {
             ),
             configuration: default_configuration(actor_type),
             created_at: CREATED_BASE_SECS + 86_400 * 30,
+            deleted: false,
         });
         id
     }
 }
 
-/// The stream catalog every bulk connection shares.
-fn bulk_streams() -> Vec<Stream> {
+/// The stream catalog every bulk connection shares (and that a source
+/// created through the API discovers).
+pub(super) fn bulk_streams() -> Vec<Stream> {
     ["users", "products", "purchases"]
         .into_iter()
         .map(|name| Stream {

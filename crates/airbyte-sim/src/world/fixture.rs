@@ -149,6 +149,7 @@ impl World {
                     .unwrap_or_else(|| derive_id(seed, "workspace", &w.name)),
                 name: w.name,
                 data_residency: w.data_residency,
+                deleted: false,
             });
         }
         for (kind, list) in [("source", fx.sources), ("destination", fx.destinations)] {
@@ -186,6 +187,7 @@ impl World {
                     workspace_id,
                     actor_type: a.source_type,
                     created_at,
+                    deleted: false,
                 };
                 if kind == "source" {
                     world.sources.push(actor);

@@ -48,10 +48,13 @@
 //! ```
 //!
 //! Layout: `model` holds the types the API reads, `fixture` reads a fixture into a
-//! [`World`], `bulk` adds generated connections (`POST /_sim/connections`); this file
-//! holds the world itself and its lookups.
+//! [`World`], `bulk` adds generated connections (`POST /_sim/connections`), `edit`
+//! and `connections` carry out the public API's writes with Airbyte's rules; this
+//! file holds the world itself and its lookups.
 
 mod bulk;
+mod connections;
+mod edit;
 mod fixture;
 mod model;
 
@@ -60,6 +63,8 @@ use std::collections::HashMap;
 use uuid::Uuid;
 
 pub(crate) use bulk::BulkAdd;
+pub(crate) use connections::{ConnectionChange, NewConnection, StreamChoice};
+pub(crate) use edit::{ActorChange, ActorKind, EditError, NewActor};
 pub(crate) use model::{Actor, Connection, ConnectionStatus, Outcome, Schedule, Tag, Workspace};
 
 /// The built-in fixture: three workspaces, nine connections, one of them flaky.
@@ -80,6 +85,8 @@ pub(crate) struct World {
     pub(crate) tags: Vec<Tag>,
     pub(crate) connections: Vec<Connection>,
     connection_index: HashMap<Uuid, usize>,
+    /// How many objects the API created: their ids derive from it and the seed.
+    created: u64,
 }
 
 impl World {

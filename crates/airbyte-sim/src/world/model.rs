@@ -65,6 +65,9 @@ pub(crate) struct Workspace {
     pub(crate) id: Uuid,
     pub(crate) name: String,
     pub(crate) data_residency: String,
+    /// Deleted through the API: kept as a tombstone, listed only with
+    /// `includeDeleted`, still readable by id.
+    pub(crate) deleted: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -76,6 +79,8 @@ pub(crate) struct Actor {
     pub(crate) definition_id: Uuid,
     pub(crate) configuration: Value,
     pub(crate) created_at: i64,
+    /// Deleted through the API (a tombstone, like a workspace's).
+    pub(crate) deleted: bool,
 }
 
 #[derive(Debug, Clone)]

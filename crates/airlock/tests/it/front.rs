@@ -597,8 +597,8 @@ async fn refusals_are_airbyte_shaped_and_lists_point_at_airlock() {
     assert_eq!(body["sourceId"], own);
 
     // An allowed change goes to Airbyte and its answer comes back as it is,
-    // even an error that is not Airbyte's problem shape (the simulator
-    // serves no PATCH: its web framework's 405).
+    // even an error that is not Airbyte's problem shape (a body that is not
+    // an object: the web framework's 400).
     let (status, headers, body) = send_full(
         front
             .http
@@ -608,10 +608,10 @@ async fn refusals_are_airbyte_shaped_and_lists_point_at_airlock() {
                 world.analytics_active[0]
             ))
             .bearer_auth(&admin)
-            .json(&json!({"name": "renamed"})),
+            .json(&json!(["renamed"])),
     )
     .await;
-    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{body}");
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert!(body["_embedded"]["errors"].is_array(), "{body}");
     assert_eq!(
         headers.get("content-type").and_then(|v| v.to_str().ok()),

@@ -1,4 +1,8 @@
 //! End-to-end tests: the simulator on port 0, driven over real HTTP.
+//! `writes` covers the public API's writes (workspaces, sources, destinations,
+//! connections, streams).
+
+mod writes;
 
 use std::time::{Duration, Instant};
 
