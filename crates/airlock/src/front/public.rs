@@ -113,6 +113,9 @@ async fn serve_public(
     };
     let forwarded = query.after(path);
     let (status, response) = answer(state, parts, &forwarded, job_read, fetched, body).await?;
+    if permission == Permission::AirbyteWrite && status.is_success() {
+        catalog_follows(state).await;
+    }
     let mut outcome = status.as_u16().to_string();
     if let ResourceRef::Job(id) = reference {
         outcome = format!("{outcome} (Airbyte job {id})");
@@ -165,6 +168,16 @@ async fn decide(
     };
     references::authorize(state, caller, permission, &target.also).await?;
     Ok(decision)
+}
+
+/// After a configuration change Airbyte accepted (a connection created,
+/// renamed or deleted, or one of its workspace, source or destination), the
+/// catalog is listed again before the answer, so that the caller's next
+/// request, and every decision after it, sees the change.
+async fn catalog_follows(state: &FrontState) {
+    if let Err(error) = state.catalog().refresh().await {
+        tracing::warn!(error = %error, "cannot refresh the connection catalog after a change");
+    }
 }
 
 /// The permission a route needs and what it touches; a route the front

@@ -15,6 +15,7 @@ mod demo;
 mod examples;
 mod front;
 mod front_hardening;
+mod front_writes;
 mod harness;
 mod identity;
 mod jobs_e2e;
