@@ -7,6 +7,7 @@
 //! file, are compiled into the binary and run at start-up.
 
 pub mod audit;
+pub mod bindings;
 pub mod election;
 pub mod feed;
 mod finished;
@@ -135,6 +136,11 @@ const MIGRATIONS: &[Migration] = &[
         version: 7,
         sqlite: include_str!("migrations/0007_sealed_values.sql"),
         postgres: include_str!("migrations/0007_sealed_values.sql"),
+    },
+    Migration {
+        version: 8,
+        sqlite: include_str!("migrations/0008_bindings.sql"),
+        postgres: include_str!("migrations/0008_bindings.sql"),
     },
 ];
 

@@ -214,18 +214,20 @@ impl App {
             &lookup,
             Some(Arc::clone(&metrics) as Arc<dyn CallObserver>),
         )?;
+        let policy = config.policy()?;
         let catalog = Arc::new(Catalog::new(
             airbyte.clone(),
+            store.clone(),
             config.connections.slugs.clone(),
             Arc::clone(&clock),
         ));
+        catalog.set_workspace_names(policy.workspace_names());
         if let Err(error) = catalog.refresh().await {
             tracing::warn!(error = %error, "cannot list Airbyte connections yet; will retry");
         }
         // Service accounts: Airlock's own issuer, verified like any other.
         let front = Arc::new(front(&config, &store, &lookup).await?);
         let authenticator = authenticator(&config.issuers, extras.issuers, &front, &clock).await?;
-        let policy = config.policy()?;
         let replica: String = extras
             .replica
             .unwrap_or_else(|| format!("{}-{}", hostname(), uuid::Uuid::new_v4().simple()));

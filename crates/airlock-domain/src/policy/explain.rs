@@ -13,7 +13,9 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use super::{ConnectionResource, Matcher, Permission, Policy, Resource, WorkspaceResource};
+use super::{
+    ConnectionResource, Matcher, Permission, Policy, Resource, WorkspaceResource, is_workspace_name,
+};
 use crate::clock::SystemClock;
 use crate::identity::{
     AuthError, Authenticator, IdentityError, IssuerConfig, Principal,
@@ -76,15 +78,24 @@ pub fn resource_from_flags(
             id: connection.to_owned(),
             slug: connection.to_owned(),
             workspace_id: workspace.unwrap_or_default().to_owned(),
-            workspace_name: workspace.map(str::to_owned),
+            workspace_names: bound_to_itself(workspace),
             tags: tags.to_vec(),
         }),
         (None, Some(workspace)) => Resource::Workspace(WorkspaceResource {
             id: workspace.to_owned(),
-            name: Some(workspace.to_owned()),
+            names: bound_to_itself(Some(workspace)),
         }),
         (None, None) => Resource::Global,
     }
+}
+
+/// Offline, a workspace flag that is a name stands for the workspace that
+/// name is bound to.
+fn bound_to_itself(workspace: Option<&str>) -> Vec<String> {
+    workspace
+        .filter(|w| is_workspace_name(w))
+        .map(|w| vec![w.to_owned()])
+        .unwrap_or_default()
 }
 
 fn list(items: &[String]) -> String {
@@ -98,7 +109,7 @@ fn list(items: &[String]) -> String {
 fn describe(resource: &Resource) -> String {
     match resource {
         Resource::Global => "global (no workspace or connection)".to_owned(),
-        Resource::Workspace(ws) => match &ws.name {
+        Resource::Workspace(ws) => match ws.names.first() {
             Some(name) if name != &ws.id => format!("workspace {name} (id {})", ws.id),
             _ => format!("workspace {}", ws.id),
         },
@@ -107,7 +118,7 @@ fn describe(resource: &Resource) -> String {
             if c.id != c.slug {
                 let _ = write!(out, " (id {})", c.id);
             }
-            let ws = c.workspace_name.as_deref().unwrap_or(&c.workspace_id);
+            let ws = c.workspace_names.first().unwrap_or(&c.workspace_id);
             if !ws.is_empty() {
                 let _ = write!(out, " in workspace {ws}");
             }

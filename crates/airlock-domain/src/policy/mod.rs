@@ -12,6 +12,7 @@
 //! A [`Policy`] is an immutable value built from configuration; a reload
 //! builds a new one and swaps it in.
 
+mod bound;
 mod config;
 mod decision;
 pub mod explain;
@@ -23,13 +24,14 @@ mod scope;
 
 use std::collections::{BTreeMap, BTreeSet};
 
+pub use bound::{NameBindings, bindings_report};
 pub use config::{GrantConfig, MatchConfig, RoleConfig};
 pub use decision::{Decision, Reason};
 pub use grant::{Grant, Matcher};
 pub use permission::{Permission, PermissionSet, UnknownPermission};
 pub use resource::{ConnectionResource, Resource, WorkspaceResource};
 pub use role::{BUILTIN_ROLES, Role};
-pub use scope::{ConnectionSelector, Scope};
+pub use scope::{ConnectionSelector, Scope, is_workspace_name};
 
 use crate::identity::{IssuerConfig, Principal};
 use crate::settings::InvalidKey;
@@ -102,6 +104,16 @@ impl Policy {
     /// Every grant, in configuration order.
     pub fn grants(&self) -> &[Grant] {
         &self.grants
+    }
+
+    /// Every workspace name the grants use (entries that are not ids), for
+    /// the catalog to bind.
+    pub fn workspace_names(&self) -> std::collections::BTreeSet<String> {
+        self.grants
+            .iter()
+            .flat_map(|g| g.scope.workspace_names())
+            .map(str::to_owned)
+            .collect()
     }
 
     /// The grants that select `principal`, in order.

@@ -14,13 +14,15 @@ pub enum Resource {
     Connection(ConnectionResource),
 }
 
-/// A workspace, by Airbyte id and (when known) name.
+/// A workspace, by Airbyte id and the names grants may call it by.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct WorkspaceResource {
     /// Airbyte's workspace id.
     pub id: String,
-    /// Its name, when known.
-    pub name: Option<String>,
+    /// The names bound to this id (the names grants wrote that resolved
+    /// to it, kept in the database), never Airbyte's current name, which
+    /// anyone editing in Airbyte can change or copy.
+    pub names: Vec<String>,
 }
 
 /// A connection with what grants can select it by.
@@ -28,12 +30,13 @@ pub struct WorkspaceResource {
 pub struct ConnectionResource {
     /// Airbyte's connection id.
     pub id: String,
-    /// Airlock's slug for it.
+    /// Airlock's slug for it: assigned once, never moved to another
+    /// connection.
     pub slug: String,
     /// The workspace it belongs to.
     pub workspace_id: String,
-    /// That workspace's name, when known.
-    pub workspace_name: Option<String>,
+    /// The names bound to that workspace (see [`WorkspaceResource::names`]).
+    pub workspace_names: Vec<String>,
     /// Its Airbyte tags.
     pub tags: Vec<String>,
 }

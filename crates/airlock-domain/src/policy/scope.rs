@@ -48,14 +48,51 @@ pub enum Scope {
     /// Only within the listed workspaces and/or connections (a connection
     /// must satisfy every list given).
     Limited {
-        /// Workspace ids or names; `None` places no workspace limit.
+        /// Workspace ids or names (a name covers the workspace it is bound
+        /// to, see [`is_workspace_name`]); `None` places no workspace limit.
         workspaces: Option<Vec<String>>,
         /// Connection selectors; `None` places no connection limit.
         connections: Option<Vec<ConnectionSelector>>,
     },
 }
 
+/// Whether a grant's workspace entry is a name (bound to an id at first
+/// resolution) rather than an id. An id-shaped entry is never a name, so
+/// that a workspace named after another's id cannot be bound to it.
+pub fn is_workspace_name(entry: &str) -> bool {
+    uuid::Uuid::parse_str(entry).is_err()
+}
+
 impl Scope {
+    /// The workspace names the scope uses (entries that are not ids).
+    pub fn workspace_names(&self) -> impl Iterator<Item = &str> {
+        let list = match self {
+            Self::Limited {
+                workspaces: Some(list),
+                ..
+            } => list.as_slice(),
+            _ => &[],
+        };
+        list.iter()
+            .map(String::as_str)
+            .filter(|w| is_workspace_name(w))
+    }
+
+    /// The connection ids or slugs the scope names (not its tags).
+    pub fn connection_refs(&self) -> impl Iterator<Item = &str> {
+        let list = match self {
+            Self::Limited {
+                connections: Some(list),
+                ..
+            } => list.as_slice(),
+            _ => &[],
+        };
+        list.iter().filter_map(|s| match s {
+            ConnectionSelector::IdOrSlug(r) => Some(r.as_str()),
+            ConnectionSelector::Tag(_) => None,
+        })
+    }
+
     /// Whether the scope covers `resource`.
     pub fn covers(&self, resource: &Resource) -> bool {
         let Self::Limited {
@@ -65,19 +102,18 @@ impl Scope {
         else {
             return true;
         };
-        let in_workspaces = |id: &str, name: Option<&str>| {
+        // A name matches only through its binding to this id.
+        let in_workspaces = |id: &str, names: &[String]| {
             workspaces
                 .as_ref()
-                .is_none_or(|list| list.iter().any(|w| w == id || Some(w.as_str()) == name))
+                .is_none_or(|list| list.iter().any(|w| w == id || names.contains(w)))
         };
         match resource {
             Resource::Global => false,
             // Some connections of a workspace are not the workspace.
-            Resource::Workspace(ws) => {
-                connections.is_none() && in_workspaces(&ws.id, ws.name.as_deref())
-            }
+            Resource::Workspace(ws) => connections.is_none() && in_workspaces(&ws.id, &ws.names),
             Resource::Connection(c) => {
-                in_workspaces(&c.workspace_id, c.workspace_name.as_deref())
+                in_workspaces(&c.workspace_id, &c.workspace_names)
                     && connections
                         .as_ref()
                         .is_none_or(|list| list.iter().any(|s| s.covers(c)))

@@ -236,7 +236,7 @@ fn connection(id: &str, slug: &str, ws: &str, tags: &[&str]) -> Resource {
         id: id.into(),
         slug: slug.into(),
         workspace_id: format!("{ws}-id"),
-        workspace_name: Some(ws.into()),
+        workspace_names: vec![ws.into()],
         tags: tags.iter().map(|t| (*t).to_owned()).collect(),
     })
 }
@@ -280,13 +280,29 @@ connections = ["c-9", "orders"]
     assert!(policy.allows(&p, Permission::JobsRead, &by_id));
     let ws = Resource::Workspace(WorkspaceResource {
         id: "analytics-id".into(),
-        name: Some("analytics".into()),
+        names: vec!["analytics".into()],
     });
     assert!(
         !policy.allows(&p, Permission::JobsRead, &ws),
         "some connections are not the workspace"
     );
     assert!(!policy.allows(&p, Permission::JobsRead, &Resource::Global));
+    let renamed_in = Resource::Connection(ConnectionResource {
+        id: "c-4".into(),
+        slug: "etl4".into(),
+        workspace_id: "impostor-id".into(),
+        workspace_names: Vec::new(),
+        tags: vec!["nightly".into()],
+    });
+    assert_eq!(
+        policy.decide(&p, Permission::JobsSync, &renamed_in).reason,
+        Reason::OutOfScope,
+        "a workspace now called analytics, but not bound to the name, is not covered"
+    );
+    assert_eq!(
+        policy.workspace_names().into_iter().collect::<Vec<_>>(),
+        vec!["analytics".to_owned()]
+    );
     assert!(policy.can_anywhere(&p, Permission::JobsSync));
     assert!(!policy.can_anywhere(&p, Permission::AuditRead));
     assert_eq!(policy.roles_of(&p), vec!["runner", "reader"]);

@@ -111,7 +111,7 @@ impl Visibility<'_> {
     fn workspace_resource(&self, id: &str) -> Resource {
         Resource::Workspace(airlock_domain::policy::WorkspaceResource {
             id: id.to_owned(),
-            name: self.snapshot.workspace_name(id).map(str::to_owned),
+            names: self.snapshot.bound_names(id),
         })
     }
 

@@ -234,15 +234,12 @@ async fn read_body(body: Body) -> Result<Bytes, FrontError> {
         .map_err(|_| FrontError::PayloadTooLarge)
 }
 
-/// A connection as the policy sees it.
+/// A workspace as the policy sees it: its id and the grant names bound to
+/// it (never its current Airbyte name).
 fn workspace_resource(state: &FrontState, id: &str) -> Resource {
     Resource::Workspace(WorkspaceResource {
         id: id.to_owned(),
-        name: state
-            .catalog()
-            .snapshot()
-            .workspace_name(id)
-            .map(str::to_owned),
+        names: state.catalog().snapshot().bound_names(id),
     })
 }
 

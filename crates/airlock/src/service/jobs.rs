@@ -252,7 +252,7 @@ pub fn job_resource_in(snapshot: &Snapshot, job: &Job) -> Resource {
             id: job.connection_id.clone(),
             slug: String::new(),
             workspace_id: job.workspace_id.clone(),
-            workspace_name: None,
+            workspace_names: snapshot.bound_names(&job.workspace_id),
             tags: Vec::new(),
         }),
     }

@@ -196,7 +196,9 @@ impl AppState {
     }
 
     /// Replaces the policy (reload); requests in flight keep the old one.
+    /// The catalog learns the workspace names the new grants use, to bind.
     pub fn set_policy(&self, policy: Policy) {
+        self.catalog().set_workspace_names(policy.workspace_names());
         *self
             .inner
             .policy

@@ -622,6 +622,7 @@ async fn a_cancel_during_an_unsettled_start_is_carried_out(db: Db) {
     let clock = std::sync::Arc::new(SystemClock);
     let catalog = std::sync::Arc::new(Catalog::new(
         airbyte.clone(),
+        store.clone(),
         Default::default(),
         clock.clone(),
     ));

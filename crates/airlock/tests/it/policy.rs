@@ -78,7 +78,7 @@ fn connection(
         id: id.into(),
         slug: slug.into(),
         workspace_id: workspace_id.into(),
-        workspace_name: Some(workspace_name.into()),
+        workspace_names: vec![workspace_name.into()],
         tags: tags.iter().map(|t| (*t).to_owned()).collect(),
     })
 }
@@ -126,7 +126,7 @@ fn resources() -> Vec<(&'static str, Resource, &'static [&'static str])> {
             "workspace analytics",
             Resource::Workspace(WorkspaceResource {
                 id: "ws-analytics".into(),
-                name: Some("analytics".into()),
+                names: vec!["analytics".into()],
             }),
             &["all", "workspace"],
         ),
@@ -134,7 +134,7 @@ fn resources() -> Vec<(&'static str, Resource, &'static [&'static str])> {
             "workspace finance",
             Resource::Workspace(WorkspaceResource {
                 id: "ws-finance".into(),
-                name: Some("finance".into()),
+                names: vec!["finance".into()],
             }),
             &["all"],
         ),

@@ -178,16 +178,17 @@ async fn tracking_a_thousand_running_jobs_costs_a_few_calls_per_pass(db: Db) {
         clock.advance_ms(i64::try_from(by.as_millis()).expect("small"));
     };
     let airbyte = support::airbyte_client(&sim);
+    let store = Store::connect(&support::fresh_database(db).await)
+        .await
+        .expect("store");
     let catalog = Arc::new(Catalog::new(
         airbyte.clone(),
+        store.clone(),
         BTreeMap::new(),
         Arc::new(SystemClock),
     ));
     catalog.refresh().await.expect("catalog");
     let workspaces = catalog.workspaces().len();
-    let store = Store::connect(&support::fresh_database(db).await)
-        .await
-        .expect("store");
     let mut tracker = Tracker::new(
         store.clone(),
         airbyte,
@@ -243,6 +244,7 @@ async fn tracking_a_thousand_running_jobs_costs_a_few_calls_per_pass(db: Db) {
         Arc::new(clock.clone()),
         Arc::new(Catalog::new(
             support::airbyte_client(&sim),
+            store.clone(),
             BTreeMap::new(),
             Arc::new(SystemClock),
         )),

@@ -1,12 +1,22 @@
 //! The connection catalog: Airbyte's connections as Airlock shows them,
 //! with slugs, workspace names and tags, cached and refreshed in the
 //! background so that listing connections does not cost an Airbyte call.
+//!
+//! Each refresh also binds names to ids once (`bind`): a connection seen for
+//! the first time gets its slug for good, and a workspace name the grants use
+//! is bound to the one workspace that has it (ARCHITECTURE.md, "Names in
+//! grants are bound to ids"). The resources the policy decides on carry
+//! those bindings, never Airbyte's current names.
 
-use std::collections::{BTreeMap, HashMap};
+mod bind;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use airbyte_client::{AirbyteClient, ListParams};
+use airlock_store::bindings::Bindings;
+use airlock_store::{Store, StoreError};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 use tokio::time::Instant;
@@ -35,6 +45,20 @@ pub struct ConnectionInfo {
     pub status: String,
     /// Airbyte's schedule object, as it sent it.
     pub schedule: serde_json::Value,
+    /// The grant names bound to its workspace (what the policy matches).
+    #[serde(skip)]
+    pub workspace_bound_names: Vec<String>,
+}
+
+/// Why the catalog could not be refreshed.
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    /// Airbyte did not list its workspaces or connections.
+    #[error(transparent)]
+    Airbyte(#[from] airbyte_client::Error),
+    /// The bindings could not be read or recorded.
+    #[error("cannot read or record the name bindings: {0}")]
+    Store(#[from] StoreError),
 }
 
 impl ConnectionInfo {
@@ -44,7 +68,7 @@ impl ConnectionInfo {
             id: self.id.clone(),
             slug: self.slug.clone(),
             workspace_id: self.workspace_id.clone(),
-            workspace_name: Some(self.workspace_name.clone()),
+            workspace_names: self.workspace_bound_names.clone(),
             tags: self.tags.clone(),
         })
     }
@@ -57,6 +81,8 @@ pub struct Snapshot {
     by_id: HashMap<String, usize>,
     by_slug: HashMap<String, usize>,
     workspaces: BTreeMap<String, String>,
+    /// Workspace id to the grant names bound to it.
+    bound_names: BTreeMap<String, Vec<String>>,
     /// When it was fetched (unix ms, the injected clock); 0 before the
     /// first fetch.
     pub fetched_at: i64,
@@ -67,15 +93,35 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    /// Builds the lookup tables; `slug_overrides` maps connection ids to slugs.
+    /// Builds the lookup tables from the connections, the workspaces (id to
+    /// Airbyte's name) and the bindings recorded for them: each connection
+    /// takes its recorded slug (its id when it has none, which only a store
+    /// failure leaves), each workspace the names bound to it.
     pub fn new(
         mut connections: Vec<ConnectionInfo>,
         workspaces: BTreeMap<String, String>,
-        slug_overrides: &BTreeMap<String, String>,
+        bindings: &Bindings,
         fetched_at: i64,
     ) -> Self {
         connections.sort_by(|a, b| a.id.cmp(&b.id));
-        assign_slugs(&mut connections, slug_overrides);
+        let mut bound_names: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (name, id) in &bindings.workspaces {
+            bound_names
+                .entry(id.clone())
+                .or_default()
+                .push(name.clone());
+        }
+        for c in &mut connections {
+            c.slug = bindings
+                .slugs
+                .get(&c.id)
+                .cloned()
+                .unwrap_or_else(|| c.id.clone());
+            c.workspace_bound_names = bound_names
+                .get(&c.workspace_id)
+                .cloned()
+                .unwrap_or_default();
+        }
         let by_id = connections
             .iter()
             .enumerate()
@@ -91,6 +137,7 @@ impl Snapshot {
             by_id,
             by_slug,
             workspaces,
+            bound_names,
             fetched_at,
             started_at: None,
         }
@@ -119,6 +166,14 @@ impl Snapshot {
     pub fn workspaces(&self) -> &BTreeMap<String, String> {
         &self.workspaces
     }
+
+    /// The grant names bound to a workspace (what the policy matches).
+    pub fn bound_names(&self, workspace_id: &str) -> Vec<String> {
+        self.bound_names
+            .get(workspace_id)
+            .cloned()
+            .unwrap_or_default()
+    }
 }
 
 /// Lowercase words joined by `-`: "Postgres → Snowflake" becomes `postgres-snowflake`.
@@ -141,47 +196,33 @@ pub fn slugify(name: &str) -> String {
     }
 }
 
-/// Gives each connection a unique slug: configured ones first, then names,
-/// with `-2`, `-3` for repeats in id order (stable across refreshes).
-fn assign_slugs(connections: &mut [ConnectionInfo], overrides: &BTreeMap<String, String>) {
-    let mut taken: HashMap<String, ()> = overrides.values().map(|s| (s.clone(), ())).collect();
-    for connection in connections.iter_mut() {
-        if let Some(slug) = overrides.get(&connection.id) {
-            connection.slug = slug.clone();
-            continue;
-        }
-        let base = slugify(&connection.name);
-        let mut slug = base.clone();
-        let mut n = 2;
-        while taken.contains_key(&slug) {
-            slug = format!("{base}-{n}");
-            n += 1;
-        }
-        taken.insert(slug.clone(), ());
-        connection.slug = slug;
-    }
-}
-
 /// The catalog: the latest snapshot, and how to refresh it.
 #[derive(Debug)]
 pub struct Catalog {
     airbyte: AirbyteClient,
+    store: Store,
     slug_overrides: BTreeMap<String, String>,
+    /// The workspace names the policy's grants use, to bind.
+    workspace_names: RwLock<BTreeSet<String>>,
     current: RwLock<Arc<Snapshot>>,
     refresh_lock: tokio::sync::Mutex<()>,
     clock: SharedClock,
 }
 
 impl Catalog {
-    /// An empty catalog; call [`Catalog::refresh`] before use.
+    /// An empty catalog; call [`Catalog::refresh`] before use. Bindings
+    /// are kept in `store`.
     pub fn new(
         airbyte: AirbyteClient,
+        store: Store,
         slug_overrides: BTreeMap<String, String>,
         clock: SharedClock,
     ) -> Self {
         Self {
             airbyte,
+            store,
             slug_overrides,
+            workspace_names: RwLock::new(BTreeSet::new()),
             clock,
             current: RwLock::new(Arc::new(Snapshot::default())),
             refresh_lock: tokio::sync::Mutex::new(()),
@@ -198,19 +239,26 @@ impl Catalog {
         )
     }
 
+    /// The workspace names the grants use (`Policy::workspace_names`): each
+    /// is bound at the first refresh where exactly one workspace has it.
+    /// Set at start and on every policy reload.
+    pub fn set_workspace_names(&self, names: BTreeSet<String>) {
+        *self
+            .workspace_names
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = names;
+    }
+
     /// Fetches workspaces and connections from Airbyte and swaps the snapshot.
     /// Concurrent callers wait for one fetch instead of each doing their own.
-    pub async fn refresh(&self) -> Result<Arc<Snapshot>, airbyte_client::Error> {
+    pub async fn refresh(&self) -> Result<Arc<Snapshot>, CatalogError> {
         self.refresh_started_after(Instant::now()).await
     }
 
     /// Like [`Catalog::refresh`], but content with a listing that began at
     /// or after `since`: a listing already under way when something new was
     /// asked for may not show it.
-    async fn refresh_started_after(
-        &self,
-        since: Instant,
-    ) -> Result<Arc<Snapshot>, airbyte_client::Error> {
+    async fn refresh_started_after(&self, since: Instant) -> Result<Arc<Snapshot>, CatalogError> {
         let _guard = self.refresh_lock.lock().await;
         let current = self.snapshot();
         if current.started_at.is_some_and(|started| started >= since) {
@@ -261,15 +309,12 @@ impl Catalog {
                         .schedule
                         .and_then(|s| serde_json::to_value(s).ok())
                         .unwrap_or(serde_json::Value::Null),
+                    workspace_bound_names: Vec::new(),
                 }
             })
-            .collect();
-        let mut snapshot = Snapshot::new(
-            connections,
-            workspaces,
-            &self.slug_overrides,
-            self.clock.now_ms(),
-        );
+            .collect::<Vec<_>>();
+        let bindings = self.bind(&workspaces, &connections).await?;
+        let mut snapshot = Snapshot::new(connections, workspaces, &bindings, self.clock.now_ms());
         snapshot.started_at = Some(started_at);
         let snapshot = Arc::new(snapshot);
         *self
@@ -281,10 +326,7 @@ impl Catalog {
 
     /// A connection by id or slug; refreshes once when it is unknown (a
     /// connection created in Airbyte a moment ago).
-    pub async fn resolve(
-        &self,
-        reference: &str,
-    ) -> Result<Option<ConnectionInfo>, airbyte_client::Error> {
+    pub async fn resolve(&self, reference: &str) -> Result<Option<ConnectionInfo>, CatalogError> {
         if let Some(found) = self.snapshot().resolve(reference) {
             return Ok(Some(found.clone()));
         }
@@ -297,7 +339,7 @@ impl Catalog {
     /// Misses cannot amplify load on Airbyte: a miss waits until the last
     /// listing is a cooldown old, and concurrent misses share one listing,
     /// so there is at most one per cooldown, whoever asks.
-    pub async fn refresh_after_miss(&self) -> Result<Arc<Snapshot>, airbyte_client::Error> {
+    pub async fn refresh_after_miss(&self) -> Result<Arc<Snapshot>, CatalogError> {
         let missed_at = Instant::now();
         if let Some(started) = self.snapshot().started_at {
             let age = missed_at.duration_since(started);
@@ -376,6 +418,12 @@ impl ConnectionsConfig {
                     "a slug is lowercase letters, digits and `-`",
                 ));
             }
+            if uuid::Uuid::parse_str(slug).is_ok() {
+                return Err(InvalidKey::new(
+                    format!("connections.slugs.{id}"),
+                    "a slug cannot look like a connection id",
+                ));
+            }
         }
         settings::at_least_one_sec("connections.refresh_secs", self.refresh_secs)
     }
@@ -395,15 +443,22 @@ mod tests {
             tags: Vec::new(),
             status: "active".to_owned(),
             schedule: serde_json::Value::Null,
+            workspace_bound_names: Vec::new(),
         }
     }
 
     #[test]
-    fn slugs_are_readable_and_unique() {
+    fn slugs_are_readable_and_come_from_the_bindings() {
         assert_eq!(slugify("Postgres → Snowflake"), "postgres-snowflake");
         assert_eq!(slugify("  Stripe__to  BigQuery!! "), "stripe-to-bigquery");
         assert_eq!(slugify("→"), "connection");
-        let overrides = BTreeMap::from([("c".to_owned(), "orders".to_owned())]);
+        let bindings = Bindings {
+            slugs: BTreeMap::from([
+                ("a".to_owned(), "orders-2".to_owned()),
+                ("c".to_owned(), "orders".to_owned()),
+            ]),
+            workspaces: BTreeMap::from([("analytics".to_owned(), "w".to_owned())]),
+        };
         let snapshot = Snapshot::new(
             vec![
                 info("b", "Orders"),
@@ -411,7 +466,7 @@ mod tests {
                 info("c", "Anything"),
             ],
             BTreeMap::new(),
-            &overrides,
+            &bindings,
             1,
         );
         let slugs: Vec<(&str, &str)> = snapshot
@@ -421,10 +476,16 @@ mod tests {
             .collect();
         assert_eq!(
             slugs,
-            [("a", "orders-2"), ("b", "orders-3"), ("c", "orders")]
+            [("a", "orders-2"), ("b", "b"), ("c", "orders")],
+            "a connection without a recorded slug is known by its id only"
         );
         assert_eq!(snapshot.resolve("orders").map(|c| c.id.as_str()), Some("c"));
         assert_eq!(snapshot.resolve("A").map(|c| c.id.as_str()), Some("a"));
         assert!(snapshot.resolve("missing").is_none());
+        assert_eq!(snapshot.bound_names("w"), vec!["analytics".to_owned()]);
+        let Resource::Connection(resource) = snapshot.all()[0].resource() else {
+            panic!("a connection");
+        };
+        assert_eq!(resource.workspace_names, vec!["analytics".to_owned()]);
     }
 }
