@@ -12,9 +12,12 @@ pub struct CheckConfigArgs {
     /// Print nothing on success.
     #[arg(long, short)]
     quiet: bool,
+    /// Do not read from the database what the grants' names are bound to.
+    #[arg(long)]
+    offline: bool,
 }
 
-pub(super) fn run(args: &CheckConfigArgs) -> anyhow::Result<ExitCode> {
+pub(super) async fn run(args: &CheckConfigArgs) -> anyhow::Result<ExitCode> {
     let env = super::process_env();
     let lookup = |name: &str| std::env::var(name).ok();
     let checked = Config::load(args.config.config.as_deref(), &env).and_then(|config| match config
@@ -28,6 +31,15 @@ pub(super) fn run(args: &CheckConfigArgs) -> anyhow::Result<ExitCode> {
         Ok(config) => {
             if !args.quiet {
                 print!("{}", config.to_redacted_toml());
+                if !args.offline
+                    && let Ok(policy) = config.policy()
+                {
+                    let bindings = super::bindings::read(&config.storage.url).await;
+                    // As TOML comments, so that the output stays a configuration.
+                    for line in super::bindings::section(policy.grants(), &bindings).lines() {
+                        println!("# {line}");
+                    }
+                }
                 eprintln!("configuration is valid");
             }
             Ok(ExitCode::SUCCESS)

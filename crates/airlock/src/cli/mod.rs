@@ -2,6 +2,7 @@
 //! calls into the library; nothing here holds logic of its own.
 
 mod audit;
+mod bindings;
 mod check_config;
 mod client;
 mod demo;
@@ -70,7 +71,7 @@ pub struct ConfigArg {
 pub fn run(cli: Cli) -> ExitCode {
     telemetry::init(cli.log_format);
     let outcome = match cli.command {
-        Command::CheckConfig(args) => check_config::run(&args),
+        Command::CheckConfig(args) => block_on(check_config::run(&args)),
         Command::HashSecret(args) => hash_secret::run(&args),
         Command::Sim(args) => block_on(sim::run(args)),
         Command::Demo(args) => block_on(demo::run(args)),

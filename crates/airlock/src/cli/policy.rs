@@ -42,6 +42,9 @@ struct ExplainArgs {
     /// Tags of the connection (repeatable), since the check runs offline.
     #[arg(long = "tag")]
     tags: Vec<String>,
+    /// Do not read from the database what the grants' names are bound to.
+    #[arg(long)]
+    offline: bool,
 }
 
 pub(super) async fn run(args: PolicyArgs) -> anyhow::Result<ExitCode> {
@@ -65,5 +68,12 @@ pub(super) async fn run(args: PolicyArgs) -> anyhow::Result<ExitCode> {
     );
     let policy = config.policy().context("the policy is invalid")?;
     print!("{}", explain::explain(&policy, &principal, &resource));
+    if !args.offline {
+        let bindings = super::bindings::read(&config.storage.url).await;
+        print!(
+            "\n{}",
+            super::bindings::section(policy.grants_for(&principal), &bindings)
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -13,13 +13,17 @@ use crate::support::{self, Db};
 /// The service accounts: `(client id, role claim)`; secrets are `<id>-secret`.
 const ACCOUNTS: [(&str, &str); 2] = [("ci-editor", "team-editor"), ("ci-runner", "team-runner")];
 
-fn secret(client: &str) -> String {
+pub(crate) fn secret(client: &str) -> String {
     format!("{client}-secret")
 }
 
-/// Airlock's front before a simulator with a manual clock, the editor and
-/// the runner granted in `analytics` only.
-pub(crate) fn harness(db: Db) -> Harness {
+/// Airlock's front before a simulator with a manual clock, with service
+/// accounts (`(client id, role claim)`, secrets `<id>-secret`) and `grants`.
+pub(crate) fn service_account_front(
+    db: Db,
+    accounts: &[(&str, &str)],
+    grants: Vec<Grant>,
+) -> Harness {
     let mut harness = Harness::new(db)
         .sim(SimConfig {
             manual_clock: true,
@@ -30,19 +34,32 @@ pub(crate) fn harness(db: Db) -> Harness {
         .catalog_refresh(600)
         .front_public_url()
         .without_dev_idp()
-        .without_role_grants()
-        .grant(Grant::on_claim("editor", "roles", "team-editor").workspaces(&["analytics"]))
-        .grant(Grant::on_claim("runner", "roles", "team-runner").workspaces(&["analytics"]));
-    for (client, role) in ACCOUNTS {
+        .without_role_grants();
+    for grant in grants {
+        harness = harness.grant(grant);
+    }
+    for (client, role) in accounts {
         let hash =
             airlock_domain::secret::hash::hash_secret(&secret(client), 10_000).expect("hash");
         let mut account = toml::Table::new();
-        account.insert("client_id".to_owned(), client.into());
+        account.insert("client_id".to_owned(), (*client).into());
         account.insert("secret_hash".to_owned(), hash.into());
-        account.insert("roles".to_owned(), vec![role].into());
+        account.insert("roles".to_owned(), vec![*role].into());
         harness = harness.entry("service_accounts", account);
     }
     harness
+}
+
+/// The editor and the runner, granted in `analytics` only.
+fn harness(db: Db) -> Harness {
+    service_account_front(
+        db,
+        &ACCOUNTS,
+        vec![
+            Grant::on_claim("editor", "roles", "team-editor").workspaces(&["analytics"]),
+            Grant::on_claim("runner", "roles", "team-runner").workspaces(&["analytics"]),
+        ],
+    )
 }
 
 /// The simulator's world, as its admin API shows it.

@@ -6,6 +6,7 @@ mod airbyte_ids;
 mod architecture;
 mod audit;
 mod bad_input;
+mod bindings;
 mod browser;
 mod chaos;
 mod cli;
