@@ -249,3 +249,56 @@ fn policy_explain_says_why_a_groups_overage_matches_no_group_grant() {
     write(json!({"hasgroups": true}));
     assert!(explain().contains("cannot match: groups overage"));
 }
+
+#[tokio::test]
+async fn explain_and_check_config_show_what_grant_names_are_bound_to() {
+    let example = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/examples/entra.toml"
+    );
+    let url = crate::support::fresh_database(Db::Sqlite).await;
+    let store = airlock_store::Store::connect(&url).await.expect("store");
+    store
+        .bind_workspace("analytics", "ws-bound", 1)
+        .await
+        .expect("bound");
+    let dir = crate::harness::TempDir::new("airlock-bound");
+    let claims = dir.path.join("claims.json");
+    let tenant = "https://login.microsoftonline.com/7f0c1c7e-7a53-4b8e-9c7e-3d1c6f8a2b10/v2.0";
+    let pipeline = json!({"iss": tenant, "oid": "9a7e6d5c-4b3a-2f1e-0d9c-8b7a6f5e4d3c",
+        "sub": "pairwise", "name": "Pipeline"});
+    std::fs::write(&claims, pipeline.to_string()).expect("claims file");
+    let run = |args: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_airlock"))
+            .args(args)
+            .args(["--config", example])
+            .env("AIRBYTE_CLIENT_SECRET", "unused")
+            .env("AIRLOCK_STORAGE__URL", &url)
+            .output()
+            .expect("the binary runs");
+        let (stdout, stderr) = text(&output);
+        assert_eq!(output.status.code(), Some(0), "{stdout}\n{stderr}");
+        stdout
+    };
+    let claims = claims.display().to_string();
+    let line = "grants[3]  workspace \"analytics\"  bound to workspace ws-bound";
+    let explained = run(&["policy", "explain", "--claims", &claims]);
+    assert!(explained.contains(line), "{explained}");
+    let checked = run(&["check-config"]);
+    assert!(checked.contains(&format!("#   {line}")), "{checked}");
+    let offline = run(&["check-config", "--offline"]);
+    assert!(!offline.contains("bound to"), "{offline}");
+    let other = dir.path.join("other.json");
+    let someone = json!({"iss": tenant, "oid": "u-2", "sub": "pairwise", "name": "Bo"});
+    std::fs::write(&other, someone.to_string()).expect("claims file");
+    let unselected = run(&[
+        "policy",
+        "explain",
+        "--claims",
+        &other.display().to_string(),
+    ]);
+    assert!(
+        !unselected.contains("workspace \"analytics\""),
+        "explain reports only the grants that select the principal: {unselected}"
+    );
+}
