@@ -428,7 +428,7 @@ async fn track_while_leading(
 /// Loads `path` and swaps in its roles and grants (the reload of SIGHUP);
 /// returns the number of grants. A file that does not load, or whose policy
 /// is invalid, changes nothing. Other settings need a restart.
-pub fn reload_policy(
+pub async fn reload_policy(
     state: &AppState,
     path: &std::path::Path,
     env: &[(String, String)],
@@ -436,7 +436,7 @@ pub fn reload_policy(
     let config = Config::load(Some(path), env)?;
     let policy = config.policy()?;
     let grants = policy.grants().len();
-    state.set_policy(policy);
+    state.set_policy(policy).await;
     Ok(grants)
 }
 

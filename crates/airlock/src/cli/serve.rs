@@ -51,7 +51,7 @@ async fn reload_on_sighup(state: crate::web::AppState, path: std::path::PathBuf)
         return;
     };
     while hangups.recv().await.is_some() {
-        match crate::app::reload_policy(&state, &path, &super::process_env()) {
+        match crate::app::reload_policy(&state, &path, &super::process_env()).await {
             Ok(grants) => tracing::info!(grants, path = %path.display(), "policy reloaded"),
             Err(error) => {
                 tracing::error!(error = %format!("{error:#}"), path = %path.display(), "policy reload refused; keeping the current policy")

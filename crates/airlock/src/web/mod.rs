@@ -196,9 +196,16 @@ impl AppState {
     }
 
     /// Replaces the policy (reload); requests in flight keep the old one.
-    /// The catalog learns the workspace names the new grants use, to bind.
-    pub fn set_policy(&self, policy: Policy) {
-        self.catalog().set_workspace_names(policy.workspace_names());
+    /// The catalog learns the workspace names the new grants use and binds
+    /// them first (a listing), so that a new name covers its workspace as
+    /// soon as the grants apply; when Airbyte cannot be listed, such a name
+    /// covers nothing until the next refresh.
+    pub async fn set_policy(&self, policy: Policy) {
+        let catalog = self.catalog();
+        catalog.set_workspace_names(policy.workspace_names());
+        if let Err(error) = catalog.refresh().await {
+            tracing::warn!(error = %error, "cannot bind the new grants' names yet; they cover nothing until the next refresh");
+        }
         *self
             .inner
             .policy

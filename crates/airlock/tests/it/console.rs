@@ -733,7 +733,10 @@ async fn the_event_stream_carries_only_the_jobs_the_caller_may_read() {
         .grant_mut("reader")
         .insert("workspaces".to_owned(), vec!["marketing"].into());
     let config = Config::from_toml("scoped", &scoped.text(), &[]).expect("config");
-    stack.state.set_policy(config.policy().expect("policy"));
+    stack
+        .state
+        .set_policy(config.policy().expect("policy"))
+        .await;
     let analytics = slug_in(&stack, "analytics").await;
     let marketing = slug_in(&stack, "marketing").await;
 

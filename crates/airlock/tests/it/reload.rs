@@ -27,7 +27,9 @@ async fn a_reloaded_grant_takes_effect_and_a_broken_file_changes_nothing() {
         Grant::matching("runner", "client_id", "reader").connections(&["postgres-snowflake"]),
     );
     added.write(&path);
-    let grants = airlock::app::reload_policy(&stack.state, &path, &[]).expect("reload");
+    let grants = airlock::app::reload_policy(&stack.state, &path, &[])
+        .await
+        .expect("reload");
     assert_eq!(grants, 6);
     assert_eq!(
         sync_status(&stack, "reader").await,
@@ -40,10 +42,16 @@ async fn a_reloaded_grant_takes_effect_and_a_broken_file_changes_nothing() {
         .clone()
         .with_grant(Grant::matching("no-such-role", "sub", "x"));
     broken.write(&path);
-    let error = airlock::app::reload_policy(&stack.state, &path, &[]).expect_err("refused");
+    let error = airlock::app::reload_policy(&stack.state, &path, &[])
+        .await
+        .expect_err("refused");
     assert!(format!("{error:#}").contains("grants[5].role"), "{error:#}");
     std::fs::write(&path, "this is not toml [").expect("write");
-    assert!(airlock::app::reload_policy(&stack.state, &path, &[]).is_err());
+    assert!(
+        airlock::app::reload_policy(&stack.state, &path, &[])
+            .await
+            .is_err()
+    );
     assert_eq!(
         sync_status(&stack, "reader").await,
         202,
