@@ -597,8 +597,8 @@ async fn refusals_are_airbyte_shaped_and_lists_point_at_airlock() {
     assert_eq!(body["sourceId"], own);
 
     // An allowed change goes to Airbyte and its answer comes back as it is,
-    // even an error that is not Airbyte's problem shape (a body that is not
-    // an object: the web framework's 400).
+    // even an error that is not Airbyte's problem shape (a field of the
+    // wrong type: the web framework's 400).
     let (status, headers, body) = send_full(
         front
             .http
@@ -608,7 +608,7 @@ async fn refusals_are_airbyte_shaped_and_lists_point_at_airlock() {
                 world.analytics_active[0]
             ))
             .bearer_auth(&admin)
-            .json(&json!(["renamed"])),
+            .json(&json!({"name": 42})),
     )
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");

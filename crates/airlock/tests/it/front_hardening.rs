@@ -153,15 +153,8 @@ async fn a_query_that_reads_two_ways_is_refused_and_the_rest_is_rebuilt() {
             &runner,
         )
         .await;
-    assert_eq!(
-        status,
-        StatusCode::NOT_FOUND,
-        "the simulator serves no streams: {body}"
-    );
-    assert!(
-        body["_embedded"].is_object(),
-        "Airbyte's own answer: {body}"
-    );
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.is_array(), "Airbyte's own answer: {body}");
     assert_eq!(
         reached(&front, "GET /streams"),
         [format!(
@@ -284,8 +277,8 @@ async fn every_id_in_a_body_is_authorized() {
         "nothing refused reached Airbyte"
     );
 
-    // The same requests within the workspace go to Airbyte (whose
-    // simulator serves no writes: its own 404 or 405 comes back).
+    // The same requests within the workspace go to Airbyte, and its
+    // answer comes back.
     let allowed = [
         (
             Method::POST,
@@ -301,7 +294,7 @@ async fn every_id_in_a_body_is_authorized() {
     for (method, path, body) in &allowed {
         let (status, _, answer) = send(&front, method.clone(), path, &editor, body).await;
         assert!(
-            answer["_embedded"].is_object(),
+            status.is_success() && answer.is_object(),
             "{status} Airbyte's answer: {answer}"
         );
         assert_eq!(

@@ -34,7 +34,10 @@ pub(crate) fn service_account_front(
         .catalog_refresh(600)
         .front_public_url()
         .without_dev_idp()
-        .without_role_grants();
+        .without_role_grants()
+        // Service accounts on Postgres sign with a key kept sealed in the
+        // database.
+        .set("front", "signing_key_secret", "front-writes-test-seal");
     for grant in grants {
         harness = harness.grant(grant);
     }
