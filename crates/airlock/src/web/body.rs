@@ -11,17 +11,18 @@
 //! (Python's urllib and requests) then read the answer instead of meeting
 //! a closed connection.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::header::{AUTHORIZATION, CONTENT_LENGTH, TRANSFER_ENCODING};
 use axum::http::request::Parts;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 
-use super::{ApiError, AppState, MAX_BODY_BYTES, session};
+use super::{ApiError, AppState, MAX_BODY_BYTES, refusals, session};
 
 /// How much of an unread body is thrown away before the connection is
 /// closed.
@@ -81,7 +82,18 @@ async fn worth_reading(state: &AppState, parts: &Parts) -> bool {
     if let Some(value) = parts.headers.get(AUTHORIZATION) {
         let header = value.to_str().ok();
         let authenticator = state.authenticator();
-        return authenticator.is_cached(header) || authenticator.authenticate(header).await.is_ok();
+        if authenticator.is_cached(header) {
+            return true;
+        }
+        // A throttled address's new tokens are refused unverified.
+        let source = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(addr)| addr.ip().to_string());
+        if state.throttled(&refusals::address_key(source.as_deref())) {
+            return false;
+        }
+        return authenticator.authenticate(header).await.is_ok();
     }
     let secure = session::cookie_is_secure(state.site(), &parts.headers);
     match session::cookie_id(&parts.headers, secure) {

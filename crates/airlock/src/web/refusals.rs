@@ -27,6 +27,11 @@ use super::AppState;
 /// bounded number of writes).
 const MAX_TALLIES: usize = 4_096;
 
+/// Addresses and client ids charged per window: past this many, new keys
+/// are not charged (known ones still are), so that made-up client ids
+/// cannot grow the ledger without bound.
+const MAX_CHARGED: usize = 65_536;
+
 /// Longest text kept of a request-supplied value (a path, a client id).
 pub const MAX_DETAIL_CHARS: usize = 256;
 
@@ -70,8 +75,8 @@ pub struct Unidentified<'a> {
 
 impl Unidentified<'_> {
     /// Audits the refusal, counted with the others of its source address
-    /// and reason this window (see [`refusals`]), and charges it to the
-    /// address's throttle.
+    /// and reason this window (see the module's documentation), and
+    /// charges it to the address's throttle.
     pub async fn record(self, state: &AppState, origin: audit::Origin) {
         let address = address_key(origin.source_ip.as_deref());
         state.refused(self.entry(origin), None, &[&address]).await;
@@ -108,6 +113,22 @@ struct Ledger {
     tallies: HashMap<Key, Tally>,
     /// Refusals charged per address or client id this window.
     charges: HashMap<String, u32>,
+}
+
+impl Ledger {
+    /// One more refusal charged to `key`; its count this window (0 when
+    /// the ledger is full and `key` is new).
+    fn charge(&mut self, key: &str) -> u32 {
+        if let Some(count) = self.charges.get_mut(key) {
+            *count = count.saturating_add(1);
+            return *count;
+        }
+        if self.charges.len() >= MAX_CHARGED {
+            return 0;
+        }
+        self.charges.insert(key.to_owned(), 1);
+        1
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -168,8 +189,7 @@ impl Refusals {
         let mut ledger = self.ledger();
         let closed = self.roll(&mut ledger, now_ms, false);
         for key in charged {
-            let count = ledger.charges.entry((*key).to_owned()).or_default();
-            *count = count.saturating_add(1);
+            ledger.charge(key);
         }
         let mut key = Key {
             address: Some(address_key(entry.origin.source_ip.as_deref())),
@@ -207,9 +227,8 @@ impl Refusals {
     pub fn spend(&self, now_ms: i64, key: &str) -> (bool, Vec<audit::Entry>) {
         let mut ledger = self.ledger();
         let closed = self.roll(&mut ledger, now_ms, false);
-        let count = ledger.charges.entry(key.to_owned()).or_default();
-        *count = count.saturating_add(1);
-        (self.budget == 0 || *count <= self.budget, closed)
+        let count = ledger.charge(key);
+        (self.budget == 0 || count <= self.budget, closed)
     }
 
     /// Whether `key` (an address or client key) is throttled now.

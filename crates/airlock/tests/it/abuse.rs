@@ -507,3 +507,92 @@ async fn misses_share_one_listing_of_airbyte_per_cooldown() {
     );
     stack.stop().await.shutdown().await;
 }
+
+/// A `Last-Event-ID` replay from the start of a long timeline of jobs the
+/// caller may not read goes page by page and still delivers exactly what
+/// it may read, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_from_far_back_pages_through_what_the_caller_cannot_see() {
+    let stack = Harness::fast(Db::Sqlite)
+        .without_role_grants()
+        .grant(crate::harness::Grant::role("admin"))
+        .grant(crate::harness::Grant::role("runner"))
+        .grant(crate::harness::Grant::role("reader").connections(&["postgres-snowflake"]))
+        .start()
+        .await;
+    let admin = stack.token("admin");
+    let (status, connections) = stack.client.get("/v1/connections", "admin").await;
+    assert_eq!(status, StatusCode::OK, "{connections}");
+    let others: Vec<String> = connections["data"]
+        .as_array()
+        .expect("connections")
+        .iter()
+        .filter(|c| c["slug"] != "postgres-snowflake" && c["status"] == "active")
+        .filter_map(|c| c["id"].as_str().map(str::to_owned))
+        .collect();
+    assert!(!others.is_empty());
+    // Some hundreds of events the reader may not see, then its own.
+    let mut hidden = Vec::new();
+    for i in 0..90 {
+        let connection = &others[i % others.len()];
+        let (status, job) = support::send(
+            stack
+                .http
+                .post(stack.url(&format!("/v1/connections/{connection}/sync")))
+                .bearer_auth(&admin),
+        )
+        .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{job}");
+        hidden.push(support::id_of(&job));
+    }
+    support::wait_all_terminal(&stack.client, &hidden, Duration::from_secs(120)).await;
+    let mine = stack.client.accepted_sync("postgres-snowflake").await;
+    stack.client.wait_terminal(&mine).await;
+    let expected: Vec<i64> = stack
+        .client
+        .events(&mine)
+        .await
+        .into_iter()
+        .map(|(seq, _, _)| seq)
+        .collect();
+    let latest = stack
+        .store()
+        .await
+        .latest_event_seq()
+        .await
+        .expect("the timeline");
+    assert!(latest > 200, "more than a page (200) of events: {latest}");
+
+    let mut response = stack
+        .http
+        .get(stack.url("/v1/events"))
+        .bearer_auth(stack.token("reader"))
+        .header("last-event-id", "0")
+        .send()
+        .await
+        .expect("the stream opens");
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut text = String::new();
+    let mut seen: Vec<i64> = Vec::new();
+    let read = async {
+        while seen.last() != expected.last() {
+            let Some(chunk) = response.chunk().await.expect("the stream reads") else {
+                break;
+            };
+            text.push_str(&String::from_utf8_lossy(&chunk));
+            seen = text
+                .lines()
+                .filter_map(|line| line.strip_prefix("id:"))
+                .filter_map(|id| id.trim().parse().ok())
+                .collect();
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(60), read)
+        .await
+        .expect("the replay reaches the caller's events");
+    assert_eq!(
+        seen, expected,
+        "only the reader's job, every state, in order"
+    );
+    stack.stop().await.shutdown().await;
+}
