@@ -40,14 +40,23 @@ impl Query {
         let pairs: Vec<(String, String)> = form_urlencoded::parse(raw.as_bytes())
             .into_owned()
             .collect();
-        for (i, (key, _)) in pairs.iter().enumerate() {
-            let again = pairs[..i].iter().find(|(k, _)| k.eq_ignore_ascii_case(key));
-            if let Some((first, _)) = again
-                && (first != key || !LIST_KEYS.contains(&key.as_str()))
-            {
-                return Err(FrontError::BadRequest(format!(
-                    "{key} is given more than once"
-                )));
+        // Each key's first spelling, by its lower case: one pass, however
+        // many pairs.
+        let mut seen: std::collections::HashMap<String, &str> = std::collections::HashMap::new();
+        for (key, _) in &pairs {
+            match seen.entry(key.to_ascii_lowercase()) {
+                std::collections::hash_map::Entry::Vacant(slot) => {
+                    slot.insert(key);
+                }
+                std::collections::hash_map::Entry::Occupied(first)
+                    if *first.get() != key || !LIST_KEYS.contains(&key.as_str()) =>
+                {
+                    return Err(FrontError::BadRequest(format!(
+                        "{} is given more than once",
+                        crate::web::refusals::bounded(key)
+                    )));
+                }
+                std::collections::hash_map::Entry::Occupied(_) => {}
             }
         }
         Ok(Self(pairs))
