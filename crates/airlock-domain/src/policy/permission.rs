@@ -26,11 +26,17 @@ pub enum Permission {
     AuditRead,
     /// Change Airbyte configuration through the compatible front.
     AirbyteWrite,
+    /// Approve or deny another caller's request for an action that waits
+    /// for approval (`[approvals] require`).
+    ApprovalsDecide,
+    /// Break glass: carry out an action that waits for approval without
+    /// waiting (with a reason, audited as such). No built-in role holds it.
+    ApprovalsBypass,
 }
 
 impl Permission {
     /// Every permission, in display order.
-    pub const ALL: [Permission; 8] = [
+    pub const ALL: [Permission; 10] = [
         Self::ConnectionsRead,
         Self::JobsRead,
         Self::JobsSync,
@@ -39,6 +45,8 @@ impl Permission {
         Self::JobsReset,
         Self::AuditRead,
         Self::AirbyteWrite,
+        Self::ApprovalsDecide,
+        Self::ApprovalsBypass,
     ];
 
     /// The name used in configuration and responses (`jobs:sync`).
@@ -52,6 +60,8 @@ impl Permission {
             Self::JobsReset => "jobs:reset",
             Self::AuditRead => "audit:read",
             Self::AirbyteWrite => "airbyte:write",
+            Self::ApprovalsDecide => "approvals:decide",
+            Self::ApprovalsBypass => "approvals:bypass",
         }
     }
 
@@ -69,7 +79,7 @@ impl fmt::Display for Permission {
 /// A string that names no permission.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "unknown permission `{0}` (known: connections:read, jobs:read, jobs:sync, jobs:cancel, jobs:retry, jobs:reset, audit:read, airbyte:write)"
+    "unknown permission `{0}` (known: connections:read, jobs:read, jobs:sync, jobs:cancel, jobs:retry, jobs:reset, audit:read, airbyte:write, approvals:decide, approvals:bypass)"
 )]
 pub struct UnknownPermission(pub String);
 
@@ -158,6 +168,6 @@ mod tests {
         }
         assert!("jobs:delete".parse::<Permission>().is_err());
         assert!("JOBS:READ".parse::<Permission>().is_err());
-        assert_eq!(PermissionSet::all().iter().count(), 8);
+        assert_eq!(PermissionSet::all().iter().count(), 10);
     }
 }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use super::{InvalidKey, Permission, PermissionSet, RoleConfig};
 
 /// The built-in roles, in Airbyte's vocabulary.
-pub const BUILTIN_ROLES: [&str; 5] = ["reader", "runner", "editor", "admin", "auditor"];
+pub const BUILTIN_ROLES: [&str; 6] = ["reader", "runner", "editor", "admin", "auditor", "approver"];
 
 pub(super) fn builtin_permissions(name: &str) -> Option<PermissionSet> {
     use Permission as P;
@@ -24,8 +24,16 @@ pub(super) fn builtin_permissions(name: &str) -> Option<PermissionSet> {
         "editor" => {
             PermissionSet::of(&runner).union(PermissionSet::of(&[P::JobsReset, P::AirbyteWrite]))
         }
-        "admin" => PermissionSet::all(),
+        // Everything but break-glass, which no built-in role holds: an
+        // admin decides others' approvals, and waits for their own.
+        "admin" => PermissionSet::of(
+            &Permission::ALL
+                .into_iter()
+                .filter(|p| *p != P::ApprovalsBypass)
+                .collect::<Vec<_>>(),
+        ),
         "auditor" => PermissionSet::of(&reader).union(PermissionSet::of(&[P::AuditRead])),
+        "approver" => PermissionSet::of(&reader).union(PermissionSet::of(&[P::ApprovalsDecide])),
         _ => return None,
     })
 }

@@ -44,7 +44,7 @@ fn grants(text: &str) -> Result<Policy, InvalidKey> {
 #[test]
 fn builtin_roles_are_as_documented() {
     let policy = Policy::default();
-    assert_eq!(policy.roles().filter(|r| r.builtin).count(), 5);
+    assert_eq!(policy.roles().filter(|r| r.builtin).count(), 6);
     assert!(policy.grants().is_empty());
     let p = |name| {
         builtin_permissions(name)
@@ -76,10 +76,19 @@ fn builtin_roles_are_as_documented() {
             "airbyte:write"
         ]
     );
-    assert_eq!(p("admin").len(), 8);
+    assert_eq!(p("admin").len(), 9);
+    assert!(p("admin").contains(&"approvals:decide"));
+    assert!(
+        !p("admin").contains(&"approvals:bypass"),
+        "break-glass is held by no built-in role"
+    );
     assert_eq!(
         p("auditor"),
         ["connections:read", "jobs:read", "audit:read"]
+    );
+    assert_eq!(
+        p("approver"),
+        ["connections:read", "jobs:read", "approvals:decide"]
     );
 }
 

@@ -37,7 +37,8 @@ pub(super) struct ConnectionView {
     last_job: Option<LastJob>,
     /// With `include=permissions`: what the caller may do on this
     /// connection (`connections:read`, `jobs:read`, `jobs:sync`,
-    /// `jobs:cancel`, `jobs:retry`, `jobs:reset`, `airbyte:write`).
+    /// `jobs:cancel`, `jobs:retry`, `jobs:reset`, `airbyte:write`,
+    /// `approvals:decide`, `approvals:bypass`).
     #[serde(skip_serializing_if = "Option::is_none")]
     permissions: Option<Vec<&'static str>>,
     links: ConnectionLinks,

@@ -11,7 +11,7 @@ use serde_json::json;
 
 use crate::harness::{AirlockToml, Grant, Issuer};
 
-const ROLES: [&str; 5] = ["reader", "runner", "editor", "admin", "auditor"];
+const ROLES: [&str; 6] = ["reader", "runner", "editor", "admin", "auditor", "approver"];
 
 /// What each built-in role may do, as PRODUCT.md states it.
 fn role_allows(role: &str, permission: Permission) -> bool {
@@ -22,8 +22,10 @@ fn role_allows(role: &str, permission: Permission) -> bool {
         "reader" => reader,
         "runner" => runner,
         "editor" => runner || matches!(permission, P::JobsReset | P::AirbyteWrite),
-        "admin" => true,
+        // Break-glass is held by no built-in role, not even admin.
+        "admin" => permission != P::ApprovalsBypass,
         "auditor" => reader || permission == P::AuditRead,
+        "approver" => reader || permission == P::ApprovalsDecide,
         other => panic!("not a built-in role: {other}"),
     }
 }
