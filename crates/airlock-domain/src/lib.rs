@@ -9,11 +9,14 @@
 //!   `Host`/`Origin` values a door answers).
 //! - [`jobs`] (the job model and its shape for users), [`identity`]
 //!   (verified tokens to a `Principal`), [`audit`] (the hash chain's
-//!   records), [`policy`] (roles and grants; deny by default).
+//!   records), [`policy`] (roles and grants; deny by default),
+//!   [`approvals`] (four-eyes approvals of destructive actions: the model,
+//!   `[approvals]`, and the rules as pure functions).
 //!
 //! The `airlock` crate builds the store, the services, the HTTP doors and
 //! the binary on top; nothing here can reach up to them.
 
+pub mod approvals;
 pub mod audit;
 pub mod clock;
 pub mod host_gate;

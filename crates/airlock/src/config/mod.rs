@@ -27,6 +27,7 @@ use crate::mcp::McpConfig;
 use crate::server::ServerConfig;
 use crate::telemetry::TelemetryConfig;
 use crate::web::session::Site;
+use airlock_domain::approvals::ApprovalsConfig;
 use airlock_domain::audit::AuditConfig;
 use airlock_domain::identity::IssuerConfig;
 use airlock_domain::jobs::JobsConfig;
@@ -62,6 +63,9 @@ pub struct Config {
     pub connections: ConnectionsConfig,
     #[serde(default)]
     pub audit: AuditConfig,
+    /// Four-eyes approvals: which actions wait for a second person.
+    #[serde(default)]
+    pub approvals: ApprovalsConfig,
     /// Receivers of job events.
     #[serde(default)]
     pub webhooks: Vec<WebhookConfig>,
@@ -161,6 +165,7 @@ impl Config {
         airlock_domain::identity::validate_issuers(&self.issuers)?;
         self.policy()?;
         self.jobs.validate()?;
+        self.approvals.validate()?;
         self.connections.validate()?;
         WebhookConfig::validate_all(&self.webhooks)?;
         crate::front::validate(&self.front_setup())?;
