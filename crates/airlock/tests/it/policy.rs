@@ -246,6 +246,6 @@ fn grant_reasons_name_the_deciding_grant() {
             .all(|(_, scope)| scope.to_string() == "connections [tag:nightly]")
     );
     let effective = policy.effective(&principal("admin@all"));
-    assert_eq!(effective.len(), 8);
+    assert_eq!(effective.len(), 9, "every permission but approvals:bypass");
     assert!(effective.iter().all(|(_, scope)| *scope == Scope::All));
 }
