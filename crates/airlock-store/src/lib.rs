@@ -6,6 +6,7 @@
 //! lock), [`Backend`] says which one we talk to. Migrations live next to this
 //! file, are compiled into the binary and run at start-up.
 
+pub mod approvals;
 pub mod audit;
 pub mod bindings;
 pub mod election;
@@ -141,6 +142,11 @@ const MIGRATIONS: &[Migration] = &[
         version: 8,
         sqlite: include_str!("migrations/0008_bindings.sql"),
         postgres: include_str!("migrations/0008_bindings.sql"),
+    },
+    Migration {
+        version: 9,
+        sqlite: include_str!("migrations/0009_approvals.sql"),
+        postgres: include_str!("migrations/0009_approvals.sql"),
     },
 ];
 

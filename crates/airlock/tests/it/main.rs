@@ -31,6 +31,7 @@ mod replicas;
 mod sdk;
 mod signals;
 mod store;
+mod store_approvals;
 mod support;
 mod traces;
 mod webhooks;
