@@ -312,8 +312,11 @@ impl Store {
         };
         let mut expired = Vec::new();
         let mut tx = self.begin_write().await?;
-        for next in due.iter().filter_map(|current| rules::expire(current, now)) {
-            if compare_and_set(&mut tx, next.version - 1, &next, now).await? {
+        for current in &due {
+            let Some(next) = rules::expire(current, now) else {
+                continue;
+            };
+            if compare_and_set(&mut tx, current.version, &next, now).await? {
                 let entry = audited(&system, "approvals.expire", &next, None);
                 crate::audit::append(&mut tx, &entry, now).await?;
                 expired.push(next);
