@@ -195,8 +195,10 @@ impl Caller {
         // An address that keeps sending bad credentials (tokens or session
         // cookies) is refused before any work, unless its token already
         // verified.
-        let address = refusals::address_key(origin.source_ip.as_deref());
-        if state.throttled(&address) && !state.authenticator().is_cached(header) {
+        if state.any_throttled()
+            && state.throttled(&refusals::address_key(origin.source_ip.as_deref()))
+            && !state.authenticator().is_cached(header)
+        {
             let refusal = Unidentified {
                 channel: tagged(parts).unwrap_or(door.channel),
                 action: "authenticate",

@@ -256,6 +256,12 @@ impl AppState {
         allowed
     }
 
+    /// Whether any address or client id is throttled now (no lock taken):
+    /// callers skip working out their key when none is.
+    pub fn any_throttled(&self) -> bool {
+        self.inner.refusals.any_throttled()
+    }
+
     /// Whether `key` (a source address or client key) has caused too many
     /// refusals this window.
     pub fn throttled(&self, key: &str) -> bool {

@@ -16,6 +16,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 use airlock_domain::audit;
@@ -105,6 +106,9 @@ pub struct Refusals {
     /// throttle).
     budget: u32,
     ledger: Mutex<Ledger>,
+    /// Keys that reached the budget this window: while none has, which is
+    /// nearly always, a request asks no lock to learn it is not throttled.
+    over_budget: AtomicUsize,
 }
 
 #[derive(Debug, Default)]
@@ -165,6 +169,7 @@ impl Refusals {
             window_ms: i64::try_from(window_secs.saturating_mul(1000)).unwrap_or(i64::MAX),
             budget,
             ledger: Mutex::new(Ledger::default()),
+            over_budget: AtomicUsize::new(0),
         }
     }
 
@@ -189,7 +194,8 @@ impl Refusals {
         let mut ledger = self.ledger();
         let closed = self.roll(&mut ledger, now_ms, false);
         for key in charged {
-            ledger.charge(key);
+            let count = ledger.charge(key);
+            self.count_over_budget(count);
         }
         let mut key = Key {
             address: Some(address_key(entry.origin.source_ip.as_deref())),
@@ -228,12 +234,26 @@ impl Refusals {
         let mut ledger = self.ledger();
         let closed = self.roll(&mut ledger, now_ms, false);
         let count = ledger.charge(key);
+        self.count_over_budget(count);
         (self.budget == 0 || count <= self.budget, closed)
+    }
+
+    /// Notes a key whose charges just reached the budget.
+    fn count_over_budget(&self, count: u32) {
+        if self.budget != 0 && count == self.budget {
+            self.over_budget.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether any key may be throttled now (no lock taken): when false,
+    /// [`Refusals::throttled`] is false for every key.
+    pub fn any_throttled(&self) -> bool {
+        self.over_budget.load(Ordering::Relaxed) > 0
     }
 
     /// Whether `key` (an address or client key) is throttled now.
     pub fn throttled(&self, now_ms: i64, key: &str) -> bool {
-        if self.budget == 0 {
+        if !self.any_throttled() {
             return false;
         }
         let ledger = self.ledger();
@@ -256,6 +276,7 @@ impl Refusals {
         }
         ledger.window_start = now_ms;
         ledger.charges.clear();
+        self.over_budget.store(0, Ordering::Relaxed);
         let window_secs = self.window_secs();
         ledger
             .tallies
@@ -365,10 +386,11 @@ mod tests {
             assert!(!refusals.throttled(1, &key));
             refusals.note(1, refusal("10.0.0.1", "malformed"), None, &[&key]);
         }
-        assert!(refusals.throttled(2, &key));
+        assert!(refusals.any_throttled() && refusals.throttled(2, &key));
         assert!(!refusals.throttled(2, &address_key(Some("10.0.0.2"))));
         assert!(!refusals.throttled(10_000, &key), "the window is over");
         refusals.close(10_000, false);
+        assert!(!refusals.any_throttled(), "a new window starts clean");
         assert!(!refusals.throttled(10_001, &key));
         assert!(!Refusals::new(10, 0).throttled(0, &key), "0: no throttle");
     }
@@ -390,6 +412,19 @@ mod tests {
             "the closed window's counts are handed over"
         );
         assert!(Refusals::new(10, 0).spend(0, "k").0, "0: no budget");
+    }
+
+    #[test]
+    fn made_up_keys_cannot_grow_the_charges_past_their_bound() {
+        let refusals = Refusals::new(10, 1);
+        for i in 0..(MAX_CHARGED + 100) {
+            let key = format!("client:{i}");
+            refusals.note(1, refusal("10.0.0.1", "wrong_secret"), None, &[&key]);
+        }
+        assert_eq!(refusals.ledger().charges.len(), MAX_CHARGED);
+        assert!(refusals.throttled(2, "client:0"), "a known key is charged");
+        let late = format!("client:{}", MAX_CHARGED + 50);
+        assert!(!refusals.throttled(2, &late), "a key past the bound is not");
     }
 
     #[test]
