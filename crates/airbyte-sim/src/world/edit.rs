@@ -164,16 +164,20 @@ impl World {
         &self.workspaces[self.workspaces.len() - 1]
     }
 
+    /// The workspace `id`, to change.
+    fn workspace_mut(&mut self, id: Uuid) -> Result<&mut Workspace, EditError> {
+        self.workspaces
+            .iter_mut()
+            .find(|w| w.id == id)
+            .ok_or(EditError::NotFound {
+                resource_type: "workspace",
+                id,
+            })
+    }
+
     /// `PATCH /workspaces/{id}`: a new name.
     pub(crate) fn rename_workspace(&mut self, id: Uuid, name: String) -> Result<(), EditError> {
-        let workspace =
-            self.workspaces
-                .iter_mut()
-                .find(|w| w.id == id)
-                .ok_or(EditError::NotFound {
-                    resource_type: "workspace",
-                    id,
-                })?;
+        let workspace = self.workspace_mut(id)?;
         workspace.name = name;
         Ok(())
     }
@@ -181,14 +185,7 @@ impl World {
     /// `DELETE /workspaces/{id}`: the workspace and everything in it; returns
     /// the connections it deleted.
     pub(crate) fn delete_workspace(&mut self, id: Uuid) -> Result<Vec<Uuid>, EditError> {
-        let workspace =
-            self.workspaces
-                .iter_mut()
-                .find(|w| w.id == id)
-                .ok_or(EditError::NotFound {
-                    resource_type: "workspace",
-                    id,
-                })?;
+        let workspace = self.workspace_mut(id)?;
         workspace.deleted = true;
         for actor in self.sources.iter_mut().chain(self.destinations.iter_mut()) {
             if actor.workspace_id == id {

@@ -119,16 +119,7 @@ impl Front {
             .json()
             .await
             .expect("JSON");
-        let workspace = |name: &str| {
-            world["workspaces"]
-                .as_array()
-                .expect("workspaces")
-                .iter()
-                .find(|w| w["name"] == name)
-                .and_then(|w| w["id"].as_str())
-                .expect("the workspace")
-                .to_owned()
-        };
+        let workspace = |name: &str| crate::front_writes::workspace_id(&world, name);
         let analytics = workspace("analytics");
         let connections_of = |id: &str, active: bool| -> Vec<String> {
             world["connections"]
