@@ -7,7 +7,6 @@
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use airbyte_sim::SimConfig;
 use airlock::config::Config;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -39,34 +38,7 @@ pub(crate) fn secret(client: &str) -> String {
 /// clock moves only when told, with the service accounts and `grants`
 /// (and no development identity provider).
 pub(crate) fn harness(grants: Vec<Grant>) -> Harness {
-    let mut harness = Harness::new(Db::Sqlite)
-        .sim(SimConfig {
-            manual_clock: true,
-            // Airlock's own Airbyte token must not expire while the tests
-            // move the simulated clock: any 401 at the simulator would then
-            // be a forwarded caller token.
-            token_lifetime_secs: 30 * 86_400,
-            ..SimConfig::default()
-        })
-        .fast_jobs()
-        .airbyte_timeout(5)
-        .catalog_refresh(600)
-        .front_public_url()
-        .without_dev_idp()
-        .without_role_grants();
-    for grant in grants {
-        harness = harness.grant(grant);
-    }
-    for (client, role) in ACCOUNTS {
-        let hash =
-            airlock_domain::secret::hash::hash_secret(&secret(client), 10_000).expect("hash");
-        let mut account = toml::Table::new();
-        account.insert("client_id".to_owned(), client.into());
-        account.insert("secret_hash".to_owned(), hash.into());
-        account.insert("roles".to_owned(), vec![role].into());
-        harness = harness.entry("service_accounts", account);
-    }
-    harness
+    crate::front_writes::service_account_front(Db::Sqlite, &ACCOUNTS, grants).fast_jobs()
 }
 
 /// A stack started from [`harness`], with the calls of the front's tests.
