@@ -77,6 +77,8 @@ mod tests {
             requester: serde_json::json!({}),
             channel,
             retry_of: None,
+            approval_id: None,
+            approval_state: None,
             created_at: 0,
             updated_at: 0,
             finished_at: None,

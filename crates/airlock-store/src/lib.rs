@@ -6,6 +6,7 @@
 //! lock), [`Backend`] says which one we talk to. Migrations live next to this
 //! file, are compiled into the binary and run at start-up.
 
+mod approval_rows;
 pub mod approvals;
 pub mod audit;
 pub mod bindings;
@@ -147,6 +148,11 @@ const MIGRATIONS: &[Migration] = &[
         version: 9,
         sqlite: include_str!("migrations/0009_approvals.sql"),
         postgres: include_str!("migrations/0009_approvals.sql"),
+    },
+    Migration {
+        version: 10,
+        sqlite: include_str!("migrations/sqlite/0010_approval_jobs.sql"),
+        postgres: include_str!("migrations/postgres/0010_approval_jobs.sql"),
     },
 ];
 

@@ -248,6 +248,7 @@ impl App {
         let state = AppState::new(Parts {
             server: config.server.clone(),
             jobs: config.jobs.clone(),
+            approvals: config.approvals.clone(),
             record_reads: config.audit.record_reads,
             site: config.site(),
             store,
@@ -306,6 +307,10 @@ impl App {
         let refusals = self.state.clone();
         let refusals_stop = Arc::clone(&stop);
         tasks.spawn(async move { refusals.run_refusal_windows(refusals_stop).await });
+        tasks.spawn(crate::service::approvals::run_expiry(
+            self.state.clone(),
+            Arc::clone(&stop),
+        ));
         let authenticator = Arc::clone(&self.authenticator);
         let key_stop = Arc::clone(&stop);
         tasks.spawn(async move {

@@ -36,12 +36,14 @@ pub const AUDIENCE: &str = "airlock";
 pub const TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
 
 /// The demo clients: client id (= secret prefix) and the IdP role it carries.
-pub const CLIENTS: [(&str, &str); 6] = [
+pub const CLIENTS: [(&str, &str); 7] = [
     ("reader", "reader"),
     ("runner", "runner"),
     ("editor", "editor"),
     ("admin", "admin"),
     ("auditor", "auditor"),
+    // The second pair of eyes: decides others' resets.
+    ("approver", "approver"),
     // An AI agent: may read and sync, nothing destructive.
     ("agent", "runner"),
 ];
@@ -51,12 +53,13 @@ pub const CONSOLE_CLIENT_ID: &str = "airlock-console";
 
 /// The people of the console's login page: subject, the IdP role they
 /// carry, and their name.
-pub const USERS: [(&str, &str, &str); 5] = [
+pub const USERS: [(&str, &str, &str); 6] = [
     ("rosa", "reader", "Rosa Reader"),
     ("rene", "runner", "Rene Runner"),
     ("edda", "editor", "Edda Editor"),
     ("ada", "admin", "Ada Admin"),
     ("otto", "auditor", "Otto Auditor"),
+    ("april", "approver", "April Approver"),
 ];
 
 /// How long an authorization code may wait for its exchange.

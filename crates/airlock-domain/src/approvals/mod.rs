@@ -12,6 +12,7 @@
 
 pub mod config;
 pub mod rules;
+pub mod view;
 
 use std::fmt;
 use std::str::FromStr;
@@ -99,7 +100,9 @@ impl Party {
 
 /// Where a request is in its life: `pending` → `approved` → `used`, or
 /// `denied`, or `expired` (undecided in time, or approved and not used in
-/// time). Only `pending` can be decided; only `approved` can be used.
+/// time), or `withdrawn` (the job waiting for it was cancelled). Only
+/// `pending` can be decided; only `approved` can be used. A request made
+/// with its job is used by that job the moment it is approved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ApprovalState {
@@ -108,16 +111,18 @@ pub enum ApprovalState {
     Denied,
     Expired,
     Used,
+    Withdrawn,
 }
 
 impl ApprovalState {
     /// Every state, in life order.
-    pub const ALL: [ApprovalState; 5] = [
+    pub const ALL: [ApprovalState; 6] = [
         Self::Pending,
         Self::Approved,
         Self::Denied,
         Self::Expired,
         Self::Used,
+        Self::Withdrawn,
     ];
 
     /// The stored and shown name.
@@ -128,6 +133,7 @@ impl ApprovalState {
             Self::Denied => "denied",
             Self::Expired => "expired",
             Self::Used => "used",
+            Self::Withdrawn => "withdrawn",
         }
     }
 }

@@ -105,7 +105,10 @@ pub fn expire(approval: &Approval, now: i64) -> Option<Approval> {
     let due = match approval.state {
         ApprovalState::Pending => now >= approval.expires_at,
         ApprovalState::Approved => approval.grant_expires_at.is_none_or(|end| now >= end),
-        ApprovalState::Denied | ApprovalState::Expired | ApprovalState::Used => false,
+        ApprovalState::Denied
+        | ApprovalState::Expired
+        | ApprovalState::Used
+        | ApprovalState::Withdrawn => false,
     };
     due.then(|| {
         let mut next = approval.clone();
@@ -138,6 +141,18 @@ pub fn use_grant(
     let mut next = approval.clone();
     next.state = ApprovalState::Used;
     next.used_at = Some(now);
+    next.version += 1;
+    Ok(next)
+}
+
+/// The request once the job waiting for it is cancelled: only a pending
+/// request is withdrawn (a decided one stands as it was decided).
+pub fn withdraw(approval: &Approval) -> Result<Approval, Refusal> {
+    if approval.state != ApprovalState::Pending {
+        return Err(Refusal::NotPending(approval.state));
+    }
+    let mut next = approval.clone();
+    next.state = ApprovalState::Withdrawn;
     next.version += 1;
     Ok(next)
 }

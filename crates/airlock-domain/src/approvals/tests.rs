@@ -236,3 +236,21 @@ fn ids_and_states_parse_only_their_own_text() {
     }
     assert!("approve".parse::<ApprovalState>().is_err());
 }
+
+#[test]
+fn only_a_pending_request_is_withdrawn() {
+    let pending = request(1);
+    let withdrawn = rules::withdraw(&pending).expect("pending");
+    assert_eq!(withdrawn.state, ApprovalState::Withdrawn);
+    assert_eq!(withdrawn.version, pending.version + 1);
+    assert_eq!(
+        rules::withdraw(&withdrawn),
+        Err(Refusal::NotPending(ApprovalState::Withdrawn))
+    );
+    assert!(rules::expire(&withdrawn, i64::MAX).is_none());
+    let approved = rules::decide(&pending, approve("bob"), 1_000).expect("approved");
+    assert_eq!(
+        rules::withdraw(&approved),
+        Err(Refusal::NotPending(ApprovalState::Approved))
+    );
+}

@@ -75,10 +75,14 @@ impl FromStr for JobType {
 /// `queued` (stored, waiting its turn) → `starting` (a dispatcher holds its
 /// lease and is asking Airbyte) → `pending` / `running` (Airbyte has it) →
 /// `succeeded` | `failed` | `cancelled`. A failed attempt with retries left
-/// goes back to `queued` with a later `run_after`.
+/// goes back to `queued` with a later `run_after`. An action that waits for
+/// a second person (`[approvals]`) starts as `awaiting_approval`, and goes
+/// to `queued` once approved, or ends `rejected` (denied) or `expired`
+/// (nobody decided in time) without ever reaching Airbyte.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum JobState {
+    AwaitingApproval,
     Queued,
     Starting,
     Pending,
@@ -86,11 +90,14 @@ pub enum JobState {
     Succeeded,
     Failed,
     Cancelled,
+    Rejected,
+    Expired,
 }
 
 impl JobState {
     /// Every state, in life order.
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 10] = [
+        Self::AwaitingApproval,
         Self::Queued,
         Self::Starting,
         Self::Pending,
@@ -98,11 +105,14 @@ impl JobState {
         Self::Succeeded,
         Self::Failed,
         Self::Cancelled,
+        Self::Rejected,
+        Self::Expired,
     ];
 
     /// The stored and shown name.
     pub fn as_str(self) -> &'static str {
         match self {
+            Self::AwaitingApproval => "awaiting_approval",
             Self::Queued => "queued",
             Self::Starting => "starting",
             Self::Pending => "pending",
@@ -110,12 +120,17 @@ impl JobState {
             Self::Succeeded => "succeeded",
             Self::Failed => "failed",
             Self::Cancelled => "cancelled",
+            Self::Rejected => "rejected",
+            Self::Expired => "expired",
         }
     }
 
     /// No further change will happen.
     pub fn is_terminal(self) -> bool {
-        matches!(self, Self::Succeeded | Self::Failed | Self::Cancelled)
+        matches!(
+            self,
+            Self::Succeeded | Self::Failed | Self::Cancelled | Self::Rejected | Self::Expired
+        )
     }
 
     /// Airbyte has (or may have) a job for it.
@@ -216,6 +231,11 @@ pub struct Job {
     pub requester: serde_json::Value,
     pub channel: Channel,
     pub retry_of: Option<JobId>,
+    /// The approval request it waited for, when it needed one.
+    pub approval_id: Option<String>,
+    /// That request's state (`pending`, `used`, `denied`, `expired`,
+    /// `withdrawn`), changed in the same transaction as the job.
+    pub approval_state: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
     pub finished_at: Option<i64>,

@@ -52,7 +52,22 @@ pub struct JobView {
     pub duration: Option<String>,
     /// A short failure summary.
     pub error: Option<String>,
+    /// The approval request the job waited for, when it needed one
+    /// (`[approvals]`); null otherwise.
+    pub approval: Option<JobApproval>,
     pub links: JobLinks,
+}
+
+/// The approval request a job waited for.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct JobApproval {
+    /// The request's id (`GET /v1/approvals/{id}`).
+    pub id: String,
+    /// `pending` while the job is `awaiting_approval`; `used` once approved
+    /// (the job is then queued), `denied`, `expired` or `withdrawn` (the job
+    /// was cancelled while it waited).
+    #[schema(example = "pending")]
+    pub state: String,
 }
 
 /// Where to act on a job.
@@ -64,6 +79,9 @@ pub struct JobLinks {
     pub cancel: String,
     pub retry: String,
     pub connection: String,
+    /// The approval request, when the job has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approval: Option<String>,
 }
 
 impl JobView {
@@ -90,12 +108,20 @@ impl JobView {
             bytes_synced: job.bytes_synced,
             duration: job.duration.clone(),
             error: job.error.clone(),
+            approval: job.approval_id.as_ref().map(|id| JobApproval {
+                id: id.clone(),
+                state: job.approval_state.clone().unwrap_or_default(),
+            }),
             links: JobLinks {
                 this: base.clone(),
                 events: format!("{base}/events"),
                 cancel: format!("{base}/cancel"),
                 retry: format!("{base}/retry"),
                 connection: format!("/v1/connections/{}", job.connection_id),
+                approval: job
+                    .approval_id
+                    .as_ref()
+                    .map(|id| format!("/v1/approvals/{id}")),
             },
         }
     }

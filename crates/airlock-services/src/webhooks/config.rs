@@ -126,16 +126,22 @@ pub enum WebhookEvent {
     Succeeded,
     Failed,
     Cancelled,
+    /// The job's approval was denied; it never reached Airbyte.
+    Rejected,
+    /// Nobody decided the job's approval in time; it never reached Airbyte.
+    Expired,
 }
 
 impl WebhookEvent {
     /// Every event.
-    pub const ALL: [Self; 5] = [
+    pub const ALL: [Self; 7] = [
         Self::Queued,
         Self::Started,
         Self::Succeeded,
         Self::Failed,
         Self::Cancelled,
+        Self::Rejected,
+        Self::Expired,
     ];
 
     /// The name in payloads and the `Airlock-Event` header: `job.succeeded`.
@@ -146,20 +152,25 @@ impl WebhookEvent {
             Self::Succeeded => "job.succeeded",
             Self::Failed => "job.failed",
             Self::Cancelled => "job.cancelled",
+            Self::Rejected => "job.rejected",
+            Self::Expired => "job.expired",
         }
     }
 
     /// The event a job state may raise. `pending` and `running` raise
     /// `started` only the first time (the caller checks); `starting` is an
-    /// internal step and raises nothing.
+    /// internal step and raises nothing, and so does `awaiting_approval`
+    /// (its request is an approval's event).
     pub fn for_state(state: JobState) -> Option<Self> {
         match state {
             JobState::Queued => Some(Self::Queued),
-            JobState::Starting => None,
+            JobState::Starting | JobState::AwaitingApproval => None,
             JobState::Pending | JobState::Running => Some(Self::Started),
             JobState::Succeeded => Some(Self::Succeeded),
             JobState::Failed => Some(Self::Failed),
             JobState::Cancelled => Some(Self::Cancelled),
+            JobState::Rejected => Some(Self::Rejected),
+            JobState::Expired => Some(Self::Expired),
         }
     }
 }
@@ -175,7 +186,7 @@ impl FromStr for WebhookEvent {
             .find(|event| &event.name()[4..] == bare)
             .ok_or_else(|| {
                 format!(
-                    "unknown webhook event `{s}` (expected queued, started, succeeded, failed or cancelled)"
+                    "unknown webhook event `{s}` (expected queued, started, succeeded, failed, cancelled, rejected or expired)"
                 )
             })
     }

@@ -29,6 +29,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{IdempotencyKey, Inserted, insert_batch};
 use crate::{StoreError, WriteTurns};
+use airlock_domain::approvals::Approval;
 use airlock_domain::audit;
 use airlock_domain::jobs::model::{JobId, NewJob};
 
@@ -49,6 +50,9 @@ pub(crate) struct Insert {
     pub key: Option<IdempotencyKey>,
     pub now: i64,
     pub request: audit::Entry,
+    /// The approval request the job waits for (`awaiting_approval`), made
+    /// with it; `None` for a job that is queued at once.
+    pub approval: Option<Approval>,
 }
 
 type Pending = (Insert, oneshot::Sender<Result<Inserted, StoreError>>);

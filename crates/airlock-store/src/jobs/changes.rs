@@ -10,7 +10,7 @@ use airlock_domain::jobs::model::{Job, JobId, JobState};
 
 /// Appends a state to a job's timeline, without an audit record (the
 /// caller writes a richer one).
-pub(super) async fn insert_event(
+pub(crate) async fn insert_event(
     conn: &mut AnyConnection,
     job_id: &JobId,
     state: JobState,

@@ -10,7 +10,8 @@ use airlock_domain::jobs::model::{Job, JobId, JobState, NewJob};
 
 pub(crate) const COLUMNS: &str = "id, connection_id, workspace_id, job_type, state, airbyte_job_id, attempts, \
     max_attempts, run_after, lease_owner, lease_until, start_requested_at, cancel_requested, requested_by, requester, \
-    channel, retry_of, created_at, updated_at, finished_at, rows_synced, bytes_synced, duration, error";
+    channel, retry_of, created_at, updated_at, finished_at, rows_synced, bytes_synced, duration, error, \
+    approval_id, approval_state";
 
 /// One job by id, every column (`$1`: the id).
 pub(crate) static JOB_BY_ID: std::sync::LazyLock<String> =
@@ -18,7 +19,7 @@ pub(crate) static JOB_BY_ID: std::sync::LazyLock<String> =
 
 /// The names in [`COLUMNS`], in order: the inline reader finds a column's
 /// position here rather than asking SQLite for every column's name.
-pub(crate) const COLUMN_NAMES: [&str; 24] = [
+pub(crate) const COLUMN_NAMES: [&str; 26] = [
     "id",
     "connection_id",
     "workspace_id",
@@ -43,6 +44,8 @@ pub(crate) const COLUMN_NAMES: [&str; 24] = [
     "bytes_synced",
     "duration",
     "error",
+    "approval_id",
+    "approval_state",
 ];
 
 /// What [`decode`] needs of a row: its columns by name. Rows of the pool and
@@ -100,6 +103,8 @@ pub(crate) fn decode(row: &impl Columns) -> Result<Job, StoreError> {
             .map(|s| s.parse())
             .transpose()
             .map_err(corrupt)?,
+        approval_id: opt_text("approval_id")?,
+        approval_state: opt_text("approval_state")?,
         created_at: int("created_at")?,
         updated_at: int("updated_at")?,
         finished_at: opt_int("finished_at")?,
@@ -143,6 +148,8 @@ pub(crate) fn new_job_row(new: &NewJob, now: i64) -> Job {
         requester: new.requester.clone(),
         channel: new.channel,
         retry_of: new.retry_of.clone(),
+        approval_id: None,
+        approval_state: None,
         created_at: now,
         updated_at: now,
         finished_at: None,

@@ -28,12 +28,21 @@ pub(crate) async fn insert_batch(
 ) -> Result<Vec<Inserted>, StoreError> {
     let jobs: Vec<Job> = inserts
         .iter()
-        .map(|insert| new_job_row(&insert.new, insert.now))
+        .map(|insert| {
+            let mut job = new_job_row(&insert.new, insert.now);
+            if let Some(approval) = &insert.approval {
+                job.state = JobState::AwaitingApproval;
+                job.approval_id = Some(approval.id.to_string());
+                job.approval_state = Some(approval.state.as_str().to_owned());
+            }
+            job
+        })
         .collect();
     let claimed = claim_keys(tx, inserts, &jobs).await?;
     let (outcomes, created) = sort_out(tx, inserts, jobs, &claimed).await?;
     insert_rows(tx, &created).await?;
     audit_created(tx, inserts, &created).await?;
+    request_approvals(tx, inserts, &created).await?;
     let ready = ready_to_start(tx, &created).await?;
     let mut created = created.into_iter().zip(ready);
     outcomes
@@ -113,11 +122,25 @@ async fn insert_rows(tx: &mut AnyConnection, created: &[Created]) -> Result<(), 
     for chunk in created.chunks(JOBS_PER_INSERT) {
         let sql = format!(
             "INSERT INTO jobs (id, connection_id, workspace_id, job_type, state, attempts, max_attempts, \
-             run_after, cancel_requested, requested_by, requester, channel, retry_of, created_at, updated_at) \
-             VALUES {}",
-            marks.rows(chunk.len(), 13, |p| format!(
-                "({}, {}, {}, {}, {}, 0, {}, {}, 0, {}, {}, {}, {}, {}, {})",
-                p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10], p[11], p[12]
+             run_after, cancel_requested, requested_by, requester, channel, retry_of, created_at, updated_at, \
+             approval_id, approval_state) VALUES {}",
+            marks.rows(chunk.len(), 15, |p| format!(
+                "({}, {}, {}, {}, {}, 0, {}, {}, 0, {}, {}, {}, {}, {}, {}, {}, {})",
+                p[0],
+                p[1],
+                p[2],
+                p[3],
+                p[4],
+                p[5],
+                p[6],
+                p[7],
+                p[8],
+                p[9],
+                p[10],
+                p[11],
+                p[12],
+                p[13],
+                p[14]
             ))
         );
         let mut query = sqlx::query(AssertSqlSafe(sql));
@@ -135,7 +158,9 @@ async fn insert_rows(tx: &mut AnyConnection, created: &[Created]) -> Result<(), 
                 .bind(job.channel.as_str())
                 .bind(job.retry_of.as_ref().map(|id| id.as_str().to_owned()))
                 .bind(job.created_at)
-                .bind(job.created_at);
+                .bind(job.created_at)
+                .bind(job.approval_id.clone())
+                .bind(job.approval_state.clone());
         }
         query.execute(&mut *tx).await?;
 
@@ -150,7 +175,7 @@ async fn insert_rows(tx: &mut AnyConnection, created: &[Created]) -> Result<(), 
         for (_, job) in chunk {
             query = query
                 .bind(job.id.as_str().to_owned())
-                .bind(JobState::Queued.as_str())
+                .bind(job.state.as_str())
                 .bind(job.created_at);
         }
         query.execute(&mut *tx).await?;
@@ -171,7 +196,13 @@ async fn audit_created(
             entry.job_id = Some(job.id.to_string());
             entry.connection_id = Some(job.connection_id.clone());
             entry.workspace_id = Some(job.workspace_id.clone());
-            entry.outcome = Some(JobState::Queued.as_str().to_owned());
+            entry.outcome = Some(job.state.as_str().to_owned());
+            if let Some(approval) = &job.approval_id {
+                let detail = entry.detail.get_or_insert_with(|| serde_json::json!({}));
+                if let Some(fields) = detail.as_object_mut() {
+                    fields.insert("approval_id".into(), approval.as_str().into());
+                }
+            }
             entry
         })
         .collect();
@@ -181,6 +212,24 @@ async fn audit_created(
         .map(|(entry, (_, job))| (entry, job.created_at))
         .collect();
     crate::audit::append_many(tx, &timed).await?;
+    Ok(())
+}
+
+/// The approval requests of new jobs that wait for one, each naming its
+/// job, with their `approvals.request` records.
+async fn request_approvals(
+    tx: &mut AnyConnection,
+    inserts: &[&super::batch::Insert],
+    created: &[Created],
+) -> Result<(), StoreError> {
+    for (index, job) in created {
+        let Some(approval) = &inserts[*index].approval else {
+            continue;
+        };
+        let mut approval = approval.clone();
+        approval.job_id = Some(job.id.clone());
+        crate::approval_rows::insert(tx, &approval, &inserts[*index].request).await?;
+    }
     Ok(())
 }
 
@@ -214,13 +263,19 @@ async fn ready_to_start(
         }
     }
     let mut new_of: std::collections::HashMap<&str, i64> = std::collections::HashMap::new();
-    for (_, job) in created {
+    // A job awaiting approval is not in the queue: it neither waits its
+    // turn nor holds anyone else's.
+    let queued = |job: &Job| job.state == JobState::Queued;
+    for (_, job) in created.iter().filter(|(_, job)| queued(job)) {
         *new_of.entry(job.connection_id.as_str()).or_default() += 1;
     }
     let mut seen: std::collections::HashSet<&str> = std::collections::HashSet::new();
     Ok(created
         .iter()
         .map(|(_, job)| {
+            if !queued(job) {
+                return false;
+            }
             let connection = job.connection_id.as_str();
             let before = unfinished.get(connection).copied().unwrap_or(0)
                 - new_of.get(connection).copied().unwrap_or(0);
@@ -314,6 +369,7 @@ impl Store {
                 key: key.cloned(),
                 now,
                 request: request.clone(),
+                approval: None,
             })
             .await
     }

@@ -18,6 +18,7 @@ mod claim;
 pub(super) mod codec;
 mod insert;
 
+pub(crate) use changes::insert_event;
 use changes::{attempt_detail, record_event};
 use codec::new_job_row;
 pub(super) use codec::{COLUMN_NAMES, COLUMNS, Columns, JOB_BY_ID, decode, decode_event};

@@ -15,6 +15,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use utoipa::{IntoParams, ToSchema};
 
+use crate::service::approvals;
 use crate::service::jobs::{self, IfRunning, Triggered};
 use crate::web::problem::responses::{
     BadRequest, Conflict, Forbidden, NotFound, Unauthorized, Unavailable, Unprocessable,
@@ -51,6 +52,12 @@ pub(crate) struct TriggerOptions {
     wait: Option<String>,
     /// Overrides `[jobs] max_attempts` for this job.
     max_attempts: Option<u32>,
+    /// Resets: why, shown to approvers when resets wait for approval
+    /// (`[approvals]`); at most 1,000 characters.
+    reason: Option<String>,
+    /// Resets: break glass, skipping the approval (needs `approvals:bypass`
+    /// on the connection; audited as `approvals.bypass` with this reason).
+    bypass_reason: Option<String>,
 }
 
 impl TriggerOptions {
@@ -60,6 +67,8 @@ impl TriggerOptions {
             if_running: self.if_running.or(body.if_running),
             wait: self.wait.or(body.wait),
             max_attempts: self.max_attempts.or(body.max_attempts),
+            reason: self.reason.or(body.reason),
+            bypass_reason: self.bypass_reason.or(body.bypass_reason),
         }
     }
 }
@@ -166,8 +175,11 @@ pub(super) async fn trigger_sync(
     tag = "jobs",
     summary = "Reset (clear) a connection's data",
     description = "Queues a reset job (needs `jobs:reset` on the connection) and answers 202 with it once \
-        stored. With `wait`, holds the answer until the job ends (then 200) or the wait runs \
-        out (202). A repeated `Idempotency-Key` with the same request returns the same job.",
+        stored. When `[approvals] require` names `jobs:reset`, the job is `awaiting_approval` \
+        (with its `approval` and `links.approval`) until another person approves it, unless the \
+        caller holds an approval granted earlier for this reset (used once) or breaks glass with \
+        `bypass_reason`. With `wait`, holds the answer until the job ends (then 200) or the wait \
+        runs out (202). A repeated `Idempotency-Key` with the same request returns the same job.",
     params(
         ("reference" = String, Path, description = "The Airbyte connection id or its slug"),
         ("Idempotency-Key" = Option<String>, Header,
@@ -230,6 +242,8 @@ async fn trigger(
         if_running: options.if_running.unwrap_or_default(),
         max_attempts: options.max_attempts,
         idempotency_key,
+        reason: approvals::reason(options.reason.as_deref())?,
+        bypass_reason: approvals::reason(options.bypass_reason.as_deref())?,
     };
     match jobs::trigger(&state, &caller, &reference, trigger).await? {
         Triggered::Attached(job) => Ok((StatusCode::OK, Json(render(&job))).into_response()),

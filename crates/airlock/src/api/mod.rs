@@ -1,8 +1,9 @@
 //! Airlock's own API under `/v1`: connections, triggers, jobs, their
-//! events, and the audit trail. Each handler parses its input, asks the
+//! events, four-eyes approvals, and the audit trail. Each handler parses its input, asks the
 //! `Caller` (`crate::web::auth`) for a decision, and renders problem+json on
 //! failure.
 
+pub(crate) mod approvals;
 pub(crate) mod audit;
 pub(crate) mod connections;
 pub(crate) mod events;
@@ -27,6 +28,7 @@ impl From<ServiceError> for ApiError {
             ServiceError::Invalid(message) => Self::BadRequest(message),
             ServiceError::Conflict(message) => Self::Conflict(message),
             ServiceError::Unprocessable(message) => Self::Unprocessable(message),
+            ServiceError::FourEyes(message) => Self::FourEyes(message),
             ServiceError::Unavailable(what) => Self::Unavailable(what),
             ServiceError::Store(error) => error.into(),
             ServiceError::Internal(error) => Self::Internal(error),
@@ -50,6 +52,11 @@ pub fn routes() -> Routes<AppState> {
         .route(route!(jobs::cancel))
         .route(route!(jobs::retry))
         .route(route!(events::stream))
+        .route(route!(approvals::list))
+        .route(route!(approvals::request))
+        .route(route!(approvals::get))
+        .route(route!(approvals::approve))
+        .route(route!(approvals::deny))
 }
 
 /// `/v1` alone, with the request layer: what the MCP server calls

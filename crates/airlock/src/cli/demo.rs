@@ -17,6 +17,7 @@ use crate::app::{App, Extras};
 use crate::config::Config;
 use crate::devidp::{self, DevIdp};
 use airlock_domain::identity::{KeySource, StaticKeySource};
+use airlock_domain::policy;
 
 /// Flags of `airlock demo`.
 #[derive(Debug, clap::Args)]
@@ -30,7 +31,8 @@ pub struct DemoArgs {
 }
 
 /// The demo's configuration: one grant per built-in role, matched on the
-/// `roles` claim the demo provider puts in its tokens.
+/// `roles` claim the demo provider puts in its tokens; resets wait for a
+/// second person (`[approvals]`), as the docs recommend.
 fn demo_config(
     data: &std::path::Path,
     airbyte_url: &str,
@@ -38,10 +40,10 @@ fn demo_config(
     client_secret: &str,
 ) -> anyhow::Result<Config> {
     let mut text = format!(
-        "[storage]\nurl = \"sqlite://{}\"\n\n[airbyte]\nurl = \"{airbyte_url}\"\nclient_id = \"{client_id}\"\nclient_secret = \"{client_secret}\"\n\n[jobs]\npoll_interval_secs = 2\n\n[connections]\nrefresh_secs = 10\n",
+        "[storage]\nurl = \"sqlite://{}\"\n\n[airbyte]\nurl = \"{airbyte_url}\"\nclient_id = \"{client_id}\"\nclient_secret = \"{client_secret}\"\n\n[jobs]\npoll_interval_secs = 2\n\n[connections]\nrefresh_secs = 10\n\n[approvals]\nrequire = [\"jobs:reset\"]\n",
         data.join("airlock.db").display()
     );
-    for role in ["reader", "runner", "editor", "admin", "auditor"] {
+    for role in policy::BUILTIN_ROLES {
         text.push_str(&format!(
             "\n[[grants]]\nrole = \"{role}\"\nmatch = {{ claim = \"roles\", value = \"{role}\" }}\n"
         ));
@@ -119,6 +121,9 @@ fn banner(base: &str, issuer: &str, data: &std::path::Path) -> String {
          curl -s {base}/v1/whoami -H \"authorization: Bearer $TOKEN\" | jq\n  \
          curl -s {base}/v1/connections -H \"authorization: Bearer $TOKEN\" | jq '.data[] | {{slug, name, workspace_name}}'\n  \
          curl -s -X POST '{base}/v1/connections/jira-bigquery/sync?wait=120s' -H \"authorization: Bearer $TOKEN\" | jq\n\
+         \n\
+         Resets wait for a second person: an editor's reset is awaiting_approval until the approver\n\
+         (or an admin) approves it at {base}/console/#/approvals or with `airlock approve ID`.\n\
          \n\
          AI agents: MCP at {base}/mcp with the agent's token (or `airlock mcp` with AIRLOCK_URL and AIRLOCK_TOKEN).\n\
          Ctrl-C stops it.",

@@ -48,6 +48,7 @@ use crate::web::routes::{Routes, route};
         (name = "identity", description = "Who the caller is"),
         (name = "connections", description = "Airbyte's connections, as far as the caller may see them"),
         (name = "jobs", description = "Syncs and resets: trigger, follow, cancel, retry"),
+        (name = "approvals", description = "Four-eyes approvals of destructive actions: ask, list, approve, deny"),
         (name = "audit", description = "The hash-chained audit trail, for auditors"),
         (name = "operations", description = "Health, readiness, metrics and this documentation"),
         (name = "airbyte-compatible", description = "Airbyte's public API and token exchange, identity-checked, for unchanged Airbyte clients"),

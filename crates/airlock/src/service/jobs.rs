@@ -9,12 +9,15 @@ use serde_json::json;
 use utoipa::ToSchema;
 
 use super::ServiceError;
+use super::approvals::{self, Gate};
 use super::connections::resolve;
 use crate::web::auth::action_of;
 use crate::web::{AppState, Caller};
-use airlock_domain::jobs::{Channel, Job, JobId, JobState, JobType, JobsConfig, NewJob};
+use airlock_domain::approvals::{Approval, NewApproval, Party};
+use airlock_domain::jobs::{Job, JobId, JobState, JobType, JobsConfig, NewJob};
 use airlock_domain::policy::{ConnectionResource, Permission, Resource, Scope};
 use airlock_services::connections::{ConnectionInfo, Snapshot};
+use airlock_store::approvals::{Change, Granted};
 use airlock_store::jobs::{IdempotencyKey, Inserted, JobChange, JobFilter};
 
 /// How often a waiting request looks at the job.
@@ -52,6 +55,10 @@ pub struct Trigger {
     pub max_attempts: Option<u32>,
     /// The caller's `Idempotency-Key`, well-formed.
     pub idempotency_key: Option<String>,
+    /// Why, shown to approvers when the action waits for approval.
+    pub reason: Option<String>,
+    /// Break glass: skip the approval (needs `approvals:bypass`).
+    pub bypass_reason: Option<String>,
 }
 
 /// What a trigger did.
@@ -88,6 +95,27 @@ pub async fn trigger(
         caller.note_job(&existing);
         return Ok(Triggered::Attached(existing));
     }
+    let bypass = approvals::break_glass(
+        state,
+        caller,
+        &connection,
+        permission,
+        trigger.bypass_reason.clone(),
+    )
+    .await?;
+    let gate = match bypass {
+        Some(_) => Gate::Open,
+        None => {
+            approvals::gate(
+                state,
+                caller,
+                &connection.id,
+                trigger.job_type,
+                trigger.reason.clone(),
+            )
+            .await?
+        }
+    };
     let new = NewJob {
         connection_id: connection.id.clone(),
         workspace_id: connection.workspace_id.clone(),
@@ -95,7 +123,7 @@ pub async fn trigger(
         max_attempts: i64::from(max_attempts),
         requested_by: caller.principal.subject.clone(),
         requester: caller.requester(),
-        channel: caller.channel.parse().unwrap_or(Channel::Api),
+        channel: approvals::channel_of(caller),
         retry_of: None,
     };
     let key = trigger.idempotency_key.map(|key| IdempotencyKey {
@@ -111,13 +139,57 @@ pub async fn trigger(
     let mut entry = caller.entry(&action_of(permission), &decision);
     entry.detail =
         Some(json!({"if_running": trigger.if_running.as_str(), "max_attempts": max_attempts}));
-    let inserted = state
-        .store()
-        .insert_job(&new, key.as_ref(), state.now_ms(), &entry)
-        .await?;
+    let inserted = store_gated(state, caller, &new, key.as_ref(), &entry, gate).await?;
+    let fresh = matches!(inserted, Inserted::New { .. });
     let job = queued(state, caller, inserted)?;
+    if let Some(reason) = bypass
+        && fresh
+    {
+        approvals::record_bypass(state, caller, &decision, &job, &reason).await;
+    }
     caller.note_job(&job);
     Ok(Triggered::Queued(job))
+}
+
+/// Stores a trigger through its gate: queued at once, queued with the
+/// grant it uses, or awaiting its new request. A grant used or expired
+/// since the gate looked leaves the job awaiting a new request.
+async fn store_gated(
+    state: &AppState,
+    caller: &Caller,
+    new: &NewJob,
+    key: Option<&IdempotencyKey>,
+    entry: &airlock_domain::audit::Entry,
+    gate: Gate,
+) -> Result<Inserted, ServiceError> {
+    let store = state.store();
+    let now = state.now_ms();
+    let approval = match gate {
+        Gate::Open => return Ok(store.insert_job(new, key, now, entry).await?),
+        Gate::Await(approval) => approval,
+        Gate::Grant(grant) => {
+            let who = Party::of(&caller.principal);
+            match store
+                .insert_job_with_grant(new, key, now, entry, (&grant.id, &who, &grant.action))
+                .await?
+            {
+                Granted::Stored(inserted) => return Ok(*inserted),
+                Granted::Refused(_) | Granted::Missing => {
+                    let fresh = NewApproval {
+                        action: grant.action.clone(),
+                        requester: who,
+                        channel: approvals::channel_of(caller),
+                        reason: grant.reason.clone(),
+                        job_id: None,
+                    };
+                    Approval::request(fresh, state.approvals_config(), now)
+                }
+            }
+        }
+    };
+    Ok(store
+        .insert_job_awaiting(new, key, now, entry, &approval)
+        .await?)
 }
 
 /// The attempts a trigger asked for, within bounds, or the configured ones.
@@ -372,6 +444,24 @@ pub async fn cancel(state: &AppState, caller: &Caller, id: &str) -> Result<Job, 
     entry.workspace_id = Some(job.workspace_id.clone());
     entry.airbyte_job_id = job.airbyte_job_id;
     entry.outcome = Some("cancel_requested".to_owned());
+    if let (JobState::AwaitingApproval, Some(approval)) = (job.state, &job.approval_id) {
+        let approval = approval
+            .parse()
+            .map_err(|e: String| ServiceError::Internal(anyhow::anyhow!(e)))?;
+        let change = state
+            .store()
+            .withdraw_approval(&approval, state.now_ms(), &entry)
+            .await?;
+        if let Change::Done(_) = change {
+            tracing::info!(request_id = %caller.request_id.0, subject = %caller.principal.subject, job_id = %job.id, "cancelled while awaiting approval");
+            return state
+                .store()
+                .get_job(&job.id)
+                .await?
+                .ok_or(ServiceError::NotFound("job"));
+        }
+        // Decided meanwhile: the job is queued or ended; cancel it as such.
+    }
     let job = state
         .store()
         .request_cancel(&job.id, state.now_ms(), &entry)
@@ -422,7 +512,7 @@ pub async fn retry(state: &AppState, caller: &Caller, id: &str) -> Result<Job, S
         max_attempts: job.max_attempts,
         requested_by: caller.principal.subject.clone(),
         requester: caller.requester(),
-        channel: caller.channel.parse().unwrap_or(Channel::Api),
+        channel: approvals::channel_of(caller),
         retry_of: Some(job.id.clone()),
     };
     let decision = state.policy().decide(
@@ -432,13 +522,12 @@ pub async fn retry(state: &AppState, caller: &Caller, id: &str) -> Result<Job, S
     );
     let mut entry = caller.entry("jobs.retry", &decision);
     entry.detail = Some(json!({"retry_of": job.id}));
+    // A retried reset waits for approval as the first one did.
+    let gate = approvals::gate(state, caller, &job.connection_id, job.job_type, None).await?;
     let Inserted::New {
         job: created,
         ready,
-    } = state
-        .store()
-        .insert_job(&new, None, state.now_ms(), &entry)
-        .await?
+    } = store_gated(state, caller, &new, None, &entry, gate).await?
     else {
         return Err(ServiceError::Internal(anyhow::anyhow!(
             "a retry without a key was not inserted"

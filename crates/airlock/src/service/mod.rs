@@ -8,11 +8,14 @@
 //! - [`connections`]: finding a connection by id or slug, listing the ones
 //!   a caller may read.
 //! - [`jobs`]: triggers, reads, cancel and retry.
+//! - [`approvals`]: the four-eyes gate of destructive triggers, and
+//!   requests listed, read, approved and denied.
 //! - [`started`]: recording a job Airbyte started for a caller through the
 //!   front.
 //!
 //! [`Caller`]: crate::web::Caller
 
+pub mod approvals;
 pub mod connections;
 pub mod jobs;
 pub mod started;
@@ -35,6 +38,10 @@ pub enum ServiceError {
     /// The request conflicts with the resource's state (409).
     #[error("{0}")]
     Conflict(String),
+    /// The four-eyes rules refuse it (403, with why: the requester deciding
+    /// their own request, or a door that decides nothing).
+    #[error("{0}")]
+    FourEyes(String),
     /// A well-formed request that breaks a rule (422).
     #[error("{0}")]
     Unprocessable(String),

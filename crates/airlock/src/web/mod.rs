@@ -24,6 +24,7 @@ use axum::extract::DefaultBodyLimit;
 use tokio::sync::Notify;
 
 use crate::server::ServerConfig;
+use airlock_domain::approvals::ApprovalsConfig;
 use airlock_domain::clock::SharedClock;
 use airlock_domain::identity::Authenticator;
 use airlock_domain::jobs::JobsConfig;
@@ -55,6 +56,8 @@ pub struct Parts {
     pub server: ServerConfig,
     /// `[jobs]`: attempts of triggered jobs.
     pub jobs: JobsConfig,
+    /// `[approvals]`: which actions wait for a second person.
+    pub approvals: ApprovalsConfig,
     /// `[audit] record_reads`: successful reads are recorded too.
     pub record_reads: bool,
     /// How browsers see Airlock (console sessions, CSRF origin checks).
@@ -132,6 +135,11 @@ impl AppState {
     /// `[jobs]`, as the server started with it.
     pub fn jobs_config(&self) -> &JobsConfig {
         &self.inner.parts.jobs
+    }
+
+    /// `[approvals]`, as the server started with it.
+    pub fn approvals_config(&self) -> &ApprovalsConfig {
+        &self.inner.parts.approvals
     }
 
     /// How long a client may take to send a request body.

@@ -83,6 +83,11 @@ pub enum ApiError {
     /// the reason is about the request's form, not the caller's rights.
     #[error("csrf check failed: {0}")]
     CsrfRejected(&'static str),
+    /// The four-eyes rules refuse it: says which (the requester deciding
+    /// their own request, or a door that decides nothing), as that is about
+    /// the request, not the caller's rights.
+    #[error("four eyes: {0}")]
+    FourEyes(String),
     #[error("{0} not found")]
     NotFound(&'static str),
     #[error("bad request: {0}")]
@@ -109,74 +114,52 @@ pub enum ApiError {
 impl ApiError {
     /// The problem a client sees for this error.
     pub fn problem(&self) -> Problem {
-        let (status, code, title, detail) = match self {
-            Self::Unauthorized => (
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                "Unauthorized",
-                None,
-            ),
-            Self::Forbidden => (StatusCode::FORBIDDEN, "forbidden", "Forbidden", None),
-            Self::CsrfRejected(reason) => (
-                StatusCode::FORBIDDEN,
-                "csrf_rejected",
-                "Forbidden",
-                Some((*reason).to_owned()),
-            ),
-            Self::NotFound(what) => (
-                StatusCode::NOT_FOUND,
-                "not_found",
-                "Not found",
-                Some(format!("no such {what}")),
-            ),
-            Self::BadRequest(detail) => (
-                StatusCode::BAD_REQUEST,
-                "bad_request",
-                "Bad request",
-                Some(detail.clone()),
-            ),
-            Self::Unprocessable(detail) => (
-                StatusCode::UNPROCESSABLE_ENTITY,
+        use StatusCode as S;
+        let (status, code, title) = match self {
+            Self::Unauthorized => (S::UNAUTHORIZED, "unauthorized", "Unauthorized"),
+            Self::Forbidden => (S::FORBIDDEN, "forbidden", "Forbidden"),
+            Self::CsrfRejected(_) => (S::FORBIDDEN, "csrf_rejected", "Forbidden"),
+            Self::FourEyes(_) => (S::FORBIDDEN, "four_eyes", "Forbidden"),
+            Self::NotFound(_) => (S::NOT_FOUND, "not_found", "Not found"),
+            Self::BadRequest(_) => (S::BAD_REQUEST, "bad_request", "Bad request"),
+            Self::Unprocessable(_) => (
+                S::UNPROCESSABLE_ENTITY,
                 "unprocessable",
                 "Unprocessable request",
-                Some(detail.clone()),
             ),
-            Self::Conflict(detail) => (
-                StatusCode::CONFLICT,
-                "conflict",
-                "Conflict",
-                Some(detail.clone()),
-            ),
-            Self::RequestTimeout => (
-                StatusCode::REQUEST_TIMEOUT,
-                "request_timeout",
-                "Request timeout",
-                Some("the request body did not arrive in time".to_owned()),
-            ),
+            Self::Conflict(_) => (S::CONFLICT, "conflict", "Conflict"),
+            Self::RequestTimeout => (S::REQUEST_TIMEOUT, "request_timeout", "Request timeout"),
             Self::PayloadTooLarge => (
-                StatusCode::PAYLOAD_TOO_LARGE,
+                S::PAYLOAD_TOO_LARGE,
                 "payload_too_large",
                 "Payload too large",
-                None,
             ),
             Self::TooManyRequests => (
-                StatusCode::TOO_MANY_REQUESTS,
+                S::TOO_MANY_REQUESTS,
                 "too_many_requests",
                 "Too many requests",
-                None,
             ),
-            Self::Unavailable(what) => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
-                "Service unavailable",
-                Some(format!("{what} is unavailable; retry later")),
-            ),
+            Self::Unavailable(_) => (S::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable"),
             Self::Internal(_) => (
-                StatusCode::INTERNAL_SERVER_ERROR,
+                S::INTERNAL_SERVER_ERROR,
                 "internal",
                 "Internal server error",
-                None,
             ),
+        };
+        let detail = match self {
+            Self::CsrfRejected(reason) => Some((*reason).to_owned()),
+            Self::FourEyes(detail)
+            | Self::BadRequest(detail)
+            | Self::Unprocessable(detail)
+            | Self::Conflict(detail) => Some(detail.clone()),
+            Self::NotFound(what) => Some(format!("no such {what}")),
+            Self::RequestTimeout => Some("the request body did not arrive in time".to_owned()),
+            Self::Unavailable(what) => Some(format!("{what} is unavailable; retry later")),
+            Self::Unauthorized
+            | Self::Forbidden
+            | Self::PayloadTooLarge
+            | Self::TooManyRequests
+            | Self::Internal(_) => None,
         };
         Problem {
             status,

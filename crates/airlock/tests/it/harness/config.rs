@@ -8,7 +8,7 @@ use toml::{Table, Value};
 
 /// The built-in roles, each granted everywhere to tokens whose `roles`
 /// claim names it (the development provider's clients carry one each).
-pub const ROLES: [&str; 5] = ["reader", "runner", "editor", "admin", "auditor"];
+pub const ROLES: [&str; 6] = ["reader", "runner", "editor", "admin", "auditor", "approver"];
 
 /// A configuration file's contents.
 #[derive(Debug, Clone, Default)]
