@@ -303,22 +303,33 @@ pub async fn decide(
     verdict: Verdict,
     reason: Option<String>,
 ) -> Result<Approval, ServiceError> {
+    let action = match verdict {
+        Verdict::Approve => "approvals.approve",
+        Verdict::Deny => "approvals.deny",
+    };
+    let found = match id.parse::<ApprovalId>() {
+        Ok(id) => state.store().get_approval(&id).await?,
+        Err(_) => None,
+    };
+    // The requester hears why, whatever their permissions (it is their
+    // own request); anyone else without the permission learns nothing.
+    if let Some(approval) = &found
+        && Party::of(&caller.principal).same_as(&approval.requester)
+    {
+        let snapshot = super::connections::catalog(state).await?;
+        let resource = resource_in(&snapshot, approval);
+        return Err(refused(state, caller, action, &resource, Refusal::OwnRequest).await);
+    }
     caller
         .require_somewhere(state, Permission::ApprovalsDecide)
         .await?;
-    let id: ApprovalId = id.parse().map_err(|_| ServiceError::NotFound("approval"))?;
-    let approval = state
-        .store()
-        .get_approval(&id)
-        .await?
-        .ok_or(ServiceError::NotFound("approval"))?;
+    let approval = found.ok_or(ServiceError::NotFound("approval"))?;
+    let id = approval.id.clone();
     let snapshot = super::connections::catalog(state).await?;
     let resource = resource_in(&snapshot, &approval);
-    let own = Party::of(&caller.principal).same_as(&approval.requester);
-    if !own
-        && !state
-            .policy()
-            .allows(&caller.principal, Permission::ApprovalsDecide, &resource)
+    if !state
+        .policy()
+        .allows(&caller.principal, Permission::ApprovalsDecide, &resource)
     {
         // Out of scope: audited, and as if it did not exist.
         caller
@@ -327,10 +338,6 @@ pub async fn decide(
             .ok();
         return Err(ServiceError::NotFound("approval"));
     }
-    let action = match verdict {
-        Verdict::Approve => "approvals.approve",
-        Verdict::Deny => "approvals.deny",
-    };
     let policy_decision =
         state
             .policy()

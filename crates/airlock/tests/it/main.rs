@@ -3,6 +3,7 @@
 
 mod abuse;
 mod airbyte_ids;
+mod approvals;
 mod architecture;
 mod audit;
 mod bad_input;

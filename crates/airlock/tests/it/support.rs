@@ -257,7 +257,7 @@ pub fn id_of(job: &Value) -> String {
 pub fn is_terminal(job: &Value) -> bool {
     matches!(
         job["state"].as_str(),
-        Some("succeeded" | "failed" | "cancelled")
+        Some("succeeded" | "failed" | "cancelled" | "rejected" | "expired")
     )
 }
 
