@@ -307,37 +307,8 @@ pub async fn decide(
         Verdict::Approve => "approvals.approve",
         Verdict::Deny => "approvals.deny",
     };
-    let found = match id.parse::<ApprovalId>() {
-        Ok(id) => state.store().get_approval(&id).await?,
-        Err(_) => None,
-    };
-    // The requester hears why, whatever their permissions (it is their
-    // own request); anyone else without the permission learns nothing.
-    if let Some(approval) = &found
-        && Party::of(&caller.principal).same_as(&approval.requester)
-    {
-        let snapshot = super::connections::catalog(state).await?;
-        let resource = resource_in(&snapshot, approval);
-        return Err(refused(state, caller, action, &resource, Refusal::OwnRequest).await);
-    }
-    caller
-        .require_somewhere(state, Permission::ApprovalsDecide)
-        .await?;
-    let approval = found.ok_or(ServiceError::NotFound("approval"))?;
+    let (approval, resource) = decidable(state, caller, id, action).await?;
     let id = approval.id.clone();
-    let snapshot = super::connections::catalog(state).await?;
-    let resource = resource_in(&snapshot, &approval);
-    if !state
-        .policy()
-        .allows(&caller.principal, Permission::ApprovalsDecide, &resource)
-    {
-        // Out of scope: audited, and as if it did not exist.
-        caller
-            .authorize(state, Permission::ApprovalsDecide, &resource)
-            .await
-            .ok();
-        return Err(ServiceError::NotFound("approval"));
-    }
     let policy_decision =
         state
             .policy()
@@ -378,6 +349,49 @@ pub async fn decide(
         "approval decided"
     );
     Ok(decided)
+}
+
+/// The request `id` as `caller` may decide it, with its connection's
+/// resource: their own is refused with why (whatever their permissions: it
+/// is their own request); anyone else without `approvals:decide` learns
+/// nothing, and one outside their scope is "not found" (audited).
+async fn decidable(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    action: &str,
+) -> Result<(Approval, Resource), ServiceError> {
+    let found = match id.parse::<ApprovalId>() {
+        Ok(id) => state.store().get_approval(&id).await?,
+        Err(_) => None,
+    };
+    // The requester hears why, whatever their permissions (it is their
+    // own request); anyone else without the permission learns nothing.
+    if let Some(approval) = &found
+        && Party::of(&caller.principal).same_as(&approval.requester)
+    {
+        let snapshot = super::connections::catalog(state).await?;
+        let resource = resource_in(&snapshot, approval);
+        return Err(refused(state, caller, action, &resource, Refusal::OwnRequest).await);
+    }
+    caller
+        .require_somewhere(state, Permission::ApprovalsDecide)
+        .await?;
+    let approval = found.ok_or(ServiceError::NotFound("approval"))?;
+    let snapshot = super::connections::catalog(state).await?;
+    let resource = resource_in(&snapshot, &approval);
+    if !state
+        .policy()
+        .allows(&caller.principal, Permission::ApprovalsDecide, &resource)
+    {
+        // Out of scope: audited, and as if it did not exist.
+        caller
+            .authorize(state, Permission::ApprovalsDecide, &resource)
+            .await
+            .ok();
+        return Err(ServiceError::NotFound("approval"));
+    }
+    Ok((approval, resource))
 }
 
 /// The answer to a decision the rules refused; the four-eyes refusals are
