@@ -20,6 +20,14 @@ pub enum FrontError {
     /// The caller lacks the permission, or the route is not served.
     #[error("forbidden")]
     Forbidden,
+    /// The action waits for another person's approval (four eyes), which
+    /// an Airbyte client cannot wait for: the message names the request.
+    #[error("approval required: {message}")]
+    ApprovalRequired {
+        message: String,
+        approval_id: String,
+        approval_url: String,
+    },
     /// Not found, or out of the caller's scope (the two look the same).
     #[error("{resource_type} not found")]
     NotFound {
@@ -64,6 +72,16 @@ impl FrontError {
                 "forbidden",
                 "The caller is not allowed to perform this request.",
                 json!({}),
+            ),
+            Self::ApprovalRequired {
+                message,
+                approval_id,
+                approval_url,
+            } => (
+                StatusCode::FORBIDDEN,
+                "approval-required",
+                "This action waits for another person's approval.",
+                json!({"message": message, "approvalId": approval_id, "approvalUrl": approval_url}),
             ),
             Self::NotFound { resource_type, id } => (
                 StatusCode::NOT_FOUND,

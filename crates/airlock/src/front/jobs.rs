@@ -6,6 +6,9 @@
 use super::public::resolve_connection;
 use super::references::{json_body, uuid_field};
 use super::*;
+use airlock_domain::approvals::Party;
+use airlock_domain::jobs::JobType;
+use airlock_store::approvals::Change;
 
 /// `POST /jobs`: decided on the body's connection and job type; a job
 /// Airbyte accepts is recorded with channel `front`.
@@ -35,6 +38,9 @@ pub(super) async fn create_job(
         &connection.id,
     )
     .await?;
+    if permission == Permission::JobsReset {
+        approval_gate(state, caller, &connection).await?;
+    }
     let raw = forward(state, parts, "/jobs", bytes).await?;
     let action = action_of(permission);
     if raw.status != StatusCode::OK {
@@ -81,4 +87,64 @@ async fn record_started(
 ) {
     state.front().remember_job(job.job_id, &connection.id);
     crate::service::started::record_started(state, caller, connection, job, action, decision).await;
+}
+
+/// A destructive job through the front, when resets wait for approval
+/// (`[approvals]`): an Airbyte client cannot wait, so it goes through only
+/// with an approval granted ahead, which this call uses up (before Airbyte
+/// hears of it, so that it is used once); otherwise it is refused with a
+/// message naming the caller's request, made now if there is none.
+async fn approval_gate(
+    state: &FrontState,
+    caller: &Caller,
+    connection: &ConnectionInfo,
+) -> Result<(), FrontError> {
+    use crate::service::approvals::{self as approvals, Gate};
+    let gate = approvals::gate(state, caller, &connection.id, JobType::Reset, None).await;
+    let denial = |error: crate::service::ServiceError| {
+        tracing::warn!(request_id = %caller.request_id.0, error = %error, "cannot check the approval of a reset");
+        FrontError::Unavailable("the database")
+    };
+    match gate.map_err(denial)? {
+        Gate::Open => return Ok(()),
+        Gate::Grant(grant) => {
+            let who = Party::of(&caller.principal);
+            let decision = state.policy().decide(
+                &caller.principal,
+                Permission::JobsReset,
+                &connection.resource(),
+            );
+            let entry = caller.entry("approvals.use", &decision);
+            let used = state
+                .store()
+                .use_approval_grant(&grant.id, &who, &grant.action, state.now_ms(), &entry)
+                .await
+                .map_err(|e| denial(e.into()))?;
+            if let Change::Done(_) = used {
+                return Ok(());
+            }
+        }
+        Gate::Await(_) => {}
+    }
+    let pending = approvals::pending_for(state, caller, connection, JobType::Reset)
+        .await
+        .map_err(denial)?;
+    let base = state
+        .site()
+        .public_url
+        .clone()
+        .unwrap_or_default()
+        .trim_end_matches('/')
+        .to_owned();
+    let approval_url = format!("{base}/v1/approvals/{}", pending.id);
+    let minutes = state.approvals_config().grant_ttl_secs / 60;
+    Err(FrontError::ApprovalRequired {
+        message: format!(
+            "resets of connection {} wait for another person's approval; request {} is {}: \
+             {approval_url}. Once it is approved, run this again within {minutes} minutes.",
+            connection.slug, pending.id, pending.state
+        ),
+        approval_id: pending.id.to_string(),
+        approval_url,
+    })
 }

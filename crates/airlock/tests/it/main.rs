@@ -4,6 +4,7 @@
 mod abuse;
 mod airbyte_ids;
 mod approvals;
+mod approvals_front;
 mod architecture;
 mod audit;
 mod bad_input;

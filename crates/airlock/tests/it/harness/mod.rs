@@ -170,6 +170,13 @@ impl Harness {
         self
     }
 
+    /// The development identity provider after all (after a builder that
+    /// left it out).
+    pub fn with_dev_idp(mut self) -> Self {
+        self.dev_idp = true;
+        self
+    }
+
     /// Another key of the development provider's `[[issuers]]` entry (for
     /// deployments, where it is configured like any issuer).
     pub fn dev_issuer_key(mut self, key: &str, value: impl Into<Value>) -> Self {
