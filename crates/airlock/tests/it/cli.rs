@@ -11,7 +11,7 @@ use crate::harness::{Harness, Stack};
 use crate::support::{Db, reliable_connections};
 
 /// Runs `airlock ARGS` against the stack as `role` (no token when `None`).
-async fn airlock(stack: &Stack, role: Option<&str>, args: &[&str]) -> Output {
+pub(crate) async fn airlock(stack: &Stack, role: Option<&str>, args: &[&str]) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_airlock"));
     command
         .args(args)
@@ -27,7 +27,7 @@ async fn airlock(stack: &Stack, role: Option<&str>, args: &[&str]) -> Output {
         .expect("the binary runs")
 }
 
-fn text(output: &Output) -> (String, String) {
+pub(crate) fn text(output: &Output) -> (String, String) {
     (
         String::from_utf8_lossy(&output.stdout).into_owned(),
         String::from_utf8_lossy(&output.stderr).into_owned(),
@@ -35,7 +35,7 @@ fn text(output: &Output) -> (String, String) {
 }
 
 /// The slug Airlock gave a connection.
-async fn slug_of(stack: &Stack, id: &str) -> String {
+pub(crate) async fn slug_of(stack: &Stack, id: &str) -> String {
     let (status, connection) = stack.get(&format!("/v1/connections/{id}"), "admin").await;
     assert_eq!(status, StatusCode::OK, "{connection}");
     connection["slug"].as_str().expect("a slug").to_owned()

@@ -12,6 +12,7 @@ mod bindings;
 mod browser;
 mod chaos;
 mod cli;
+mod cli_approvals;
 mod console;
 mod console_cookies;
 mod demo;

@@ -70,7 +70,7 @@ pub(super) async fn stream_once(
             say(state_line(&event));
             let terminal = matches!(
                 event.get("state").and_then(Value::as_str),
-                Some("succeeded" | "failed" | "cancelled")
+                Some("succeeded" | "failed" | "cancelled" | "rejected" | "expired")
             );
             if terminal {
                 return match event.get("job") {
@@ -99,7 +99,10 @@ pub(super) async fn poll(client: &Client, id: &str, say: &dyn Fn(String)) -> any
             say(format!("{}  {state}", when(&job, "updated_at")));
             last_state.clone_from(&state);
         }
-        if matches!(state.as_str(), "succeeded" | "failed" | "cancelled") {
+        if matches!(
+            state.as_str(),
+            "succeeded" | "failed" | "cancelled" | "rejected" | "expired"
+        ) {
             return Ok(job);
         }
         tokio::time::sleep(Duration::from_secs(2)).await;

@@ -94,8 +94,21 @@ impl Client {
     /// Sends a request and returns the JSON body of a 2xx answer; any other
     /// answer becomes an [`ApiProblem`].
     pub(super) async fn call(&self, method: Method, url: Url) -> anyhow::Result<Value> {
-        let response = self
-            .request(method, url)
+        self.send(self.request(method, url)).await
+    }
+
+    /// [`Client::call`] with a JSON body.
+    pub(super) async fn call_with(
+        &self,
+        method: Method,
+        url: Url,
+        body: &Value,
+    ) -> anyhow::Result<Value> {
+        self.send(self.request(method, url).json(body)).await
+    }
+
+    async fn send(&self, request: reqwest::RequestBuilder) -> anyhow::Result<Value> {
+        let response = request
             .timeout(Duration::from_secs(60))
             .send()
             .await

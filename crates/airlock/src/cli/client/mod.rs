@@ -1,5 +1,6 @@
-//! Client commands for humans: `connections`, `sync`, `jobs`, `job`,
-//! `cancel`, `retry`, talking to a running Airlock over HTTP.
+//! Client commands for humans: `connections`, `sync`, `reset`, `jobs`,
+//! `job`, `cancel`, `retry`, and the four-eyes `approvals`, `approve`,
+//! `deny`, talking to a running Airlock over HTTP.
 //!
 //! Airlock is found at `AIRLOCK_URL` (or `--url`), and the caller's access
 //! token is read from `AIRLOCK_TOKEN` only (a flag would leave it in shell
@@ -15,10 +16,12 @@ use anyhow::Context;
 use reqwest::{Method, StatusCode, Url};
 use serde_json::Value;
 
+mod approvals;
 mod follow;
 mod http;
 mod render;
 
+use self::approvals::*;
 use self::follow::*;
 use self::http::*;
 use self::render::*;
@@ -43,6 +46,10 @@ pub enum ClientCommand {
     /// Start a sync of a connection (by slug or id); with --wait, follow it
     /// to its end: exit 0 when it succeeded, 1 when it failed or was cancelled.
     Sync(SyncArgs),
+    /// Reset (clear) a connection's data; where resets wait for a second
+    /// person, the job awaits approval (--wait waits through it and says
+    /// so): exit 0 when it succeeded, 1 when it failed, was denied or expired.
+    Reset(SyncArgs),
     /// List jobs, newest first.
     Jobs(JobsArgs),
     /// Show one job.
@@ -51,6 +58,13 @@ pub enum ClientCommand {
     Cancel(JobArgs),
     /// Retry a failed or cancelled job (a new job, linked to it).
     Retry(JobArgs),
+    /// List the approval requests you made or may decide (pending ones by
+    /// default).
+    Approvals(ApprovalsArgs),
+    /// Approve someone else's request (never your own).
+    Approve(ApproveArgs),
+    /// Deny a request, with a reason.
+    Deny(DenyArgs),
 }
 
 /// Flags of `airlock connections`.
@@ -99,6 +113,9 @@ pub struct SyncArgs {
     /// When the connection already has a job.
     #[arg(long, value_enum, default_value_t = IfRunning::Queue)]
     if_running: IfRunning,
+    /// Why (a reset that waits for approval shows it to the approvers).
+    #[arg(long)]
+    reason: Option<String>,
     #[command(flatten)]
     remote: Remote,
 }
@@ -110,7 +127,10 @@ pub struct JobsArgs {
     #[arg(long)]
     connection: Option<String>,
     /// Only jobs in this state.
-    #[arg(long, value_parser = ["queued", "starting", "pending", "running", "succeeded", "failed", "cancelled"])]
+    #[arg(long, value_parser = [
+        "awaiting_approval", "queued", "starting", "pending", "running", "succeeded", "failed",
+        "cancelled", "rejected", "expired",
+    ])]
     state: Option<String>,
     /// How many jobs (1 to 200).
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u16).range(1..=200))]
@@ -135,11 +155,15 @@ const EXIT_ERROR: u8 = 2;
 pub(super) async fn run(command: ClientCommand) -> anyhow::Result<ExitCode> {
     let outcome = match command {
         ClientCommand::Connections(args) => connections(&args).await,
-        ClientCommand::Sync(args) => sync(&args).await,
+        ClientCommand::Sync(args) => trigger(&args, "sync").await,
+        ClientCommand::Reset(args) => trigger(&args, "reset").await,
         ClientCommand::Jobs(args) => jobs(&args).await,
         ClientCommand::Job(args) => job(&args).await,
         ClientCommand::Cancel(args) => cancel(&args).await,
         ClientCommand::Retry(args) => retry(&args).await,
+        ClientCommand::Approvals(args) => approvals(&args).await,
+        ClientCommand::Approve(args) => approve(&args).await,
+        ClientCommand::Deny(args) => deny(&args).await,
     };
     Ok(outcome.unwrap_or_else(|error| {
         eprintln!("error: {error:#}");
@@ -197,13 +221,14 @@ async fn connections(args: &ConnectionsArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `airlock sync`.
-async fn sync(args: &SyncArgs) -> anyhow::Result<ExitCode> {
+/// `airlock sync` and `airlock reset` (`kind`).
+async fn trigger(args: &SyncArgs, kind: &str) -> anyhow::Result<ExitCode> {
     let client = Client::new(&args.remote)?;
-    let url = client.url(
-        &["v1", "connections", &args.connection, "sync"],
-        &[("if_running", args.if_running.as_str())],
-    );
+    let mut query = vec![("if_running", args.if_running.as_str())];
+    if let Some(reason) = &args.reason {
+        query.push(("reason", reason.as_str()));
+    }
+    let url = client.url(&["v1", "connections", &args.connection, kind], &query);
     let job = client.call(Method::POST, url).await?;
     let id = field(&job, "id");
     if !args.wait {
@@ -215,6 +240,9 @@ async fn sync(args: &SyncArgs) -> anyhow::Result<ExitCode> {
                 field(&job, "state"),
                 args.connection
             );
+            if let Some(line) = awaiting_line(&job) {
+                println!("{line}");
+            }
         }
         return Ok(ExitCode::SUCCESS);
     }
@@ -228,6 +256,9 @@ async fn sync(args: &SyncArgs) -> anyhow::Result<ExitCode> {
         }
     };
     say(format!("job {id} for {}", args.connection));
+    if let Some(line) = awaiting_line(&job) {
+        say(line);
+    }
     let finished = follow(&client, &id, &say).await?;
     if json {
         print_json(&finished);

@@ -95,6 +95,16 @@ pub(super) fn state_line(event: &Value) -> String {
     }
 }
 
+/// A job's approval request as `ID (state)`, or `-`.
+fn approval_of(job: &Value) -> String {
+    match job.get("approval") {
+        Some(approval) if approval.is_object() => {
+            format!("{} ({})", field(approval, "id"), field(approval, "state"))
+        }
+        _ => "-".to_owned(),
+    }
+}
+
 /// A job as `key: value` lines.
 pub(super) fn describe(job: &Value) -> String {
     let attempts = format!(
@@ -118,6 +128,7 @@ pub(super) fn describe(job: &Value) -> String {
         ("bytes", field(job, "bytes_synced")),
         ("duration", field(job, "duration")),
         ("retry of", field(job, "retry_of")),
+        ("approval", approval_of(job)),
         ("error", field(job, "error")),
     ];
     pairs
