@@ -101,8 +101,9 @@ impl ToolName {
                  returns the same job instead of starting another."
             }
             Self::GetJob => {
-                "Get one job by id: its state (queued, starting, pending, running, succeeded, \
-                 failed, cancelled), attempts, rows and bytes synced, and error."
+                "Get one job by id: its state (awaiting_approval, queued, starting, pending, \
+                 running, succeeded, failed, cancelled, rejected, expired), attempts, rows and \
+                 bytes synced, its approval request if it needed one, and error."
             }
             Self::ListJobs => {
                 "List jobs you may read, newest first; filter by connection (id or slug) and \
@@ -114,8 +115,14 @@ impl ToolName {
             }
             Self::ResetConnection => {
                 "DESTRUCTIVE: reset a connection (by id or slug), clearing the data it synced \
-                 into the destination; the next sync starts over. Returns the queued job; \
-                 wait_seconds and idempotency_key work as for trigger_sync."
+                 into the destination; the next sync starts over. Returns the job; \
+                 wait_seconds and idempotency_key work as for trigger_sync. Where resets wait \
+                 for a second person (four eyes), the job's state is awaiting_approval and its \
+                 `approval` names the pending request (`links.approval`): a person approves or \
+                 denies it in Airlock's console or with `airlock approve`; nothing reaches \
+                 Airbyte until then, and no tool here can approve. Give a `reason` for the \
+                 approvers; follow the job with get_job (it ends rejected or expired if the \
+                 request is denied or nobody decides in time)."
             }
         }
     }
@@ -215,6 +222,7 @@ impl ToolName {
                 let query = query(&[
                     ("wait", args.wait_seconds.map(|w| format!("{w}s"))),
                     ("if_running", args.if_running.map(|i| i.as_str().to_owned())),
+                    ("reason", args.reason),
                 ]);
                 ApiCall {
                     method: Method::POST,
@@ -372,6 +380,10 @@ struct TriggerArgs {
     /// When the connection already has an unfinished job: `queue` (default),
     /// `attach` to it, or `reject`.
     if_running: Option<IfRunning>,
+    /// Why (a reset that waits for approval shows it to the approvers); at
+    /// most 1,000 characters.
+    #[schemars(length(max = 1000))]
+    reason: Option<String>,
 }
 
 /// One job.
@@ -386,8 +398,9 @@ struct JobArgs {
 /// A job state, for filtering.
 #[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
 #[schemars(crate = "rmcp::schemars")]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 enum JobStateArg {
+    AwaitingApproval,
     Queued,
     Starting,
     Pending,
@@ -395,11 +408,14 @@ enum JobStateArg {
     Succeeded,
     Failed,
     Cancelled,
+    Rejected,
+    Expired,
 }
 
 impl JobStateArg {
     fn as_str(self) -> &'static str {
         match self {
+            Self::AwaitingApproval => "awaiting_approval",
             Self::Queued => "queued",
             Self::Starting => "starting",
             Self::Pending => "pending",
@@ -407,6 +423,8 @@ impl JobStateArg {
             Self::Succeeded => "succeeded",
             Self::Failed => "failed",
             Self::Cancelled => "cancelled",
+            Self::Rejected => "rejected",
+            Self::Expired => "expired",
         }
     }
 }
@@ -429,7 +447,8 @@ struct ListJobsArgs {
 
 // Output schemas: what the API returns, loosely (more fields may come).
 
-const JOB_STATES: [&str; 7] = [
+const JOB_STATES: [&str; 10] = [
+    "awaiting_approval",
     "queued",
     "starting",
     "pending",
@@ -437,6 +456,8 @@ const JOB_STATES: [&str; 7] = [
     "succeeded",
     "failed",
     "cancelled",
+    "rejected",
+    "expired",
 ];
 
 fn job_schema() -> Value {
@@ -459,6 +480,11 @@ fn job_schema() -> Value {
             "rows_synced": {"type": ["integer", "null"]},
             "bytes_synced": {"type": ["integer", "null"]},
             "error": {"type": ["string", "null"]},
+            "approval": {
+                "type": ["object", "null"],
+                "description": "The approval request the job waits for (or waited for).",
+                "properties": {"id": {"type": "string"}, "state": {"type": "string"}},
+            },
             "links": {"type": "object"},
         },
         "required": ["id", "connection_id", "type", "state"],

@@ -155,3 +155,46 @@ async fn mcp_over_stdio_acts_as_the_token_against_a_running_airlock() {
     assert_sync_allowed_on_mcp(&records, out["job_id"].as_str().expect("job id"));
     stack.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_requests_a_reset_and_cannot_approve_it() {
+    let stack = Harness::fast(Db::Sqlite)
+        .extra("[approvals]\nrequire = [\"jobs:reset\"]\n")
+        .start()
+        .await;
+    let connection = stack
+        .add_connection(reliable_connections("analytics", 1, 1))
+        .await;
+    let mut env = vec![
+        ("AIRLOCK_URL", stack.base.clone()),
+        ("CONNECTION", connection.clone()),
+    ];
+    let roles = tokens(&stack, &["editor", "approver"]);
+    env.extend(roles.iter().map(|(k, v)| (k.as_str(), v.clone())));
+    let out = report(&run_python("mcp_approvals.py", &env).await);
+    let job_id = out["job_id"].as_str().expect("job id");
+    let approval = out["approval_id"].as_str().expect("approval id");
+
+    // The request came through /mcp and waits; nothing reached Airbyte.
+    let (_, request) = stack
+        .get(&format!("/v1/approvals/{approval}"), "approver")
+        .await;
+    assert_eq!(request["channel"], "mcp", "{request}");
+    assert_eq!(request["reason"], "the agent saw corrupt rows", "{request}");
+    assert_eq!(stack.job(job_id).await["state"], "awaiting_approval");
+    let created = stack
+        .sim
+        .sim
+        .counters()
+        .jobs_created_for(crate::support::uuid(&connection));
+    assert_eq!(created, 0);
+
+    // A person approves it; the job runs.
+    let (status, decided) = stack
+        .post(&format!("/v1/approvals/{approval}/approve"), "approver")
+        .await;
+    assert_eq!(status, StatusCode::OK, "{decided}");
+    let done = stack.wait_terminal(job_id).await;
+    assert_eq!(done["state"], "succeeded", "{done:#}");
+    stack.stop().await;
+}
