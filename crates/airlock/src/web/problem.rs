@@ -275,7 +275,7 @@ pub mod responses {
     problem_responses! {
         BadRequest: "The request is malformed (`bad_request`); `detail` says what to fix.";
         Unauthorized: "No valid bearer token (`unauthorized`, with `WWW-Authenticate: Bearer`).";
-        Forbidden: "The caller lacks the permission (`forbidden`); the reason is audited, not shown. A console session's state-changing request without its `X-CSRF-Token`, or from another origin, is refused too (`csrf_rejected`, with a `detail`).";
+        Forbidden: "The caller lacks the permission (`forbidden`); the reason is audited, not shown. A console session's state-changing request without its `X-CSRF-Token`, or from another origin, is refused too (`csrf_rejected`, with a `detail`), and so is a decision the four-eyes rules forbid: the requester deciding their own approval request, or a decision through `/mcp` (`four_eyes`, with a `detail`).";
         NotFound: "No such resource, or one outside the caller's scope (`not_found`).";
         Conflict: "The resource's state forbids it (`conflict`).";
         Unprocessable: "Well formed but not acceptable (`unprocessable`), e.g. a reused Idempotency-Key.";
