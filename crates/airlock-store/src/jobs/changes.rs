@@ -94,7 +94,7 @@ impl Store {
             "UPDATE jobs SET state = $1, rows_synced = COALESCE($2, rows_synced), \
              bytes_synced = COALESCE($3, bytes_synced), duration = COALESCE($4, duration), \
              error = COALESCE($5, error), finished_at = $6, updated_at = $7, lease_owner = NULL, lease_until = NULL \
-             WHERE id = $8 AND state NOT IN ('succeeded', 'failed', 'cancelled')",
+             WHERE id = $8 AND state NOT IN ('succeeded', 'failed', 'cancelled', 'rejected', 'expired')",
         )
         .bind(state.as_str())
         .bind(rows_synced)
@@ -176,7 +176,7 @@ impl Store {
         sqlx::query(
             "UPDATE jobs SET rows_synced = COALESCE($1, rows_synced), bytes_synced = COALESCE($2, bytes_synced), \
              duration = COALESCE($3, duration), updated_at = $4 \
-             WHERE id = $5 AND state NOT IN ('succeeded', 'failed', 'cancelled')",
+             WHERE id = $5 AND state NOT IN ('succeeded', 'failed', 'cancelled', 'rejected', 'expired')",
         )
         .bind(seen.rows_synced)
         .bind(seen.bytes_synced)
