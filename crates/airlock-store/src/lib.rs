@@ -154,6 +154,11 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("migrations/sqlite/0010_approval_jobs.sql"),
         postgres: include_str!("migrations/postgres/0010_approval_jobs.sql"),
     },
+    Migration {
+        version: 11,
+        sqlite: include_str!("migrations/0011_approval_webhooks.sql"),
+        postgres: include_str!("migrations/0011_approval_webhooks.sql"),
+    },
 ];
 
 /// The pool and the backend it talks to. Cheap to clone.

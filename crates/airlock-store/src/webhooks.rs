@@ -1,5 +1,6 @@
-//! The webhook tables: the cursor over `job_events`, the deliveries to send
-//! and the record of every attempt. Times are unix milliseconds.
+//! The webhook tables: the cursors over the two timelines (`job_events`
+//! and `approval_events`), the deliveries to send and the record of every
+//! attempt. Times are unix milliseconds.
 //!
 //! Nothing here holds a transaction across an HTTP call: a delivery is
 //! claimed by moving its `next_attempt_at` past the attempt's timeout (a
@@ -22,12 +23,44 @@ pub struct RawEvent {
     pub detail: Option<String>,
 }
 
+/// A timeline whose events become deliveries, each read after its own
+/// cursor (a row of `webhook_cursor`); an event's `seq` counts in its
+/// timeline only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Timeline {
+    /// `job_events`.
+    Jobs,
+    /// `approval_events`.
+    Approvals,
+}
+
+impl Timeline {
+    /// Its row of `webhook_cursor`.
+    fn cursor_id(self) -> i64 {
+        match self {
+            Self::Jobs => 1,
+            Self::Approvals => 2,
+        }
+    }
+
+    /// As stored in `webhook_deliveries.timeline`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Jobs => "jobs",
+            Self::Approvals => "approvals",
+        }
+    }
+}
+
 /// A delivery to insert with the cursor move.
 #[derive(Debug, Clone)]
 pub struct NewDelivery {
     pub id: String,
     pub webhook_id: String,
+    /// The job; for an approval's event, the request's job or `""`.
     pub job_id: String,
+    /// The request, for an approval's event.
+    pub approval_id: Option<String>,
     pub event_seq: i64,
     pub event: &'static str,
     pub payload: String,
@@ -41,10 +74,15 @@ pub struct Delivery {
     pub id: String,
     /// A hash of the webhook's URL (never the URL: it may hold a token).
     pub webhook_id: String,
+    /// The job; for an approval's event, the request's job or `""`.
     pub job_id: String,
-    /// The `job_events` row that raised it.
+    /// `jobs` or `approvals`: the timeline `event_seq` counts in.
+    pub timeline: String,
+    /// The request, for an approval's event.
+    pub approval_id: Option<String>,
+    /// The `job_events` (or `approval_events`) row that raised it.
     pub event_seq: i64,
-    /// `job.succeeded`, ...
+    /// `job.succeeded`, `approval.requested`, ...
     pub event: String,
     /// The body sent, without `sent_at`.
     #[serde(skip)]
@@ -83,7 +121,7 @@ pub enum After {
     GiveUp,
 }
 
-const DELIVERY_COLUMNS: &str = "id, webhook_id, job_id, event_seq, event, payload, attempts, next_attempt_at, \
+const DELIVERY_COLUMNS: &str = "id, webhook_id, job_id, timeline, approval_id, event_seq, event, payload, attempts, next_attempt_at, \
     last_status, last_error, created_at, delivered_at, failed_at";
 
 fn decode_delivery(row: &AnyRow) -> Result<Delivery, StoreError> {
@@ -91,6 +129,8 @@ fn decode_delivery(row: &AnyRow) -> Result<Delivery, StoreError> {
         id: row.try_get("id")?,
         webhook_id: row.try_get("webhook_id")?,
         job_id: row.try_get("job_id")?,
+        timeline: row.try_get("timeline")?,
+        approval_id: row.try_get("approval_id")?,
         event_seq: row.try_get("event_seq")?,
         event: row.try_get("event")?,
         payload: row.try_get("payload")?,
@@ -104,12 +144,18 @@ fn decode_delivery(row: &AnyRow) -> Result<Delivery, StoreError> {
     })
 }
 
-/// The last `job_events.seq` turned into deliveries.
-pub async fn cursor(store: &Store) -> Result<i64, StoreError> {
-    let seq: Option<i64> = sqlx::query_scalar("SELECT last_seq FROM webhook_cursor WHERE id = 1")
+/// The last `seq` of `timeline` turned into deliveries.
+pub async fn cursor(store: &Store, timeline: Timeline) -> Result<i64, StoreError> {
+    let seq: Option<i64> = sqlx::query_scalar("SELECT last_seq FROM webhook_cursor WHERE id = $1")
+        .bind(timeline.cursor_id())
         .fetch_optional(&store.pool)
         .await?;
-    seq.ok_or_else(|| StoreError::Corrupt("the webhook cursor row is missing".into()))
+    seq.ok_or_else(|| {
+        StoreError::Corrupt(format!(
+            "the webhook cursor row of {} is missing",
+            timeline.as_str()
+        ))
+    })
 }
 
 /// Events after `after`, oldest first.
@@ -150,11 +196,12 @@ pub async fn started_before(store: &Store, job_id: &str, seq: i64) -> Result<boo
     Ok(count > 0)
 }
 
-/// Inserts `deliveries` and moves the cursor from `from` to `to`, in one
-/// transaction. False (and nothing written) when the cursor was no longer at
-/// `from`: another replica got there first.
+/// Inserts `deliveries` (of events of `timeline`) and moves its cursor from
+/// `from` to `to`, in one transaction. False (and nothing written) when the
+/// cursor was no longer at `from`: another replica got there first.
 pub async fn commit_batch(
     store: &Store,
+    timeline: Timeline,
     from: i64,
     to: i64,
     deliveries: &[NewDelivery],
@@ -164,10 +211,11 @@ pub async fn commit_batch(
     // Move the cursor first: on Postgres the row lock it takes makes a
     // concurrent replica wait, then find the cursor moved.
     let moved = sqlx::query(
-        "UPDATE webhook_cursor SET last_seq = $1, updated_at = $2 WHERE id = 1 AND last_seq = $3",
+        "UPDATE webhook_cursor SET last_seq = $1, updated_at = $2 WHERE id = $3 AND last_seq = $4",
     )
     .bind(to)
     .bind(now)
+    .bind(timeline.cursor_id())
     .bind(from)
     .execute(&mut *tx)
     .await?
@@ -178,12 +226,15 @@ pub async fn commit_batch(
     }
     for delivery in deliveries {
         sqlx::query(
-            "INSERT INTO webhook_deliveries (id, webhook_id, job_id, event_seq, event, payload, attempts, \
-             next_attempt_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $7) ON CONFLICT DO NOTHING",
+            "INSERT INTO webhook_deliveries (id, webhook_id, job_id, timeline, approval_id, event_seq, event, \
+             payload, attempts, next_attempt_at, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, $9) ON CONFLICT DO NOTHING",
         )
         .bind(&delivery.id)
         .bind(&delivery.webhook_id)
         .bind(&delivery.job_id)
+        .bind(timeline.as_str())
+        .bind(delivery.approval_id.as_deref())
         .bind(delivery.event_seq)
         .bind(delivery.event)
         .bind(&delivery.payload)

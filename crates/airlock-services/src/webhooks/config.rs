@@ -1,5 +1,5 @@
-//! `[[webhooks]]`: where job events are sent, signed with which secret, and
-//! which events and jobs each receiver wants.
+//! `[[webhooks]]`: where job and approval events are sent, signed with
+//! which secret, and which events and connections each receiver wants.
 
 use std::fmt;
 use std::str::FromStr;
@@ -20,13 +20,18 @@ pub struct WebhookConfig {
     pub url: String,
     /// The key of the `Airlock-Signature` HMAC; the receiver holds it too.
     pub secret: SecretSource,
-    /// Which events to send; by default the ends of jobs.
+    /// Which events to send; by default the ends of jobs. Approvals'
+    /// events (`approval.requested`, ...) are sent only when named: a
+    /// receiver written for job payloads does not get another shape unasked.
     #[serde(default = "default_events")]
     pub events: Vec<WebhookEvent>,
-    /// Only jobs of these connections (Airbyte ids or slugs); all when absent.
+    /// Only jobs and approval requests of these connections (Airbyte ids or
+    /// slugs); all when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connections: Option<Vec<String>>,
-    /// Only jobs of these workspaces (ids or names); all when absent.
+    /// Only jobs and approval requests of these workspaces (ids or names);
+    /// all when absent. A request's workspace is its connection's in the
+    /// catalog: one of a connection the catalog does not know is not sent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workspaces: Option<Vec<String>>,
     /// How long one attempt may take, in seconds.
@@ -115,9 +120,11 @@ impl WebhookConfig {
     }
 }
 
-/// What a receiver can subscribe to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase", try_from = "String")]
+/// What a receiver can subscribe to: a job's changes (written bare,
+/// `succeeded`, or in full, `job.succeeded`) and an approval request's
+/// (always in full, `approval.requested`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(try_from = "String")]
 pub enum WebhookEvent {
     /// A job was queued: a trigger, or a failed attempt waiting for its retry.
     Queued,
@@ -130,11 +137,19 @@ pub enum WebhookEvent {
     Rejected,
     /// Nobody decided the job's approval in time; it never reached Airbyte.
     Expired,
+    /// An action waits for four-eyes approval: a new request.
+    ApprovalRequested,
+    /// Enough people approved a request (its job, if any, is queued).
+    ApprovalApproved,
+    /// Someone denied a request.
+    ApprovalDenied,
+    /// A request expired: undecided in time, or approved and not used in time.
+    ApprovalExpired,
 }
 
 impl WebhookEvent {
     /// Every event.
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 11] = [
         Self::Queued,
         Self::Started,
         Self::Succeeded,
@@ -142,6 +157,10 @@ impl WebhookEvent {
         Self::Cancelled,
         Self::Rejected,
         Self::Expired,
+        Self::ApprovalRequested,
+        Self::ApprovalApproved,
+        Self::ApprovalDenied,
+        Self::ApprovalExpired,
     ];
 
     /// The name in payloads and the `Airlock-Event` header: `job.succeeded`.
@@ -154,7 +173,42 @@ impl WebhookEvent {
             Self::Cancelled => "job.cancelled",
             Self::Rejected => "job.rejected",
             Self::Expired => "job.expired",
+            Self::ApprovalRequested => "approval.requested",
+            Self::ApprovalApproved => "approval.approved",
+            Self::ApprovalDenied => "approval.denied",
+            Self::ApprovalExpired => "approval.expired",
         }
+    }
+
+    /// Whether it is an approval request's event (read from
+    /// `approval_events`) rather than a job's.
+    pub fn is_approval(self) -> bool {
+        matches!(
+            self,
+            Self::ApprovalRequested
+                | Self::ApprovalApproved
+                | Self::ApprovalDenied
+                | Self::ApprovalExpired
+        )
+    }
+
+    /// The webhook event of an entry of the approvals' timeline, if it is
+    /// one (`withdrawn` and `used` are not: the job's own events tell them).
+    pub fn for_approval(event: &str) -> Option<Self> {
+        match event {
+            "requested" => Some(Self::ApprovalRequested),
+            "approved" => Some(Self::ApprovalApproved),
+            "denied" => Some(Self::ApprovalDenied),
+            "expired" => Some(Self::ApprovalExpired),
+            _ => None,
+        }
+    }
+
+    /// As written in the configuration: a job's bare (`succeeded`, as it
+    /// always was), an approval's in full.
+    fn config_name(self) -> &'static str {
+        let name = self.name();
+        name.strip_prefix("job.").unwrap_or(name)
     }
 
     /// The event a job state may raise. `pending` and `running` raise
@@ -178,17 +232,25 @@ impl WebhookEvent {
 impl FromStr for WebhookEvent {
     type Err = String;
 
-    /// Accepts `succeeded` and `job.succeeded` alike.
+    /// Accepts `succeeded` and `job.succeeded` alike, and
+    /// `approval.requested` (an approval's only in full).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bare = s.strip_prefix("job.").unwrap_or(s);
         Self::ALL
             .into_iter()
-            .find(|event| &event.name()[4..] == bare)
+            .find(|event| event.name() == s || event.config_name() == s)
             .ok_or_else(|| {
                 format!(
-                    "unknown webhook event `{s}` (expected queued, started, succeeded, failed, cancelled, rejected or expired)"
+                    "unknown webhook event `{s}` (expected queued, started, succeeded, failed, cancelled, \
+                     rejected, expired, approval.requested, approval.approved, approval.denied or \
+                     approval.expired)"
                 )
             })
+    }
+}
+
+impl Serialize for WebhookEvent {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.config_name())
     }
 }
 
@@ -279,8 +341,30 @@ mod tests {
     fn event_names_round_trip() {
         for event in WebhookEvent::ALL {
             assert_eq!(event.name().parse::<WebhookEvent>(), Ok(event));
-            assert_eq!(event.name()[4..].parse::<WebhookEvent>(), Ok(event));
+            assert_eq!(event.config_name().parse::<WebhookEvent>(), Ok(event));
         }
+        // An approval's event only in full: bare `expired` is the job's.
+        assert_eq!("expired".parse(), Ok(WebhookEvent::Expired));
+        assert!("requested".parse::<WebhookEvent>().is_err());
+        assert!("job.approval.requested".parse::<WebhookEvent>().is_err());
+        let hooks = parse(
+            "[[webhooks]]\nurl = \"http://x\"\nsecret = \"s\"\nevents = [\"approval.requested\", \"succeeded\"]\n",
+        )
+        .expect("valid");
+        assert_eq!(
+            hooks[0].events,
+            [WebhookEvent::ApprovalRequested, WebhookEvent::Succeeded]
+        );
+        let written = toml::to_string(&hooks[0]).expect("toml");
+        assert!(
+            written.contains(r#"events = ["approval.requested", "succeeded"]"#),
+            "{written}"
+        );
+        assert_eq!(
+            WebhookEvent::for_approval("approved"),
+            Some(WebhookEvent::ApprovalApproved)
+        );
+        assert_eq!(WebhookEvent::for_approval("withdrawn"), None);
         assert_eq!(
             WebhookEvent::for_state(JobState::Running),
             Some(WebhookEvent::Started)

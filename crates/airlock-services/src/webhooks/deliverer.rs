@@ -1,6 +1,9 @@
-//! The deliverer: a background loop that turns new job events into
-//! deliveries (durably, with the cursor) and sends the deliveries that are
-//! due, retrying with jittered exponential backoff.
+//! The deliverer: a background loop that turns new job events and approval
+//! events into deliveries (durably, each timeline with its cursor) and
+//! sends the deliveries that are due, retrying with jittered exponential
+//! backoff. The approvals' timeline is `approvals`.
+
+mod approvals;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -16,7 +19,9 @@ use airlock_domain::clock::SharedClock;
 use airlock_domain::jobs::{Job, JobId, JobState};
 use airlock_domain::secret::Secret;
 use airlock_store::Store;
-use airlock_store::webhooks::{self as outbox, After, Attempt, Delivery, NewDelivery, RawEvent};
+use airlock_store::webhooks::{
+    self as outbox, After, Attempt, Delivery, NewDelivery, RawEvent, Timeline,
+};
 
 /// How often the loop looks for new events and due deliveries.
 const POLL_EVERY: Duration = Duration::from_secs(1);
@@ -27,7 +32,7 @@ const EVENT_BATCH: i64 = 500;
 /// Deliveries sent per pass (concurrently).
 const SEND_BATCH: i64 = 16;
 
-/// A hole in `job_events.seq` is waited for this long (a transaction may
+/// A hole in `job_events.seq` (or `approval_events.seq`) is waited for this long (a transaction may
 /// still commit it) before it is taken for a rolled-back one and skipped.
 const GAP_GRACE_MS: i64 = 10_000;
 
@@ -47,6 +52,11 @@ pub trait Directory: Send + Sync + std::fmt::Debug {
     fn connection_slug(&self, connection_id: &str) -> Option<String>;
     /// The name of a workspace, when known.
     fn workspace_name(&self, workspace_id: &str) -> Option<String>;
+    /// The workspace of a connection, when known (an approval request
+    /// names only its connection).
+    fn connection_workspace(&self, _connection_id: &str) -> Option<String> {
+        None
+    }
 }
 
 impl Directory for Catalog {
@@ -60,6 +70,12 @@ impl Directory for Catalog {
         self.snapshot()
             .workspace_name(workspace_id)
             .map(str::to_owned)
+    }
+
+    fn connection_workspace(&self, connection_id: &str) -> Option<String> {
+        self.snapshot()
+            .resolve(connection_id)
+            .map(|connection| connection.workspace_id.clone())
     }
 }
 
@@ -145,19 +161,39 @@ impl Webhook {
 
     /// True when this webhook wants `event` of `job`.
     fn wants(&self, event: WebhookEvent, job: &Job, directory: &dyn Directory) -> bool {
+        self.wants_on(
+            event,
+            &job.connection_id,
+            Some(&job.workspace_id),
+            directory,
+        )
+    }
+
+    /// True when this webhook wants `event` on `connection_id`, in
+    /// `workspace_id` (`None`: not known, which no workspace filter matches).
+    fn wants_on(
+        &self,
+        event: WebhookEvent,
+        connection_id: &str,
+        workspace_id: Option<&str>,
+        directory: &dyn Directory,
+    ) -> bool {
         if !self.events.contains(&event) {
             return false;
         }
         let connection_ok = self.connections.as_ref().is_none_or(|wanted| {
-            let slug = directory.connection_slug(&job.connection_id);
+            let slug = directory.connection_slug(connection_id);
             wanted.iter().any(|w| {
-                w.eq_ignore_ascii_case(&job.connection_id) || slug.as_deref() == Some(w.as_str())
+                w.eq_ignore_ascii_case(connection_id) || slug.as_deref() == Some(w.as_str())
             })
         });
         let workspace_ok = self.workspaces.as_ref().is_none_or(|wanted| {
-            let name = directory.workspace_name(&job.workspace_id);
+            let Some(workspace_id) = workspace_id else {
+                return false;
+            };
+            let name = directory.workspace_name(workspace_id);
             wanted.iter().any(|w| {
-                w.eq_ignore_ascii_case(&job.workspace_id) || name.as_deref() == Some(w.as_str())
+                w.eq_ignore_ascii_case(workspace_id) || name.as_deref() == Some(w.as_str())
             })
         });
         connection_ok && workspace_ok
@@ -184,7 +220,7 @@ impl PassReport {
     }
 }
 
-/// Reads job events into deliveries and sends them.
+/// Reads job and approval events into deliveries and sends them.
 #[derive(Debug)]
 pub struct Deliverer {
     store: Store,
@@ -192,8 +228,11 @@ pub struct Deliverer {
     clock: SharedClock,
     directory: Arc<dyn Directory>,
     http: reqwest::Client,
-    /// The first missing `seq` after the cursor, and when it was first seen.
+    /// The first missing `seq` after the job events' cursor, and when it
+    /// was first seen.
     gap: Option<(i64, i64)>,
+    /// The same for the approval events' cursor.
+    approval_gap: Option<(i64, i64)>,
 }
 
 impl Deliverer {
@@ -224,6 +263,7 @@ impl Deliverer {
             directory,
             http,
             gap: None,
+            approval_gap: None,
         })
     }
 
@@ -258,21 +298,29 @@ impl Deliverer {
         Ok(report)
     }
 
-    /// Turns the events after the cursor into deliveries, moving the cursor
-    /// in the same transaction. Returns how many deliveries were created.
+    /// Turns the events after each timeline's cursor into deliveries,
+    /// moving the cursor in the same transaction. Returns how many
+    /// deliveries were created.
     pub async fn enqueue(&mut self) -> Result<usize, WebhookError> {
+        Ok(self.enqueue_jobs().await? + self.enqueue_approvals().await?)
+    }
+
+    /// [`Self::enqueue`] for the job events.
+    async fn enqueue_jobs(&mut self) -> Result<usize, WebhookError> {
         let mut created = 0;
         loop {
-            let from = outbox::cursor(&self.store).await?;
+            let from = outbox::cursor(&self.store, Timeline::Jobs).await?;
             let events = outbox::events_after(&self.store, from, EVENT_BATCH).await?;
             let read = events.len();
             let now = self.clock.now_ms();
-            let events = self.contiguous(from, events, now);
+            let events = contiguous(&mut self.gap, from, events, |e| e.seq, now);
             let Some(to) = events.last().map(|e| e.seq) else {
                 return Ok(created);
             };
             let deliveries = self.deliveries_for(&events).await?;
-            if !outbox::commit_batch(&self.store, from, to, &deliveries, now).await? {
+            if !outbox::commit_batch(&self.store, Timeline::Jobs, from, to, &deliveries, now)
+                .await?
+            {
                 // Another replica moved the cursor: its deliveries stand.
                 return Ok(created);
             }
@@ -281,37 +329,6 @@ impl Deliverer {
                 return Ok(created);
             }
         }
-    }
-
-    /// The events that follow `from` without a hole. A hole is a
-    /// transaction that took a `seq` and has not committed yet (Postgres
-    /// hands out numbers before commit), or one that rolled back: it is
-    /// waited for [`GAP_GRACE_MS`], then skipped.
-    fn contiguous(&mut self, from: i64, events: Vec<RawEvent>, now: i64) -> Vec<RawEvent> {
-        let mut expected = from + 1;
-        let mut out = Vec::with_capacity(events.len());
-        for event in events {
-            if event.seq != expected {
-                match self.gap {
-                    Some((seq, since)) if seq == expected && now - since >= GAP_GRACE_MS => {
-                        tracing::warn!(
-                            missing_from = expected,
-                            next = event.seq,
-                            "job event numbers skipped (a rolled-back transaction); moving on"
-                        );
-                        self.gap = None;
-                    }
-                    Some((seq, _)) if seq == expected => break,
-                    _ => {
-                        self.gap = Some((expected, now));
-                        break;
-                    }
-                }
-            }
-            expected = event.seq + 1;
-            out.push(event);
-        }
-        out
     }
 
     /// The deliveries `events` raise, webhook by webhook.
@@ -357,6 +374,7 @@ impl Deliverer {
                     id: uuid::Uuid::now_v7().to_string(),
                     webhook_id: webhook.id.clone(),
                     job_id: event.job_id.clone(),
+                    approval_id: None,
                     event_seq: event.seq,
                     event: kind.name(),
                     payload: body.clone(),
@@ -482,6 +500,45 @@ impl Deliverer {
     }
 }
 
+/// The events that follow `from` without a hole (`seq` reads an event's
+/// number; `gap` is the timeline's first hole and when it was seen). A hole
+/// is a transaction that took a `seq` and has not committed yet (Postgres
+/// hands out numbers before commit), or one that rolled back: it is waited
+/// for [`GAP_GRACE_MS`], then skipped.
+fn contiguous<E>(
+    gap: &mut Option<(i64, i64)>,
+    from: i64,
+    events: Vec<E>,
+    seq_of: impl Fn(&E) -> i64,
+    now: i64,
+) -> Vec<E> {
+    let mut expected = from + 1;
+    let mut out = Vec::with_capacity(events.len());
+    for event in events {
+        let seq = seq_of(&event);
+        if seq != expected {
+            match *gap {
+                Some((missing, since)) if missing == expected && now - since >= GAP_GRACE_MS => {
+                    tracing::warn!(
+                        missing_from = expected,
+                        next = seq,
+                        "event numbers skipped (a rolled-back transaction); moving on"
+                    );
+                    *gap = None;
+                }
+                Some((missing, _)) if missing == expected => break,
+                _ => {
+                    *gap = Some((expected, now));
+                    break;
+                }
+            }
+        }
+        expected = seq + 1;
+        out.push(event);
+    }
+    out
+}
+
 /// The stored payload with `sent_at` added.
 fn with_sent_at(stored: &str, at: i64) -> Vec<u8> {
     let mut body: serde_json::Value =
@@ -532,52 +589,4 @@ fn duration_ms(duration: Duration) -> i64 {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_with_jitter_up_to_an_hour() {
-        for (attempt, full) in [(1, 30_000), (2, 60_000), (3, 120_000), (20, 3_600_000)] {
-            let delay = backoff_ms(attempt);
-            assert!(
-                delay <= full && delay >= full * 3 / 4,
-                "attempt {attempt}: {delay}"
-            );
-        }
-    }
-
-    #[test]
-    fn webhook_ids_are_stable_and_short() {
-        assert_eq!(
-            webhook_id("https://a.example/x"),
-            webhook_id("https://a.example/x")
-        );
-        assert_ne!(
-            webhook_id("https://a.example/x"),
-            webhook_id("https://a.example/y")
-        );
-        assert_eq!(webhook_id("https://a.example/x").len(), 16);
-    }
-
-    #[test]
-    fn sent_at_is_added_to_the_stored_body() {
-        let body = with_sent_at(r#"{"event":"job.failed"}"#, 0);
-        let value: serde_json::Value = serde_json::from_slice(&body).expect("json");
-        assert_eq!(value["event"], "job.failed");
-        assert_eq!(value["sent_at"], "1970-01-01T00:00:00Z");
-    }
-
-    #[test]
-    fn debug_shows_neither_secret_nor_url() {
-        let config: WebhookConfig = toml::from_str(
-            "url = \"https://hooks.example.com/T0/B0/tok3n\"\nsecret = \"hunter2\"\n",
-        )
-        .expect("config");
-        let webhook = Webhook::from_config(0, &config, &|_| None).expect("webhook");
-        let printed = format!("{webhook:?}");
-        assert!(
-            !printed.contains("hunter2") && !printed.contains("tok3n"),
-            "{printed}"
-        );
-    }
-}
+mod tests;

@@ -1,10 +1,16 @@
-//! Webhooks: job events POSTed to receivers, signed, durable and retried.
+//! Webhooks: job and approval events POSTed to receivers, signed, durable
+//! and retried.
 //!
 //! Decoupled from the jobs themselves: the dispatcher and the tracker only
-//! write `job_events` (as they do for the timeline). The [`Deliverer`] reads
-//! those rows after a persisted cursor and, in one transaction with the
-//! cursor's move, inserts one delivery per event and interested webhook, so a
-//! crash neither loses an event nor enqueues one twice. It then sends due
+//! write `job_events` (as they do for the timeline), and every change of an
+//! approval request writes `approval_events`. The [`Deliverer`] reads each
+//! timeline's rows after its own persisted cursor and, in one transaction
+//! with that cursor's move, inserts one delivery per event and interested
+//! webhook, so a crash neither loses an event nor enqueues one twice. An
+//! approval's events (`approval.requested`, `approval.approved`,
+//! `approval.denied`, `approval.expired`) carry `approval` (the request as
+//! `GET /v1/approvals/{id}` shows it) where a job's carry `job`; they are
+//! sent only to webhooks that name them in `events`. It then sends due
 //! deliveries, recording every attempt, and retries failures with jittered
 //! exponential backoff up to the webhook's `max_attempts`.
 //!
@@ -14,7 +20,8 @@
 //! - `payload`: what a receiver gets.
 //! - `deliverer`: the loop.
 //!
-//! Each request carries `Airlock-Event` (`job.succeeded`), `Airlock-Delivery`
+//! Each request carries `Airlock-Event` (`job.succeeded`,
+//! `approval.approved`), `Airlock-Delivery`
 //! (the same id on every attempt, for de-duplication) and `Airlock-Signature`
 //! (`t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`). Delivery
 //! is at least once: a receiver that answers 2xx after the deadline may see

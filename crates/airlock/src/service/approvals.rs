@@ -18,8 +18,9 @@ use airlock_domain::approvals::rules::Refusal;
 use airlock_domain::approvals::{
     Action, Approval, ApprovalId, ApprovalState, Decision, NewApproval, Party, Verdict,
 };
+use airlock_domain::identity::Principal;
 use airlock_domain::jobs::{Channel, JobType};
-use airlock_domain::policy::{ConnectionResource, Permission, Resource};
+use airlock_domain::policy::{ConnectionResource, Permission, Policy, Resource};
 use airlock_services::connections::{ConnectionInfo, Snapshot};
 use airlock_store::approvals::{ApprovalFilter, Change};
 
@@ -65,10 +66,21 @@ pub fn resource_in(snapshot: &Snapshot, approval: &Approval) -> Resource {
 /// Whether `caller` may see `approval`: they asked for it, or they may
 /// decide on its connection.
 fn visible(state: &AppState, caller: &Caller, approval: &Approval, resource: &Resource) -> bool {
-    Party::of(&caller.principal).same_as(&approval.requester)
-        || state
-            .policy()
-            .allows(&caller.principal, Permission::ApprovalsDecide, resource)
+    visible_to(&state.policy(), &caller.principal, approval, resource)
+}
+
+/// Whether `principal` may see `approval` under `policy` (the rule of
+/// [`get`] and [`list`], for readers without a request in hand, such as the
+/// event stream): they asked for it, or they may decide on its connection
+/// (`resource`, from [`resource_in`]).
+pub fn visible_to(
+    policy: &Policy,
+    principal: &Principal,
+    approval: &Approval,
+    resource: &Resource,
+) -> bool {
+    Party::of(principal).same_as(&approval.requester)
+        || policy.allows(principal, Permission::ApprovalsDecide, resource)
 }
 
 /// What a trigger of `action` must pass before its job is stored: nothing

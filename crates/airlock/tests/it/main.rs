@@ -3,6 +3,7 @@
 
 mod abuse;
 mod airbyte_ids;
+mod approval_events;
 mod approvals;
 mod approvals_front;
 mod architecture;

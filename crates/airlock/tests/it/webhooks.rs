@@ -19,26 +19,26 @@ use serde_json::Value;
 use crate::harness::{Harness, secret_env};
 use crate::support::{Db, both_backends, fresh_database, http_client};
 
-const SECRET: &str = "whsec-test-3f9a";
+pub(crate) const SECRET: &str = "whsec-test-3f9a";
 
 /// A request the receiver got.
 #[derive(Debug, Clone)]
-struct Received {
-    headers: HeaderMap,
-    body: String,
+pub(crate) struct Received {
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: String,
 }
 
 /// An HTTP receiver on port 0 that records what it gets and answers 500
 /// to the first `fail_first` requests.
 #[derive(Debug)]
-struct Receiver {
-    url: String,
+pub(crate) struct Receiver {
+    pub(crate) url: String,
     received: Arc<Mutex<Vec<Received>>>,
     _stop: tokio::sync::oneshot::Sender<()>,
 }
 
 impl Receiver {
-    async fn start(fail_first: usize) -> Self {
+    pub(crate) async fn start(fail_first: usize) -> Self {
         let received = Arc::new(Mutex::new(Vec::<Received>::new()));
         let failures = Arc::new(AtomicUsize::new(fail_first));
         let log = Arc::clone(&received);
@@ -79,14 +79,14 @@ impl Receiver {
         }
     }
 
-    fn received(&self) -> Vec<Received> {
+    pub(crate) fn received(&self) -> Vec<Received> {
         self.received.lock().expect("lock").clone()
     }
 }
 
 /// The receiver's side of the signature: recomputes the HMAC with the
 /// shared secret (independently of Airlock's code) and compares.
-fn assert_signed(request: &Received, secret: &str) -> i64 {
+pub(crate) fn assert_signed(request: &Received, secret: &str) -> i64 {
     use aws_lc_rs::hmac;
     let header = request
         .headers
@@ -104,7 +104,7 @@ fn assert_signed(request: &Received, secret: &str) -> i64 {
     t.parse().expect("t is unix seconds")
 }
 
-fn header<'a>(request: &'a Received, name: &str) -> &'a str {
+pub(crate) fn header<'a>(request: &'a Received, name: &str) -> &'a str {
     request
         .headers
         .get(name)
