@@ -2,16 +2,25 @@
 //! (`approval.requested`, `approval.approved`, `approval.denied`) for the
 //! webhooks that name them and whose filters match, and the same events on
 //! `GET /v1/events` for the requester and whoever may decide, and nobody
-//! else.
+//! else. Through the deliverer alone: a job's and a request's event of the
+//! same number are two deliveries, a restart repeats neither, and expiry
+//! raises `approval.expired`.
 
 use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
+use airlock_domain::approvals::{Action, Approval, ApprovalsConfig, NewApproval, Party};
+use airlock_domain::audit::Entry;
+use airlock_domain::clock::{Clock, ManualClock};
+use airlock_domain::jobs::{Channel, JobState, JobType};
+use airlock_domain::policy::Permission;
+use airlock_store::webhooks::list_deliveries;
+
 use crate::harness::{Harness, Stack};
 use crate::support::{Db, both_backends, send};
-use crate::webhooks::{Received, Receiver, SECRET, assert_signed, header};
+use crate::webhooks::{self as hooks, Received, Receiver, SECRET, assert_signed, header};
 
 const CONNECTION: &str = "postgres-snowflake";
 
@@ -338,7 +347,118 @@ async fn the_event_stream_shows_a_request_to_whoever_may_see_it(kind: Db) {
     stack.stop().await.shutdown().await;
 }
 
+/// A request on `connection`, stored at `at` without a job.
+async fn stored_request(store: &airlock_store::Store, connection: &str, at: i64) -> Approval {
+    let new = NewApproval {
+        action: Action {
+            permission: Permission::JobsReset,
+            connection_id: connection.to_owned(),
+            job_type: JobType::Reset,
+        },
+        requester: Party {
+            issuer: "https://id.example.com".to_owned(),
+            subject: "erin".to_owned(),
+            kind: "user".to_owned(),
+            client_id: None,
+        },
+        channel: Channel::Api,
+        reason: Some("the schema changed".to_owned()),
+        job_id: None,
+    };
+    let config = ApprovalsConfig {
+        require: vec![Permission::JobsReset],
+        ..ApprovalsConfig::default()
+    };
+    let approval = Approval::request(new, &config, at);
+    let entry = Entry {
+        channel: "api".to_owned(),
+        action: "jobs.reset".to_owned(),
+        decision: "allow".to_owned(),
+        ..Entry::default()
+    };
+    store
+        .create_approval(&approval, &entry)
+        .await
+        .expect("stored");
+    approval
+}
+
+/// Job event 1 and approval event 1 are both delivered (each timeline has
+/// its cursor and its numbers); a second deliverer (a restart, a replica)
+/// enqueues nothing again; an expiry is `approval.expired`; a workspace
+/// filter the request's connection cannot be placed in (no catalog) gets
+/// nothing.
+async fn both_timelines_are_delivered_once(kind: Db) {
+    let store = hooks::store(kind).await;
+    let receiver = Receiver::start(0).await;
+    let filtered = Receiver::start(0).await;
+    let clock = ManualClock::new(1_700_000_000_000);
+    let webhooks = [
+        hooks::webhook(
+            &receiver.url,
+            "events = [\"queued\", \"succeeded\", \"approval.requested\", \"approval.expired\"]",
+        ),
+        hooks::webhook(
+            &filtered.url,
+            "events = [\"approval.requested\"]\nworkspaces = [\"w1\"]",
+        ),
+    ];
+    let mut deliverer = hooks::deliverer(&store, &clock, &webhooks);
+    let now = clock.now_ms();
+    let job = hooks::run_job(&store, "c1", JobState::Succeeded, now).await;
+    let approval = stored_request(&store, "c1", now).await;
+    assert_eq!(deliverer.enqueue().await.expect("enqueue"), 3);
+    let expired = store
+        .expire_approvals(approval.expires_at)
+        .await
+        .expect("expire");
+    assert_eq!(expired.len(), 1);
+    let mut replica = hooks::deliverer(&store, &clock, &webhooks);
+    assert_eq!(replica.enqueue().await.expect("enqueue"), 1);
+    assert_eq!(deliverer.enqueue().await.expect("enqueue again"), 0);
+    let report = deliverer.pass().await.expect("pass");
+    assert_eq!(report.delivered, 4, "{report:?}");
+
+    let deliveries = list_deliveries(&store, None, 10).await.expect("deliveries");
+    let on = |timeline: &str, seq: i64| {
+        deliveries
+            .iter()
+            .filter(|d| d.timeline == timeline && d.event_seq == seq)
+            .count()
+    };
+    assert_eq!(
+        (on("jobs", 1), on("approvals", 1)),
+        (1, 1),
+        "{deliveries:?}"
+    );
+    let mut got: Vec<(String, Value)> = receiver
+        .received()
+        .iter()
+        .map(|r| {
+            assert_signed(r, SECRET);
+            let body = serde_json::from_str(&r.body).expect("JSON");
+            (header(r, "airlock-event").to_owned(), body)
+        })
+        .collect();
+    got.sort_by(|a, b| a.0.cmp(&b.0));
+    let names: Vec<&str> = got.iter().map(|(e, _)| e.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "approval.expired",
+            "approval.requested",
+            "job.queued",
+            "job.succeeded"
+        ]
+    );
+    assert_eq!(got[0].1["approval"]["id"], approval.id.as_str());
+    assert_eq!(got[0].1["approval"]["state"], "expired");
+    assert_eq!(got[2].1["job"]["id"], job.id.as_str());
+    assert!(filtered.received().is_empty(), "no catalog, no workspace");
+}
+
 both_backends!(
+    both_timelines_are_delivered_once,
     approvals_reach_the_webhooks_that_want_them,
     the_event_stream_shows_a_request_to_whoever_may_see_it,
 );

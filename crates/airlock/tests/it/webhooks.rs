@@ -112,23 +112,27 @@ pub(crate) fn header<'a>(request: &'a Received, name: &str) -> &'a str {
         .unwrap_or_else(|| panic!("a {name} header"))
 }
 
-fn webhook(url: &str, extra: &str) -> WebhookConfig {
+pub(crate) fn webhook(url: &str, extra: &str) -> WebhookConfig {
     toml::from_str(&format!("url = \"{url}\"\nsecret = \"{SECRET}\"\n{extra}")).expect("webhook")
 }
 
-async fn store(kind: Db) -> Store {
+pub(crate) async fn store(kind: Db) -> Store {
     Store::connect(&fresh_database(kind).await)
         .await
         .expect("store connects and migrates")
 }
 
-fn deliverer(store: &Store, clock: &ManualClock, webhooks: &[WebhookConfig]) -> Deliverer {
+pub(crate) fn deliverer(
+    store: &Store,
+    clock: &ManualClock,
+    webhooks: &[WebhookConfig],
+) -> Deliverer {
     let clock: SharedClock = Arc::new(clock.clone());
     Deliverer::new(webhooks, &|_| None, store.clone(), clock, Arc::new(IdsOnly)).expect("deliverer")
 }
 
 /// A job on `connection` taken through queued → starting → running → `end`.
-async fn run_job(store: &Store, connection: &str, end: JobState, now: i64) -> Job {
+pub(crate) async fn run_job(store: &Store, connection: &str, end: JobState, now: i64) -> Job {
     let new = NewJob {
         connection_id: connection.to_owned(),
         workspace_id: "w1".to_owned(),
