@@ -43,6 +43,7 @@ pub const ASSETS: &[Asset] = assets! {
     "views/connections.js" => "text/javascript; charset=utf-8",
     "views/board.js" => "text/javascript; charset=utf-8",
     "views/job.js" => "text/javascript; charset=utf-8",
+    "views/approvals.js" => "text/javascript; charset=utf-8",
     "views/audit.js" => "text/javascript; charset=utf-8",
     "views/whoami.js" => "text/javascript; charset=utf-8",
     "icon.svg" => "image/svg+xml",

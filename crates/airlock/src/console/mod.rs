@@ -238,6 +238,16 @@ fn views_of(state: &AppState, session: &Session) -> Vec<&'static str> {
     if policy.allows(p, Permission::AuditRead, &Resource::Global) {
         views.push("audit");
     }
+    // `approvals`: the inbox of those who may decide, and the requests of
+    // those whose actions wait for a second person.
+    let waits = &state.approvals_config().require;
+    if policy.can_anywhere(p, Permission::ApprovalsDecide)
+        || waits
+            .iter()
+            .any(|permission| policy.can_anywhere(p, *permission))
+    {
+        views.push("approvals");
+    }
     views.push("whoami");
     views
 }

@@ -26,6 +26,8 @@ export class ApiError extends Error {
       503: 'A service Airlock depends on is unavailable; try again.',
     }[this.status] || this.message;
     if (this.problem && this.problem.code === 'csrf_rejected') return `Refused: ${this.message}.`;
+    // The four-eyes rule says why in its own words.
+    if (this.problem && this.problem.code === 'four_eyes') return id ? `${this.message}. (request ${id})` : `${this.message}.`;
     return id ? `${what} (request ${id})` : what;
   }
 }

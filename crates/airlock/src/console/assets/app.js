@@ -1,7 +1,7 @@
 // The console's shell: who is signed in, which views they may open, and a
-// router on the URL's fragment (#/connections, #/board, #/jobs/ID, #/audit,
-// #/whoami). Views render into <main> and return a function that stops
-// whatever they keep running (event streams).
+// router on the URL's fragment (#/connections, #/board, #/jobs/ID,
+// #/approvals, #/audit, #/whoami). Views render into <main> and return a
+// function that stops whatever they keep running (event streams).
 
 import { api, setCsrf } from './api.js';
 import { h, replace, toast } from './ui.js';
@@ -9,6 +9,7 @@ import * as login from './views/login.js';
 import * as connections from './views/connections.js';
 import * as board from './views/board.js';
 import * as job from './views/job.js';
+import * as approvals from './views/approvals.js';
 import * as audit from './views/audit.js';
 import * as whoami from './views/whoami.js';
 
@@ -22,6 +23,7 @@ const ROUTES = {
   connections: { view: connections, needs: 'connections' },
   board: { view: board, needs: 'board' },
   jobs: { view: job, needs: 'jobs' },
+  approvals: { view: approvals, needs: 'approvals' },
   audit: { view: audit, needs: 'audit' },
   whoami: { view: whoami, needs: 'whoami' },
 };

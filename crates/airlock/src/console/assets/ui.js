@@ -33,10 +33,12 @@ export function heading(text, ...extra) {
 
 export function badge(state) {
   const label = state || 'none';
-  return h('span', { class: `badge state-${label}`, 'data-state': label }, state || 'no job yet');
+  return h('span', { class: `badge state-${label}`, 'data-state': label }, state ? state.replace(/_/g, ' ') : 'no job yet');
 }
 
-const TERMINAL = new Set(['succeeded', 'failed', 'cancelled']);
+// `rejected` and `expired`: a reset that waited for approval and was denied,
+// or that nobody decided in time.
+const TERMINAL = new Set(['succeeded', 'failed', 'cancelled', 'rejected', 'expired']);
 export function isTerminal(state) {
   return TERMINAL.has(state);
 }
@@ -103,17 +105,49 @@ export function toast(...content) {
   setTimeout(() => p.remove(), 8000);
 }
 
-// A modal confirmation (the native <dialog>: focus is kept inside, Escape cancels).
-export function confirm(title, text, label) {
-  const dialog = document.getElementById('confirm');
-  document.getElementById('confirm-title').textContent = title;
-  document.getElementById('confirm-text').textContent = text;
-  document.getElementById('confirm-ok').textContent = label;
-  dialog.returnValue = 'cancel';
+// A modal that asks for a reason (the dialog #ask) and runs `submit(reason)`.
+// What `submit` throws is shown in the dialog, which stays open to try
+// again; resolves to what `submit` returned, or null when cancelled.
+export function ask({ title, text, label, reasonLabel, required = false, danger = false, submit }) {
+  const dialog = document.getElementById('ask');
+  const form = document.getElementById('ask-form');
+  const reason = document.getElementById('ask-reason');
+  const error = document.getElementById('ask-error');
+  const ok = document.getElementById('ask-ok');
+  document.getElementById('ask-title').textContent = title;
+  document.getElementById('ask-text').textContent = text;
+  document.getElementById('ask-label').textContent = reasonLabel;
+  ok.textContent = label;
+  ok.className = danger ? 'danger' : '';
+  reason.value = '';
+  reason.setAttribute('aria-required', String(required));
+  error.hidden = true;
+  let answer = null;
+  async function send(event) {
+    event.preventDefault();
+    ok.disabled = true;
+    try {
+      answer = await submit(reason.value);
+      dialog.close();
+    } catch (failure) {
+      error.textContent = failure.describe ? failure.describe() : String(failure);
+      error.hidden = false;
+      reason.focus();
+    } finally {
+      ok.disabled = false;
+    }
+  }
+  const cancel = () => dialog.close();
+  form.addEventListener('submit', send);
+  document.getElementById('ask-cancel').addEventListener('click', cancel);
   return new Promise((resolve) => {
-    dialog.addEventListener('close', () => resolve(dialog.returnValue === 'ok'), { once: true });
+    dialog.addEventListener('close', () => {
+      form.removeEventListener('submit', send);
+      document.getElementById('ask-cancel').removeEventListener('click', cancel);
+      resolve(answer);
+    }, { once: true });
     dialog.showModal();
-    document.getElementById('confirm-cancel').focus();
+    reason.focus();
   });
 }
 

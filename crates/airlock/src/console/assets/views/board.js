@@ -9,6 +9,7 @@ export const title = 'Live board';
 const FILTERS = {
   all: () => true,
   active: (job) => !isTerminal(job.state),
+  awaiting: (job) => job.state === 'awaiting_approval',
   failed: (job) => job.state === 'failed',
   succeeded: (job) => job.state === 'succeeded',
 };
@@ -18,6 +19,7 @@ export function render(main, { session, params }) {
   const filter = h('select', { id: 'board-filter' },
     h('option', { value: 'all' }, 'All jobs'),
     h('option', { value: 'active' }, 'Running and waiting'),
+    h('option', { value: 'awaiting' }, 'Awaiting approval'),
     h('option', { value: 'failed' }, 'Failed'),
     h('option', { value: 'succeeded' }, 'Succeeded'));
   filter.value = FILTERS[params.get('show')] ? params.get('show') : 'all';
@@ -84,7 +86,7 @@ export function render(main, { session, params }) {
       if (added) added.classList.add('flash');
     }
     if (!known || known.state !== job.state) {
-      announce.textContent = `${job.type} of ${connectionName(job)} is ${job.state}.`;
+      announce.textContent = `${job.type} of ${connectionName(job)} is ${job.state.replace(/_/g, ' ')}.`;
     }
   }
 

@@ -1,8 +1,9 @@
 // Connections the caller may read: search, tags, last job (kept current by
-// the event stream), Sync where permitted, Reset behind a confirmation.
+// the event stream), Sync where permitted, Reset behind a confirmation
+// (which takes a reason for the approver when resets need approval).
 
 import { ApiError, api, enc } from '../api.js';
-import { badge, cell, confirm, emptyRow, h, heading, replace, timeEl, toast } from '../ui.js';
+import { ask, badge, cell, emptyRow, h, heading, replace, timeEl, toast } from '../ui.js';
 
 export const title = 'Connections';
 
@@ -41,19 +42,39 @@ export function render(main, { session, params }) {
     ];
   }
 
-  async function trigger(connection, kind, button) {
-    if (kind === 'reset') {
-      const ok = await confirm(`Reset ${connection.name}?`,
-        'A reset clears the data this connection synced to its destination. The next sync loads it again from the start. This is recorded in the audit trail.',
-        'Reset the data');
-      if (!ok) return;
+  function started(connection, job) {
+    connection.last_job = { id: job.id, type: job.type, state: job.state, created_at: job.created_at, finished_at: job.finished_at };
+    update(connection);
+    const open = h('a', { href: `#/jobs/${enc(job.id)}` }, 'Open the job');
+    if (job.state === 'awaiting_approval') {
+      toast(`The reset of ${connection.name} awaits approval by another person. `, open);
+    } else {
+      toast(`${job.type === 'sync' ? 'Sync' : 'Reset'} of ${connection.name} is ${job.state.replace(/_/g, ' ')}. `, open);
     }
+  }
+
+  // A reset asks first, with a reason for the approver when resets wait
+  // for a second person; the API's refusal is shown in the dialog.
+  async function reset(connection, button) {
+    const job = await ask({
+      title: `Reset ${connection.name}?`,
+      text: 'A reset clears the data this connection synced to its destination. The next sync loads it again from the start. This is recorded in the audit trail.',
+      label: 'Reset the data',
+      reasonLabel: 'Reason (optional; shown to the approver when resets need approval)',
+      danger: true,
+      submit: (reason) => api(`/v1/connections/${enc(connection.slug)}/reset`, {
+        method: 'POST',
+        body: reason.trim() ? { reason: reason.trim() } : {},
+      }),
+    });
+    if (job) started(connection, job);
+    button.focus();
+  }
+
+  async function sync(connection, button) {
     button.disabled = true;
     try {
-      const job = await api(`/v1/connections/${enc(connection.slug)}/${kind}`, { method: 'POST' });
-      connection.last_job = { id: job.id, type: job.type, state: job.state, created_at: job.created_at, finished_at: job.finished_at };
-      update(connection);
-      toast(`${kind === 'sync' ? 'Sync' : 'Reset'} of ${connection.name} is ${job.state}. `, h('a', { href: `#/jobs/${enc(job.id)}` }, 'Open the job'));
+      started(connection, await api(`/v1/connections/${enc(connection.slug)}/sync`, { method: 'POST' }));
     } catch (error) {
       toast(error instanceof ApiError ? error.describe() : String(error));
     } finally {
@@ -66,12 +87,12 @@ export function render(main, { session, params }) {
     const actions = [];
     if (can.includes('jobs:sync')) {
       const b = h('button', { type: 'button', 'aria-label': `Sync ${connection.name}` }, 'Sync');
-      b.addEventListener('click', () => trigger(connection, 'sync', b));
+      b.addEventListener('click', () => sync(connection, b));
       actions.push(b);
     }
     if (can.includes('jobs:reset')) {
       const b = h('button', { type: 'button', class: 'danger quiet', 'aria-label': `Reset ${connection.name}` }, 'Reset…');
-      b.addEventListener('click', () => trigger(connection, 'reset', b));
+      b.addEventListener('click', () => reset(connection, b));
       actions.push(b);
     }
     const tr = h('tr', { dataset: { connection: connection.slug } },

@@ -1,12 +1,14 @@
-// One job: its facts, the timeline of its states (live while it runs), and
+// One job: its facts, the timeline of its states (live while it runs),
+// the approval it waited for (four eyes: who asked, why, who decided), and
 // Cancel / Retry where the caller's grants allow.
 
 import { ApiError, api, enc } from '../api.js';
 import { badge, bytes, duration, h, heading, isTerminal, number, replace, time, toast } from '../ui.js';
+import { connectionLink, decisionsList, party } from './approvals.js';
 
 export const title = 'Job';
 
-export function render(main, { arg }) {
+export function render(main, { arg, session }) {
   const id = arg || '';
   // The heading stays put (it may have focus); its text and the content change.
   const stateSlot = h('span', { id: 'job-state' });
@@ -22,6 +24,8 @@ export function render(main, { arg }) {
   const facts = h('dl', { class: 'facts', id: 'job-facts' });
   const steps = h('ol', { class: 'timeline', id: 'job-timeline', 'aria-live': 'polite' });
   const bar = h('div', { class: 'bar' });
+  const approvalBox = h('div', { id: 'job-approval', 'aria-live': 'polite' });
+  let approvalShown = null;
 
   function fact(term, value) {
     return [h('dt', {}, term), h('dd', {}, value)];
@@ -46,6 +50,34 @@ export function render(main, { arg }) {
       job.retry_of ? fact('Retry of', h('a', { href: `#/jobs/${enc(job.retry_of)}` }, job.retry_of)) : [],
       job.error ? fact('Error', h('span', { class: 'decision-deny' }, job.error)) : []);
     drawActions();
+    drawApproval();
+  }
+
+  // The request the job waits for (or waited for), fetched again whenever
+  // its state changes.
+  async function drawApproval() {
+    if (!job.approval) return;
+    const key = `${job.approval.id}:${job.approval.state}`;
+    if (key === approvalShown) return;
+    approvalShown = key;
+    try {
+      const approval = await api(`/v1/approvals/${enc(job.approval.id)}`);
+      replace(approvalBox,
+        h('dl', { class: 'facts' },
+          fact('State', badge(approval.state)),
+          fact('Connection', connectionLink(approval)),
+          fact('Requested by', [party(approval.requester), h('span', { class: 'sub' }, `through ${approval.channel}`)]),
+          fact('Reason', approval.reason || h('span', { class: 'muted' }, 'none given')),
+          fact('Requested', time(approval.requested_at)),
+          approval.state === 'pending' ? fact('Expires', time(approval.expires_at)) : [],
+          fact('Approvals', `${approval.approvals} of ${approval.min_approvals}`)),
+        h('h3', {}, 'Decisions'),
+        decisionsList(approval),
+        approval.state === 'pending' && session.views.includes('approvals')
+          ? h('p', {}, h('a', { href: '#/approvals' }, 'Decide on the Approvals page')) : null);
+    } catch (error) {
+      replace(approvalBox, h('p', { class: 'muted' }, error instanceof ApiError ? error.describe() : String(error)));
+    }
   }
 
   function drawActions() {
@@ -118,7 +150,9 @@ export function render(main, { arg }) {
       bar,
       h('div', { class: 'grid2' },
         h('section', { class: 'panel', 'aria-labelledby': 'facts-title' }, h('h2', { id: 'facts-title' }, 'Details'), facts),
-        h('section', { class: 'panel', 'aria-labelledby': 'timeline-title' }, h('h2', { id: 'timeline-title' }, 'Timeline'), steps)));
+        h('section', { class: 'panel', 'aria-labelledby': 'timeline-title' }, h('h2', { id: 'timeline-title' }, 'Timeline'), steps)),
+      job.approval ? h('section', { class: 'panel approval', 'aria-labelledby': 'approval-title' },
+        h('h2', { id: 'approval-title' }, 'Approval'), approvalBox) : null);
     drawFacts();
     drawTimeline();
     follow();
