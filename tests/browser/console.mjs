@@ -13,6 +13,11 @@
 //   (same page, and a form on another origin) are refused and create no job;
 // - the auditor reads and exports the audit trail;
 // - logout ends the session (the old cookie no longer opens the API);
+// - four eyes: the editor's reset awaits approval, she sees it among her
+//   requests without a way to approve it herself; the approver finds it in
+//   the Approvals inbox, is refused a denial without a reason, approves it
+//   with the keyboard, and the job leaves `awaiting_approval`; the job page
+//   shows who asked, why and who approved;
 // - every view is checked for labelled controls, focusable headings and no
 //   horizontal scrolling at 375 px, and screenshotted.
 //
@@ -20,7 +25,10 @@
 //   AIRLOCK_URL   http://127.0.0.1:PORT of Airlock
 //   ISSUER        the provider's issuer URL
 //   EXPECT        JSON: { runner: {login, name, connections: [names]}, reader: {..., slug},
-//                         auditor: {login}, sync: {slug, name} }
+//                         auditor: {login}, sync: {slug, name}, editor: {login, name},
+//                         approver: {login, name} }
+//                 (`[approvals] require = ["jobs:reset"]`; the editor and the
+//                 approver are granted the sync's workspace)
 //   SCREENSHOTS   folder for the PNGs (docs/screenshots when refreshing them)
 //
 // Exits 0 when every check passed, 1 otherwise (with the failing step).
@@ -150,6 +158,7 @@ async function main() {
     await runner(browser);
     await reader(browser);
     await auditor(browser);
+    await fourEyes(browser);
     await phone(browser);
   } finally {
     await browser.close();
@@ -351,6 +360,123 @@ async function auditor(browser) {
     await accessible(page, 'audit');
     await shot(page, 'audit');
   } finally {
+    await context.close();
+  }
+}
+
+// The editor asks for a reset through the console; it waits for approval.
+async function requestReset(browser) {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 860 } });
+  try {
+    log(`the editor (${EXPECT.editor.login}) resets ${EXPECT.sync.name}, giving a reason`);
+    const page = await signIn(context, EXPECT.editor.login);
+    await connectionNames(page);
+    await page.getByRole('button', { name: `Reset ${EXPECT.sync.name}` }).click();
+    await page.locator('#ask[open]').waitFor();
+    await page.getByLabel(/^Reason/).fill('Reload after the schema fix');
+    await page.locator('#ask-ok').click();
+    const toastLine = page.locator('#toast p').filter({ hasText: 'awaits approval' });
+    await toastLine.waitFor();
+    const jobId = decodeURIComponent((await toastLine.locator('a').getAttribute('href')).replace('#/jobs/', ''));
+    const last = page.locator(`tr[data-connection="${EXPECT.sync.slug}"] .last-job [data-state]`);
+    check(await last.getAttribute('data-state') === 'awaiting_approval', 'the row shows the reset awaiting approval');
+
+    log('her job page shows the pending request, her name and her reason');
+    await page.goto(`${AIRLOCK}/console#/jobs/${jobId}`);
+    await page.locator('#job-state [data-state="awaiting_approval"]').waitFor();
+    await page.locator('#job-approval [data-state="pending"]').waitFor();
+    const approval = await page.locator('#job-approval').innerText();
+    check(approval.includes(EXPECT.editor.login) && approval.includes('Reload after the schema fix'), `the approval: ${approval}`);
+
+    log('her Approvals page lists it among her requests, with no way to approve it herself');
+    await page.getByRole('link', { name: 'Approvals', exact: true }).click();
+    const mine = page.locator('#mine tr[data-approval][data-state="pending"]');
+    await mine.first().waitFor();
+    const id = await mine.first().getAttribute('data-approval');
+    check((await mine.first().innerText()).includes('you cannot approve your own request'), 'the four-eyes note');
+    check(await page.locator(`#inbox tr[data-approval="${id}"]`).count() === 0, 'not in her own inbox');
+    check(await page.getByRole('button', { name: /^Approve/ }).count() === 0, 'no Approve button for the requester');
+    await accessible(page, 'approvals (requester)');
+    return { jobId, id };
+  } finally {
+    await context.close();
+  }
+}
+
+async function approverInbox(page, id) {
+  await page.getByRole('link', { name: 'Approvals', exact: true }).click();
+  const row = page.locator(`#inbox tr[data-approval="${id}"][data-state="pending"]`);
+  await row.waitFor();
+  return row;
+}
+
+async function fourEyes(browser) {
+  const { jobId, id } = await requestReset(browser);
+  const context = await browser.newContext({ viewport: { width: 1280, height: 860 } });
+  const phoneContext = await browser.newContext({ viewport: { width: 375, height: 740 }, isMobile: true, hasTouch: true });
+  try {
+    log(`the approver (${EXPECT.approver.login}) finds the request in her inbox`);
+    const page = await signIn(context, EXPECT.approver.login);
+    const row = await approverInbox(page, id);
+    const text = await row.innerText();
+    for (const part of ['reset', EXPECT.sync.slug, EXPECT.editor.login, 'Reload after the schema fix']) {
+      check(text.includes(part), `the row shows ${part}: ${text}`);
+    }
+    check(/(just now|\d+ s ago|\d+ min ago)/.test(text), `the row shows the request's age: ${text}`);
+    check(await row.locator('a', { hasText: EXPECT.sync.slug }).getAttribute('href') === `#/connections?q=${EXPECT.sync.slug}`, 'the connection links to it');
+    await accessible(page, 'approvals');
+    await shot(page, 'approvals');
+
+    log('on a phone (375 px) the inbox fits the screen');
+    const phonePage = await signIn(phoneContext, EXPECT.approver.login);
+    await approverInbox(phonePage, id);
+    await accessible(phonePage, 'approvals at 375 px');
+    await shot(phonePage, 'approvals-phone');
+
+    log('a denial without a reason is refused, in the API\'s words');
+    const what = `the reset of ${EXPECT.sync.slug}`;
+    await page.getByRole('button', { name: `Deny ${what}` }).click();
+    await page.locator('#ask[open]').waitFor();
+    await page.locator('#ask-ok').click();
+    await page.locator('#ask-error').filter({ hasText: 'reason' }).waitFor();
+    await page.keyboard.press('Escape');
+    await page.locator('#ask').waitFor({ state: 'hidden' });
+    check(await page.evaluate(() => document.activeElement.textContent) === 'Deny…', 'focus returns to the Deny button');
+    check(await row.count() === 1, 'still pending');
+
+    log('she approves with the keyboard: Tab to Approve, Enter, a reason, Enter');
+    const approve = page.getByRole('button', { name: `Approve ${what}` });
+    await page.keyboard.press('Shift+Tab');
+    check(await approve.evaluate((b) => b === document.activeElement), 'Shift+Tab reaches Approve');
+    const outline = await page.evaluate(() => getComputedStyle(document.activeElement).outlineStyle);
+    check(outline !== 'none', `focus is visible on Approve (outline ${outline})`);
+    await page.keyboard.press('Enter');
+    await page.locator('#ask[open]').waitFor();
+    check(await page.evaluate(() => document.activeElement.id === 'ask-reason'), 'the dialog focuses the reason');
+    await page.keyboard.type('Checked with the data team');
+    await page.keyboard.press('Tab');
+    await page.keyboard.press('Tab');
+    check(await page.evaluate(() => document.activeElement.id === 'ask-ok'), 'Tab reaches the dialog\'s Approve');
+    await page.keyboard.press('Enter');
+    const decided = page.locator(`#inbox tr[data-approval="${id}"][data-state="used"]`);
+    await decided.waitFor();
+    const after = await decided.innerText();
+    check(after.includes(`Approved by ${EXPECT.approver.login}`) && after.includes('Checked with the data team'), `the row after: ${after}`);
+
+    log(`job ${jobId} leaves awaiting_approval, and its page shows the decision`);
+    await decided.getByRole('link', { name: 'Open the job' }).click();
+    await page.waitForURL(`**/console#/jobs/${jobId}`);
+    await page.locator('#job-state [data-state]:not([data-state="awaiting_approval"])').waitFor();
+    const state = await page.locator('#job-state [data-state]').getAttribute('data-state');
+    check(['queued', 'starting', 'pending', 'running', 'succeeded'].includes(state), `the job after approval: ${state}`);
+    await page.locator('#job-approval [data-state="used"]').waitFor();
+    const history = await page.locator('#job-approval').innerText();
+    check(history.includes(`Approved by ${EXPECT.approver.login}`) && history.includes('Checked with the data team'), `the history: ${history}`);
+    await page.locator('#job-timeline li[data-state="succeeded"]').waitFor({ timeout: 60_000 });
+    await accessible(page, 'job with its approval');
+    await shot(page, 'job-approval');
+  } finally {
+    await phoneContext.close();
     await context.close();
   }
 }

@@ -14,7 +14,8 @@
 // `airlock-console` (secret `airlock-console-secret`, authorization code
 // with PKCE, a redirect URI on 127.0.0.1, any port). Their access tokens
 // carry `roles: ["<role>"]` by login name: rosa (reader), rene (runner),
-// edda (editor), ada (admin), otto (auditor); other names get no role.
+// edda (editor), ada (admin), otto (auditor), april (approver); other names
+// get no role.
 //
 // Usage: node tests/oidc/server.mjs [PORT]   (or PORT=...; 0 picks a free port)
 // Prints one line `oidc-provider ready issuer=http://127.0.0.1:PORT` once it
@@ -33,6 +34,7 @@ const PEOPLE = {
   edda: { role: 'editor', name: 'Edda Editor' },
   ada: { role: 'admin', name: 'Ada Admin' },
   otto: { role: 'auditor', name: 'Otto Auditor' },
+  april: { role: 'approver', name: 'April Approver' },
 };
 
 const RESOURCES = {

@@ -27,7 +27,7 @@ use crate::harness::{Grant, Harness, Issuer, TempDir, secret_file};
 use crate::support::{self, reliable_connections, repo_root, sim_add_connections};
 
 /// The views the script must have screenshotted.
-const VIEWS: [&str; 7] = [
+const VIEWS: [&str; 10] = [
     "login",
     "connections",
     "connections-phone",
@@ -35,6 +35,9 @@ const VIEWS: [&str; 7] = [
     "job",
     "audit",
     "whoami",
+    "approvals",
+    "approvals-phone",
+    "job-approval",
 ];
 
 fn chromium() -> PathBuf {
@@ -168,6 +171,10 @@ async fn people_use_the_console_in_chromium() {
         .grant(Grant::role("reader").workspaces(&["marketing"]))
         .grant(Grant::role("auditor"))
         .grant(Grant::role("admin"))
+        // Four eyes: the editor's reset waits until the approver approves.
+        .grant(Grant::role("editor").workspaces(&["analytics"]))
+        .grant(Grant::role("approver").workspaces(&["analytics"]))
+        .extra("[approvals]\nrequire = [\"jobs:reset\"]")
         .deploy()
         .await;
     let served = deployment.serve();
@@ -200,6 +207,8 @@ async fn people_use_the_console_in_chromium() {
         "reader": {"login": "rosa", "connections": names_in("marketing"), "slug": slug_of(&reader_connection)},
         "auditor": {"login": "otto"},
         "sync": {"slug": slug_of(&target), "name": target_name},
+        "editor": {"login": "edda", "name": "Edda Editor"},
+        "approver": {"login": "april", "name": "April Approver"},
     });
     let shots = if std::env::var_os("AIRLOCK_UPDATE_SNAPSHOTS").is_some_and(|v| v == "1") {
         repo_root().join("docs/screenshots")
@@ -251,8 +260,8 @@ async fn people_use_the_console_in_chromium() {
         assert!(!text.contains(secret), "the log contains `{secret}`");
     }
     assert!(
-        served.logged("console session started") >= 4,
-        "four people signed in (runner twice)"
+        served.logged("console session started") >= 7,
+        "six people signed in (runner twice, approver twice)"
     );
     drop(served);
     drop(provider);

@@ -52,6 +52,17 @@ function stateCell(approval) {
     decisionsList(approval));
 }
 
+// What a decision did, in a sentence.
+function outcome(approval, what) {
+  switch (approval.state) {
+    case 'used': return `Approved: ${what} is released; its job joins the queue.`;
+    case 'approved': return `Approved: the requester may now run ${what} once.`;
+    case 'denied': return `Denied: ${what} will not run.`;
+    case 'pending': return `Your approval of ${what} is recorded; ${approval.min_approvals - approval.approvals} more needed.`;
+    default: return `${what} is now ${approval.state}.`;
+  }
+}
+
 function jobLink(approval, text = 'Open the job') {
   return approval.job_id ? h('a', { href: `#/jobs/${enc(approval.job_id)}`, class: 'job-link' }, text) : null;
 }
@@ -105,7 +116,7 @@ export function render(main, { session }) {
 
   function inboxRow(approval) {
     return h('tr', { dataset: { approval: approval.id, state: approval.state } },
-      cell('Action', h('strong', {}, approval.type), h('span', { class: 'sub mono' }, approval.permission)),
+      cell('Action', h('strong', {}, approval.type), h('span', { class: 'sub' }, approval.permission)),
       cell('Connection', connectionLink(approval)),
       cell('Requested by', party(approval.requester), h('span', { class: 'sub' }, `through ${approval.channel}`)),
       requestedCell(approval),
@@ -119,7 +130,7 @@ export function render(main, { session }) {
       ? h('span', { class: 'sub own' }, 'Waiting for another person: you cannot approve your own request.')
       : null;
     return h('tr', { dataset: { approval: approval.id, state: approval.state } },
-      cell('Action', h('strong', {}, approval.type), h('span', { class: 'sub mono' }, approval.permission)),
+      cell('Action', h('strong', {}, approval.type), h('span', { class: 'sub' }, approval.permission)),
       cell('Connection', connectionLink(approval)),
       requestedCell(approval),
       cell('Reason', reasonText(approval.reason)),
@@ -175,7 +186,7 @@ export function render(main, { session }) {
       return;
     }
     update(decided);
-    toast(`${approving ? 'Approved' : 'Denied'}: ${what} is now ${decided.state}. `, jobLink(decided));
+    toast(outcome(decided, what), ' ', jobLink(decided));
   }
 
   async function load() {

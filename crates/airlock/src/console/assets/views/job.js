@@ -74,7 +74,7 @@ export function render(main, { arg, session }) {
         h('h3', {}, 'Decisions'),
         decisionsList(approval),
         approval.state === 'pending' && session.views.includes('approvals')
-          ? h('p', {}, h('a', { href: '#/approvals' }, 'Decide on the Approvals page')) : null);
+          ? h('p', {}, h('a', { href: '#/approvals' }, 'Open the Approvals page')) : null);
     } catch (error) {
       replace(approvalBox, h('p', { class: 'muted' }, error instanceof ApiError ? error.describe() : String(error)));
     }
