@@ -130,8 +130,9 @@ impl Store {
     }
 
     /// The requester's open request (pending, or approved and not used yet)
-    /// made without a job for `action`, if any: the one a refused trigger
-    /// points at instead of making another, and the grant a trigger uses.
+    /// made without a job for `action`, if any, a grant before a pending
+    /// one: the grant a trigger uses, or the request a refused trigger
+    /// points at instead of making another.
     pub async fn open_approval_for(
         &self,
         requester: &Party,
@@ -143,7 +144,7 @@ impl Store {
              AND permission = $3 AND connection_id = $4 AND job_type = $5 AND job_id IS NULL \
              AND ((state = 'pending' AND expires_at > $6) \
                OR (state = 'approved' AND grant_expires_at > $6)) \
-             ORDER BY id DESC LIMIT 1"
+             ORDER BY CASE WHEN state = 'approved' THEN 0 ELSE 1 END, id DESC LIMIT 1"
         )))
         .bind(&requester.issuer)
         .bind(&requester.subject)

@@ -123,7 +123,7 @@ fn banner(base: &str, issuer: &str, data: &std::path::Path) -> String {
          curl -s -X POST '{base}/v1/connections/jira-bigquery/sync?wait=120s' -H \"authorization: Bearer $TOKEN\" | jq\n\
          \n\
          Resets wait for a second person: an editor's reset is awaiting_approval until the approver\n\
-         (or an admin) approves it at {base}/console/#/approvals or with `airlock approve ID`.\n\
+         (or an admin) approves it at {base}/console#/approvals or with `airlock approve ID`.\n\
          \n\
          AI agents: MCP at {base}/mcp with the agent's token (or `airlock mcp` with AIRLOCK_URL and AIRLOCK_TOKEN).\n\
          Ctrl-C stops it.",

@@ -35,14 +35,15 @@ pub fn channel_of(caller: &Caller) -> Channel {
     caller.channel.parse().unwrap_or(Channel::Api)
 }
 
-/// A reason as given: trimmed, `None` when empty, refused when too long.
+/// A reason as given: trimmed, `None` when empty, refused when too long or
+/// when it holds control characters other than line breaks.
 pub fn reason(text: Option<&str>) -> Result<Option<String>, ServiceError> {
     let Some(text) = text.map(str::trim).filter(|t| !t.is_empty()) else {
         return Ok(None);
     };
-    if text.chars().count() > MAX_REASON || text.chars().any(char::is_control) {
+    if text.chars().count() > MAX_REASON || text.chars().any(|c| c.is_control() && c != '\n') {
         return Err(ServiceError::Invalid(format!(
-            "reason must be at most {MAX_REASON} characters, without control characters"
+            "reason must be at most {MAX_REASON} characters, without control characters but line breaks"
         )));
     }
     Ok(Some(text.to_owned()))
