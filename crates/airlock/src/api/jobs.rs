@@ -316,7 +316,8 @@ pub(super) async fn get(
 pub(super) struct ListQuery {
     /// A connection id or slug.
     connection: Option<String>,
-    /// `queued`, `starting`, `pending`, `running`, `succeeded`, `failed` or `cancelled`.
+    /// `awaiting_approval`, `queued`, `starting`, `pending`, `running`, `succeeded`, `failed`,
+    /// `cancelled`, `rejected` or `expired`.
     state: Option<String>,
     /// `sync` or `reset`.
     #[serde(rename = "type")]

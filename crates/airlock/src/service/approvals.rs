@@ -113,6 +113,20 @@ fn new_request(
     Approval::request(new, state.approvals_config(), state.now_ms())
 }
 
+/// The caller's open request for `action` (a grant first, else a pending
+/// one), if any.
+async fn open_request(
+    state: &AppState,
+    caller: &Caller,
+    action: &Action,
+) -> Result<Option<Approval>, ServiceError> {
+    let requester = Party::of(&caller.principal);
+    Ok(state
+        .store()
+        .open_approval_for(&requester, action, state.now_ms())
+        .await?)
+}
+
 /// The gate of a trigger of `job_type` on connection `connection_id` by
 /// `caller`, who may do it (checked before). `reason` goes with a new
 /// request.
@@ -132,11 +146,7 @@ pub async fn gate(
         connection_id: connection_id.to_owned(),
         job_type,
     };
-    let requester = Party::of(&caller.principal);
-    if let Some(open) = state
-        .store()
-        .open_approval_for(&requester, &action, state.now_ms())
-        .await?
+    if let Some(open) = open_request(state, caller, &action).await?
         && open.state == ApprovalState::Approved
     {
         return Ok(Gate::Grant(open));
@@ -218,12 +228,7 @@ pub async fn request(
         connection_id: connection.id.clone(),
         job_type,
     };
-    let requester = Party::of(&caller.principal);
-    if let Some(open) = state
-        .store()
-        .open_approval_for(&requester, &action, state.now_ms())
-        .await?
-    {
+    if let Some(open) = open_request(state, caller, &action).await? {
         return Ok((open, false));
     }
     let approval = new_request(state, caller, action, reason);
