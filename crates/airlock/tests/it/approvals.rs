@@ -402,8 +402,32 @@ async fn a_pre_approval_is_used_once_by_its_requester(db: Db) {
     stack.stop().await;
 }
 
+async fn the_expiry_loop_ends_a_request_nobody_decides(db: Db) {
+    let stack = Harness::fast(db)
+        .extra("[approvals]\nrequire = [\"jobs:reset\"]\nrequest_ttl_secs = 1\n")
+        .start()
+        .await;
+    let connection = stack
+        .add_connection(reliable_connections("analytics", 1, 1))
+        .await;
+    let (job, _) = awaiting_reset(&stack, &connection, "editor").await;
+    // The loop looks every few seconds; the job ends without anyone asking.
+    let ended = stack
+        .wait_job(&id_of(&job), std::time::Duration::from_secs(20), |j| {
+            j["state"] == "expired"
+        })
+        .await;
+    assert_eq!(ended["approval"]["state"], "expired", "{ended:#}");
+    assert_eq!(
+        stack.sim.sim.counters().jobs_created_for(uuid(&connection)),
+        0
+    );
+    stack.stop().await;
+}
+
 both_backends!(
     a_reset_waits_until_another_person_approves_it,
+    the_expiry_loop_ends_a_request_nobody_decides,
     an_admin_cannot_approve_their_own_reset,
     denied_and_expired_resets_never_reach_airbyte,
     approvers_decide_only_within_their_scope,

@@ -156,9 +156,8 @@ async fn mcp_over_stdio_acts_as_the_token_against_a_running_airlock() {
     stack.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_agent_requests_a_reset_and_cannot_approve_it() {
-    let stack = Harness::fast(Db::Sqlite)
+async fn an_agent_requests_a_reset_and_cannot_approve_it(db: Db) {
+    let stack = Harness::fast(db)
         .extra("[approvals]\nrequire = [\"jobs:reset\"]\n")
         .start()
         .await;
@@ -198,3 +197,5 @@ async fn an_agent_requests_a_reset_and_cannot_approve_it() {
     assert_eq!(done["state"], "succeeded", "{done:#}");
     stack.stop().await;
 }
+
+crate::support::both_backends!(an_agent_requests_a_reset_and_cannot_approve_it);
