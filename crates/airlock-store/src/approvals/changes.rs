@@ -58,9 +58,8 @@ fn job_move(before: ApprovalState, next: &Approval) -> Option<(JobState, String)
 }
 
 /// Moves the job waiting for `next` (if it has one) as its request moved
-/// from `before`, on its timeline too. Errors when the job is no longer
-/// awaiting approval: its request and its job change together, so that
-/// would be a job changed behind the request's back.
+/// from `before`, on its timeline too; a job no longer awaiting approval is
+/// left as it is (and logged).
 async fn settle_job(
     conn: &mut AnyConnection,
     before: ApprovalState,
@@ -88,10 +87,11 @@ async fn settle_job(
     .await?
     .rows_affected();
     if moved != 1 {
-        return Err(StoreError::Corrupt(format!(
-            "approval {}: its job {job} is no longer awaiting approval",
-            next.id
-        )));
+        // Its request and its job change together, so this is a job
+        // changed behind the request's back (by hand, in the database):
+        // the request still moves on, so that expiry never sticks on it.
+        tracing::warn!(approval_id = %next.id, job_id = %job, "the job of an approval request is no longer awaiting approval; left as it is");
+        return Ok(None);
     }
     let detail = match next.state {
         ApprovalState::Used => "approved",
