@@ -42,10 +42,12 @@ fn parse_body<T: Default + serde::de::DeserializeOwned>(body: &[u8]) -> Result<T
 #[into_params(parameter_in = Query)]
 pub(super) struct ListQuery {
     /// `pending`, `approved`, `used`, `denied`, `expired` or `withdrawn`.
+    #[param(pattern = "^(pending|approved|used|denied|expired|withdrawn)$")]
     state: Option<String>,
     /// From `next_cursor` of the previous page.
     cursor: Option<String>,
     /// 1 to 200, default 50.
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<i64>,
 }
 

@@ -37,6 +37,7 @@ pub(super) struct AuditQuery {
     /// From `next_cursor` of the previous page.
     cursor: Option<i64>,
     /// 1 to 500, default 100.
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<i64>,
 }
 

@@ -128,7 +128,7 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
         out (202). A repeated `Idempotency-Key` with the same request returns the same job.",
     params(
         ("reference" = String, Path, description = "The Airbyte connection id or its slug"),
-        ("Idempotency-Key" = Option<String>, Header,
+        ("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]{1,255}$",
             description = "1 to 255 visible ASCII characters; kept 24 hours per caller"),
         TriggerOptions,
     ),
@@ -182,7 +182,7 @@ pub(super) async fn trigger_sync(
         runs out (202). A repeated `Idempotency-Key` with the same request returns the same job.",
     params(
         ("reference" = String, Path, description = "The Airbyte connection id or its slug"),
-        ("Idempotency-Key" = Option<String>, Header,
+        ("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]{1,255}$",
             description = "1 to 255 visible ASCII characters; kept 24 hours per caller"),
         TriggerOptions,
     ),
@@ -318,9 +318,11 @@ pub(super) struct ListQuery {
     connection: Option<String>,
     /// `awaiting_approval`, `queued`, `starting`, `pending`, `running`, `succeeded`, `failed`,
     /// `cancelled`, `rejected` or `expired`.
+    #[param(value_type = Option<JobState>)]
     state: Option<String>,
     /// `sync` or `reset`.
     #[serde(rename = "type")]
+    #[param(value_type = Option<JobType>)]
     job_type: Option<String>,
     /// A principal's subject.
     requested_by: Option<String>,
@@ -329,6 +331,7 @@ pub(super) struct ListQuery {
     /// From `next_cursor` of the previous page.
     cursor: Option<String>,
     /// 1 to 200, default 50.
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<i64>,
 }
 

@@ -16,6 +16,7 @@ mod cli;
 mod cli_approvals;
 mod console;
 mod console_cookies;
+mod contract;
 mod demo;
 mod examples;
 mod front;

@@ -1,0 +1,143 @@
+//! The document's declared limits are the server's (issue 20, first step):
+//! every bounded or enumerated query parameter of a `GET` under `/v1` that
+//! the served `/openapi.json` declares is tried at and just past its
+//! bounds, and with each allowed value and one that is not, as an admin.
+//! A value the document allows must not be refused (400 or 422); one it
+//! forbids must be. The cases come from the document, so a constraint
+//! declared later is checked without a change here.
+
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::harness::{Harness, Stack};
+use crate::support::{Db, reliable_connections, send};
+
+/// One query to try and whether the document allows it.
+struct Case {
+    path: String,
+    query: String,
+    allowed: bool,
+}
+
+/// The cases of one parameter's schema: bounds for integers, each value
+/// (and one more) for enums.
+fn cases_of(path: &str, name: &str, schema: &Value, doc: &Value) -> Vec<Case> {
+    let schema = match schema.get("$ref").and_then(Value::as_str) {
+        Some(reference) => {
+            let key = reference.trim_start_matches("#/components/schemas/");
+            &doc["components"]["schemas"][key]
+        }
+        None => schema,
+    };
+    // `Option<T>` may be `oneOf: [null, T]`.
+    if let Some(variants) = schema.get("oneOf").and_then(Value::as_array) {
+        return variants
+            .iter()
+            .filter(|v| v.get("type") != Some(&Value::from("null")))
+            .flat_map(|v| cases_of(path, name, v, doc))
+            .collect();
+    }
+    let case = |value: String, allowed: bool| Case {
+        path: path.to_owned(),
+        query: format!("{name}={value}"),
+        allowed,
+    };
+    let mut out = Vec::new();
+    if let Some(min) = schema.get("minimum").and_then(Value::as_i64) {
+        out.push(case(min.to_string(), true));
+        out.push(case((min - 1).to_string(), false));
+    }
+    if let Some(max) = schema.get("maximum").and_then(Value::as_i64) {
+        out.push(case(max.to_string(), true));
+        out.push(case((max + 1).to_string(), false));
+    }
+    if let Some(values) = schema.get("enum").and_then(Value::as_array) {
+        for value in values.iter().filter_map(Value::as_str) {
+            out.push(case(value.to_owned(), true));
+        }
+        out.push(case("not-one-of-them".to_owned(), false));
+    }
+    if let Some(pattern) = schema.get("pattern").and_then(Value::as_str) {
+        // Patterns here are alternatives of words: each is allowed.
+        let words = pattern.trim_start_matches("^(").trim_end_matches(")$");
+        for word in words.split('|') {
+            out.push(case(word.to_owned(), true));
+        }
+        out.push(case("not-one-of-them".to_owned(), false));
+    }
+    out
+}
+
+/// Every case the served document declares for `GET` operations of `/v1`
+/// without path parameters.
+fn declared_cases(doc: &Value) -> Vec<Case> {
+    let mut out = Vec::new();
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        if !path.starts_with("/v1/") || path.contains('{') {
+            continue;
+        }
+        let Some(operation) = item.get("get") else {
+            continue;
+        };
+        for parameter in operation["parameters"].as_array().into_iter().flatten() {
+            if parameter["in"] != "query" {
+                continue;
+            }
+            let name = parameter["name"].as_str().expect("a name");
+            out.extend(cases_of(path, name, &parameter["schema"], doc));
+        }
+    }
+    out
+}
+
+async fn document(stack: &Stack) -> Value {
+    let (status, doc) = send(stack.http.get(stack.url("/openapi.json"))).await;
+    assert_eq!(status, StatusCode::OK);
+    doc
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn declared_limits_and_values_are_the_enforced_ones() {
+    let stack = Harness::fast(Db::Sqlite)
+        .extra("[approvals]\nrequire = [\"jobs:reset\"]\n")
+        .start()
+        .await;
+    stack
+        .add_connection(reliable_connections("analytics", 1, 1))
+        .await;
+    let doc = document(&stack).await;
+    let cases = declared_cases(&doc);
+    // The bounds this step declared are among them.
+    for (path, query) in [
+        ("/v1/jobs", "limit=201"),
+        ("/v1/audit", "limit=501"),
+        ("/v1/approvals", "limit=0"),
+        ("/v1/jobs", "state=awaiting_approval"),
+        ("/v1/jobs", "type=reset"),
+        ("/v1/approvals", "state=withdrawn"),
+    ] {
+        assert!(
+            cases.iter().any(|c| c.path == path && c.query == query),
+            "{path}?{query} is not a declared case"
+        );
+    }
+    let mut wrong = Vec::new();
+    for case in &cases {
+        let url = format!("{}?{}", case.path, case.query);
+        let (status, body) = stack.get(&url, "admin").await;
+        let refused = matches!(
+            status,
+            StatusCode::BAD_REQUEST | StatusCode::UNPROCESSABLE_ENTITY
+        );
+        if refused == case.allowed || status.is_server_error() {
+            wrong.push(format!("{url}: {status} {body}"));
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "{} disagreements:\n{}",
+        wrong.len(),
+        wrong.join("\n")
+    );
+    stack.stop().await;
+}
