@@ -40,6 +40,9 @@ pub enum FrontError {
     BadRequest(String),
     #[error("payload too large")]
     PayloadTooLarge,
+    /// The route is served for other methods only: the ones in `Allow`.
+    #[error("method not allowed; use {0}")]
+    MethodNotAllowed(&'static str),
     /// Airbyte or the identity provider cannot be reached or answered
     /// something unusable; the cause is logged.
     #[error("{0} unavailable")]
@@ -101,6 +104,12 @@ impl FrontError {
                 "The request body is too large.",
                 json!({}),
             ),
+            Self::MethodNotAllowed(allow) => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method-not-allowed",
+                "The method is not allowed on this route.",
+                json!({"message": format!("use {allow}")}),
+            ),
             Self::BadGateway(what) => (
                 StatusCode::BAD_GATEWAY,
                 "bad-gateway",
@@ -143,6 +152,10 @@ impl FrontError {
                 "front request failed"
             );
         }
+        let allow = match &self {
+            Self::MethodNotAllowed(allow) => Some(*allow),
+            _ => None,
+        };
         let (status, title, detail, mut data) = self.parts();
         if let Some(object) = data.as_object_mut() {
             object.insert("request_id".to_owned(), request_id.into());
@@ -159,6 +172,11 @@ impl FrontError {
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if let Some(allow) = allow {
+            response
+                .headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static(allow));
         }
         if status == StatusCode::TOO_MANY_REQUESTS {
             response

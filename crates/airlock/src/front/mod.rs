@@ -341,6 +341,7 @@ async fn health(State(state): State<FrontState>, request: Request) -> Response {
     responses(
         (status = 200, description = "A token", body = token::Issued),
         (status = 400, description = "Wrong or missing credentials", body = FrontError),
+        (status = 405, description = "A method other than POST (`Allow: POST`)", body = FrontError),
         (status = 429, description = "Too many failed requests from this address or for this \
             client id in the window, or too many secret checks waiting; retry after `Retry-After` \
             seconds", body = FrontError),
@@ -352,7 +353,7 @@ async fn token_endpoint(State(state): State<FrontState>, request: Request) -> Re
     let (parts, body) = request.into_parts();
     let result = async {
         if parts.method != Method::POST {
-            return Err(FrontError::BadRequest("Use POST".to_owned()));
+            return Err(FrontError::MethodNotAllowed("POST"));
         }
         let body = read_body(body).await?;
         token::exchange(&state, &parts, &body, &request_id).await

@@ -1,10 +1,15 @@
-//! The document's declared limits are the server's (issue 20, first step):
-//! every bounded or enumerated query parameter of a `GET` under `/v1` that
-//! the served `/openapi.json` declares is tried at and just past its
-//! bounds, and with each allowed value and one that is not, as an admin.
-//! A value the document allows must not be refused (400 or 422); one it
-//! forbids must be. The cases come from the document, so a constraint
-//! declared later is checked without a change here.
+//! The document and the server agree (issue 20, first steps).
+//!
+//! - Declared limits are the enforced ones: every bounded or enumerated
+//!   query parameter of a `GET` under `/v1` that the served `/openapi.json`
+//!   declares is tried at and just past its bounds, and with each allowed
+//!   value and one that is not, as an admin. A value the document allows
+//!   must not be refused (400 or 422); one it forbids must be. The cases
+//!   come from the document, so a constraint declared later is checked
+//!   without a change here.
+//! - The token endpoints, served for every method so that Airbyte's
+//!   clients get Airbyte's error shape, answer any method but `POST` with
+//!   405 and `Allow`, as their document says.
 
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -139,5 +144,39 @@ async fn declared_limits_and_values_are_the_enforced_ones() {
         wrong.len(),
         wrong.join("\n")
     );
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_token_endpoints_answer_other_methods_with_405_and_allow() {
+    let stack = Harness::new(Db::Sqlite).start().await;
+    for path in [
+        "/applications/token",
+        "/v1/applications/token",
+        "/api/public/v1/applications/token",
+    ] {
+        for method in ["GET", "PUT", "DELETE", "PATCH", "TRACE"] {
+            let method = reqwest::Method::from_bytes(method.as_bytes()).expect("a method");
+            let response = stack
+                .http
+                .request(method.clone(), stack.url(path))
+                .send()
+                .await
+                .expect("Airlock answers");
+            assert_eq!(
+                response.status(),
+                StatusCode::METHOD_NOT_ALLOWED,
+                "{method} {path}"
+            );
+            assert_eq!(
+                response.headers()["allow"].to_str().ok(),
+                Some("POST"),
+                "{method} {path}"
+            );
+            let body: Value = response.json().await.expect("Airbyte's error shape");
+            assert_eq!(body["status"], 405, "{body}");
+            assert_eq!(body["title"], "method-not-allowed", "{body}");
+        }
+    }
     stack.stop().await;
 }
