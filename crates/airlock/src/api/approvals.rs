@@ -27,15 +27,6 @@ pub(crate) fn render(approval: &Approval, snapshot: &Snapshot) -> ApprovalView {
     ApprovalView::of(approval, slug)
 }
 
-/// A JSON body, or the default when it is empty.
-fn parse_body<T: Default + serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(T::default());
-    }
-    serde_json::from_slice(body)
-        .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
-}
-
 /// Filters of the approval list.
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -45,6 +36,9 @@ pub(super) struct ListQuery {
     #[param(pattern = "^(pending|approved|used|denied|expired|withdrawn)$")]
     state: Option<String>,
     /// From `next_cursor` of the previous page.
+    #[param(
+        pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+    )]
     cursor: Option<String>,
     /// 1 to 200, default 50.
     #[param(minimum = 1, maximum = 200)]
@@ -142,12 +136,27 @@ pub(super) async fn get(
 #[serde(deny_unknown_fields)]
 pub(super) struct RequestBody {
     /// The Airbyte connection id or its slug.
+    #[schema(min_length = 1, max_length = 200)]
     connection: String,
-    /// The job the approval will allow: `reset`.
+    /// The job the approval will allow: `reset` (the default).
     #[serde(rename = "type")]
+    #[schema(value_type = Option<Approvable>)]
     job_type: Option<JobType>,
-    /// Why, shown to approvers; at most 1,000 characters.
+    /// Why, shown to approvers; at most 1,000 characters, no control
+    /// characters but line breaks.
+    #[schema(
+        max_length = 1000,
+        pattern = "^[^\\u0000-\\u0009\\u000b-\\u001f\\u007f-\\u009f]*$"
+    )]
     reason: Option<String>,
+}
+
+/// The jobs that can wait for approval (the document's enum of `type`).
+#[derive(ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[expect(dead_code, reason = "it only describes the document")]
+enum Approvable {
+    Reset,
 }
 
 /// `POST /v1/approvals`: ask ahead.
@@ -181,7 +190,7 @@ pub(super) async fn request(
     caller: Caller,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
-    let body: RequestBody = parse_body(&body)?;
+    let body: RequestBody = super::json_body(&body)?;
     if body.connection.is_empty() {
         return Err(ApiError::BadRequest("connection is required".into()));
     }
@@ -198,12 +207,34 @@ pub(super) async fn request(
     Ok((status, Json(render(&approval, &snapshot))).into_response())
 }
 
-/// A decision's body.
+/// An approval's body.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct DecisionBody {
-    /// Why; required to deny. At most 1,000 characters.
+    /// Why (optional). At most 1,000 characters, no control characters but
+    /// line breaks.
+    #[schema(
+        max_length = 1000,
+        pattern = "^[^\\u0000-\\u0009\\u000b-\\u001f\\u007f-\\u009f]*$"
+    )]
     reason: Option<String>,
+}
+
+/// A denial's body as documented: its reason is required. The handler
+/// reads it as a [`DecisionBody`], so that a missing or blank reason is a
+/// 422 that names the rule rather than a parse error.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[expect(dead_code, reason = "it only describes the document")]
+#[serde(deny_unknown_fields)]
+pub(super) struct DenialBody {
+    /// Why: at least one visible character, at most 1,000 characters, no
+    /// control characters but line breaks.
+    #[schema(
+        min_length = 1,
+        max_length = 1000,
+        pattern = "^[^\\u0000-\\u0009\\u000b-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u0009\\u000b-\\u001f\\u007f-\\u009f]*$"
+    )]
+    reason: String,
 }
 
 async fn decide(
@@ -213,7 +244,7 @@ async fn decide(
     body: axum::body::Bytes,
     verdict: Verdict,
 ) -> Result<Json<ApprovalView>, ApiError> {
-    let body: DecisionBody = parse_body(&body)?;
+    let body: DecisionBody = super::json_body(&body)?;
     let reason = approvals::reason(body.reason.as_deref())?;
     let approval = approvals::decide(&state, &caller, &id, verdict, reason).await?;
     let snapshot = state.catalog().snapshot();
@@ -263,7 +294,7 @@ pub(super) async fn approve(
     description = "Needs `approvals:decide` on the request's connection and a `reason`. The job waiting \
         for it ends `rejected` and never reaches Airbyte.",
     params(("id" = String, Path, description = "The request's id")),
-    request_body(content = DecisionBody, content_type = "application/json"),
+    request_body(content = DenialBody, content_type = "application/json"),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The request as it now stands", body = ApprovalView),

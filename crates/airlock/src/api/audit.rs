@@ -29,16 +29,29 @@ pub(super) struct AuditQuery {
     job: Option<String>,
     airbyte_job_id: Option<i64>,
     /// `allow`, `deny` or `system`.
+    #[param(inline, value_type = Option<DecisionFilter>)]
     decision: Option<String>,
     /// RFC 3339, inclusive.
+    #[param(format = DateTime)]
     since: Option<String>,
     /// RFC 3339, exclusive.
+    #[param(format = DateTime)]
     until: Option<String>,
     /// From `next_cursor` of the previous page.
     cursor: Option<i64>,
     /// 1 to 500, default 100.
     #[param(minimum = 1, maximum = 500)]
     limit: Option<i64>,
+}
+
+/// The decisions a record may hold (the document's enum of `decision`).
+#[derive(utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[expect(dead_code, reason = "it only describes the document")]
+enum DecisionFilter {
+    Allow,
+    Deny,
+    System,
 }
 
 fn parse_time(name: &str, text: Option<&String>) -> Result<Option<i64>, ApiError> {

@@ -44,6 +44,23 @@ pub(super) struct ConnectionView {
     links: ConnectionLinks,
 }
 
+/// One item of `include` (the document's enum).
+#[derive(utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[expect(dead_code, reason = "it only describes the document")]
+enum IncludeItem {
+    LastJob,
+    Permissions,
+}
+
+/// One item of `include` for one connection (the document's enum).
+#[derive(utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[expect(dead_code, reason = "it only describes the document")]
+enum OneIncludeItem {
+    Permissions,
+}
+
 /// What `include` may ask for.
 #[derive(Debug, Clone, Copy, Default)]
 struct Include {
@@ -140,6 +157,7 @@ pub(super) struct ListQuery {
     tag: Option<String>,
     /// Extras, comma-separated: `last_job` (each connection's newest job),
     /// `permissions` (what the caller may do on each).
+    #[param(inline, style = Form, explode = false, value_type = Option<Vec<IncludeItem>>)]
     include: Option<String>,
 }
 
@@ -148,7 +166,9 @@ pub(super) struct ListQuery {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub(super) struct GetQuery {
-    /// `permissions`: what the caller may do on it.
+    /// `permissions`: what the caller may do on it (one connection always
+    /// has its last job).
+    #[param(inline, style = Form, explode = false, value_type = Option<Vec<OneIncludeItem>>)]
     include: Option<String>,
 }
 

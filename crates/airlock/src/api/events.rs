@@ -114,7 +114,7 @@ struct Follow {
     security(("bearer" = []), ("session" = [])),
     responses(
         (status = 200, description = "An event stream", content_type = "text/event-stream",
-            body = JobChange),
+            body = super::sse::ChangeStream),
         (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
         (status = 503, response = Unavailable),

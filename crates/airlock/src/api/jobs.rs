@@ -48,15 +48,38 @@ pub(crate) struct TriggerOptions {
     /// When the connection already has a job: `queue` the new one after it
     /// (default), `attach` to it (200 with that job), or `reject` (409).
     if_running: Option<IfRunning>,
-    /// How long to hold the answer until the job ends, e.g. `30s`, `5m`.
+    /// How long to hold the answer until the job ends, e.g. `30s`, `5m`
+    /// (at most 15 minutes; a longer wait is cut to that).
+    #[param(pattern = "^[0-9]{1,9}(ms|s|m|h)?$")]
+    #[schema(pattern = "^[0-9]{1,9}(ms|s|m|h)?$")]
     wait: Option<String>,
     /// Overrides `[jobs] max_attempts` for this job.
+    #[param(minimum = 1, maximum = 10)]
+    #[schema(minimum = 1, maximum = 10)]
+    #[serde(default, deserialize_with = "super::integral")]
     max_attempts: Option<u32>,
     /// Resets: why, shown to approvers when resets wait for approval
-    /// (`[approvals]`); at most 1,000 characters.
+    /// (`[approvals]`); at most 1,000 characters, no control characters
+    /// but line breaks.
+    #[param(
+        max_length = 1000,
+        pattern = "^[^\\u0000-\\u0009\\u000b-\\u001f\\u007f-\\u009f]*$"
+    )]
+    #[schema(
+        max_length = 1000,
+        pattern = "^[^\\u0000-\\u0009\\u000b-\\u001f\\u007f-\\u009f]*$"
+    )]
     reason: Option<String>,
     /// Resets: break glass, skipping the approval (needs `approvals:bypass`
     /// on the connection; audited as `approvals.bypass` with this reason).
+    #[param(
+        max_length = 1000,
+        pattern = "^[^\\u0000-\\u0009\\u000b-\\u001f\\u007f-\\u009f]*$"
+    )]
+    #[schema(
+        max_length = 1000,
+        pattern = "^[^\\u0000-\\u0009\\u000b-\\u001f\\u007f-\\u009f]*$"
+    )]
     bypass_reason: Option<String>,
 }
 
@@ -73,16 +96,18 @@ impl TriggerOptions {
     }
 }
 
-/// Parses `500ms`, `30s`, `5m`, `1h` (or plain seconds).
+/// Parses `500ms`, `30s`, `5m`, `1h` (or plain seconds): one to nine
+/// digits and a unit.
 pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
     let split = text
         .find(|c: char| !c.is_ascii_digit())
         .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let n: u64 = number
-        .parse()
-        .map_err(|_| format!("`{text}` is not a duration such as 30s or 5m"))?;
+    // At most nine digits, as the document's pattern says.
+    let n: u64 = Some(number)
+        .filter(|n| n.len() <= 9)
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(|| format!("`{text}` is not a duration such as 30s or 5m"))?;
     let duration = match unit {
         "ms" => Duration::from_millis(n),
         "" | "s" => Duration::from_secs(n),
@@ -91,15 +116,6 @@ pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
         _ => return Err(format!("`{text}` is not a duration such as 30s or 5m")),
     };
     Ok(duration)
-}
-
-/// The body of a trigger: empty, or a JSON object of [`TriggerOptions`].
-fn parse_body(body: &[u8]) -> Result<TriggerOptions, ApiError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(TriggerOptions::default());
-    }
-    serde_json::from_slice(body)
-        .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
 }
 
 /// The `Idempotency-Key` header, when present and well-formed.
@@ -234,7 +250,7 @@ async fn trigger(
     caller
         .require_somewhere(&state, jobs::permission_for(job_type))
         .await?;
-    let options = query.merge(parse_body(&body)?);
+    let options = query.merge(super::json_body(&body)?);
     let idempotency_key = idempotency_key(&headers)?;
     let wait = parse_wait(options.wait.as_deref())?;
     let trigger = jobs::Trigger {
@@ -251,16 +267,13 @@ async fn trigger(
     }
 }
 
-/// `?wait=`, at most [`MAX_WAIT`].
+/// `?wait=`, cut to [`MAX_WAIT`].
 fn parse_wait(text: Option<&str>) -> Result<Option<Duration>, ApiError> {
     let wait = text
         .map(parse_duration)
         .transpose()
-        .map_err(ApiError::BadRequest)?;
-    if wait.is_some_and(|w| w > MAX_WAIT) {
-        return Err(ApiError::BadRequest("wait is at most 15m".into()));
-    }
-    Ok(wait)
+        .map_err(|e| ApiError::BadRequest(format!("wait: {e}")))?;
+    Ok(wait.map(|w| w.min(MAX_WAIT)))
 }
 
 /// 202 with the job; with `wait`, first holds until it ends (then 200) or
@@ -327,8 +340,12 @@ pub(super) struct ListQuery {
     /// A principal's subject.
     requested_by: Option<String>,
     /// RFC 3339: jobs created at or after.
+    #[param(format = DateTime)]
     since: Option<String>,
     /// From `next_cursor` of the previous page.
+    #[param(
+        pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+    )]
     cursor: Option<String>,
     /// 1 to 200, default 50.
     #[param(minimum = 1, maximum = 200)]
@@ -434,7 +451,7 @@ pub(super) struct JobEvent {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "An event stream", content_type = "text/event-stream",
-            body = JobEvent),
+            body = super::sse::JobEventStream),
         (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
@@ -560,23 +577,4 @@ pub(super) async fn retry(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations_parse() {
-        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
-        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
-        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
-        assert_eq!(parse_duration("12"), Ok(Duration::from_secs(12)));
-        assert!(parse_duration("soon").is_err());
-        assert!(parse_duration("5d").is_err());
-        assert!(parse_duration("").is_err());
-    }
-
-    #[test]
-    fn times_render_as_rfc3339() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339(1_500), "1970-01-01T00:00:01.5Z");
-    }
-}
+mod tests;

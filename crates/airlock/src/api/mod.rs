@@ -8,9 +8,11 @@ pub(crate) mod audit;
 pub(crate) mod connections;
 pub(crate) mod events;
 pub(crate) mod jobs;
+mod sse;
 pub(crate) mod whoami;
 
 use axum::Router;
+use serde::Deserialize as _;
 
 use crate::web::routes::{Routes, route};
 use crate::web::{self, ApiError, AppState};
@@ -33,6 +35,43 @@ impl From<ServiceError> for ApiError {
             ServiceError::Store(error) => error.into(),
             ServiceError::Internal(error) => Self::Internal(error),
         }
+    }
+}
+
+/// A JSON request body of `T`: the default when the body is empty or
+/// `null` (both mean "no options").
+pub(crate) fn json_body<T: Default + serde::de::DeserializeOwned>(
+    body: &[u8],
+) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice::<Option<T>>(body)
+        .map(Option::unwrap_or_default)
+        .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
+}
+
+/// An optional `u32` that JSON may write as `9` or `9.0` (both integers to
+/// JSON Schema), and a query string as `9`.
+pub(crate) fn integral<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<u32>, D::Error> {
+    use serde::de::Error;
+    let value = Option::<serde_json::Value>::deserialize(deserializer)?;
+    let number = match &value {
+        None | Some(serde_json::Value::Null) => return Ok(None),
+        Some(serde_json::Value::Number(n)) => n.as_f64(),
+        Some(serde_json::Value::String(s)) => s.parse::<f64>().ok(),
+        Some(_) => None,
+    };
+    match number {
+        Some(n) if n.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(&n) => {
+            Ok(Some(n as u32))
+        }
+        _ => Err(D::Error::custom(format!(
+            "expected a whole number, got {}",
+            value.unwrap_or_default()
+        ))),
     }
 }
 

@@ -115,8 +115,8 @@ async fn bad_requests_get_short_errors_and_change_nothing() {
             "max_attempts",
         ),
         (
-            "wait too long",
-            "?wait=2h",
+            "wait of more digits than the document allows",
+            "?wait=1234567890s",
             vec![],
             vec![],
             StatusCode::BAD_REQUEST,
