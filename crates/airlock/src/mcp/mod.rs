@@ -155,6 +155,17 @@ fn operation() -> Operation {
         )
         .response("401", RefOr::Ref(Ref::from_response_name("Unauthorized")))
         .response("403", RefOr::Ref(Ref::from_response_name("Forbidden")))
+        .response(
+            "406",
+            ResponseBuilder::new().description(
+                "The request's `Accept` does not take both `application/json` and \
+                 `text/event-stream`, as MCP's streamable HTTP requires",
+            ),
+        )
+        .response(
+            "429",
+            RefOr::Ref(Ref::from_response_name("TooManyRequests")),
+        )
         .security(SecurityRequirement::new("bearer", Vec::<String>::new()))
         .build()
 }
