@@ -92,25 +92,19 @@ pub(super) async fn approvals(args: &ApprovalsArgs) -> anyhow::Result<ExitCode> 
             ]
         })
         .collect();
-    if rows.is_empty() {
-        println!("no approval requests");
-    } else {
-        print!(
-            "{}",
-            table(
-                &[
-                    "ID",
-                    "STATE",
-                    "ACTION",
-                    "CONNECTION",
-                    "REQUESTER",
-                    "REQUESTED",
-                    "REASON"
-                ],
-                &rows
-            )
-        );
-    }
+    print_table(
+        &[
+            "ID",
+            "STATE",
+            "ACTION",
+            "CONNECTION",
+            "REQUESTER",
+            "REQUESTED",
+            "REASON",
+        ],
+        &rows,
+        "no approval requests",
+    );
     Ok(ExitCode::SUCCESS)
 }
 

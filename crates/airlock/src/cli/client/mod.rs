@@ -210,14 +210,11 @@ async fn connections(args: &ConnectionsArgs) -> anyhow::Result<ExitCode> {
             ]
         })
         .collect();
-    if rows.is_empty() {
-        println!("no connections you may see");
-    } else {
-        print!(
-            "{}",
-            table(&["SLUG", "NAME", "WORKSPACE", "STATUS", "TAGS"], &rows)
-        );
-    }
+    print_table(
+        &["SLUG", "NAME", "WORKSPACE", "STATUS", "TAGS"],
+        &rows,
+        "no connections you may see",
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -316,25 +313,19 @@ async fn jobs(args: &JobsArgs) -> anyhow::Result<ExitCode> {
             ]
         })
         .collect();
-    if rows.is_empty() {
-        println!("no jobs");
-    } else {
-        print!(
-            "{}",
-            table(
-                &[
-                    "ID",
-                    "CONNECTION",
-                    "TYPE",
-                    "STATE",
-                    "CREATED",
-                    "FINISHED",
-                    "ROWS"
-                ],
-                &rows
-            )
-        );
-    }
+    print_table(
+        &[
+            "ID",
+            "CONNECTION",
+            "TYPE",
+            "STATE",
+            "CREATED",
+            "FINISHED",
+            "ROWS",
+        ],
+        &rows,
+        "no jobs",
+    );
     Ok(ExitCode::SUCCESS)
 }
 

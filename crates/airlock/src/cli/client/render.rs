@@ -58,6 +58,15 @@ pub(super) fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
+/// `rows` as a table under `headers`, or `empty` when there are none.
+pub(super) fn print_table(headers: &[&str], rows: &[Vec<String>], empty: &str) {
+    if rows.is_empty() {
+        println!("{empty}");
+    } else {
+        print!("{}", table(headers, rows));
+    }
+}
+
 pub(super) fn rows_of(list: &Value) -> &[Value] {
     list.get("data")
         .and_then(Value::as_array)
