@@ -97,7 +97,7 @@ pub enum Gate {
 }
 
 /// A new request by `caller` for `action`, made now.
-fn new_request(
+pub(super) fn new_request(
     state: &AppState,
     caller: &Caller,
     action: Action,

@@ -13,7 +13,7 @@ use super::approvals::{self, Gate};
 use super::connections::resolve;
 use crate::web::auth::action_of;
 use crate::web::{AppState, Caller};
-use airlock_domain::approvals::{Approval, NewApproval, Party};
+use airlock_domain::approvals::Party;
 use airlock_domain::jobs::{Job, JobId, JobState, JobType, JobsConfig, NewJob};
 use airlock_domain::policy::{ConnectionResource, Permission, Resource, Scope};
 use airlock_services::connections::{ConnectionInfo, Snapshot};
@@ -175,14 +175,7 @@ async fn store_gated(
             {
                 Granted::Stored(inserted) => return Ok(*inserted),
                 Granted::Refused(_) | Granted::Missing => {
-                    let fresh = NewApproval {
-                        action: grant.action.clone(),
-                        requester: who,
-                        channel: approvals::channel_of(caller),
-                        reason: grant.reason.clone(),
-                        job_id: None,
-                    };
-                    Approval::request(fresh, state.approvals_config(), now)
+                    approvals::new_request(state, caller, grant.action, grant.reason)
                 }
             }
         }
