@@ -1,8 +1,9 @@
 //! Four-eyes approvals over HTTP: the requests a caller made or may decide,
 //! one request, asking ahead (a pre-approval), approving and denying.
 
+use crate::web::params::Query;
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
@@ -69,6 +70,7 @@ pub(super) struct ApprovalPage {
         (status = 200, description = "A page of requests", body = ApprovalPage),
         (status = 400, response = BadRequest),
         (status = 401, response = Unauthorized),
+        (status = 422, response = Unprocessable),
         (status = 503, response = Unavailable),
     )
 )]
@@ -79,7 +81,7 @@ pub(super) async fn list(
 ) -> Result<Json<ApprovalPage>, ApiError> {
     let limit = query.limit.unwrap_or(50);
     if !(1..=200).contains(&limit) {
-        return Err(ApiError::BadRequest("limit must be 1 to 200".into()));
+        return Err(ApiError::invalid("limit", "must be 1 to 200"));
     }
     let filter = ApprovalFilter {
         state: query
@@ -87,13 +89,13 @@ pub(super) async fn list(
             .as_deref()
             .map(str::parse::<ApprovalState>)
             .transpose()
-            .map_err(ApiError::BadRequest)?,
+            .map_err(|e| ApiError::invalid("state", e))?,
         before: query
             .cursor
             .as_deref()
             .map(str::parse)
             .transpose()
-            .map_err(|_| ApiError::BadRequest("cursor is not one this API gave".into()))?,
+            .map_err(|_| ApiError::invalid("cursor", "is not one this API gave"))?,
         limit,
         ..ApprovalFilter::default()
     };
@@ -148,6 +150,7 @@ pub(super) struct RequestBody {
         max_length = 1000,
         pattern = "^[^\\u0000-\\u0009\\u000b-\\u001f\\u007f-\\u009f]*$"
     )]
+    #[serde(default, deserialize_with = "super::reason")]
     reason: Option<String>,
 }
 
@@ -192,9 +195,9 @@ pub(super) async fn request(
 ) -> Result<Response, ApiError> {
     let body: RequestBody = super::json_body(&body)?;
     if body.connection.is_empty() {
-        return Err(ApiError::BadRequest("connection is required".into()));
+        return Err(ApiError::invalid("/connection", "is required"));
     }
-    let reason = approvals::reason(body.reason.as_deref())?;
+    let reason = body.reason;
     let job_type = body.job_type.unwrap_or(JobType::Reset);
     let (approval, created) =
         approvals::request(&state, &caller, &body.connection, job_type, reason).await?;
@@ -217,6 +220,7 @@ pub(super) struct DecisionBody {
         max_length = 1000,
         pattern = "^[^\\u0000-\\u0009\\u000b-\\u001f\\u007f-\\u009f]*$"
     )]
+    #[serde(default, deserialize_with = "super::reason")]
     reason: Option<String>,
 }
 
@@ -245,8 +249,10 @@ async fn decide(
     verdict: Verdict,
 ) -> Result<Json<ApprovalView>, ApiError> {
     let body: DecisionBody = super::json_body(&body)?;
-    let reason = approvals::reason(body.reason.as_deref())?;
-    let approval = approvals::decide(&state, &caller, &id, verdict, reason).await?;
+    if verdict == Verdict::Deny && body.reason.is_none() {
+        return Err(ApiError::invalid("/reason", "is required to deny"));
+    }
+    let approval = approvals::decide(&state, &caller, &id, verdict, body.reason).await?;
     let snapshot = state.catalog().snapshot();
     Ok(Json(render(&approval, &snapshot)))
 }
@@ -272,6 +278,7 @@ async fn decide(
         (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
         (status = 409, response = Conflict),
+        (status = 422, response = Unprocessable),
         (status = 503, response = Unavailable),
     )
 )]

@@ -1,6 +1,7 @@
 //! `GET /v1/audit`: the audit trail, for auditors.
 
-use axum::extract::{Query, State};
+use crate::web::params::Query;
+use axum::extract::State;
 use axum::response::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -8,7 +9,9 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use utoipa::{IntoParams, ToSchema};
 
-use crate::web::problem::responses::{BadRequest, Forbidden, Unauthorized, Unavailable};
+use crate::web::problem::responses::{
+    BadRequest, Forbidden, Unauthorized, Unavailable, Unprocessable,
+};
 use crate::web::{ApiError, AppState, Caller};
 use airlock_domain::audit::Record;
 use airlock_domain::jobs::view::rfc3339;
@@ -58,7 +61,7 @@ fn parse_time(name: &str, text: Option<&String>) -> Result<Option<i64>, ApiError
     text.map(|t| {
         OffsetDateTime::parse(t, &Rfc3339)
             .map(|at| i64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(0))
-            .map_err(|_| ApiError::BadRequest(format!("{name} must be an RFC 3339 time")))
+            .map_err(|_| ApiError::invalid(name, "must be an RFC 3339 time"))
     })
     .transpose()
 }
@@ -106,6 +109,7 @@ pub fn render(record: &Record) -> Value {
         (status = 400, response = BadRequest),
         (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
+        (status = 422, response = Unprocessable),
         (status = 503, response = Unavailable),
     )
 )]
@@ -119,13 +123,14 @@ pub(super) async fn list(
         .await?;
     let limit = query.limit.unwrap_or(100);
     if !(1..=500).contains(&limit) {
-        return Err(ApiError::BadRequest("limit must be 1 to 500".into()));
+        return Err(ApiError::invalid("limit", "must be 1 to 500"));
     }
     if let Some(decision) = &query.decision
         && !["allow", "deny", "system"].contains(&decision.as_str())
     {
-        return Err(ApiError::BadRequest(
-            "decision is allow, deny or system".into(),
+        return Err(ApiError::invalid(
+            "decision",
+            "must be allow, deny or system",
         ));
     }
     let filter = AuditFilter {

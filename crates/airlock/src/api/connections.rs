@@ -1,14 +1,17 @@
 //! `GET /v1/connections` and `GET /v1/connections/{ref}`: Airbyte's
 //! connections, as far as the caller may see them.
 
-use axum::extract::{Path, Query, State};
+use crate::web::params::Query;
+use axum::extract::{Path, State};
 use axum::response::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::service::connections;
-use crate::web::problem::responses::{BadRequest, Forbidden, NotFound, Unauthorized, Unavailable};
+use crate::web::problem::responses::{
+    BadRequest, Forbidden, NotFound, Unauthorized, Unavailable, Unprocessable,
+};
 use crate::web::{ApiError, AppState, Caller};
 use airlock_domain::jobs::{Job, JobState, JobType};
 use airlock_domain::policy::{Permission, Resource};
@@ -78,9 +81,10 @@ impl Include {
                 "last_job" => include.last_job = true,
                 "permissions" => include.permissions = true,
                 other => {
-                    return Err(ApiError::BadRequest(format!(
-                        "include: `{other}` is neither last_job nor permissions"
-                    )));
+                    return Err(ApiError::invalid(
+                        "include",
+                        format!("`{other}` is neither last_job nor permissions"),
+                    ));
                 }
             }
         }
@@ -188,6 +192,7 @@ pub(super) struct GetQuery {
         (status = 400, response = BadRequest),
         (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
+        (status = 422, response = Unprocessable),
         (status = 503, response = Unavailable),
     )
 )]
@@ -271,6 +276,7 @@ pub(super) async fn list(
         (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
+        (status = 422, response = Unprocessable),
         (status = 503, response = Unavailable),
     )
 )]
@@ -285,8 +291,9 @@ pub(super) async fn get(
         .await?;
     let include = Include::parse(query.include.as_deref())?;
     if include.last_job {
-        return Err(ApiError::BadRequest(
-            "include: a single connection always has its last_job".into(),
+        return Err(ApiError::invalid(
+            "include",
+            "a single connection always has its last_job",
         ));
     }
     let connection = connections::get(&state, &caller, &reference).await?;

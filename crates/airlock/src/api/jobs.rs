@@ -4,8 +4,9 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
+use crate::web::params::Query;
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -15,7 +16,6 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use utoipa::{IntoParams, ToSchema};
 
-use crate::service::approvals;
 use crate::service::jobs::{self, IfRunning, Triggered};
 use crate::web::problem::responses::{
     BadRequest, Conflict, Forbidden, NotFound, Unauthorized, Unavailable, Unprocessable,
@@ -56,7 +56,7 @@ pub(crate) struct TriggerOptions {
     /// Overrides `[jobs] max_attempts` for this job.
     #[param(minimum = 1, maximum = 10)]
     #[schema(minimum = 1, maximum = 10)]
-    #[serde(default, deserialize_with = "super::integral")]
+    #[serde(default, deserialize_with = "super::attempts")]
     max_attempts: Option<u32>,
     /// Resets: why, shown to approvers when resets wait for approval
     /// (`[approvals]`); at most 1,000 characters, no control characters
@@ -69,6 +69,7 @@ pub(crate) struct TriggerOptions {
         max_length = 1000,
         pattern = "^[^\\u0000-\\u0009\\u000b-\\u001f\\u007f-\\u009f]*$"
     )]
+    #[serde(default, deserialize_with = "super::reason")]
     reason: Option<String>,
     /// Resets: break glass, skipping the approval (needs `approvals:bypass`
     /// on the connection; audited as `approvals.bypass` with this reason).
@@ -80,6 +81,7 @@ pub(crate) struct TriggerOptions {
         max_length = 1000,
         pattern = "^[^\\u0000-\\u0009\\u000b-\\u001f\\u007f-\\u009f]*$"
     )]
+    #[serde(default, deserialize_with = "super::reason")]
     bypass_reason: Option<String>,
 }
 
@@ -128,7 +130,10 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
         .ok()
         .filter(|k| !k.is_empty() && k.len() <= 255 && k.bytes().all(|b| b.is_ascii_graphic()))
         .ok_or_else(|| {
-            ApiError::BadRequest("Idempotency-Key must be 1 to 255 visible ASCII characters".into())
+            ApiError::invalid(
+                "Idempotency-Key",
+                "must be 1 to 255 visible ASCII characters",
+            )
         })?;
     Ok(Some(key.to_owned()))
 }
@@ -258,8 +263,8 @@ async fn trigger(
         if_running: options.if_running.unwrap_or_default(),
         max_attempts: options.max_attempts,
         idempotency_key,
-        reason: approvals::reason(options.reason.as_deref())?,
-        bypass_reason: approvals::reason(options.bypass_reason.as_deref())?,
+        reason: options.reason,
+        bypass_reason: options.bypass_reason,
     };
     match jobs::trigger(&state, &caller, &reference, trigger).await? {
         Triggered::Attached(job) => Ok((StatusCode::OK, Json(render(&job))).into_response()),
@@ -272,7 +277,7 @@ fn parse_wait(text: Option<&str>) -> Result<Option<Duration>, ApiError> {
     let wait = text
         .map(parse_duration)
         .transpose()
-        .map_err(|e| ApiError::BadRequest(format!("wait: {e}")))?;
+        .map_err(|e| ApiError::invalid("wait", e))?;
     Ok(wait.map(|w| w.min(MAX_WAIT)))
 }
 
@@ -376,6 +381,7 @@ pub(super) struct JobPage {
         (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
+        (status = 422, response = Unprocessable),
         (status = 503, response = Unavailable),
     )
 )]
@@ -389,7 +395,7 @@ pub(super) async fn list(
         .await?;
     let limit = query.limit.unwrap_or(50);
     if !(1..=200).contains(&limit) {
-        return Err(ApiError::BadRequest("limit must be 1 to 200".into()));
+        return Err(ApiError::invalid("limit", "must be 1 to 200"));
     }
     let mut filter = JobFilter {
         limit,
@@ -397,21 +403,21 @@ pub(super) async fn list(
         ..JobFilter::default()
     };
     if let Some(text) = &query.state {
-        filter.state = Some(text.parse().map_err(ApiError::BadRequest)?);
+        filter.state = Some(text.parse().map_err(|e| ApiError::invalid("state", e))?);
     }
     if let Some(text) = &query.job_type {
-        filter.job_type = Some(text.parse().map_err(ApiError::BadRequest)?);
+        filter.job_type = Some(text.parse().map_err(|e| ApiError::invalid("type", e))?);
     }
     if let Some(text) = &query.since {
         let at = OffsetDateTime::parse(text, &Rfc3339)
-            .map_err(|_| ApiError::BadRequest("since must be an RFC 3339 time".into()))?;
+            .map_err(|_| ApiError::invalid("since", "must be an RFC 3339 time"))?;
         filter.since = Some(i64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(0));
     }
     if let Some(cursor) = &query.cursor {
         filter.before = Some(
             cursor
                 .parse()
-                .map_err(|_| ApiError::BadRequest("invalid cursor".into()))?,
+                .map_err(|_| ApiError::invalid("cursor", "is not one this API gave"))?,
         );
     }
     let (jobs, next_cursor) =

@@ -20,6 +20,7 @@ use crate::web::{self, ApiError, AppState};
 pub use audit::render as render_audit;
 
 use crate::service::ServiceError;
+use crate::web::problem::Invalid;
 
 /// A service's refusal or failure, as the API answers it.
 impl From<ServiceError> for ApiError {
@@ -27,9 +28,9 @@ impl From<ServiceError> for ApiError {
         match error {
             ServiceError::Refused(refusal) => refusal.into(),
             ServiceError::NotFound(what) => Self::NotFound(what),
-            ServiceError::Invalid(message) => Self::BadRequest(message),
+            ServiceError::Invalid(message) => Self::Unprocessable(Invalid::whole(message)),
             ServiceError::Conflict(message) => Self::Conflict(message),
-            ServiceError::Unprocessable(message) => Self::Unprocessable(message),
+            ServiceError::Unprocessable(message) => Self::Unprocessable(Invalid::whole(message)),
             ServiceError::FourEyes(message) => Self::FourEyes(message),
             ServiceError::Unavailable(what) => Self::Unavailable(what),
             ServiceError::Store(error) => error.into(),
@@ -46,9 +47,33 @@ pub(crate) fn json_body<T: Default + serde::de::DeserializeOwned>(
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
-    serde_json::from_slice::<Option<T>>(body)
-        .map(Option::unwrap_or_default)
-        .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
+    crate::web::params::json::<Option<T>>(body).map(Option::unwrap_or_default)
+}
+
+/// `max_attempts`: [`integral`], 1 to `JobsConfig::MAX_ATTEMPTS_CAP`.
+pub(crate) fn attempts<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<u32>, D::Error> {
+    use airlock_domain::jobs::JobsConfig;
+    use serde::de::Error;
+    match integral(deserializer)? {
+        Some(n) if !(1..=JobsConfig::MAX_ATTEMPTS_CAP).contains(&n) => Err(D::Error::custom(
+            format!("must be 1 to {}", JobsConfig::MAX_ATTEMPTS_CAP),
+        )),
+        attempts => Ok(attempts),
+    }
+}
+
+/// A reason (`reason`, `bypass_reason`) as the service takes it
+/// (`service::approvals::reason`), refused while parsing, so that the
+/// refusal names the field it came in.
+pub(crate) fn reason<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<String>, D::Error> {
+    use serde::de::Error;
+    let text = Option::<String>::deserialize(deserializer)?;
+    crate::service::approvals::reason(text.as_deref())
+        .map_err(|_| D::Error::custom(crate::service::approvals::REASON_RULE))
 }
 
 /// An optional `u32` that JSON may write as `9` or `9.0` (both integers to

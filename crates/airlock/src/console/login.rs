@@ -11,8 +11,9 @@
 
 use std::sync::Arc;
 
+use crate::web::params::Query;
 use axum::Extension;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -23,7 +24,7 @@ use utoipa::IntoParams;
 use super::oidc::{self, Authorize};
 use super::{Console, cookies, enabled};
 use crate::web::auth::{Unidentified, origin_of};
-use crate::web::problem::responses::{BadRequest, NotFound, TooManyRequests, Unavailable};
+use crate::web::problem::responses::{NotFound, TooManyRequests, Unavailable, Unprocessable};
 use crate::web::refusals;
 use crate::web::session::{self, hash_of, new_secret};
 use crate::web::{ApiError, AppState, RequestId};
@@ -123,8 +124,8 @@ async fn throttle(state: &AppState, parts: &Parts) -> Result<(), ApiError> {
     params(LoginQuery),
     responses(
         (status = 303, description = "To the issuer's authorization endpoint"),
-        (status = 400, response = BadRequest),
         (status = 404, response = NotFound),
+        (status = 422, response = Unprocessable),
         (status = 429, response = TooManyRequests),
         (status = 503, response = Unavailable),
     )
@@ -145,9 +146,7 @@ pub(super) async fn start(
                 "console login (no issuer has a console_client_id)",
             ));
         }
-        (Some(id), clients) => clients
-            .get(id)
-            .ok_or_else(|| ApiError::BadRequest(format!("no issuer {id} to sign in with")))?,
+        (Some(id), clients) => clients.get(id).ok_or(ApiError::NotFound("issuer"))?,
         (None, [only]) => only,
         (None, _) => return Ok(see_other("/console#/login", &[])),
     };

@@ -34,7 +34,10 @@ use axum::{Extension, Json};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::web::problem::responses::{BadRequest, Forbidden, NotFound, Unauthorized, Unavailable};
+use crate::web::problem::Invalid;
+use crate::web::problem::responses::{
+    BadRequest, Forbidden, NotFound, Unauthorized, Unavailable, Unprocessable,
+};
 use crate::web::routes::{Routes, route};
 use crate::web::session::{self, Session};
 use crate::web::{ApiError, AppState, Caller};
@@ -344,6 +347,7 @@ async fn session_view(
         (status = 400, response = BadRequest),
         (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
+        (status = 422, response = Unprocessable),
         (status = 503, response = Unavailable),
     )
 )]
@@ -353,9 +357,9 @@ async fn logout(
     caller: Caller,
 ) -> Result<Response, ApiError> {
     let Some(session) = caller.session.clone() else {
-        return Err(ApiError::BadRequest(
-            "there is no console session to end (a bearer token was sent)".into(),
-        ));
+        return Err(ApiError::Unprocessable(Invalid::whole(
+            "there is no console session to end (a bearer token was sent)",
+        )));
     };
     let entry = audit::Entry {
         origin: caller.origin.clone(),

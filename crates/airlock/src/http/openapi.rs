@@ -122,7 +122,81 @@ fn document(surface: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
     session_cookies(&mut doc);
     unique_operation_ids(&mut doc);
     capped_per_identity(&mut doc);
+    links(&mut doc);
     doc
+}
+
+/// Where an answer names a resource, and the operations that take it: a
+/// link from each listed status of `from` to each operation of `to`,
+/// passing `parameter` from `value` (a runtime expression).
+struct Linked {
+    from: &'static str,
+    statuses: &'static [&'static str],
+    parameter: &'static str,
+    value: &'static str,
+    to: &'static [&'static str],
+}
+
+/// The links of Airlock's own API, so that clients (and tests generated
+/// from the document) can follow a job or an approval from the answer that
+/// made it.
+const LINKS: &[Linked] = &[
+    Linked {
+        from: "trigger_sync",
+        statuses: &["200", "202"],
+        parameter: "id",
+        value: "$response.body#/id",
+        to: &["get_job", "events", "cancel", "retry"],
+    },
+    Linked {
+        from: "trigger_reset",
+        statuses: &["200", "202"],
+        parameter: "id",
+        value: "$response.body#/id",
+        to: &["get_job", "events", "cancel", "retry"],
+    },
+    Linked {
+        from: "retry",
+        statuses: &["202"],
+        parameter: "id",
+        value: "$response.body#/id",
+        to: &["get_job", "events", "cancel"],
+    },
+    Linked {
+        from: "request_approval",
+        statuses: &["200", "201"],
+        parameter: "id",
+        value: "$response.body#/id",
+        to: &["get_approval", "approve", "deny"],
+    },
+];
+
+fn links(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::RefOr;
+    use utoipa::openapi::link::LinkBuilder;
+    for item in doc.paths.paths.values_mut() {
+        for operation in [&mut item.get, &mut item.post].into_iter().flatten() {
+            let Some(linked) = LINKS
+                .iter()
+                .find(|l| operation.operation_id.as_deref() == Some(l.from))
+            else {
+                continue;
+            };
+            for status in linked.statuses {
+                let Some(RefOr::T(response)) = operation.responses.responses.get_mut(*status)
+                else {
+                    continue;
+                };
+                for target in linked.to {
+                    let link = LinkBuilder::new()
+                        .operation_id(*target)
+                        .parameter(linked.parameter, linked.value)
+                        .build();
+                    response.links.insert((*target).to_owned(), RefOr::T(link));
+                }
+            }
+        }
+    }
 }
 
 /// Every call of Airlock's own API that takes a bearer token also takes the

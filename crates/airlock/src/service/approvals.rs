@@ -30,6 +30,10 @@ pub const EXPIRE_EVERY: Duration = Duration::from_secs(5);
 /// The longest reason kept with a request or a decision.
 pub const MAX_REASON: usize = 1_000;
 
+/// What [`reason`] holds a reason to ([`MAX_REASON`] characters).
+pub const REASON_RULE: &str =
+    "must be at most 1000 characters, without control characters but line breaks";
+
 /// The channel a caller came through, as jobs and approvals keep it.
 pub fn channel_of(caller: &Caller) -> Channel {
     caller.channel.parse().unwrap_or(Channel::Api)
@@ -42,9 +46,7 @@ pub fn reason(text: Option<&str>) -> Result<Option<String>, ServiceError> {
         return Ok(None);
     };
     if text.chars().count() > MAX_REASON || text.chars().any(|c| c.is_control() && c != '\n') {
-        return Err(ServiceError::Invalid(format!(
-            "reason must be at most {MAX_REASON} characters, without control characters but line breaks"
-        )));
+        return Err(ServiceError::Invalid(format!("reason: {REASON_RULE}")));
     }
     Ok(Some(text.to_owned()))
 }

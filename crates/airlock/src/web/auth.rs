@@ -44,7 +44,7 @@ impl From<Refusal> for ApiError {
     fn from(refusal: Refusal) -> Self {
         match refusal {
             Refusal::Unauthenticated => Self::Unauthorized,
-            Refusal::DuplicateSession => Self::BadRequest(DUPLICATE_SESSION.to_owned()),
+            Refusal::DuplicateSession => Self::malformed("Cookie", DUPLICATE_SESSION),
             Refusal::TooManyRequests => Self::TooManyRequests,
             Refusal::Csrf(message) => Self::CsrfRejected(message),
             Refusal::Forbidden { .. } => Self::Forbidden,

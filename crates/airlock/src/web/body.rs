@@ -65,9 +65,7 @@ pub async fn read_in_time(State(state): State<AppState>, request: Request, next:
         }
         // Chunked past the limit, or the client went away mid-body.
         Ok(Err(_)) if declared.is_none() => ApiError::PayloadTooLarge.into_response(),
-        Ok(Err(_)) => {
-            ApiError::BadRequest("the request body could not be read".into()).into_response()
-        }
+        Ok(Err(_)) => ApiError::malformed("", "the request body could not be read").into_response(),
         Err(_) => ApiError::RequestTimeout.into_response(),
     }
 }

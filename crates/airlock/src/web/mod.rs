@@ -10,6 +10,7 @@
 pub mod auth;
 pub mod body;
 pub mod limits;
+pub mod params;
 pub mod problem;
 pub mod refusals;
 pub mod request_id;

@@ -22,6 +22,66 @@ pub struct Problem {
     pub code: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// The fields to blame, for a request refused for what it holds.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+}
+
+/// One thing wrong with a request, and where: a JSON Pointer into the body
+/// (`/max_attempts`, `""` for the whole body), or the name of the query
+/// parameter or header (`limit`, `Idempotency-Key`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    pub pointer: String,
+    pub detail: String,
+}
+
+/// Why a request was refused for what it holds: the field to blame when
+/// one is, and what to fix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invalid {
+    pub pointer: Option<String>,
+    pub detail: String,
+}
+
+impl Invalid {
+    /// `detail` about the field at `pointer`.
+    pub fn at(pointer: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self {
+            pointer: Some(pointer.into()),
+            detail: detail.into(),
+        }
+    }
+
+    /// `detail` about the request as a whole.
+    pub fn whole(detail: impl Into<String>) -> Self {
+        Self {
+            pointer: None,
+            detail: detail.into(),
+        }
+    }
+
+    /// The `errors` array of the problem.
+    fn errors(&self) -> Vec<FieldError> {
+        self.pointer
+            .iter()
+            .map(|pointer| FieldError {
+                pointer: pointer.clone(),
+                detail: self.detail.clone(),
+            })
+            .collect()
+    }
+}
+
+impl std::fmt::Display for Invalid {
+    /// `pointer: detail`, the problem's one-line `detail`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.pointer.as_deref() {
+            Some("") => write!(f, "body: {}", self.detail),
+            Some(pointer) => write!(f, "{pointer}: {}", self.detail),
+            None => f.write_str(&self.detail),
+        }
+    }
 }
 
 fn serialize_status<S: serde::Serializer>(status: &StatusCode, s: S) -> Result<S::Ok, S::Error> {
@@ -90,10 +150,14 @@ pub enum ApiError {
     FourEyes(String),
     #[error("{0} not found")]
     NotFound(&'static str),
+    /// Malformed syntax: a body that is not JSON, a value that cannot be
+    /// read at all (400).
     #[error("bad request: {0}")]
-    BadRequest(String),
+    BadRequest(Invalid),
+    /// A well-formed request that breaks a rule: a value out of range, not
+    /// one of its enum, of the wrong type, missing or unknown (422).
     #[error("unprocessable: {0}")]
-    Unprocessable(String),
+    Unprocessable(Invalid),
     #[error("conflict: {0}")]
     Conflict(String),
     /// The client did not send its body in time.
@@ -112,6 +176,16 @@ pub enum ApiError {
 }
 
 impl ApiError {
+    /// Malformed syntax at `pointer` (400).
+    pub fn malformed(pointer: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self::BadRequest(Invalid::at(pointer, detail))
+    }
+
+    /// A value at `pointer` that breaks a rule (422).
+    pub fn invalid(pointer: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self::Unprocessable(Invalid::at(pointer, detail))
+    }
+
     /// The problem a client sees for this error.
     pub fn problem(&self) -> Problem {
         use StatusCode as S;
@@ -148,10 +222,8 @@ impl ApiError {
         };
         let detail = match self {
             Self::CsrfRejected(reason) => Some((*reason).to_owned()),
-            Self::FourEyes(detail)
-            | Self::BadRequest(detail)
-            | Self::Unprocessable(detail)
-            | Self::Conflict(detail) => Some(detail.clone()),
+            Self::FourEyes(detail) | Self::Conflict(detail) => Some(detail.clone()),
+            Self::BadRequest(invalid) | Self::Unprocessable(invalid) => Some(invalid.to_string()),
             Self::NotFound(what) => Some(format!("no such {what}")),
             Self::RequestTimeout => Some("the request body did not arrive in time".to_owned()),
             Self::Unavailable(what) => Some(format!("{what} is unavailable; retry later")),
@@ -161,11 +233,16 @@ impl ApiError {
             | Self::TooManyRequests
             | Self::Internal(_) => None,
         };
+        let errors = match self {
+            Self::BadRequest(invalid) | Self::Unprocessable(invalid) => invalid.errors(),
+            _ => Vec::new(),
+        };
         Problem {
             status,
             title,
             code,
             detail,
+            errors,
         }
     }
 }
@@ -225,6 +302,29 @@ impl utoipa::PartialSchema for Problem {
                 ),
             )
             .property(
+                "errors",
+                utoipa::openapi::schema::ArrayBuilder::new()
+                    .items(
+                        ObjectBuilder::new()
+                            .property(
+                                "pointer",
+                                field(
+                                    Type::String,
+                                    "Where: a JSON Pointer into the body (`/max_attempts`; `\"\"` \
+                                     for the whole body), or the query parameter's or header's \
+                                     name (`limit`, `Idempotency-Key`).",
+                                ),
+                            )
+                            .property("detail", field(Type::String, "What is wrong there."))
+                            .required("pointer")
+                            .required("detail"),
+                    )
+                    .description(Some(
+                        "For a 400 or 422 about the request's content: the field to blame \
+                         (absent when the request as a whole is).",
+                    )),
+            )
+            .property(
                 "request_id",
                 field(
                     Type::String,
@@ -273,12 +373,12 @@ pub mod responses {
     }
 
     problem_responses! {
-        BadRequest: "The request is malformed (`bad_request`); `detail` says what to fix.";
+        BadRequest: "Malformed syntax (`bad_request`): a body that is not JSON; `errors` says where and `detail` what to fix.";
         Unauthorized: "No valid bearer token (`unauthorized`, with `WWW-Authenticate: Bearer`).";
         Forbidden: "The caller lacks the permission (`forbidden`); the reason is audited, not shown. A console session's state-changing request without its `X-CSRF-Token`, or from another origin, is refused too (`csrf_rejected`, with a `detail`), and so is a decision the four-eyes rules forbid: the requester deciding their own approval request, or a decision through `/mcp` (`four_eyes`, with a `detail`).";
         NotFound: "No such resource, or one outside the caller's scope (`not_found`).";
         Conflict: "The resource's state forbids it (`conflict`).";
-        Unprocessable: "Well formed but not acceptable (`unprocessable`), e.g. a reused Idempotency-Key.";
+        Unprocessable: "Well formed but breaking a rule (`unprocessable`): a value out of its range, enum or pattern, of the wrong type, missing or unknown (`errors` names the field: a JSON Pointer into the body, or the query parameter's or header's name), or a reused Idempotency-Key.";
         Unavailable: "A dependency (the database, Airbyte) is down (`unavailable`); retry later.";
         TooManyRequests: "Too many requests of this identity in flight, or too many refused requests from this address in the window (`too_many_requests`); retry after `Retry-After` seconds.";
     }

@@ -198,6 +198,7 @@ fn framework_problem(status: axum::http::StatusCode) -> Problem {
         title,
         code,
         detail: None,
+        errors: Vec::new(),
     }
 }
 

@@ -52,19 +52,23 @@ async fn sync(
 }
 
 /// One bad request: its name, query, body, extra headers, the expected
-/// status and a fragment of the expected detail.
+/// status, the field to blame (`errors[0].pointer`: a JSON Pointer into the
+/// body, or the query parameter's or header's name; `None` when no one
+/// field is) and a fragment of the expected detail.
 type Case = (
     &'static str,
     &'static str,
     Vec<u8>,
     Vec<(&'static str, &'static str)>,
     StatusCode,
+    Option<&'static str>,
     &'static str,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_requests_get_short_errors_and_change_nothing() {
     let stack = Harness::new(Db::Sqlite).start().await;
+    let unprocessable = StatusCode::UNPROCESSABLE_ENTITY;
     let cases: Vec<Case> = vec![
         (
             "malformed JSON",
@@ -72,22 +76,25 @@ async fn bad_requests_get_short_errors_and_change_nothing() {
             b"{\"if_running\": ".to_vec(),
             vec![],
             StatusCode::BAD_REQUEST,
-            "invalid JSON body",
+            Some(""),
+            "not JSON",
         ),
         (
             "unknown body field",
             "",
             br#"{"iff_running": "queue"}"#.to_vec(),
             vec![],
-            StatusCode::BAD_REQUEST,
-            "iff_running",
+            unprocessable,
+            Some("/iff_running"),
+            "unknown field",
         ),
         (
             "bad enum value",
             "",
             br#"{"if_running": "sometimes"}"#.to_vec(),
             vec![],
-            StatusCode::BAD_REQUEST,
+            unprocessable,
+            Some("/if_running"),
             "sometimes",
         ),
         (
@@ -95,7 +102,8 @@ async fn bad_requests_get_short_errors_and_change_nothing() {
             "",
             br#"{"max_attempts": "three"}"#.to_vec(),
             vec![],
-            StatusCode::BAD_REQUEST,
+            unprocessable,
+            Some("/max_attempts"),
             "\"three\"",
         ),
         (
@@ -103,31 +111,53 @@ async fn bad_requests_get_short_errors_and_change_nothing() {
             "?max_attempts=0",
             vec![],
             vec![],
-            StatusCode::BAD_REQUEST,
-            "max_attempts",
+            unprocessable,
+            Some("max_attempts"),
+            "must be 1 to 10",
         ),
         (
             "too many attempts",
             "?max_attempts=99",
             vec![],
             vec![],
-            StatusCode::BAD_REQUEST,
-            "max_attempts",
+            unprocessable,
+            Some("max_attempts"),
+            "must be 1 to 10",
+        ),
+        (
+            "too many attempts in the body",
+            "",
+            br#"{"max_attempts": 11}"#.to_vec(),
+            vec![],
+            unprocessable,
+            Some("/max_attempts"),
+            "must be 1 to 10",
+        ),
+        (
+            "a reason with a control character",
+            "?reason=a%07b",
+            vec![],
+            vec![],
+            unprocessable,
+            Some("reason"),
+            "control characters",
         ),
         (
             "wait of more digits than the document allows",
             "?wait=1234567890s",
             vec![],
             vec![],
-            StatusCode::BAD_REQUEST,
-            "wait",
+            unprocessable,
+            Some("wait"),
+            "duration",
         ),
         (
             "wait not a duration",
             "?wait=soon",
             vec![],
             vec![],
-            StatusCode::BAD_REQUEST,
+            unprocessable,
+            Some("wait"),
             "duration",
         ),
         (
@@ -135,16 +165,18 @@ async fn bad_requests_get_short_errors_and_change_nothing() {
             "?wiat=5s",
             vec![],
             vec![],
-            StatusCode::BAD_REQUEST,
-            "",
+            unprocessable,
+            Some("wiat"),
+            "unknown field",
         ),
         (
             "idempotency key with spaces",
             "",
             vec![],
             vec![("idempotency-key", "a key")],
-            StatusCode::BAD_REQUEST,
-            "Idempotency-Key",
+            unprocessable,
+            Some("Idempotency-Key"),
+            "visible ASCII",
         ),
         (
             "body too large",
@@ -152,10 +184,11 @@ async fn bad_requests_get_short_errors_and_change_nothing() {
             vec![b' '; 300 * 1024],
             vec![],
             StatusCode::PAYLOAD_TOO_LARGE,
+            None,
             "",
         ),
     ];
-    for (name, query, body, headers, status, detail) in cases {
+    for (name, query, body, headers, status, pointer, detail) in cases {
         let before = job_count(&stack).await;
         let (got, content_type, problem) = sync(&stack, query, body, &headers).await;
         assert_eq!(got, status, "{name}: {problem}");
@@ -174,6 +207,20 @@ async fn bad_requests_get_short_errors_and_change_nothing() {
             "{name}: a short body, got {} bytes: {text}",
             text.len()
         );
+        match pointer {
+            Some(pointer) => {
+                let errors = problem["errors"].as_array().expect("errors");
+                assert_eq!(errors.len(), 1, "{name}: {problem}");
+                assert_eq!(errors[0]["pointer"], pointer, "{name}: {problem}");
+                assert!(
+                    errors[0]["detail"]
+                        .as_str()
+                        .is_some_and(|d| d.contains(detail)),
+                    "{name}: {problem}"
+                );
+            }
+            None => assert!(problem.get("errors").is_none(), "{name}: {problem}"),
+        }
         assert!(
             problem["detail"]
                 .as_str()

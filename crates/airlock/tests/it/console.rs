@@ -402,8 +402,9 @@ async fn a_forged_post_without_the_csrf_token_is_refused_and_changes_nothing(db:
         .expect("the synced connection");
     assert_eq!(listed["last_job"]["id"], job["id"], "{listed}");
     assert!(listed.get("permissions").is_none(), "only when asked");
-    let (status, _) = json(rene.get(&stack, "/v1/connections?include=everything")).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, problem) = json(rene.get(&stack, "/v1/connections?include=everything")).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(problem["errors"][0]["pointer"], "include", "{problem}");
     stack.stop().await;
 }
 
@@ -886,7 +887,7 @@ async fn several_issuers_are_offered_and_the_chosen_one_is_used() {
         .expect("login");
     assert_eq!(location(&unchosen), "/console#/login");
     let (status, problem) = json(browser().get(stack.url("/console/login?issuer=7"))).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "{problem}");
+    assert_eq!(status, StatusCode::NOT_FOUND, "{problem}");
     let chosen = browser()
         .get(stack.url("/console/login?issuer=0"))
         .send()

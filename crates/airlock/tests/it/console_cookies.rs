@@ -114,6 +114,7 @@ async fn secure_sessions_are_host_cookies_and_a_doubled_cookie_is_refused() {
             );
             assert_eq!(content_type, "application/problem+json", "{problem}");
             assert_eq!(problem["status"], 400, "{problem}");
+            assert_eq!(problem["errors"][0]["pointer"], "Cookie", "{problem}");
             let detail = problem["detail"].as_str().unwrap_or_default();
             assert!(detail.contains("more than once"), "{problem}");
             assert!(!problem.to_string().contains(&id), "the id is not echoed");

@@ -215,7 +215,11 @@ async fn bodies_and_values_the_document_allows_are_accepted() {
     assert_eq!(status, StatusCode::ACCEPTED, "{job}");
     assert_eq!(job["max_attempts"], 3, "{job}");
     let (status, problem) = send(post(sync.clone(), "runner", r#"{"max_attempts": 2.5}"#)).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "{problem}");
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+    assert_eq!(
+        problem["errors"][0]["pointer"], "/max_attempts",
+        "{problem}"
+    );
     let (status, job) = send(post(
         format!("{sync}?wait=1ms&max_attempts=2"),
         "runner",
