@@ -452,7 +452,8 @@ pub(super) struct JobEvent {
         the first or after `Last-Event-ID`; the stream ends after a terminal state.",
     params(
         ("id" = String, Path, description = "Airlock's job id"),
-        ("Last-Event-ID" = Option<i64>, Header, description = "Resume after this event"),
+        ("Last-Event-ID" = Option<i64>, Header, nullable = false, minimum = 0,
+            description = "Resume after this event (an `id` the stream sent)"),
     ),
     security(("bearer" = [])),
     responses(
@@ -461,6 +462,7 @@ pub(super) struct JobEvent {
         (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
+        (status = 422, response = Unprocessable),
         (status = 503, response = Unavailable),
     )
 )]
@@ -471,12 +473,16 @@ pub(super) async fn events(
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let job = jobs::load(&state, &caller, &id, Permission::JobsRead).await?;
+    let after = match headers.get("last-event-id") {
+        None => 0,
+        Some(value) => value
+            .to_str()
+            .ok()
+            .and_then(|v| v.trim().parse::<i64>().ok())
+            .filter(|seq| *seq >= 0)
+            .ok_or_else(|| ApiError::invalid("Last-Event-ID", "must be an id the stream sent"))?,
+    };
     let place = caller.open_stream(&state)?;
-    let after: i64 = headers
-        .get("last-event-id")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
     let stream = futures_util::stream::unfold(
         (state, job.id, after, false, place),
         |(state, id, mut after, done, place)| async move {

@@ -362,6 +362,19 @@ async fn token_endpoint(State(state): State<FrontState>, request: Request) -> Re
     finish(result, &request_id)
 }
 
+// The handler reads the field itself (Airbyte's 400 when it is not a
+// UUID); this type only describes it.
+/// The body of Airbyte's Configuration API `connections/get`.
+#[derive(utoipa::ToSchema)]
+#[expect(dead_code, reason = "it only describes the document")]
+struct ConnectionIdRequestBody {
+    #[schema(
+        rename = "connectionId",
+        pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+    )]
+    connection_id: String,
+}
+
 /// `POST /api/v1/connections/get`: the Configuration API route Dagster
 /// reads before a sync (connections:read on that connection).
 #[utoipa::path(
@@ -371,8 +384,7 @@ async fn token_endpoint(State(state): State<FrontState>, request: Request) -> Re
     summary = "Airbyte's Configuration API `connections/get` (for Dagster)",
     description = "Needs `connections:read` on the connection. Other Configuration API routes \
         are refused.",
-    request_body(content = Object, content_type = "application/json",
-        description = "`{\"connectionId\": \"<uuid>\"}`"),
+    request_body(content = ConnectionIdRequestBody, content_type = "application/json"),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Airbyte's connection configuration", body = Object),

@@ -114,6 +114,9 @@ pub(super) fn uuid_field(
     object
         .get(name)
         .and_then(Value::as_str)
+        // Hyphenated, as Airbyte (Java's `UUID.fromString`) and the
+        // document's pattern take it.
+        .filter(|s| s.len() == 36)
         .and_then(|s| Uuid::parse_str(s).ok())
         .ok_or_else(|| FrontError::BadRequest(format!("{name} must be a UUID")))
 }

@@ -43,9 +43,20 @@ impl std::fmt::Debug for Credentials {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[schema(as = TokenRequest)]
 pub(super) struct Fields {
+    #[schema(nullable = false)]
     client_id: Option<String>,
+    #[schema(nullable = false)]
     client_secret: Option<String>,
+    #[schema(value_type = Option<GrantType>, nullable = false)]
     grant_type: Option<String>,
+}
+
+/// The only grant the token endpoints take (optional: Dagster sends none).
+#[derive(utoipa::ToSchema)]
+#[expect(dead_code, reason = "it only describes the document")]
+enum GrantType {
+    #[schema(rename = "client_credentials")]
+    ClientCredentials,
 }
 
 /// Reads a token request: JSON (Dagster) or a form (the SDK, Airflow),

@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use axum::extract::{Request, State};
 
-use axum::http::header::{HOST, ORIGIN};
+use axum::http::HeaderValue;
+use axum::http::header::{ACCEPT, HOST, ORIGIN};
 use axum::http::request::Parts;
 use axum::middleware::Next;
 use axum::response::Response;
@@ -55,6 +56,7 @@ pub(super) async fn layer(
             .into_response_with(&request_id.0),
         Ok(caller) => {
             parts.extensions.insert(caller);
+            accept_anything_means_both(&mut parts);
             let mut response = next.run(Request::from_parts(parts, body)).await;
             // The transport's own errors are JSON-RPC or plain text that
             // MCP clients read: not to be rewritten as problem+json.
@@ -91,4 +93,20 @@ async fn refuse(state: &AppState, parts: &Parts, request_id: &RequestId, reason:
     refusal
         .record(state, crate::web::auth::origin_of(parts, &request_id.0))
         .await;
+}
+
+/// A request with no `Accept`, or `*/*`, takes any media type (RFC 9110,
+/// 12.5.1), JSON and event streams included: said so for the transport,
+/// which answers 406 unless both are named.
+fn accept_anything_means_both(parts: &mut Parts) {
+    let anything = parts
+        .headers
+        .get(ACCEPT)
+        .is_none_or(|value| value.as_bytes().trim_ascii() == b"*/*");
+    if anything {
+        parts.headers.insert(
+            ACCEPT,
+            HeaderValue::from_static("application/json, text/event-stream"),
+        );
+    }
 }

@@ -139,7 +139,15 @@ fn operation() -> Operation {
         ))
         .request_body(Some(
             RequestBodyBuilder::new()
-                .content("application/json", json_rpc())
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(client_message().unwrap_or_else(|error| {
+                            tracing::error!(%error, "the MCP messages' schema does not build");
+                            utoipa::openapi::ObjectBuilder::new().into()
+                        })))
+                        .build(),
+                )
                 .required(Some(utoipa::openapi::Required::True))
                 .build(),
         ))
@@ -156,10 +164,18 @@ fn operation() -> Operation {
         .response("401", RefOr::Ref(Ref::from_response_name("Unauthorized")))
         .response("403", RefOr::Ref(Ref::from_response_name("Forbidden")))
         .response(
+            "415",
+            ResponseBuilder::new().description(
+                "The body is not JSON (`Content-Type: application/json`), or not a \
+                 JSON-RPC message of MCP",
+            ),
+        )
+        .response(
             "406",
             ResponseBuilder::new().description(
-                "The request's `Accept` does not take both `application/json` and \
-                 `text/event-stream`, as MCP's streamable HTTP requires",
+                "The request's `Accept` names media types but not both `application/json` \
+                 and `text/event-stream`, as MCP's streamable HTTP requires (no `Accept`, or \
+                 `*/*`, takes both)",
             ),
         )
         .response(
@@ -168,6 +184,26 @@ fn operation() -> Operation {
         )
         .security(SecurityRequirement::new("bearer", Vec::<String>::new()))
         .build()
+}
+
+/// The JSON-RPC messages `/mcp` takes from a client. Any method is a
+/// well-formed message (an unknown request is answered with JSON-RPC's
+/// "method not found", an unknown notification is accepted); the `params`
+/// of MCP's own methods are MCP's schema's to describe.
+fn client_message() -> Result<utoipa::openapi::RefOr<utoipa::openapi::Schema>, serde_json::Error> {
+    serde_json::from_value(serde_json::json!({
+        "type": "object",
+        "description": "A JSON-RPC 2.0 message of the Model Context Protocol: a request \
+            (with an `id`) such as `initialize`, `tools/list` or `tools/call`, or a \
+            notification (without) such as `notifications/initialized`",
+        "required": ["jsonrpc", "method"],
+        "properties": {
+            "jsonrpc": {"type": "string", "enum": ["2.0"]},
+            "id": {"type": ["integer", "string"], "minimum": i64::MIN, "maximum": i64::MAX},
+            "method": {"type": "string"},
+            "params": {"type": ["object", "null"]},
+        },
+    }))
 }
 
 /// `[mcp]`: the MCP server at `/mcp`. Its tools act with the caller's own
@@ -200,5 +236,22 @@ impl McpConfig {
     /// (`mcp.allowed_hosts[1]`).
     pub fn validate(&self) -> Result<(), InvalidKey> {
         airlock_domain::host_gate::validate("mcp", &self.allowed_hosts, &self.allowed_origins)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_messages_schema_builds_and_names_each_method() {
+        let schema = super::client_message().expect("the schema builds");
+        let text = serde_json::to_string(&schema).expect("serializes");
+        for method in [
+            "initialize",
+            "tools/list",
+            "tools/call",
+            "notifications/initialized",
+        ] {
+            assert!(text.contains(method), "{method}: {text}");
+        }
     }
 }

@@ -17,6 +17,7 @@ mod cli_approvals;
 mod console;
 mod console_cookies;
 mod contract;
+mod contract_generated;
 mod demo;
 mod examples;
 mod front;
