@@ -1,4 +1,4 @@
-//! The document and the server agree (issue 20, first steps).
+//! The document and the server agree (issue 20).
 //!
 //! - Declared limits are the enforced ones: every bounded or enumerated
 //!   query parameter of a `GET` under `/v1` that the served `/openapi.json`
@@ -253,5 +253,65 @@ async fn bodies_and_values_the_document_allows_are_accepted() {
     ))
     .await;
     assert_eq!(status, StatusCode::OK, "{decided}");
+    stack.stop().await;
+}
+
+/// What the document now says the server does, found by generating
+/// requests from it: `/mcp` takes a request without `Accept` (any media
+/// type, RFC 9110) or with `*/*`, and refuses one that names neither JSON
+/// nor event streams (406); a job stream's `Last-Event-ID` is an id it
+/// sent, and anything else is refused with the header named.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mcp_accept_and_last_event_id_are_as_documented() {
+    let stack = Harness::fast(Db::Sqlite).start().await;
+    let ping = r#"{"jsonrpc": "2.0", "id": 1, "method": "ping"}"#;
+    for (accept, expected) in [
+        (None, StatusCode::OK),
+        (Some("*/*"), StatusCode::OK),
+        (Some("text/html"), StatusCode::NOT_ACCEPTABLE),
+    ] {
+        let mut request = stack
+            .request(reqwest::Method::POST, "/mcp", Some("reader"))
+            .header("content-type", "application/json")
+            .body(ping);
+        if let Some(accept) = accept {
+            request = request.header("accept", accept);
+        }
+        let (status, body) = send(request).await;
+        assert_eq!(status, expected, "Accept {accept:?}: {body}");
+        if status == StatusCode::OK {
+            assert_eq!(body["id"], 1, "{body}");
+        }
+    }
+
+    let connection = stack
+        .add_connection(reliable_connections("analytics", 1, 1))
+        .await;
+    let job = stack.accepted_sync(&connection).await;
+    let events = format!("/v1/jobs/{job}/events");
+    for bad in ["-1", "9223372036854775808", "null", "1.5"] {
+        let (status, problem) = send(
+            stack
+                .request(reqwest::Method::GET, &events, Some("reader"))
+                .header("last-event-id", bad),
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}: {problem}");
+        assert_eq!(
+            problem["errors"][0]["pointer"], "Last-Event-ID",
+            "{problem}"
+        );
+    }
+    stack.wait_terminal(&job).await;
+    let response = stack
+        .request(reqwest::Method::GET, &events, Some("reader"))
+        .header("last-event-id", "1")
+        .send()
+        .await
+        .expect("Airlock answers");
+    assert_eq!(response.status(), StatusCode::OK);
+    let text = response.text().await.expect("the stream ends with the job");
+    assert!(!text.contains("id: 1\n"), "resumed after event 1: {text}");
+    assert!(text.contains("event: state"), "{text}");
     stack.stop().await;
 }
