@@ -143,8 +143,8 @@ impl FrontError {
         }
     }
 
-    /// The response for the request `request_id`.
-    pub fn into_response_with(self, request_id: &str) -> Response {
+    /// The response for the request `request_id` to `path`.
+    pub fn into_response_with(self, request_id: &str, path: &str) -> Response {
         if let Self::Internal(cause) = &self {
             tracing::error!(
                 request_id,
@@ -160,13 +160,23 @@ impl FrontError {
         if let Some(object) = data.as_object_mut() {
             object.insert("request_id".to_owned(), request_id.into());
         }
-        let body = json!({
-            "status": status.as_u16(),
-            "type": format!("{ERRORS}#{title}"),
-            "title": title,
-            "detail": detail,
-            "data": data,
-        });
+        let body = if status == StatusCode::UNAUTHORIZED {
+            // Airbyte refuses a missing or expired token in its web
+            // framework, before its own error shape: so does the front.
+            json!({
+                "message": "Unauthorized",
+                "_links": {"self": {"href": path, "templated": false}},
+                "_embedded": {"errors": [{"message": "Unauthorized"}]},
+            })
+        } else {
+            json!({
+                "status": status.as_u16(),
+                "type": format!("{ERRORS}#{title}"),
+                "title": title,
+                "detail": detail,
+                "data": data,
+            })
+        };
         let mut response = json_response(status, body.to_string().into_bytes(), None);
         if status == StatusCode::UNAUTHORIZED {
             response
@@ -235,6 +245,21 @@ pub(crate) fn from_airbyte(error: &airbyte_client::Error, request_id: &str) -> F
             FrontError::BadGateway("Airbyte")
         }
     }
+}
+
+/// The body of a 401 from the front, as Airbyte's web framework writes it
+/// (not Airbyte's error shape).
+#[derive(utoipa::ToSchema)]
+#[expect(dead_code, reason = "it only describes the document")]
+pub(super) struct FrameworkUnauthorized {
+    /// `Unauthorized`.
+    message: String,
+    /// `{"self": {"href": <the request's path>, "templated": false}}`.
+    #[schema(rename = "_links", value_type = Object)]
+    links: (),
+    /// `{"errors": [{"message": "Unauthorized"}]}`.
+    #[schema(rename = "_embedded", value_type = Object)]
+    embedded: (),
 }
 
 /// The body [`FrontError::into_response_with`] writes (Airbyte's error shape).

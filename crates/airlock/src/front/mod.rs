@@ -224,8 +224,18 @@ fn request_id_of(request: &Request) -> String {
         .map_or_else(|| RequestId::from_header(None).0, |id| id.0.clone())
 }
 
-fn finish(result: Result<Response, FrontError>, request_id: &str) -> Response {
-    result.unwrap_or_else(|error| error.into_response_with(request_id))
+/// The path the request was sent to, as Airbyte's framework names it in
+/// a 401.
+fn path_of(request: &Request) -> String {
+    request
+        .extensions()
+        .get::<axum::extract::OriginalUri>()
+        .map_or_else(|| request.uri().path(), |uri| uri.0.path())
+        .to_owned()
+}
+
+fn finish(result: Result<Response, FrontError>, request_id: &str, path: &str) -> Response {
+    result.unwrap_or_else(|error| error.into_response_with(request_id, path))
 }
 
 async fn read_body(body: Body) -> Result<Bytes, FrontError> {
@@ -313,6 +323,7 @@ pub(crate) async fn forward(
 )]
 async fn health(State(state): State<FrontState>, request: Request) -> Response {
     let request_id = request_id_of(&request);
+    let path = path_of(&request);
     // Unauthenticated: Airbyte's answer is reused for a moment.
     if state.airbyte_up().await {
         let mut response = (StatusCode::OK, "Successful operation").into_response();
@@ -321,7 +332,7 @@ async fn health(State(state): State<FrontState>, request: Request) -> Response {
             .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
         response
     } else {
-        FrontError::BadGateway("Airbyte").into_response_with(&request_id)
+        FrontError::BadGateway("Airbyte").into_response_with(&request_id, &path)
     }
 }
 
@@ -350,6 +361,7 @@ async fn health(State(state): State<FrontState>, request: Request) -> Response {
 )]
 async fn token_endpoint(State(state): State<FrontState>, request: Request) -> Response {
     let request_id = request_id_of(&request);
+    let path = path_of(&request);
     let (parts, body) = request.into_parts();
     let result = async {
         if parts.method != Method::POST {
@@ -359,7 +371,7 @@ async fn token_endpoint(State(state): State<FrontState>, request: Request) -> Re
         token::exchange(&state, &parts, &body, &request_id).await
     }
     .await;
-    finish(result, &request_id)
+    finish(result, &request_id, &path)
 }
 
 // The handler reads the field itself (Airbyte's 400 when it is not a
@@ -389,7 +401,8 @@ struct ConnectionIdRequestBody {
     responses(
         (status = 200, description = "Airbyte's connection configuration", body = Object),
         (status = 400, description = "Malformed request", body = FrontError),
-        (status = 401, description = "No valid bearer token", body = FrontError),
+        (status = 401, description = "No valid bearer token (the body of Airbyte's web framework)",
+            body = error::FrameworkUnauthorized),
         (status = 403, description = "Not permitted, or a route the front does not serve", body = FrontError),
         (status = 404, description = "Not found, or outside the caller's scope", body = FrontError),
         (status = 502, description = "Airbyte failed", body = FrontError),
@@ -399,6 +412,7 @@ struct ConnectionIdRequestBody {
 )]
 async fn dagster_connection(State(state): State<FrontState>, request: Request) -> Response {
     let request_id = request_id_of(&request);
+    let path = path_of(&request);
     let (parts, body) = request.into_parts();
     let result = async {
         let caller = caller::authenticate(&state, &parts).await?;
@@ -442,7 +456,7 @@ async fn dagster_connection(State(state): State<FrontState>, request: Request) -
         }
     }
     .await;
-    finish(result, &request_id)
+    finish(result, &request_id, &path)
 }
 
 /// Every other Configuration API route: refused (after authentication),
@@ -455,12 +469,14 @@ async fn dagster_connection(State(state): State<FrontState>, request: Request) -
     params(("path" = String, Path, description = "The rest of the path (any)")),
     security(("bearer" = [])),
     responses(
-        (status = 401, description = "No valid bearer token", body = FrontError),
+        (status = 401, description = "No valid bearer token (the body of Airbyte's web framework)",
+            body = error::FrameworkUnauthorized),
         (status = 403, description = "Always, after authentication", body = FrontError),
     )
 )]
 async fn configuration_api(State(state): State<FrontState>, request: Request) -> Response {
     let request_id = request_id_of(&request);
+    let path = path_of(&request);
     let (parts, _) = request.into_parts();
     let result = async {
         let caller = caller::authenticate(&state, &parts).await?;
@@ -476,7 +492,7 @@ async fn configuration_api(State(state): State<FrontState>, request: Request) ->
         Err(FrontError::Forbidden)
     }
     .await;
-    finish(result, &request_id)
+    finish(result, &request_id, &path)
 }
 
 /// `GET /.well-known/jwks.json`: the service accounts' signing key.

@@ -18,7 +18,7 @@ use super::query::Query;
 use super::references::{self, Named, body_of, uuid_field};
 use super::{
     FrontState, PUBLIC_PREFIX, ResourceRef, airbyte_response, caller, classify, finish, forward,
-    jobs, lists, raw_response, read_body, request_id_of, workspace_resource,
+    jobs, lists, path_of, raw_response, read_body, request_id_of, workspace_resource,
 };
 use crate::web::Caller;
 use crate::web::auth::action_of;
@@ -43,7 +43,8 @@ use airlock_services::connections::ConnectionInfo;
     responses(
         (status = 200, description = "Airbyte's answer, unchanged", body = Object),
         (status = 400, description = "Malformed request", body = FrontError),
-        (status = 401, description = "No valid bearer token", body = FrontError),
+        (status = 401, description = "No valid bearer token (the body of Airbyte's web framework)",
+            body = super::error::FrameworkUnauthorized),
         (status = 403, description = "Not permitted, or a route the front does not serve", body = FrontError),
         (status = 404, description = "Not found, or outside the caller's scope", body = FrontError),
         (status = 502, description = "Airbyte failed", body = FrontError),
@@ -53,9 +54,10 @@ use airlock_services::connections::ConnectionInfo;
 )]
 pub(super) async fn public(State(state): State<FrontState>, request: Request) -> Response {
     let request_id = request_id_of(&request);
+    let path = path_of(&request);
     let (parts, body) = request.into_parts();
     let result = serve_public(&state, &parts, body).await;
-    finish(result, &request_id)
+    finish(result, &request_id, &path)
 }
 
 async fn serve_public(

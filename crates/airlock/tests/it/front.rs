@@ -418,7 +418,8 @@ async fn refusals_are_airbyte_shaped_and_lists_point_at_airlock() {
     let runner = front.access_token("ci-runner").await;
     let reader = front.access_token("ci-reader").await;
 
-    // No token, a bad token: 401 in Airbyte's shape.
+    // No token, a bad token: 401 with the body of Airbyte's web framework,
+    // as Airbyte (and the simulator) answer it.
     for auth in [None, Some("Bearer not-a-token")] {
         let mut request = front.http.get(format!("{}/connections", front.api()));
         if let Some(auth) = auth {
@@ -426,7 +427,13 @@ async fn refusals_are_airbyte_shaped_and_lists_point_at_airlock() {
         }
         let (status, headers, body) = send_full(request).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
-        assert_airbyte_error(status, &headers, &body);
+        assert_eq!(headers["content-type"], "application/json", "{body}");
+        assert_eq!(body["message"], "Unauthorized", "{body}");
+        assert_eq!(
+            body["_links"]["self"]["href"], "/api/public/v1/connections",
+            "{body}"
+        );
+        assert_eq!(body["_embedded"]["errors"][0]["message"], "Unauthorized");
         assert!(headers.get("www-authenticate").is_some());
     }
     // The caller's own request id is kept.
