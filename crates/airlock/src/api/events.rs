@@ -34,7 +34,7 @@ use utoipa::ToSchema;
 use super::approvals::render;
 use crate::service::approvals::{resource_in, visible_to};
 use crate::web::auth::StreamPlace;
-use crate::web::problem::responses::{Forbidden, Unauthorized, Unavailable};
+use crate::web::problem::responses::{Forbidden, Unauthorized, Unavailable, Unprocessable};
 use crate::web::session::Session;
 use crate::web::{ApiError, AppState, Caller};
 use airlock_domain::approvals::{Approval, ApprovalId};
@@ -108,8 +108,10 @@ struct Follow {
         `approvals:decide` somewhere. The stream ends when the caller's token expires or its \
         console session ends.",
     params(
-        ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event: a job \
-            event's id (`42`) or an approval event's (`a7.42`)"),
+        ("Last-Event-ID" = Option<String>, Header, nullable = false,
+            pattern = "^([0-9]{1,18}|a[0-9]{1,18}\\.[0-9]{1,18})$",
+            description = "Resume after this event: a job event's id (`42`) or an approval \
+            event's (`a7.42`); anything else is refused"),
     ),
     security(("bearer" = []), ("session" = [])),
     responses(
@@ -117,6 +119,7 @@ struct Follow {
             body = super::sse::ChangeStream),
         (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
+        (status = 422, response = Unprocessable),
         (status = 503, response = Unavailable),
     )
 )]
@@ -133,11 +136,19 @@ pub(super) async fn stream(
             .require_somewhere(&state, Permission::JobsRead)
             .await?;
     }
+    let resume = match headers.get("last-event-id") {
+        None => None,
+        Some(value) => Some(
+            value
+                .to_str()
+                .ok()
+                .and_then(|id| Resume::parse(id.trim()))
+                .ok_or_else(|| {
+                    ApiError::invalid("Last-Event-ID", "must be an id the stream sent")
+                })?,
+        ),
+    };
     let place = caller.open_stream(&state)?;
-    let resume = headers
-        .get("last-event-id")
-        .and_then(|v| v.to_str().ok())
-        .and_then(Resume::parse);
     let after = match resume.and_then(|r| r.jobs) {
         Some(seq) => seq,
         None => state.store().latest_event_seq().await?,
@@ -189,7 +200,12 @@ impl Resume {
     /// `42` (a job event's id) or `a7.42` (an approval event's); `None`
     /// for anything else.
     fn parse(id: &str) -> Option<Self> {
-        let place = |text: &str| text.parse::<i64>().ok().filter(|seq| *seq >= 0);
+        // As the document's pattern: one to eighteen digits.
+        let place = |text: &str| {
+            Some(text)
+                .filter(|t| (1..=18).contains(&t.len()) && t.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|t| t.parse::<i64>().ok())
+        };
         match id.strip_prefix('a') {
             Some(rest) => {
                 let (approvals, jobs) = rest.split_once('.')?;
@@ -377,7 +393,17 @@ mod tests {
             })
         );
         for bad in [
-            "", "-1", "a", "a7", "a7.", "a.42", "a-7.42", "x7.42", "a7.42.1",
+            "",
+            "-1",
+            "+5",
+            "a",
+            "a7",
+            "a7.",
+            "a.42",
+            "a-7.42",
+            "x7.42",
+            "a7.42.1",
+            "1234567890123456789",
         ] {
             assert_eq!(Resume::parse(bad), None, "{bad}");
         }

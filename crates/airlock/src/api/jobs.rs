@@ -478,8 +478,9 @@ pub(super) async fn events(
         Some(value) => value
             .to_str()
             .ok()
-            .and_then(|v| v.trim().parse::<i64>().ok())
-            .filter(|seq| *seq >= 0)
+            .map(str::trim)
+            .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|v| v.parse::<i64>().ok())
             .ok_or_else(|| ApiError::invalid("Last-Event-ID", "must be an id the stream sent"))?,
     };
     let place = caller.open_stream(&state)?;

@@ -259,7 +259,7 @@ async fn bodies_and_values_the_document_allows_are_accepted() {
 /// What the document now says the server does, found by generating
 /// requests from it: `/mcp` takes a request without `Accept` (any media
 /// type, RFC 9110) or with `*/*`, and refuses one that names neither JSON
-/// nor event streams (406); a job stream's `Last-Event-ID` is an id it
+/// nor event streams (406); an event stream's `Last-Event-ID` is an id it
 /// sent, and anything else is refused with the header named.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mcp_accept_and_last_event_id_are_as_documented() {
@@ -293,6 +293,19 @@ async fn mcp_accept_and_last_event_id_are_as_documented() {
         let (status, problem) = send(
             stack
                 .request(reqwest::Method::GET, &events, Some("reader"))
+                .header("last-event-id", bad),
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}: {problem}");
+        assert_eq!(
+            problem["errors"][0]["pointer"], "Last-Event-ID",
+            "{problem}"
+        );
+    }
+    for bad in ["+5", "a7", "a7.42.1", "1234567890123456789"] {
+        let (status, problem) = send(
+            stack
+                .request(reqwest::Method::GET, "/v1/events", Some("reader"))
                 .header("last-event-id", bad),
         )
         .await;
