@@ -21,7 +21,7 @@
 use std::process::Command;
 
 use crate::harness::Harness;
-use crate::support::{Db, airbyte_openapi, python, reliable_connections, repo_root};
+use crate::support::{Db, KilledOnDrop, airbyte_openapi, python, reliable_connections, repo_root};
 
 /// The seed of the generated requests.
 const SEED: &str = "20261206";
@@ -137,16 +137,6 @@ async fn requests_generated_from_the_document_find_no_failure() {
     stack.stop().await;
 }
 
-/// Kills the demo when the test ends, however it ends.
-struct Demo(std::process::Child);
-
-impl Drop for Demo {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// The Airbyte-compatible front answers as Airbyte's own document says (with
 /// what real Airbyte answers beyond it, `tests/contract/airbyte/overlay.py`):
 /// requests generated from `../shared/airbyte/airbyte-api.openapi.yaml`, as
@@ -170,7 +160,7 @@ async fn the_front_answers_as_airbytes_document_says() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("airlock demo starts");
-    let _demo = Demo(child);
+    let _demo = KilledOnDrop(child);
     let http = reqwest::Client::new();
     let mut ready = false;
     for _ in 0..100 {

@@ -3,20 +3,12 @@
 //! end with a succeeded job.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
 
-/// Kills the demo when the test ends, however it ends.
-struct Demo(Child);
-
-impl Drop for Demo {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use crate::support::KilledOnDrop;
 
 /// The text between `start` and the next `end` in `line`.
 fn between<'a>(line: &'a str, start: &str, end: &str) -> Option<&'a str> {
@@ -39,7 +31,7 @@ async fn a_newcomer_follows_the_banner_to_a_succeeded_sync() {
         .spawn()
         .expect("airlock demo starts");
     let stdout = child.stdout.take().expect("stdout");
-    let _demo = Demo(child);
+    let _demo = KilledOnDrop(child);
 
     // Read the banner up to its last line.
     let banner = tokio::task::spawn_blocking(move || {

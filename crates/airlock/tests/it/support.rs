@@ -36,6 +36,17 @@ pub fn python() -> PathBuf {
     path
 }
 
+/// A child process (`airlock demo`, ...) killed when the test ends, however
+/// it ends.
+pub struct KilledOnDrop(pub std::process::Child);
+
+impl Drop for KilledOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// The folder shared next to the repository: `../shared` beside its root.
 pub fn shared_dir() -> PathBuf {
     repo_root()
