@@ -78,9 +78,7 @@ pub(crate) fn reason<'de, D: serde::Deserializer<'de>>(
 
 /// An optional `u32` that JSON may write as `9` or `9.0` (both integers to
 /// JSON Schema), and a query string as `9`.
-pub(crate) fn integral<'de, D: serde::Deserializer<'de>>(
-    deserializer: D,
-) -> Result<Option<u32>, D::Error> {
+fn integral<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<u32>, D::Error> {
     use serde::de::Error;
     let value = Option::<serde_json::Value>::deserialize(deserializer)?;
     let number = match &value {

@@ -126,14 +126,12 @@ fn document(surface: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
     doc
 }
 
-/// Where an answer names a resource, and the operations that take it: a
-/// link from each listed status of `from` to each operation of `to`,
-/// passing `parameter` from `value` (a runtime expression).
+/// An answer that names a resource by its `id`, and the operations that
+/// take it: a link from each listed status of each `from` to each operation
+/// of `to`, passing the answer's `id` as the operation's `id`.
 struct Linked {
-    from: &'static str,
+    from: &'static [&'static str],
     statuses: &'static [&'static str],
-    parameter: &'static str,
-    value: &'static str,
     to: &'static [&'static str],
 }
 
@@ -142,31 +140,18 @@ struct Linked {
 /// made it.
 const LINKS: &[Linked] = &[
     Linked {
-        from: "trigger_sync",
+        from: &["trigger_sync", "trigger_reset"],
         statuses: &["200", "202"],
-        parameter: "id",
-        value: "$response.body#/id",
         to: &["get_job", "events", "cancel", "retry"],
     },
     Linked {
-        from: "trigger_reset",
-        statuses: &["200", "202"],
-        parameter: "id",
-        value: "$response.body#/id",
-        to: &["get_job", "events", "cancel", "retry"],
-    },
-    Linked {
-        from: "retry",
+        from: &["retry"],
         statuses: &["202"],
-        parameter: "id",
-        value: "$response.body#/id",
         to: &["get_job", "events", "cancel"],
     },
     Linked {
-        from: "request_approval",
+        from: &["request_approval"],
         statuses: &["200", "201"],
-        parameter: "id",
-        value: "$response.body#/id",
         to: &["get_approval", "approve", "deny"],
     },
 ];
@@ -176,10 +161,10 @@ fn links(doc: &mut utoipa::openapi::OpenApi) {
     use utoipa::openapi::link::LinkBuilder;
     for item in doc.paths.paths.values_mut() {
         for operation in [&mut item.get, &mut item.post].into_iter().flatten() {
-            let Some(linked) = LINKS
-                .iter()
-                .find(|l| operation.operation_id.as_deref() == Some(l.from))
-            else {
+            let Some(linked) = LINKS.iter().find(|l| {
+                l.from
+                    .contains(&operation.operation_id.as_deref().unwrap_or_default())
+            }) else {
                 continue;
             };
             for status in linked.statuses {
@@ -190,7 +175,7 @@ fn links(doc: &mut utoipa::openapi::OpenApi) {
                 for target in linked.to {
                     let link = LinkBuilder::new()
                         .operation_id(*target)
-                        .parameter(linked.parameter, linked.value)
+                        .parameter("id", "$response.body#/id")
                         .build();
                     response.links.insert((*target).to_owned(), RefOr::T(link));
                 }
