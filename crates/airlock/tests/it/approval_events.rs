@@ -26,7 +26,7 @@ const CONNECTION: &str = "postgres-snowflake";
 
 /// A harness whose resets wait for approval.
 fn harness(kind: Db) -> Harness {
-    Harness::fast(kind).extra("[approvals]\nrequire = [\"jobs:reset\"]")
+    Harness::fast(kind).approving_resets()
 }
 
 /// A `[[webhooks]]` entry to `url` for `events` (`None`: the default set),

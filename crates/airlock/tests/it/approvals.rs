@@ -11,9 +11,6 @@ use serde_json::{Value, json};
 use crate::harness::{Grant, Harness, Stack};
 use crate::support::{Db, both_backends, id_of, reliable_connections, send, uuid};
 
-/// Resets wait for approval.
-const APPROVALS: &str = "[approvals]\nrequire = [\"jobs:reset\"]\n";
-
 /// `POST path` as `role` with a JSON body.
 async fn post_json(stack: &Stack, path: &str, role: &str, body: Value) -> (StatusCode, Value) {
     send(stack.request(Method::POST, path, Some(role)).json(&body)).await
@@ -60,7 +57,7 @@ async fn chain_verifies(stack: &Stack) {
 }
 
 async fn a_reset_waits_until_another_person_approves_it(db: Db) {
-    let stack = Harness::fast(db).extra(APPROVALS).start().await;
+    let stack = Harness::fast(db).approving_resets().start().await;
     let connection = stack
         .add_connection(reliable_connections("analytics", 1, 1))
         .await;
@@ -147,7 +144,7 @@ async fn a_reset_waits_until_another_person_approves_it(db: Db) {
 }
 
 async fn an_admin_cannot_approve_their_own_reset(db: Db) {
-    let stack = Harness::fast(db).extra(APPROVALS).start().await;
+    let stack = Harness::fast(db).approving_resets().start().await;
     let connection = stack
         .add_connection(reliable_connections("analytics", 1, 1))
         .await;
@@ -184,7 +181,7 @@ async fn an_admin_cannot_approve_their_own_reset(db: Db) {
 }
 
 async fn denied_and_expired_resets_never_reach_airbyte(db: Db) {
-    let stack = Harness::fast(db).extra(APPROVALS).start().await;
+    let stack = Harness::fast(db).approving_resets().start().await;
     let connection = stack
         .add_connection(reliable_connections("analytics", 1, 1))
         .await;
@@ -260,7 +257,7 @@ async fn denied_and_expired_resets_never_reach_airbyte(db: Db) {
 
 async fn approvers_decide_only_within_their_scope(db: Db) {
     let stack = Harness::fast(db)
-        .extra(APPROVALS)
+        .approving_resets()
         .without_role_grants()
         .grant(Grant::role("admin"))
         .grant(Grant::role("editor"))
@@ -315,7 +312,7 @@ async fn approvers_decide_only_within_their_scope(db: Db) {
 
 async fn break_glass_needs_its_permission_and_a_reason(db: Db) {
     let stack = Harness::fast(db)
-        .extra(APPROVALS)
+        .approving_resets()
         .extra("[roles.breakglass]\npermissions = [\"approvals:bypass\"]\n")
         .grant(Grant::on_claim("breakglass", "roles", "admin"))
         .start()
@@ -358,7 +355,7 @@ async fn break_glass_needs_its_permission_and_a_reason(db: Db) {
 }
 
 async fn a_pre_approval_is_used_once_by_its_requester(db: Db) {
-    let stack = Harness::fast(db).extra(APPROVALS).start().await;
+    let stack = Harness::fast(db).approving_resets().start().await;
     let connection = stack
         .add_connection(reliable_connections("analytics", 1, 1))
         .await;

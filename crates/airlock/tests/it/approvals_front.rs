@@ -18,7 +18,7 @@ async fn a_pre_approval_is_used_once_through_the_front(db: Db) {
         ],
     )
     .with_dev_idp()
-    .extra("[approvals]\nrequire = [\"jobs:reset\"]\n")
+    .approving_resets()
     .start()
     .await;
     let connection = stack

@@ -174,7 +174,7 @@ async fn people_use_the_console_in_chromium() {
         // Four eyes: the editor's reset waits until the approver approves.
         .grant(Grant::role("editor").workspaces(&["analytics"]))
         .grant(Grant::role("approver").workspaces(&["analytics"]))
-        .extra("[approvals]\nrequire = [\"jobs:reset\"]")
+        .approving_resets()
         .deploy()
         .await;
     let served = deployment.serve();

@@ -9,10 +9,7 @@ use crate::support::{Db, reliable_connections};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reset_waits_through_its_approval_and_the_inbox_decides_it() {
-    let stack = Harness::fast(Db::Sqlite)
-        .extra("[approvals]\nrequire = [\"jobs:reset\"]\n")
-        .start()
-        .await;
+    let stack = Harness::fast(Db::Sqlite).approving_resets().start().await;
     let id = stack
         .add_connection(reliable_connections("analytics", 1, 1))
         .await;

@@ -111,10 +111,7 @@ async fn document(stack: &Stack) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn declared_limits_and_values_are_the_enforced_ones() {
-    let stack = Harness::fast(Db::Sqlite)
-        .extra("[approvals]\nrequire = [\"jobs:reset\"]\n")
-        .start()
-        .await;
+    let stack = Harness::fast(Db::Sqlite).approving_resets().start().await;
     stack
         .add_connection(reliable_connections("analytics", 1, 1))
         .await;
@@ -195,10 +192,7 @@ async fn the_token_endpoints_answer_other_methods_with_405_and_allow() {
 /// which is cut to 15 minutes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bodies_and_values_the_document_allows_are_accepted() {
-    let stack = Harness::fast(Db::Sqlite)
-        .extra("[approvals]\nrequire = [\"jobs:reset\"]\n")
-        .start()
-        .await;
+    let stack = Harness::fast(Db::Sqlite).approving_resets().start().await;
     let connection = stack
         .add_connection(reliable_connections("analytics", 1, 1))
         .await;
@@ -289,27 +283,20 @@ async fn mcp_accept_and_last_event_id_are_as_documented() {
         .await;
     let job = stack.accepted_sync(&connection).await;
     let events = format!("/v1/jobs/{job}/events");
-    for bad in ["-1", "9223372036854775808", "null", "1.5"] {
+    let job_bad = ["-1", "9223372036854775808", "null", "1.5"].map(|bad| (events.as_str(), bad));
+    let all_bad = ["+5", "a7", "a7.42.1", "1234567890123456789"].map(|bad| ("/v1/events", bad));
+    for (path, bad) in job_bad.into_iter().chain(all_bad) {
         let (status, problem) = send(
             stack
-                .request(reqwest::Method::GET, &events, Some("reader"))
+                .request(reqwest::Method::GET, path, Some("reader"))
                 .header("last-event-id", bad),
         )
         .await;
-        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}: {problem}");
         assert_eq!(
-            problem["errors"][0]["pointer"], "Last-Event-ID",
-            "{problem}"
+            status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{path} {bad}: {problem}"
         );
-    }
-    for bad in ["+5", "a7", "a7.42.1", "1234567890123456789"] {
-        let (status, problem) = send(
-            stack
-                .request(reqwest::Method::GET, "/v1/events", Some("reader"))
-                .header("last-event-id", bad),
-        )
-        .await;
-        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}: {problem}");
         assert_eq!(
             problem["errors"][0]["pointer"], "Last-Event-ID",
             "{problem}"

@@ -108,10 +108,7 @@ fn fresh_dir(name: &str) -> std::path::PathBuf {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_generated_from_the_document_find_no_failure() {
-    let stack = Harness::fast(Db::Sqlite)
-        .extra("[approvals]\nrequire = [\"jobs:reset\"]\n")
-        .start()
-        .await;
+    let stack = Harness::fast(Db::Sqlite).approving_resets().start().await;
     let connection = stack
         .add_connection(reliable_connections("analytics", 1, 1))
         .await;

@@ -157,10 +157,7 @@ async fn mcp_over_stdio_acts_as_the_token_against_a_running_airlock() {
 }
 
 async fn an_agent_requests_a_reset_and_cannot_approve_it(db: Db) {
-    let stack = Harness::fast(db)
-        .extra("[approvals]\nrequire = [\"jobs:reset\"]\n")
-        .start()
-        .await;
+    let stack = Harness::fast(db).approving_resets().start().await;
     let connection = stack
         .add_connection(reliable_connections("analytics", 1, 1))
         .await;

@@ -223,6 +223,12 @@ impl Harness {
         self
     }
 
+    /// Resets wait for another person's approval (`[approvals] require =
+    /// ["jobs:reset"]`), as `airlock demo` sets it.
+    pub fn approving_resets(self) -> Self {
+        self.extra("[approvals]\nrequire = [\"jobs:reset\"]\n")
+    }
+
     /// `[front] public_url` is the stack's own URL (in-process stacks).
     pub fn front_public_url(mut self) -> Self {
         self.front_public_url = true;
