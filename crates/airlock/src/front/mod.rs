@@ -225,17 +225,16 @@ fn request_id_of(request: &Request) -> String {
 }
 
 /// The path the request was sent to, as Airbyte's framework names it in
-/// a 401.
-fn path_of(request: &Request) -> String {
-    request
-        .extensions()
+/// a 401 (read only when an error is rendered).
+fn path_of(parts: &Parts) -> &str {
+    parts
+        .extensions
         .get::<axum::extract::OriginalUri>()
-        .map_or_else(|| request.uri().path(), |uri| uri.0.path())
-        .to_owned()
+        .map_or_else(|| parts.uri.path(), |uri| uri.0.path())
 }
 
-fn finish(result: Result<Response, FrontError>, request_id: &str, path: &str) -> Response {
-    result.unwrap_or_else(|error| error.into_response_with(request_id, path))
+fn finish(result: Result<Response, FrontError>, request_id: &str, parts: &Parts) -> Response {
+    result.unwrap_or_else(|error| error.into_response_with(request_id, path_of(parts)))
 }
 
 async fn read_body(body: Body) -> Result<Bytes, FrontError> {
@@ -323,7 +322,6 @@ pub(crate) async fn forward(
 )]
 async fn health(State(state): State<FrontState>, request: Request) -> Response {
     let request_id = request_id_of(&request);
-    let path = path_of(&request);
     // Unauthenticated: Airbyte's answer is reused for a moment.
     if state.airbyte_up().await {
         let mut response = (StatusCode::OK, "Successful operation").into_response();
@@ -332,7 +330,7 @@ async fn health(State(state): State<FrontState>, request: Request) -> Response {
             .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
         response
     } else {
-        FrontError::BadGateway("Airbyte").into_response_with(&request_id, &path)
+        FrontError::BadGateway("Airbyte").into_response_with(&request_id, request.uri().path())
     }
 }
 
@@ -361,7 +359,6 @@ async fn health(State(state): State<FrontState>, request: Request) -> Response {
 )]
 async fn token_endpoint(State(state): State<FrontState>, request: Request) -> Response {
     let request_id = request_id_of(&request);
-    let path = path_of(&request);
     let (parts, body) = request.into_parts();
     let result = async {
         if parts.method != Method::POST {
@@ -371,7 +368,7 @@ async fn token_endpoint(State(state): State<FrontState>, request: Request) -> Re
         token::exchange(&state, &parts, &body, &request_id).await
     }
     .await;
-    finish(result, &request_id, &path)
+    finish(result, &request_id, &parts)
 }
 
 // The handler reads the field itself (Airbyte's 400 when it is not a
@@ -412,7 +409,6 @@ struct ConnectionIdRequestBody {
 )]
 async fn dagster_connection(State(state): State<FrontState>, request: Request) -> Response {
     let request_id = request_id_of(&request);
-    let path = path_of(&request);
     let (parts, body) = request.into_parts();
     let result = async {
         let caller = caller::authenticate(&state, &parts).await?;
@@ -456,7 +452,7 @@ async fn dagster_connection(State(state): State<FrontState>, request: Request) -
         }
     }
     .await;
-    finish(result, &request_id, &path)
+    finish(result, &request_id, &parts)
 }
 
 /// Every other Configuration API route: refused (after authentication),
@@ -476,7 +472,6 @@ async fn dagster_connection(State(state): State<FrontState>, request: Request) -
 )]
 async fn configuration_api(State(state): State<FrontState>, request: Request) -> Response {
     let request_id = request_id_of(&request);
-    let path = path_of(&request);
     let (parts, _) = request.into_parts();
     let result = async {
         let caller = caller::authenticate(&state, &parts).await?;
@@ -492,7 +487,7 @@ async fn configuration_api(State(state): State<FrontState>, request: Request) ->
         Err(FrontError::Forbidden)
     }
     .await;
-    finish(result, &request_id, &path)
+    finish(result, &request_id, &parts)
 }
 
 /// `GET /.well-known/jwks.json`: the service accounts' signing key.

@@ -18,7 +18,7 @@ use super::query::Query;
 use super::references::{self, Named, body_of, uuid_field};
 use super::{
     FrontState, PUBLIC_PREFIX, ResourceRef, airbyte_response, caller, classify, finish, forward,
-    jobs, lists, path_of, raw_response, read_body, request_id_of, workspace_resource,
+    jobs, lists, raw_response, read_body, request_id_of, workspace_resource,
 };
 use crate::web::Caller;
 use crate::web::auth::action_of;
@@ -54,10 +54,9 @@ use airlock_services::connections::ConnectionInfo;
 )]
 pub(super) async fn public(State(state): State<FrontState>, request: Request) -> Response {
     let request_id = request_id_of(&request);
-    let path = path_of(&request);
     let (parts, body) = request.into_parts();
     let result = serve_public(&state, &parts, body).await;
-    finish(result, &request_id, &path)
+    finish(result, &request_id, &parts)
 }
 
 async fn serve_public(
