@@ -26,6 +26,7 @@ mod front_writes;
 mod harness;
 mod identity;
 mod jobs_e2e;
+mod kubernetes;
 mod mcp;
 mod observability;
 mod oidc;
