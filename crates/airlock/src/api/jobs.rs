@@ -472,7 +472,7 @@ pub(super) async fn events(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
-    let job = jobs::load(&state, &caller, &id, Permission::JobsRead).await?;
+    let (job, _) = jobs::load(&state, &caller, &id, Permission::JobsRead).await?;
     let after = match headers.get("last-event-id") {
         None => 0,
         Some(value) => value

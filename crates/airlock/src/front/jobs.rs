@@ -39,7 +39,7 @@ pub(super) async fn create_job(
     )
     .await?;
     if permission == Permission::JobsReset {
-        approval_gate(state, caller, &connection).await?;
+        approval_gate(state, caller, &connection, &decision).await?;
     }
     let raw = forward(state, parts, "/jobs", bytes).await?;
     let action = action_of(permission);
@@ -98,6 +98,7 @@ async fn approval_gate(
     state: &FrontState,
     caller: &Caller,
     connection: &ConnectionInfo,
+    decision: &airlock_domain::policy::Decision,
 ) -> Result<(), FrontError> {
     use crate::service::approvals::{self as approvals, Gate};
     let gate = approvals::gate(state, caller, &connection.id, JobType::Reset, None).await;
@@ -109,12 +110,7 @@ async fn approval_gate(
         Gate::Open => return Ok(()),
         Gate::Grant(grant) => {
             let who = Party::of(&caller.principal);
-            let decision = state.policy().decide(
-                &caller.principal,
-                Permission::JobsReset,
-                &connection.resource(),
-            );
-            let entry = caller.entry("approvals.use", &decision);
+            let entry = caller.entry("approvals.use", decision);
             let used = state
                 .store()
                 .use_approval_grant(&grant.id, &who, &grant.action, state.now_ms(), &entry)

@@ -457,15 +457,14 @@ async fn authorize_workspace(
     id: &str,
 ) -> Result<airlock_domain::policy::Decision, FrontError> {
     if permission == Permission::ConnectionsRead {
-        let policy = state.policy();
         let snapshot = state.catalog().snapshot();
-        if let Some(decision) = snapshot
+        let connections: Vec<Resource> = snapshot
             .all()
             .iter()
             .filter(|c| c.workspace_id == id)
-            .map(|c| policy.decide(&caller.principal, permission, &c.resource()))
-            .find(|d| d.allowed)
-        {
+            .map(ConnectionInfo::resource)
+            .collect();
+        if let Some(decision) = caller.allowed_on_any(state, permission, &connections) {
             return Ok(decision);
         }
     }

@@ -20,7 +20,7 @@ use airlock_domain::approvals::{
 };
 use airlock_domain::identity::Principal;
 use airlock_domain::jobs::{Channel, JobType};
-use airlock_domain::policy::{ConnectionResource, Permission, Policy, Resource};
+use airlock_domain::policy::{self, ConnectionResource, Permission, Policy, Resource};
 use airlock_services::connections::{ConnectionInfo, Snapshot};
 use airlock_store::approvals::{ApprovalFilter, Change};
 
@@ -327,12 +327,8 @@ pub async fn decide(
         Verdict::Approve => "approvals.approve",
         Verdict::Deny => "approvals.deny",
     };
-    let (approval, resource) = decidable(state, caller, id, action).await?;
+    let (approval, resource, policy_decision) = decidable(state, caller, id, action).await?;
     let id = approval.id.clone();
-    let policy_decision =
-        state
-            .policy()
-            .decide(&caller.principal, Permission::ApprovalsDecide, &resource);
     let decision = Decision {
         decider: Party::of(&caller.principal),
         verdict,
@@ -372,7 +368,7 @@ pub async fn decide(
 }
 
 /// The request `id` as `caller` may decide it, with its connection's
-/// resource: their own is refused with why (whatever their permissions: it
+/// resource and the guard's decision: their own is refused with why (whatever their permissions: it
 /// is their own request); anyone else without `approvals:decide` learns
 /// nothing, and one outside their scope is "not found" (audited).
 async fn decidable(
@@ -380,7 +376,7 @@ async fn decidable(
     caller: &Caller,
     id: &str,
     action: &str,
-) -> Result<(Approval, Resource), ServiceError> {
+) -> Result<(Approval, Resource, policy::Decision), ServiceError> {
     let found = match id.parse::<ApprovalId>() {
         Ok(id) => state.store().get_approval(&id).await?,
         Err(_) => None,
@@ -400,18 +396,12 @@ async fn decidable(
     let approval = found.ok_or(ServiceError::NotFound("approval"))?;
     let snapshot = super::connections::catalog(state).await?;
     let resource = resource_in(&snapshot, &approval);
-    if !state
-        .policy()
-        .allows(&caller.principal, Permission::ApprovalsDecide, &resource)
-    {
-        // Out of scope: audited, and as if it did not exist.
-        caller
-            .authorize(state, Permission::ApprovalsDecide, &resource)
-            .await
-            .ok();
-        return Err(ServiceError::NotFound("approval"));
-    }
-    Ok((approval, resource))
+    // Out of scope: audited, and as if it did not exist.
+    let decision = caller
+        .authorize_hidden(state, Permission::ApprovalsDecide, &resource)
+        .await
+        .map_err(|_| ServiceError::NotFound("approval"))?;
+    Ok((approval, resource, decision))
 }
 
 /// The answer to a decision the rules refused; the four-eyes refusals are

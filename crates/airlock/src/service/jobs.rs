@@ -15,7 +15,7 @@ use crate::web::auth::action_of;
 use crate::web::{AppState, Caller};
 use airlock_domain::approvals::Party;
 use airlock_domain::jobs::{Job, JobId, JobState, JobType, JobsConfig, NewJob};
-use airlock_domain::policy::{ConnectionResource, Permission, Resource, Scope};
+use airlock_domain::policy::{ConnectionResource, Decision, Permission, Resource, Scope};
 use airlock_services::connections::{ConnectionInfo, Snapshot};
 use airlock_store::approvals::{Change, Granted};
 use airlock_store::jobs::{IdempotencyKey, Inserted, JobChange, JobFilter};
@@ -323,15 +323,16 @@ pub fn job_resource_in(snapshot: &Snapshot, job: &Job) -> Resource {
     }
 }
 
-/// Loads a job the caller may act on with `permission`; unknown ids and
-/// ids outside the caller's scope are both "not found", so ids cannot be
-/// probed. Seeing the job but not acting on it is a refusal.
+/// Loads a job the caller may act on with `permission`, with the guard's
+/// decision; unknown ids and ids outside the caller's scope are both "not
+/// found", so ids cannot be probed. Seeing the job but not acting on it is
+/// a refusal.
 pub async fn load(
     state: &AppState,
     caller: &Caller,
     id: &str,
     permission: Permission,
-) -> Result<Job, ServiceError> {
+) -> Result<(Job, Decision), ServiceError> {
     caller.require_somewhere(state, permission).await?;
     let id: JobId = id.parse().map_err(|_| ServiceError::NotFound("job"))?;
     let job = state
@@ -340,30 +341,24 @@ pub async fn load(
         .await?
         .ok_or(ServiceError::NotFound("job"))?;
     let resource = job_resource(state, &job);
-    if permission == Permission::JobsRead {
-        if !state
-            .policy()
-            .allows(&caller.principal, permission, &resource)
-        {
-            caller.authorize(state, permission, &resource).await.ok();
-            return Err(ServiceError::NotFound("job"));
-        }
+    let decision = if permission == Permission::JobsRead {
+        caller
+            .authorize_hidden(state, permission, &resource)
+            .await
+            .map_err(|_| ServiceError::NotFound("job"))?
     } else {
-        if !state
-            .policy()
-            .allows(&caller.principal, Permission::JobsRead, &resource)
-        {
+        if !caller.may(state, Permission::JobsRead, &resource) {
             return Err(ServiceError::NotFound("job"));
         }
-        caller.authorize(state, permission, &resource).await?;
-    }
+        caller.authorize(state, permission, &resource).await?
+    };
     caller.note_job(&job);
-    Ok(job)
+    Ok((job, decision))
 }
 
 /// One job the caller may read; the read is audited when asked for.
 pub async fn get(state: &AppState, caller: &Caller, id: &str) -> Result<Job, ServiceError> {
-    let job = load(state, caller, id, Permission::JobsRead).await?;
+    let (job, _) = load(state, caller, id, Permission::JobsRead).await?;
     caller
         .read(state, "jobs.get", &job_resource(state, &job))
         .await;
@@ -419,18 +414,13 @@ pub async fn list(
 /// Cancels a job: at once while it is queued, otherwise by asking Airbyte
 /// (the tracker keeps asking while Airbyte is unreachable).
 pub async fn cancel(state: &AppState, caller: &Caller, id: &str) -> Result<Job, ServiceError> {
-    let job = load(state, caller, id, Permission::JobsCancel).await?;
+    let (job, decision) = load(state, caller, id, Permission::JobsCancel).await?;
     if job.state.is_terminal() {
         return Err(ServiceError::Conflict(format!(
             "job {} already {}",
             job.id, job.state
         )));
     }
-    let decision = state.policy().decide(
-        &caller.principal,
-        Permission::JobsCancel,
-        &job_resource(state, &job),
-    );
     let mut entry = caller.entry("jobs.cancel", &decision);
     entry.job_id = Some(job.id.to_string());
     entry.connection_id = Some(job.connection_id.clone());
@@ -491,7 +481,7 @@ async fn cancel_in_airbyte(state: &AppState, job: Job) -> Result<Job, ServiceErr
 /// Queues a new job for a failed or cancelled one's connection and type,
 /// linked by `retry_of`.
 pub async fn retry(state: &AppState, caller: &Caller, id: &str) -> Result<Job, ServiceError> {
-    let job = load(state, caller, id, Permission::JobsRetry).await?;
+    let (job, decision) = load(state, caller, id, Permission::JobsRetry).await?;
     if !matches!(job.state, JobState::Failed | JobState::Cancelled) {
         return Err(ServiceError::Conflict(format!(
             "job {} is {}; only failed or cancelled jobs are retried",
@@ -508,11 +498,6 @@ pub async fn retry(state: &AppState, caller: &Caller, id: &str) -> Result<Job, S
         channel: approvals::channel_of(caller),
         retry_of: Some(job.id.clone()),
     };
-    let decision = state.policy().decide(
-        &caller.principal,
-        Permission::JobsRetry,
-        &job_resource(state, &job),
-    );
     let mut entry = caller.entry("jobs.retry", &decision);
     entry.detail = Some(json!({"retry_of": job.id}));
     // A retried reset waits for approval as the first one did.

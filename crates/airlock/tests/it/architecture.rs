@@ -428,6 +428,38 @@ fn no_source_file_or_function_is_too_long() {
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
+/// Where the policy's decisions are taken: only the access guard decides
+/// about a caller (`Policy::decide`), so that every decision is counted and
+/// every refusal recorded the same way at every door. Elsewhere the policy
+/// is only asked questions (`allows`, to filter what a caller sees).
+const DECIDES: &str = "crates/airlock/src/web/auth/";
+
+#[test]
+fn only_the_access_guard_takes_decisions() {
+    let src = repository().join("crates/airlock/src");
+    let mut elsewhere = Vec::new();
+    for file in sources(&src) {
+        let name = file
+            .path
+            .strip_prefix(repository())
+            .expect("in the repository");
+        if name.starts_with(DECIDES) {
+            continue;
+        }
+        let text = std::fs::read_to_string(&file.path).expect("readable source");
+        for (at, line) in code_lines(&text) {
+            if line.contains(".decide(") {
+                elsewhere.push(format!("{}:{at}: {}", name.display(), line.trim()));
+            }
+        }
+    }
+    assert!(
+        elsewhere.is_empty(),
+        "decisions taken outside the access guard ({DECIDES}); ask the Caller:\n{}",
+        elsewhere.join("\n")
+    );
+}
+
 #[test]
 fn long_functions_are_measured_from_fn_to_closing_brace() {
     let text = "fn short() {\n    1;\n}\n\npub(crate) async fn long(\n    a: u8,\n) {\n    if a > 1 {\n        2;\n    }\n}\ntrait T {\n    fn declared(&self);\n}\n";

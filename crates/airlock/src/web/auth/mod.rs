@@ -14,11 +14,13 @@ use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::header::{AUTHORIZATION, USER_AGENT};
 use axum::http::request::Parts;
 
+mod decide;
+
 pub use super::refusals::Unidentified;
 use super::{ApiError, AppState, RequestId, RequestLog, refusals, session};
 use airlock_domain::audit;
 use airlock_domain::identity::Principal;
-use airlock_domain::policy::{Decision, Permission, Resource};
+use airlock_domain::policy::{Permission, Resource};
 use airlock_store::StoreError;
 
 /// Why the guard refused a request. Each door renders it in its own shape.
@@ -441,135 +443,6 @@ impl Caller {
     /// and Airbyte's once there is one).
     pub fn note_job(&self, job: &airlock_domain::jobs::Job) {
         self.log.job(&job.id.to_string(), job.airbyte_job_id);
-    }
-
-    /// An audit record of this caller doing `action`.
-    pub fn entry(&self, action: &str, decision: &Decision) -> audit::Entry {
-        audit::Entry {
-            origin: self.origin.clone(),
-            actor: audit::Actor::of(&self.principal),
-            channel: self.channel.to_owned(),
-            action: action.to_owned(),
-            decision: if decision.allowed { "allow" } else { "deny" }.to_owned(),
-            reason: Some(decision.reason.to_string()),
-            ..audit::Entry::default()
-        }
-    }
-
-    /// Decides `permission` on `resource`; a denial is logged, counted and
-    /// audited, and refused (hidden, at a door that hides out-of-scope
-    /// resources and for a workspace or connection).
-    pub async fn authorize(
-        &self,
-        state: &AppState,
-        permission: Permission,
-        resource: &Resource,
-    ) -> Result<Decision, Refusal> {
-        let decision = state.policy().decide(&self.principal, permission, resource);
-        state.metrics().authorization(permission, decision.allowed);
-        if decision.allowed {
-            return Ok(decision);
-        }
-        let hidden = self.door.hides_out_of_scope && *resource != Resource::Global;
-        let status = if hidden { "404" } else { "403" };
-        self.deny(
-            state,
-            &action_of(permission),
-            resource,
-            &decision.reason.to_string(),
-            status,
-        )
-        .await;
-        Err(Refusal::Forbidden { hidden })
-    }
-
-    /// Refused unless some grant gives `permission` somewhere: checked
-    /// before looking anything up, so that callers without the permission
-    /// learn nothing about what exists.
-    pub async fn require_somewhere(
-        &self,
-        state: &AppState,
-        permission: Permission,
-    ) -> Result<(), Refusal> {
-        if state.policy().can_anywhere(&self.principal, permission) {
-            return Ok(());
-        }
-        state.metrics().authorization(permission, false);
-        self.deny(
-            state,
-            &action_of(permission),
-            &Resource::Global,
-            "no_grant_anywhere",
-            "403",
-        )
-        .await;
-        Err(Refusal::Forbidden { hidden: false })
-    }
-
-    /// Records a successful read, when `[audit] record_reads` asks for it.
-    pub async fn read(&self, state: &AppState, action: &str, resource: &Resource) {
-        if !state.records_reads() {
-            return;
-        }
-        self.record(state, action, None, resource, "200".to_owned(), None)
-            .await;
-    }
-
-    /// Audits an allowed request with its outcome (the status answered, or
-    /// Airbyte's); `decision` is `None` where none was taken as a whole
-    /// (lists are decided item by item).
-    pub async fn record(
-        &self,
-        state: &AppState,
-        action: &str,
-        decision: Option<&Decision>,
-        resource: &Resource,
-        outcome: String,
-        detail: Option<serde_json::Value>,
-    ) {
-        let mut entry = audit::Entry {
-            origin: self.origin.clone(),
-            actor: audit::Actor::of(&self.principal),
-            channel: self.channel.to_owned(),
-            action: action.to_owned(),
-            decision: "allow".to_owned(),
-            reason: decision.map(|d| d.reason.to_string()),
-            outcome: Some(outcome),
-            detail,
-            ..audit::Entry::default()
-        };
-        place(&mut entry, resource);
-        state.audit(&entry).await;
-    }
-
-    /// Logs and audits a refusal of `action` answered with `status`.
-    pub async fn deny(
-        &self,
-        state: &AppState,
-        action: &str,
-        resource: &Resource,
-        reason: &str,
-        status: &str,
-    ) {
-        tracing::info!(
-            request_id = %self.request_id.0,
-            subject = %self.principal.subject,
-            action,
-            reason,
-            "denied"
-        );
-        let mut entry = audit::Entry {
-            origin: self.origin.clone(),
-            actor: audit::Actor::of(&self.principal),
-            channel: self.channel.to_owned(),
-            action: action.to_owned(),
-            decision: "deny".to_owned(),
-            reason: Some(reason.to_owned()),
-            outcome: Some(status.to_owned()),
-            ..audit::Entry::default()
-        };
-        place(&mut entry, resource);
-        state.audit(&entry).await;
     }
 
     /// The principal as the job table keeps it.
