@@ -19,7 +19,7 @@ impl TokenStore {
         }
         let mut bytes = [0u8; 32];
         rand::fill(&mut bytes);
-        let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        let token = hex::encode(bytes);
         self.tokens.insert(token.clone(), now + lifetime_ms);
         token
     }

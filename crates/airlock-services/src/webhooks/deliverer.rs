@@ -123,10 +123,7 @@ impl std::fmt::Debug for Webhook {
 /// again after a restart.
 pub fn webhook_id(url: &str) -> String {
     let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, url.as_bytes());
-    digest.as_ref()[..8]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex::encode(&digest.as_ref()[..8])
 }
 
 impl Webhook {
