@@ -1,27 +1,34 @@
 //! The `/metrics` exposition: the in-memory families, then what the
-//! database said (jobs by state, queue depth, audit records).
+//! database said (jobs by state, queue depth, audit records), registered
+//! afresh at each scrape.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
+use prometheus_client::metrics::info::Info;
+use prometheus_client::registry::Registry;
 
 use airlock_domain::jobs::JobState;
 use airlock_store::Store;
 
-use super::{Metrics, header, sample};
+use super::Metrics;
 
-/// The whole exposition: the in-memory families, then what the database
-/// said (jobs by state, queue depth, audit records). A database that did
-/// not answer leaves those out and says so in `airlock_metrics_database_up`.
+/// The whole exposition: the build, the in-memory families, then what the
+/// database said (jobs by state, queue depth, audit records). A database
+/// that did not answer leaves those out and says so in
+/// `airlock_metrics_database_up`.
 pub fn render(metrics: &Metrics, figures: &StoreFigures) -> String {
     let mut out = String::with_capacity(8 * 1024);
-    build_info(&mut out);
-    metrics.encode(&mut out);
-    database_up(
-        &mut out,
-        figures.counts.is_some() && figures.audit_seq.is_some(),
-    );
-    if let Some(counts) = &figures.counts {
-        jobs_by_state(&mut out, counts);
-    }
-    if let Some(seq) = figures.audit_seq {
-        audit_records(&mut out, seq);
+    let scraped = figures.registry();
+    // Writing to a String cannot fail; a label or help text that could not
+    // be written would be a bug of this module, so it is logged, and the
+    // scrape answers what was written.
+    if let Err(error) = metrics
+        .encode(&mut out)
+        .and_then(|()| prometheus_client::encoding::prometheus_text::encode(&mut out, &scraped))
+    {
+        tracing::error!(error = %error, "metrics: cannot encode the exposition");
     }
     out
 }
@@ -32,6 +39,11 @@ pub fn render(metrics: &Metrics, figures: &StoreFigures) -> String {
 pub struct StoreFigures {
     counts: Option<Vec<(JobState, i64)>>,
     audit_seq: Option<i64>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct State {
+    state: &'static str,
 }
 
 impl StoreFigures {
@@ -50,87 +62,59 @@ impl StoreFigures {
             audit_seq: head.ok().map(|(seq, _)| seq),
         }
     }
-}
 
-/// `airlock_build_info`: the version of the running binary.
-fn build_info(out: &mut String) {
-    header(
-        out,
-        "airlock_build_info",
-        "Always 1; the version of the running binary.",
-        "gauge",
-    );
-    sample(
-        out,
-        "airlock_build_info",
-        &["version"],
-        &[env!("CARGO_PKG_VERSION").to_owned()],
-        None,
-        "1",
-    );
-}
-
-/// `airlock_metrics_database_up`: whether the database answered.
-fn database_up(out: &mut String, answered: bool) {
-    header(
-        out,
-        "airlock_metrics_database_up",
-        "1 when the database answered this scrape's queries (jobs, queue, audit), 0 otherwise.",
-        "gauge",
-    );
-    let up = if answered { "1" } else { "0" };
-    sample(out, "airlock_metrics_database_up", &[], &[], None, up);
+    /// The build, whether the database answered, and what it said.
+    fn registry(&self) -> Registry {
+        let mut registry = Registry::default();
+        registry.register(
+            "airlock_build",
+            "Always 1; the version of the running binary",
+            Info::new([("version", env!("CARGO_PKG_VERSION"))]),
+        );
+        let answered = self.counts.is_some() && self.audit_seq.is_some();
+        registry.register(
+            "airlock_metrics_database_up",
+            "1 when the database answered this scrape's queries (jobs, queue, audit), 0 otherwise",
+            ConstGauge::new(i64::from(answered)),
+        );
+        if let Some(counts) = &self.counts {
+            jobs_by_state(&mut registry, counts);
+        }
+        if let Some(seq) = self.audit_seq {
+            registry.register(
+                "airlock_audit_records",
+                "Records written to the audit trail (the chain head's sequence number; all replicas)",
+                ConstCounter::new(u64::try_from(seq).unwrap_or(0)),
+            );
+        }
+        registry
+    }
 }
 
 /// `airlock_jobs` (one series per state) and `airlock_job_queue_depth`,
 /// from the database's count of jobs by state.
-fn jobs_by_state(out: &mut String, counts: &[(JobState, i64)]) {
+fn jobs_by_state(registry: &mut Registry, counts: &[(JobState, i64)]) {
     let of = |state: JobState| {
         counts
             .iter()
             .find(|(s, _)| *s == state)
             .map_or(0, |(_, n)| *n)
     };
-    header(
-        out,
-        "airlock_jobs",
-        "Jobs in the database, by state (all replicas).",
-        "gauge",
-    );
+    let jobs = Family::<State, Gauge>::default();
     for state in JobState::ALL {
-        sample(
-            out,
-            "airlock_jobs",
-            &["state"],
-            &[state.as_str().to_owned()],
-            None,
-            &of(state).to_string(),
-        );
+        jobs.get_or_create(&State {
+            state: state.as_str(),
+        })
+        .set(of(state));
     }
-    header(
-        out,
+    registry.register(
+        "airlock_jobs",
+        "Jobs in the database, by state (all replicas)",
+        jobs,
+    );
+    registry.register(
         "airlock_job_queue_depth",
-        "Jobs waiting to be handed to Airbyte (state queued).",
-        "gauge",
-    );
-    let queued = of(JobState::Queued).to_string();
-    sample(out, "airlock_job_queue_depth", &[], &[], None, &queued);
-}
-
-/// `airlock_audit_records_total`: the audit chain head's sequence number.
-fn audit_records(out: &mut String, seq: i64) {
-    header(
-        out,
-        "airlock_audit_records_total",
-        "Records written to the audit trail (the chain head's sequence number; all replicas).",
-        "counter",
-    );
-    sample(
-        out,
-        "airlock_audit_records_total",
-        &[],
-        &[],
-        None,
-        &seq.to_string(),
+        "Jobs waiting to be handed to Airbyte (state queued)",
+        ConstGauge::new(of(JobState::Queued)),
     );
 }

@@ -1,20 +1,21 @@
-//! Prometheus metrics, served at `GET /metrics` in the text exposition format.
+//! Prometheus metrics, served at `GET /metrics` in Prometheus's text format
+//! (version 0.0.4), through `prometheus-client`: the families Airlock keeps
+//! in memory ([`Metrics`]), and [`render`], which adds what is read from the
+//! database at scrape time (jobs by state, the queue depth, the audit
+//! trail's length).
 //!
-//! A small registry instead of a metrics crate: [`Counter`] and [`Histogram`]
-//! families keyed by label values (a mutex'd map of atomics; the lock is held
-//! only to find a series), the families Airlock keeps in [`Metrics`], and
-//! [`render`], which adds what is read from the database at scrape time (jobs
-//! by state, the queue depth, the audit trail's length).
-//!
-//! Labels never carry ids, paths or anything a caller chose: routes are
-//! templates, and a family that would grow past [`MAX_SERIES`] label sets
-//! folds the rest into one `_overflow` series.
+//! Labels never carry ids, paths or anything a caller chose: every value
+//! comes from a closed set in the code (methods, route templates, status
+//! codes, permissions, reason codes, Airbyte's route templates), so no
+//! family can grow without bound.
 
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
+
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::{Registry, Unit};
 
 use airlock_domain::policy::Permission;
 
@@ -22,273 +23,87 @@ mod exposition;
 
 pub use exposition::{StoreFigures, render};
 
-/// The content type of the text exposition format.
-pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
-
-/// Most label sets one family keeps; later ones share an `_overflow` series.
-pub const MAX_SERIES: usize = 1_000;
+/// The content type of the text exposition format (0.0.4).
+pub use prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
 
 /// Latency buckets in seconds, from 5 ms to 30 s (Airbyte's default timeout).
-const LATENCY_BUCKETS: &[f64] = &[
+const LATENCY_BUCKETS: [f64; 12] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
 
-/// Label values to series, shared by both kinds of family.
-#[derive(Debug)]
-struct Series<T> {
-    labels: &'static [&'static str],
-    map: Mutex<BTreeMap<Vec<String>, Arc<T>>>,
+/// A family of latency histograms with [`LATENCY_BUCKETS`].
+type Latencies<L> = Family<L, Histogram, fn() -> Histogram>;
+
+fn latency_histogram() -> Histogram {
+    Histogram::new(LATENCY_BUCKETS)
 }
 
-impl<T> Series<T> {
-    fn new(labels: &'static [&'static str]) -> Self {
-        Self {
-            labels,
-            map: Mutex::new(BTreeMap::new()),
-        }
-    }
-
-    /// The series of these label values, made by `make` on first use.
-    fn get(&self, values: &[&str], make: impl FnOnce() -> T) -> Arc<T> {
-        debug_assert_eq!(values.len(), self.labels.len(), "label values");
-        let mut map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
-        let key: Vec<String> = values.iter().map(|v| (*v).to_owned()).collect();
-        if let Some(series) = map.get(&key) {
-            return Arc::clone(series);
-        }
-        let key = if map.len() < MAX_SERIES {
-            key
-        } else {
-            vec!["_overflow".to_owned(); self.labels.len()]
-        };
-        Arc::clone(map.entry(key).or_insert_with(|| Arc::new(make())))
-    }
-
-    fn snapshot(&self) -> Vec<(Vec<String>, Arc<T>)> {
-        self.map
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-            .map(|(k, v)| (k.clone(), Arc::clone(v)))
-            .collect()
-    }
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Request {
+    method: &'static str,
+    route: String,
+    status: u16,
 }
 
-/// A family of monotonic counters.
-#[derive(Debug)]
-pub struct Counter {
-    name: &'static str,
-    help: &'static str,
-    series: Series<AtomicU64>,
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Route {
+    method: &'static str,
+    route: String,
 }
 
-impl Counter {
-    /// An empty family; `name` ends in `_total` by convention.
-    pub fn new(name: &'static str, help: &'static str, labels: &'static [&'static str]) -> Self {
-        Self {
-            name,
-            help,
-            series: Series::new(labels),
-        }
-    }
-
-    /// Adds one to the series of `values` (one per label, in order).
-    pub fn inc(&self, values: &[&str]) {
-        self.series
-            .get(values, || AtomicU64::new(0))
-            .fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// The current value of a series (0 when it was never touched).
-    pub fn get(&self, values: &[&str]) -> u64 {
-        let key: Vec<String> = values.iter().map(|v| (*v).to_owned()).collect();
-        self.series
-            .map
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&key)
-            .map_or(0, |value| value.load(Ordering::Relaxed))
-    }
-
-    fn encode(&self, out: &mut String) {
-        header(out, self.name, self.help, "counter");
-        for (values, value) in self.series.snapshot() {
-            sample(
-                out,
-                self.name,
-                self.series.labels,
-                &values,
-                None,
-                &value.load(Ordering::Relaxed).to_string(),
-            );
-        }
-    }
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Authorization {
+    permission: &'static str,
+    outcome: &'static str,
 }
 
-/// One histogram series: a count per bucket (not cumulative; the last one is
-/// `+Inf`) and the sum of observations in nanoseconds.
-#[derive(Debug)]
-struct Buckets {
-    counts: Vec<AtomicU64>,
-    sum_nanos: AtomicU64,
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AuthenticationFailure {
+    reason: &'static str,
 }
 
-/// A family of histograms of durations, exposed in seconds.
-#[derive(Debug)]
-pub struct Histogram {
-    name: &'static str,
-    help: &'static str,
-    bounds: &'static [f64],
-    series: Series<Buckets>,
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AirbyteCall {
+    route: String,
+    status: AirbyteStatus,
 }
 
-impl Histogram {
-    /// An empty family with upper `bounds` in seconds (ascending); `name`
-    /// ends in `_seconds` by convention.
-    pub fn new(
-        name: &'static str,
-        help: &'static str,
-        labels: &'static [&'static str],
-        bounds: &'static [f64],
-    ) -> Self {
-        Self {
-            name,
-            help,
-            bounds,
-            series: Series::new(labels),
-        }
-    }
-
-    /// Records one duration in the series of `values`.
-    pub fn observe(&self, values: &[&str], duration: Duration) {
-        let series = self.series.get(values, || Buckets {
-            counts: (0..=self.bounds.len()).map(|_| AtomicU64::new(0)).collect(),
-            sum_nanos: AtomicU64::new(0),
-        });
-        let seconds = duration.as_secs_f64();
-        let index = self
-            .bounds
-            .iter()
-            .position(|bound| seconds <= *bound)
-            .unwrap_or(self.bounds.len());
-        if let Some(bucket) = series.counts.get(index) {
-            bucket.fetch_add(1, Ordering::Relaxed);
-        }
-        let nanos = u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX);
-        series.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
-    }
-
-    /// How many durations the series of `values` has recorded.
-    pub fn count(&self, values: &[&str]) -> u64 {
-        let key: Vec<String> = values.iter().map(|v| (*v).to_owned()).collect();
-        self.series
-            .map
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&key)
-            .map_or(0, |b| {
-                b.counts.iter().map(|c| c.load(Ordering::Relaxed)).sum()
-            })
-    }
-
-    fn encode(&self, out: &mut String) {
-        header(out, self.name, self.help, "histogram");
-        let bucket_name = format!("{}_bucket", self.name);
-        for (values, buckets) in self.series.snapshot() {
-            let mut cumulative = 0u64;
-            for (i, count) in buckets.counts.iter().enumerate() {
-                cumulative += count.load(Ordering::Relaxed);
-                let le = self
-                    .bounds
-                    .get(i)
-                    .map_or_else(|| "+Inf".to_owned(), |bound| bound.to_string());
-                sample(
-                    out,
-                    &bucket_name,
-                    self.series.labels,
-                    &values,
-                    Some(("le", &le)),
-                    &cumulative.to_string(),
-                );
-            }
-            let sum = Duration::from_nanos(buckets.sum_nanos.load(Ordering::Relaxed));
-            sample(
-                out,
-                &format!("{}_sum", self.name),
-                self.series.labels,
-                &values,
-                None,
-                &sum.as_secs_f64().to_string(),
-            );
-            sample(
-                out,
-                &format!("{}_count", self.name),
-                self.series.labels,
-                &values,
-                None,
-                &cumulative.to_string(),
-            );
-        }
-    }
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AirbyteRoute {
+    route: String,
 }
 
-/// `# HELP` and `# TYPE` of a family.
-fn header(out: &mut String, name: &str, help: &str, kind: &str) {
-    let help = help.replace('\\', "\\\\").replace('\n', "\\n");
-    let _infallible = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Outcome {
+    outcome: &'static str,
 }
 
-/// One sample line: `name{label="value",...} value`.
-fn sample(
-    out: &mut String,
-    name: &str,
-    labels: &[&str],
-    values: &[String],
-    extra: Option<(&str, &str)>,
-    value: &str,
-) {
-    out.push_str(name);
-    let pairs = labels
-        .iter()
-        .copied()
-        .zip(values.iter().map(String::as_str))
-        .chain(extra);
-    let mut first = true;
-    for (label, value) in pairs {
-        out.push(if first { '{' } else { ',' });
-        first = false;
-        out.push_str(label);
-        out.push_str("=\"");
-        for ch in value.chars() {
-            match ch {
-                '\\' => out.push_str("\\\\"),
-                '"' => out.push_str("\\\""),
-                '\n' => out.push_str("\\n"),
-                ch => out.push(ch),
-            }
+/// Airbyte's status code, or `none` when no answer came.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+struct AirbyteStatus(Option<u16>);
+
+impl EncodeLabelValue for AirbyteStatus {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        match self.0 {
+            Some(status) => EncodeLabelValue::encode(&status, encoder),
+            None => EncodeLabelValue::encode(&"none", encoder),
         }
-        out.push('"');
     }
-    if !first {
-        out.push('}');
-    }
-    out.push(' ');
-    out.push_str(value);
-    out.push('\n');
 }
 
 /// The families Airlock keeps in memory, one set per process. Cheap to share
 /// behind an `Arc`; every method takes `&self`.
 #[derive(Debug)]
 pub struct Metrics {
-    http_requests: Counter,
-    http_duration: Histogram,
-    authorizations: Counter,
-    authentication_failures: Counter,
-    airbyte_requests: Counter,
-    airbyte_duration: Histogram,
-    airbyte_retries: Counter,
-    airbyte_token_refreshes: Counter,
+    registry: Registry,
+    http_requests: Family<Request, Counter>,
+    http_duration: Latencies<Route>,
+    authorizations: Family<Authorization, Counter>,
+    authentication_failures: Family<AuthenticationFailure, Counter>,
+    airbyte_requests: Family<AirbyteCall, Counter>,
+    airbyte_duration: Latencies<AirbyteRoute>,
+    airbyte_retries: Family<AirbyteRoute, Counter>,
+    airbyte_token_refreshes: Family<Outcome, Counter>,
 }
 
 impl Default for Metrics {
@@ -298,105 +113,149 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    /// Empty families.
+    /// Empty families, registered under their names. A counter's name gains
+    /// `_total`, a histogram's its unit (`_seconds`), as Prometheus names them.
     pub fn new() -> Self {
-        Self {
-            http_requests: Counter::new(
-                "airlock_http_requests_total",
-                "HTTP requests served, by method, route template and status.",
-                &["method", "route", "status"],
-            ),
-            http_duration: Histogram::new(
-                "airlock_http_request_duration_seconds",
-                "Time to answer an HTTP request (until the response head), by method and route template.",
-                &["method", "route"],
-                LATENCY_BUCKETS,
-            ),
-            authorizations: Counter::new(
-                "airlock_authorization_decisions_total",
-                "Authorization decisions taken for verified callers, by permission and outcome (allow or deny).",
-                &["permission", "outcome"],
-            ),
-            authentication_failures: Counter::new(
-                "airlock_authentication_failures_total",
-                "Requests refused with 401, by reason code.",
-                &["reason"],
-            ),
-            airbyte_requests: Counter::new(
-                "airlock_airbyte_requests_total",
-                "HTTP exchanges with Airbyte (each attempt), by route template and status (none: no answer came).",
-                &["route", "status"],
-            ),
-            airbyte_duration: Histogram::new(
-                "airlock_airbyte_request_duration_seconds",
-                "Duration of each exchange with Airbyte, by route template.",
-                &["route"],
-                LATENCY_BUCKETS,
-            ),
-            airbyte_retries: Counter::new(
-                "airlock_airbyte_retries_total",
-                "Exchanges with Airbyte that repeated an earlier attempt of the same call, by route template.",
-                &["route"],
-            ),
-            airbyte_token_refreshes: Counter::new(
-                "airlock_airbyte_token_refreshes_total",
-                "Airbyte access token refreshes, by outcome (ok or error).",
-                &["outcome"],
-            ),
-        }
+        let metrics = Self {
+            registry: Registry::default(),
+            http_requests: Family::default(),
+            http_duration: Family::new_with_constructor(latency_histogram),
+            authorizations: Family::default(),
+            authentication_failures: Family::default(),
+            airbyte_requests: Family::default(),
+            airbyte_duration: Family::new_with_constructor(latency_histogram),
+            airbyte_retries: Family::default(),
+            airbyte_token_refreshes: Family::default(),
+        };
+        metrics.registered()
+    }
+
+    fn registered(mut self) -> Self {
+        let registry = &mut self.registry;
+        registry.register(
+            "airlock_http_requests",
+            "HTTP requests served, by method, route template and status",
+            self.http_requests.clone(),
+        );
+        registry.register_with_unit(
+            "airlock_http_request_duration",
+            "Time to answer an HTTP request (until the response head), by method and route template",
+            Unit::Seconds,
+            self.http_duration.clone(),
+        );
+        registry.register(
+            "airlock_authorization_decisions",
+            "Authorization decisions taken for verified callers, by permission and outcome (allow or deny)",
+            self.authorizations.clone(),
+        );
+        registry.register(
+            "airlock_authentication_failures",
+            "Requests refused with 401, by reason code",
+            self.authentication_failures.clone(),
+        );
+        registry.register(
+            "airlock_airbyte_requests",
+            "HTTP exchanges with Airbyte (each attempt), by route template and status (none: no answer came)",
+            self.airbyte_requests.clone(),
+        );
+        registry.register_with_unit(
+            "airlock_airbyte_request_duration",
+            "Duration of each exchange with Airbyte, by route template",
+            Unit::Seconds,
+            self.airbyte_duration.clone(),
+        );
+        registry.register(
+            "airlock_airbyte_retries",
+            "Exchanges with Airbyte that repeated an earlier attempt of the same call, by route template",
+            self.airbyte_retries.clone(),
+        );
+        registry.register(
+            "airlock_airbyte_token_refreshes",
+            "Airbyte access token refreshes, by outcome (ok or error)",
+            self.airbyte_token_refreshes.clone(),
+        );
+        self
     }
 
     /// One request served: `route` is the matched route template (or
     /// `unmatched`), never the raw path.
     pub fn request(&self, method: &str, route: &str, status: u16, latency: Duration) {
-        let method = known_method(method);
+        let key = Route {
+            method: known_method(method),
+            route: route.to_owned(),
+        };
+        self.http_duration
+            .get_or_create(&key)
+            .observe(latency.as_secs_f64());
         self.http_requests
-            .inc(&[method, route, &status.to_string()]);
-        self.http_duration.observe(&[method, route], latency);
+            .get_or_create(&Request {
+                method: key.method,
+                route: key.route,
+                status,
+            })
+            .inc();
     }
 
     /// One authorization decision.
     pub fn authorization(&self, permission: Permission, allowed: bool) {
         let outcome = if allowed { "allow" } else { "deny" };
-        self.authorizations.inc(&[permission.as_str(), outcome]);
+        self.authorizations
+            .get_or_create(&Authorization {
+                permission: permission.as_str(),
+                outcome,
+            })
+            .inc();
     }
 
     /// One 401, with the verifier's reason code.
-    pub fn authentication_failure(&self, reason: &str) {
-        self.authentication_failures.inc(&[reason]);
+    pub fn authentication_failure(&self, reason: &'static str) {
+        self.authentication_failures
+            .get_or_create(&AuthenticationFailure { reason })
+            .inc();
     }
 
-    /// The request counter, for tests and diagnostics.
-    pub fn http_requests(&self) -> &Counter {
-        &self.http_requests
+    /// How many requests of `method` on `route` were answered `status`.
+    pub fn requests_answered(&self, method: &'static str, route: &str, status: u16) -> u64 {
+        let labels = Request {
+            method,
+            route: route.to_owned(),
+            status,
+        };
+        self.http_requests
+            .get(&labels)
+            .map_or(0, |counter| counter.get())
     }
 
     /// The in-memory families in the text format.
-    pub fn encode(&self, out: &mut String) {
-        self.http_requests.encode(out);
-        self.http_duration.encode(out);
-        self.authorizations.encode(out);
-        self.authentication_failures.encode(out);
-        self.airbyte_requests.encode(out);
-        self.airbyte_duration.encode(out);
-        self.airbyte_retries.encode(out);
-        self.airbyte_token_refreshes.encode(out);
+    pub fn encode(&self, out: &mut String) -> std::fmt::Result {
+        prometheus_client::encoding::prometheus_text::encode(out, &self.registry)
     }
 }
 
 impl airbyte_client::CallObserver for Metrics {
     fn on_call(&self, route: &str, status: Option<u16>, latency: Duration, attempt: u32) {
-        let status = status.map_or_else(|| "none".to_owned(), |s| s.to_string());
-        self.airbyte_requests.inc(&[route, &status]);
-        self.airbyte_duration.observe(&[route], latency);
+        let route = AirbyteRoute {
+            route: route.to_owned(),
+        };
+        self.airbyte_duration
+            .get_or_create(&route)
+            .observe(latency.as_secs_f64());
         if attempt > 1 {
-            self.airbyte_retries.inc(&[route]);
+            self.airbyte_retries.get_or_create(&route).inc();
         }
+        self.airbyte_requests
+            .get_or_create(&AirbyteCall {
+                route: route.route,
+                status: AirbyteStatus(status),
+            })
+            .inc();
     }
 
     fn on_token_refresh(&self, ok: bool) {
+        let outcome = if ok { "ok" } else { "error" };
         self.airbyte_token_refreshes
-            .inc(&[if ok { "ok" } else { "error" }]);
+            .get_or_create(&Outcome { outcome })
+            .inc();
     }
 }
 
@@ -419,54 +278,78 @@ fn known_method(method: &str) -> &'static str {
 mod tests {
     use super::*;
 
-    #[test]
-    fn counters_render_with_escaped_labels() {
-        let counter = Counter::new("t_total", "A test\ncounter.", &["a", "b"]);
-        counter.inc(&["x", "say \"hi\"\\\n"]);
-        counter.inc(&["x", "say \"hi\"\\\n"]);
-        counter.inc(&["y", ""]);
+    fn encoded(metrics: &Metrics) -> String {
         let mut out = String::new();
-        counter.encode(&mut out);
-        assert_eq!(
-            out,
-            "# HELP t_total A test\\ncounter.\n# TYPE t_total counter\n\
-             t_total{a=\"x\",b=\"say \\\"hi\\\"\\\\\\n\"} 2\n\
-             t_total{a=\"y\",b=\"\"} 1\n"
+        metrics.encode(&mut out).expect("encodes");
+        out
+    }
+
+    #[test]
+    fn families_are_named_as_prometheus_names_them() {
+        let metrics = Metrics::new();
+        metrics.request("GET", "/v1/whoami", 200, Duration::from_millis(3));
+        metrics.authorization(Permission::JobsSync, false);
+        let out = encoded(&metrics);
+        assert!(
+            out.contains("# TYPE airlock_http_requests_total counter\n"),
+            "{out}"
         );
-        assert_eq!(counter.get(&["y", ""]), 1);
-        assert_eq!(counter.get(&["z", ""]), 0);
+        assert!(
+            out.contains("airlock_http_requests_total{method=\"GET\",route=\"/v1/whoami\",status=\"200\"} 1\n"),
+            "{out}"
+        );
+        assert!(out.contains("# TYPE airlock_http_request_duration_seconds histogram\n"));
+        assert!(out.contains(
+            "airlock_http_request_duration_seconds_bucket{method=\"GET\",route=\"/v1/whoami\",le=\"0.005\"} 1\n"
+        ));
+        assert!(out.contains(
+            "airlock_http_request_duration_seconds_count{method=\"GET\",route=\"/v1/whoami\"} 1\n"
+        ));
+        assert!(out.contains(
+            "airlock_authorization_decisions_total{permission=\"jobs:sync\",outcome=\"deny\"} 1\n"
+        ));
+        // One period at the end of a help text, as written.
+        assert!(!out.contains(".."), "{out}");
     }
 
     #[test]
     fn histograms_are_cumulative_and_end_with_inf() {
-        let histogram = Histogram::new("d_seconds", "Durations.", &["r"], &[0.1, 1.0]);
-        for ms in [50, 500, 700, 5_000] {
-            histogram.observe(&["x"], Duration::from_millis(ms));
+        let metrics = Metrics::new();
+        for ms in [3, 40, 700, 60_000] {
+            metrics.request("POST", "/v1/x", 202, Duration::from_millis(ms));
         }
-        let mut out = String::new();
-        histogram.encode(&mut out);
-        assert_eq!(
-            out,
-            "# HELP d_seconds Durations.\n# TYPE d_seconds histogram\n\
-             d_seconds_bucket{r=\"x\",le=\"0.1\"} 1\n\
-             d_seconds_bucket{r=\"x\",le=\"1\"} 3\n\
-             d_seconds_bucket{r=\"x\",le=\"+Inf\"} 4\n\
-             d_seconds_sum{r=\"x\"} 6.25\n\
-             d_seconds_count{r=\"x\"} 4\n"
-        );
-        assert_eq!(histogram.count(&["x"]), 4);
+        let out = encoded(&metrics);
+        let bucket = |le: &str| {
+            let prefix = format!(
+                "airlock_http_request_duration_seconds_bucket{{method=\"POST\",route=\"/v1/x\",le=\"{le}\"}} "
+            );
+            out.lines()
+                .find_map(|line| line.strip_prefix(prefix.as_str()))
+                .unwrap_or_else(|| panic!("no bucket {le}: {out}"))
+                .to_owned()
+        };
+        assert_eq!(bucket("0.005"), "1");
+        assert_eq!(bucket("0.05"), "2");
+        assert_eq!(bucket("1"), "3");
+        assert_eq!(bucket("30"), "3");
+        assert_eq!(bucket("+Inf"), "4");
     }
 
     #[test]
-    fn families_stop_growing() {
-        let counter = Counter::new("c_total", "C.", &["k"]);
-        for i in 0..MAX_SERIES + 10 {
-            counter.inc(&[&i.to_string()]);
-        }
-        assert_eq!(counter.get(&["_overflow"]), 10);
-        let mut out = String::new();
-        counter.encode(&mut out);
-        assert_eq!(out.lines().count(), 2 + MAX_SERIES + 1);
+    fn airbyte_calls_without_an_answer_are_labelled_none() {
+        use airbyte_client::CallObserver as _;
+        let metrics = Metrics::new();
+        metrics.on_call("GET /jobs", None, Duration::from_millis(1), 1);
+        metrics.on_call("GET /jobs", Some(503), Duration::from_millis(1), 2);
+        let out = encoded(&metrics);
+        assert!(
+            out.contains("airlock_airbyte_requests_total{route=\"GET /jobs\",status=\"none\"} 1\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("airlock_airbyte_requests_total{route=\"GET /jobs\",status=\"503\"} 1\n")
+        );
+        assert!(out.contains("airlock_airbyte_retries_total{route=\"GET /jobs\"} 1\n"));
     }
 
     #[test]
@@ -474,13 +357,8 @@ mod tests {
         let metrics = Metrics::new();
         metrics.request("BREW", "/v1/whoami", 405, Duration::from_millis(1));
         metrics.request("GET", "/v1/whoami", 200, Duration::from_millis(1));
-        assert_eq!(
-            metrics.http_requests().get(&["other", "/v1/whoami", "405"]),
-            1
-        );
-        assert_eq!(
-            metrics.http_requests().get(&["GET", "/v1/whoami", "200"]),
-            1
-        );
+        assert_eq!(metrics.requests_answered("other", "/v1/whoami", 405), 1);
+        assert_eq!(metrics.requests_answered("GET", "/v1/whoami", 200), 1);
+        assert_eq!(metrics.requests_answered("BREW", "/v1/whoami", 405), 0);
     }
 }

@@ -36,6 +36,50 @@ pub fn python() -> PathBuf {
     path
 }
 
+/// Prometheus's `promtool`: `AIRLOCK_TEST_PROMTOOL`, else the one
+/// `scripts/test` unpacks into `.tools/bin`, else `promtool` on PATH.
+pub fn promtool() -> PathBuf {
+    if let Some(path) = std::env::var_os("AIRLOCK_TEST_PROMTOOL") {
+        return PathBuf::from(path);
+    }
+    let unpacked = repo_root().join(".tools/bin/promtool");
+    if unpacked.exists() {
+        return unpacked;
+    }
+    PathBuf::from("promtool")
+}
+
+/// Fails unless `promtool check metrics` finds nothing to say about
+/// `exposition` (Prometheus's text format, as `/metrics` serves it).
+pub fn assert_promtool_is_silent(exposition: &str) {
+    use std::io::Write as _;
+    let mut child = Command::new(promtool())
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|error| {
+            panic!("promtool could not start ({error}): run scripts/test, which unpacks it into .tools/bin")
+        });
+    child
+        .stdin
+        .take()
+        .expect("promtool's input")
+        .write_all(exposition.as_bytes())
+        .expect("write to promtool");
+    let output = child.wait_with_output().expect("promtool ran");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        output.status.success() && said.trim().is_empty(),
+        "promtool check metrics: {said}\n{exposition}"
+    );
+}
+
 /// A child process (`airlock demo`, ...) killed when the test ends, however
 /// it ends.
 pub struct KilledOnDrop(pub std::process::Child);
