@@ -10,6 +10,7 @@
 pub mod auth;
 pub mod body;
 pub mod limits;
+pub mod panics;
 pub mod params;
 pub mod problem;
 pub mod refusals;
@@ -339,8 +340,8 @@ impl AppState {
 }
 
 /// `routes` with the request layer that Airlock's routes share: the
-/// request id, span and log line outermost, then the timed body read, then
-/// the body limit.
+/// request id, span and log line outermost, then a panic caught as a 500
+/// (`panics`), then the timed body read, then the body limit.
 pub fn layered(routes: Router, state: AppState) -> Router {
     routes
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -348,6 +349,7 @@ pub fn layered(routes: Router, state: AppState) -> Router {
             state.clone(),
             body::read_in_time,
         ))
+        .layer(panics::layer())
         .layer(axum::middleware::from_fn_with_state(
             state,
             request_id::layer,
