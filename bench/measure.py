@@ -1,7 +1,8 @@
 """Measurement helpers for bench/run (standard library only).
 
     measure.py freeport                      a free loopback port
-    measure.py cpu PID                       utime+stime of PID, in seconds
+    measure.py cpu PID                       utime+stime of PID and its descendants
+                                             (nginx's workers), in seconds
     measure.py mem PID                       {"rss_kb":..,"hwm_kb":..} of PID
     measure.py ready URL RUNS IDLE_SECS OUT -- CMD...
         starts CMD RUNS times (each on a fresh copy of nothing: CMD must use a
@@ -25,11 +26,32 @@ import urllib.request
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def cpu_seconds(pid: int) -> float:
+def stat_fields(pid: int) -> list:
     with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    # Fields 14 and 15 (utime, stime) are at 11 and 12 after the command.
-    return (int(fields[11]) + int(fields[12])) / TICKS
+        return f.read().rsplit(")", 1)[1].split()
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime+stime of PID and of every living descendant (nginx's workers)."""
+    children = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                # Field 4 (ppid) is at 1 after the command.
+                children.setdefault(int(stat_fields(int(entry))[1]), []).append(int(entry))
+            except (OSError, IndexError):
+                continue
+    total, todo = 0, [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            fields = stat_fields(current)
+        except OSError:
+            continue
+        # Fields 14 and 15 (utime, stime) are at 11 and 12 after the command.
+        total += int(fields[11]) + int(fields[12])
+        todo += children.get(current, [])
+    return total / TICKS
 
 
 def memory_kb(pid: int) -> dict:
@@ -98,6 +120,16 @@ READ_SCENARIOS = [
     ("v1-running", "Airlock `GET /v1/jobs/{id}` of a running job, one token"),
 ]
 
+# The forwarded read against a fake Airbyte that answers in microseconds
+# (nginx), through each gateway: what a JWT check in front of Airbyte costs
+# elsewhere, next to Airlock's front.
+REFERENCE_SCENARIOS = [
+    ("fake-direct", "fake Airbyte (nginx, a fixed job) directly", "—"),
+    ("fake-nginx", "bare nginx reverse proxy (keep-alive upstream; no identity, no policy)", "nginx"),
+    ("fake-haproxy", "HAProxy 2.6 verifying the RS256 JWT on every request, role checked, token swapped", "HAProxy"),
+    ("fake-front", "Airlock front, running job forwarded (one token)", "Airlock"),
+]
+
 
 def verdict(ok: bool) -> str:
     return "met" if ok else "**not met**"
@@ -122,6 +154,8 @@ def report(raw: str, out_json: str, out_md: str) -> None:
     # 1. Reads.
     if os.path.exists(f"{raw}/reads-direct.jsonl"):
         md += reads_section(raw, result)
+    if os.path.exists(f"{raw}/reads-fake-direct.jsonl"):
+        md += reference_section(raw, result)
     md += triggers_section(raw, result)
     md += flood_section(raw, result)
     if os.path.exists(f"{raw}/tracking.json"):
@@ -180,6 +214,39 @@ def reads_section(raw: str, result: dict) -> list:
         f"simulator {mem['sim']['hwm_kb'] / 1024:.1f} MB. p50 is the median of the rounds, p99 the worst round.",
         "",
     ]
+    return md
+
+
+def reference_section(raw: str, result: dict) -> list:
+    md = [
+        "## The forwarded read next to other gateways",
+        "",
+        "Every row reads the same job from the same fake Airbyte (nginx answering "
+        "`GET /api/public/v1/jobs/{id}` with a fixed running job); the gateways forward it.",
+        "",
+        "| scenario | req/s | p50 ms | p99 ms | non-200 | gateway | gateway CPU µs/req | fake CPU µs/req |",
+        "| --- | ---: | ---: | ---: | ---: | --- | ---: | ---: |",
+    ]
+    result["reference"] = {}
+    for key, label, gateway in REFERENCE_SCENARIOS:
+        rounds = lines(f"{raw}/reads-{key}.jsonl")
+        requests = sum(r["requests"] for r in rounds)
+        rps = requests / (sum(r["duration_us"] for r in rounds) / 1e6)
+        p50 = statistics.median(r["p50_us"] for r in rounds) / 1000
+        p99 = max(r["p99_us"] for r in rounds) / 1000
+        non200 = sum(r["non200"] + r["socket_errors"] for r in rounds)
+        cpu_gateway = sum(r.get("cpu_gateway", 0) for r in rounds) / requests * 1e6
+        cpu_fake = sum(r.get("cpu_fake", 0) for r in rounds) / requests * 1e6
+        result["reference"][key] = {
+            "label": label, "rps": round(rps), "p50_ms": p50, "p99_ms": p99,
+            "non200_or_errors": non200, "gateway_cpu_us_per_req": round(cpu_gateway, 1),
+            "fake_cpu_us_per_req": round(cpu_fake, 1), "rounds": rounds,
+        }
+        shown = "—" if gateway == "—" else f"{cpu_gateway:.1f}"
+        md.append(
+            f"| {label} | {rps:,.0f} | {p50:.2f} | {p99:.2f} | {non200} | {gateway} | {shown} | {cpu_fake:.1f} |"
+        )
+    md.append("")
     return md
 
 
@@ -325,6 +392,15 @@ def targets_section(result: dict) -> list:
         ratio("v1-pool", 0.25, "`/v1/jobs/{id}` of a finished job (1,000 tokens)")
         ratio("v1-running", 0.40, "`/v1/jobs/{id}` of a running job (one token)")
         p99("v1-running", "`/v1/jobs/{id}` of a running job (one token)")
+    reference = result.get("reference")
+    if reference:
+        front, haproxy = reference["fake-front"], reference["fake-haproxy"]
+        label = "front's forwarded read, fake Airbyte (one token)"
+        cpu = front["gateway_cpu_us_per_req"]
+        targets.append((f"{label}: Airlock CPU ≤ 25 µs/req", f"{cpu:.1f} µs", cpu <= 25))
+        targets.append((f"{label}: p99 ≤ 2 ms at 50 connections", f"{front['p99_ms']:.2f} ms", front["p99_ms"] <= 2.0))
+        times = front["rps"] / haproxy["rps"]
+        targets.append((f"{label}: ≥ 1.5× HAProxy verifying the JWT", f"{times:.2f}×", times >= 1.5))
     for backend, goal in (("sqlite", 2000), ("postgres", 1000)):
         if backend in result["triggers"]:
             rate = result["triggers"][backend]["accepted_per_s"]

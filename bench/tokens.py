@@ -3,7 +3,8 @@ signed with it, written to a folder that `python3 -m http.server` serves.
 
     tokens.py DIR ISSUER POOL
 
-writes DIR/jwks.json, DIR/reader.txt (one token), DIR/pool.txt (POOL distinct
+writes DIR/jwks.json, DIR/public.pem (the same key, for HAProxy's
+jwt_verify), DIR/reader.txt (one token), DIR/pool.txt (POOL distinct
 tokens, one per line, different subjects) and DIR/runner.txt (one token
 allowed to trigger syncs). Tokens live 24 hours.
 """
@@ -13,6 +14,7 @@ import sys
 import time
 
 import jwt
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
@@ -27,6 +29,12 @@ def main() -> None:
     public.update({"kid": KID, "alg": "RS256", "use": "sig"})
     with open(f"{out}/jwks.json", "w") as f:
         json.dump({"keys": [public]}, f)
+    with open(f"{out}/public.pem", "wb") as f:
+        f.write(
+            key.public_key().public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+        )
     now = int(time.time())
 
     def token(subject: str, role: str) -> str:

@@ -368,9 +368,10 @@ pub async fn decide(
 }
 
 /// The request `id` as `caller` may decide it, with its connection's
-/// resource and the guard's decision: their own is refused with why (whatever their permissions: it
-/// is their own request); anyone else without `approvals:decide` learns
-/// nothing, and one outside their scope is "not found" (audited).
+/// resource and the guard's decision: their own is refused with why
+/// (whatever their permissions: it is their own request); anyone else
+/// without `approvals:decide` learns nothing, and one outside their scope
+/// is "not found" (audited).
 async fn decidable(
     state: &AppState,
     caller: &Caller,

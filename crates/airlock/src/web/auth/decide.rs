@@ -1,8 +1,10 @@
 //! What the guard decides, and what it records: every decision about a
 //! caller goes through these methods, so that each is counted
 //! (`airlock_authorization_decisions_total`) and each refusal is logged and
-//! audited the same way at every door. Nothing else asks the policy about a
-//! caller (the architecture test holds the code to that).
+//! audited the same way at every door. Nothing else takes a decision
+//! (`Policy::decide`) about a caller, which the architecture test holds the
+//! code to; elsewhere the policy is only asked questions ([`Caller::may`],
+//! `Policy::allows`) to filter what a caller sees.
 
 use super::{Caller, Refusal, action_of, place};
 use crate::web::AppState;
