@@ -458,13 +458,12 @@ async fn authorize_workspace(
 ) -> Result<airlock_domain::policy::Decision, FrontError> {
     if permission == Permission::ConnectionsRead {
         let snapshot = state.catalog().snapshot();
-        let connections: Vec<Resource> = snapshot
+        let connections = snapshot
             .all()
             .iter()
             .filter(|c| c.workspace_id == id)
-            .map(ConnectionInfo::resource)
-            .collect();
-        if let Some(decision) = caller.allowed_on_any(state, permission, &connections) {
+            .map(ConnectionInfo::resource);
+        if let Some(decision) = caller.allowed_on_any(state, permission, connections) {
             return Ok(decision);
         }
     }

@@ -14,13 +14,20 @@ use airlock_domain::policy::{Decision, Permission, Resource};
 impl Caller {
     /// An audit record of this caller doing `action`.
     pub fn entry(&self, action: &str, decision: &Decision) -> audit::Entry {
+        let verdict = if decision.allowed { "allow" } else { "deny" };
+        self.record_of(action, verdict, Some(decision.reason.to_string()))
+    }
+
+    /// This caller's origin, identity and channel doing `action`, with the
+    /// verdict and its reason: what every record of the guard starts from.
+    fn record_of(&self, action: &str, verdict: &str, reason: Option<String>) -> audit::Entry {
         audit::Entry {
             origin: self.origin.clone(),
             actor: audit::Actor::of(&self.principal),
             channel: self.channel.to_owned(),
             action: action.to_owned(),
-            decision: if decision.allowed { "allow" } else { "deny" }.to_owned(),
-            reason: Some(decision.reason.to_string()),
+            decision: verdict.to_owned(),
+            reason,
             ..audit::Entry::default()
         }
     }
@@ -96,17 +103,9 @@ impl Caller {
         outcome: String,
         detail: Option<serde_json::Value>,
     ) {
-        let mut entry = audit::Entry {
-            origin: self.origin.clone(),
-            actor: audit::Actor::of(&self.principal),
-            channel: self.channel.to_owned(),
-            action: action.to_owned(),
-            decision: "allow".to_owned(),
-            reason: decision.map(|d| d.reason.to_string()),
-            outcome: Some(outcome),
-            detail,
-            ..audit::Entry::default()
-        };
+        let mut entry = self.record_of(action, "allow", decision.map(|d| d.reason.to_string()));
+        entry.outcome = Some(outcome);
+        entry.detail = detail;
         place(&mut entry, resource);
         state.audit(&entry).await;
     }
@@ -127,16 +126,8 @@ impl Caller {
             reason,
             "denied"
         );
-        let mut entry = audit::Entry {
-            origin: self.origin.clone(),
-            actor: audit::Actor::of(&self.principal),
-            channel: self.channel.to_owned(),
-            action: action.to_owned(),
-            decision: "deny".to_owned(),
-            reason: Some(reason.to_owned()),
-            outcome: Some(status.to_owned()),
-            ..audit::Entry::default()
-        };
+        let mut entry = self.record_of(action, "deny", Some(reason.to_owned()));
+        entry.outcome = Some(status.to_owned());
         place(&mut entry, resource);
         state.audit(&entry).await;
     }
@@ -158,16 +149,16 @@ impl Caller {
     /// The first of `resources` on which `permission` is allowed, counted
     /// as one decision; `None` when there is none (nothing is recorded: the
     /// door decides what to ask next).
-    pub fn allowed_on_any<'r>(
+    pub fn allowed_on_any(
         &self,
         state: &AppState,
         permission: Permission,
-        resources: impl IntoIterator<Item = &'r Resource>,
+        resources: impl IntoIterator<Item = Resource>,
     ) -> Option<Decision> {
         let policy = state.policy();
         let decision = resources
             .into_iter()
-            .map(|resource| policy.decide(&self.principal, permission, resource))
+            .map(|resource| policy.decide(&self.principal, permission, &resource))
             .find(|decision| decision.allowed)?;
         state.metrics().authorization(permission, true);
         Some(decision)
