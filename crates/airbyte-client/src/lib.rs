@@ -59,7 +59,7 @@ pub use models::{
     Connection, ConnectionStatus, Destination, Job, JobFilter, JobOrder, JobStatus, JobType,
     ListParams, Page, Schedule, ScheduleType, Source, Tag, Workspace,
 };
-pub use observe::CallObserver;
+pub use observe::{CallObserver, TraceContext};
 pub use retry::RetryPolicy;
 
 /// The HTTP vocabulary of [`AirbyteClient::send_raw`], re-exported so callers need

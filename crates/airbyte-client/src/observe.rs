@@ -1,5 +1,7 @@
-//! A hook for metrics: what every exchange with Airbyte cost and how it ended,
-//! reported to the application without this crate knowing how it counts.
+//! Hooks for the application's telemetry, without this crate knowing how it
+//! counts or traces: what every exchange with Airbyte cost and how it ended
+//! ([`CallObserver`], for metrics), and the trace context every request
+//! carries ([`TraceContext`]).
 
 use std::time::Duration;
 
@@ -18,6 +20,38 @@ pub trait CallObserver: Send + Sync {
 
     /// A token refresh ended: `ok` is false when no token came of it.
     fn on_token_refresh(&self, ok: bool);
+}
+
+/// Adds the W3C trace context (`traceparent`, `tracestate`) to every
+/// request to Airbyte, so that Airbyte's side of a call joins the caller's
+/// trace.
+///
+/// Called for every attempt, on the task making the call, inside its
+/// `airbyte.call` span, before the credential is set: keep it cheap, and
+/// add only trace-context headers.
+pub trait TraceContext: Send + Sync {
+    /// Adds the headers of the current span's context, if any.
+    fn inject(&self, headers: &mut reqwest::header::HeaderMap);
+}
+
+/// An optional trace-context hook, shared by a client and its token manager.
+pub(crate) type Tracing = Option<std::sync::Arc<dyn TraceContext>>;
+
+/// Puts the current trace context on an attempt, if anyone traces.
+pub(crate) fn traced(
+    tracing: &Tracing,
+    builder: reqwest::RequestBuilder,
+) -> reqwest::RequestBuilder {
+    let Some(hook) = tracing else {
+        return builder;
+    };
+    let mut headers = reqwest::header::HeaderMap::new();
+    hook.inject(&mut headers);
+    if headers.is_empty() {
+        builder
+    } else {
+        builder.headers(headers)
+    }
 }
 
 /// An optional observer, shared by a client and its token manager.

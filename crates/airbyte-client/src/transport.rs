@@ -151,12 +151,21 @@ pub(crate) struct Progress {
 }
 
 impl Progress {
-    /// Records the outcome on the call's span, once, when the call is over.
+    /// Records the outcome on the call's span, once, when the call is over:
+    /// in OpenTelemetry's HTTP client terms, an error is a 4xx or 5xx
+    /// answer, or none. Numbers are recorded as `i64`, which trace
+    /// exporters carry as integers (a `u64` becomes a string).
     pub(crate) fn record(&self, span: &tracing::Span, latency_ms: u64) {
-        span.record("attempts", self.attempts);
-        if let Some(status) = self.status {
-            span.record("status", status);
+        span.record("attempts", i64::from(self.attempts));
+        if self.attempts > 1 {
+            span.record("http.request.resend_count", i64::from(self.attempts - 1));
         }
-        span.record("latency_ms", latency_ms);
+        if let Some(status) = self.status {
+            span.record("http.response.status_code", i64::from(status));
+        }
+        if self.status.is_none_or(|status| status >= 400) {
+            span.record("otel.status_code", "error");
+        }
+        span.record("latency_ms", i64::try_from(latency_ms).unwrap_or(i64::MAX));
     }
 }

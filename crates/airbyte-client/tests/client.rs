@@ -271,6 +271,74 @@ async fn the_observer_sees_every_attempt_and_refresh_by_route_template() {
     );
 }
 
+/// A trace-context hook that numbers the attempts it is asked about.
+#[derive(Debug, Default)]
+struct Numbered(std::sync::atomic::AtomicU32);
+
+impl airbyte_client::TraceContext for Numbered {
+    fn inject(&self, headers: &mut HeaderMap) {
+        let n = self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        let value = format!("00-{:032x}-{:016x}-01", 1, n);
+        headers.insert("traceparent", value.parse().expect("a header value"));
+    }
+}
+
+#[tokio::test]
+async fn every_attempt_and_token_request_carries_the_trace_context() {
+    let sim = start(SimConfig::default()).await;
+    let hook = Arc::new(Numbered::default());
+    let tracing = Arc::clone(&hook) as Arc<dyn airbyte_client::TraceContext>;
+    let client = client_for(&sim, |config| config.trace_context = Some(tracing));
+    let connection = active_connections(&client, 1).await[0];
+    sim.sim.expire_tokens();
+    client
+        .get_connection(connection)
+        .await
+        .expect("recovers from the 401");
+    // A caller's traceparent on a raw call is replaced by the call's own.
+    let mut caller = HeaderMap::new();
+    caller.insert(
+        "traceparent",
+        "00-ffffffffffffffffffffffffffffffff-ffffffffffffffff-01"
+            .parse()
+            .expect("a header value"),
+    );
+    client
+        .send_raw(Method::GET, "/jobs", &caller, Vec::new())
+        .await
+        .expect("a raw read");
+    let traced: Vec<(String, String)> = sim
+        .sim
+        .counters()
+        .traced
+        .into_iter()
+        .map(|t| (t.route, t.traceparent))
+        .collect();
+    let routes: Vec<&str> = traced.iter().map(|(route, _)| route.as_str()).collect();
+    assert_eq!(
+        routes,
+        [
+            TOKEN_ROUTE,
+            "GET /connections",
+            "GET /connections/{connectionId}",
+            TOKEN_ROUTE,
+            "GET /connections/{connectionId}",
+            "GET /jobs",
+        ]
+    );
+    // One context per attempt (the hook numbers them), none the caller's.
+    let sent: std::collections::BTreeSet<&str> =
+        traced.iter().map(|(_, parent)| parent.as_str()).collect();
+    let asked: std::collections::BTreeSet<String> = (1..=6)
+        .map(|n| format!("00-{:032x}-{:016x}-01", 1, n))
+        .collect();
+    assert_eq!(
+        sent,
+        asked.iter().map(String::as_str).collect(),
+        "{traced:?}"
+    );
+}
+
 #[tokio::test]
 async fn rejected_credentials_are_auth_errors_without_retries() {
     let sim = start(SimConfig::default()).await;

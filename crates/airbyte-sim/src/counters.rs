@@ -33,6 +33,18 @@ pub struct Counters {
     /// The last requests' `METHOD path?query`, exactly as received, oldest
     /// first (at most [`TARGETS_KEPT`]): what a proxy in front really sent.
     pub targets: Vec<String>,
+    /// The last requests that carried a W3C `traceparent`, oldest first (at
+    /// most [`TARGETS_KEPT`]): how a tracing client's context arrived.
+    pub traced: Vec<Traced>,
+}
+
+/// A request that carried trace context.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Traced {
+    /// Its route key (`"POST /jobs"`).
+    pub route: String,
+    /// Its `traceparent` header, as received.
+    pub traceparent: String,
 }
 
 /// How many request targets [`Counters::targets`] keeps.
@@ -85,13 +97,22 @@ impl Counters {
             .collect()
     }
 
-    pub(crate) fn request(&mut self, route: &str, target: &str) {
+    pub(crate) fn request(&mut self, route: &str, target: &str, traceparent: Option<&str>) {
         *self.requests.entry(route.to_owned()).or_default() += 1;
         if self.targets.len() >= TARGETS_KEPT {
             self.targets.remove(0);
         }
         let method = route.split(' ').next().unwrap_or_default();
         self.targets.push(format!("{method} {target}"));
+        if let Some(traceparent) = traceparent {
+            if self.traced.len() >= TARGETS_KEPT {
+                self.traced.remove(0);
+            }
+            self.traced.push(Traced {
+                route: route.to_owned(),
+                traceparent: traceparent.to_owned(),
+            });
+        }
     }
 
     pub(crate) fn response(&mut self, route: &str, status: u16) {

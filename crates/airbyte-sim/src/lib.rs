@@ -74,7 +74,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub use config::{SimConfig, SimError};
-pub use counters::Counters;
+pub use counters::{Counters, Traced};
 pub use faults::{BadBody, FaultSpec, Faults};
 
 use crate::auth::TokenStore;

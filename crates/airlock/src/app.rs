@@ -72,7 +72,8 @@ pub fn airbyte_client(
     lookup_env: &dyn Fn(&str) -> Option<String>,
     observer: Option<Arc<dyn CallObserver>>,
 ) -> anyhow::Result<AirbyteClient> {
-    let settings = config.client_config(lookup_env, observer)?;
+    let mut settings = config.client_config(lookup_env, observer)?;
+    settings.trace_context = Some(Arc::new(crate::telemetry::AirbyteTraceContext));
     AirbyteClient::new(settings).context("cannot build the Airbyte client")
 }
 

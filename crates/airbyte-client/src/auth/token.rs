@@ -26,7 +26,7 @@ use tracing::{Instrument, field};
 
 use crate::clock::Clock;
 use crate::error::{Error, Result};
-use crate::observe::{self, Observer};
+use crate::observe::{self, Observer, Tracing};
 use crate::retry::{Idempotency, RetryPolicy, retryable_status};
 use crate::transport::{self, Failure, Progress};
 
@@ -133,6 +133,7 @@ pub(crate) struct TokenManager {
     retry: RetryPolicy,
     clock: Arc<dyn Clock>,
     observer: Observer,
+    tracing: Tracing,
     current: RwLock<Option<Arc<Token>>>,
     flight: Mutex<Flight>,
     /// Mirror of `Flight::done`, readable without waiting for the lock.
@@ -159,6 +160,7 @@ pub(crate) struct TokenSettings {
     pub(crate) retry: RetryPolicy,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) observer: Observer,
+    pub(crate) tracing: Tracing,
 }
 
 impl TokenManager {
@@ -172,6 +174,7 @@ impl TokenManager {
             retry: settings.retry,
             clock: settings.clock,
             observer: settings.observer,
+            tracing: settings.tracing,
             current: RwLock::new(None),
             flight: Mutex::new(Flight::default()),
             flights_done: AtomicU64::new(0),
@@ -266,9 +269,12 @@ impl TokenManager {
     async fn fetch(&self) -> Result<Token> {
         let span = tracing::debug_span!(
             "airbyte.token",
-            method = "POST",
+            otel.kind = "client",
+            http.request.method = "POST",
             route = TOKEN_ROUTE,
-            status = field::Empty,
+            http.response.status_code = field::Empty,
+            http.request.resend_count = field::Empty,
+            otel.status_code = field::Empty,
             attempts = field::Empty,
             latency_ms = field::Empty,
         );
@@ -311,6 +317,7 @@ impl TokenManager {
                 .header(CONTENT_TYPE, "application/json")
                 .header(ACCEPT, "application/json")
                 .body(body.clone());
+            let builder = observe::traced(&self.tracing, builder);
             let retries_left = attempts <= self.retry.max_retries;
             let sent_at = Instant::now();
             let result = transport::send_once(builder).await;

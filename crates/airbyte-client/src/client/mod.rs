@@ -28,7 +28,7 @@ use crate::auth::token::{TokenManager, TokenSettings};
 use crate::auth::{Auth, Authenticator};
 use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
-use crate::observe::{self, CallObserver, Observer};
+use crate::observe::{self, CallObserver, Observer, TraceContext, Tracing};
 use crate::retry::{Idempotency, RetryPolicy, retryable_status};
 use crate::transport::{self, Failure, Progress, Reply};
 
@@ -54,6 +54,8 @@ pub struct ClientConfig {
     pub clock: Arc<dyn Clock>,
     /// Told about every exchange and token refresh, for metrics. `None` by default.
     pub observer: Option<Arc<dyn CallObserver>>,
+    /// Adds the trace context to every request. `None` by default.
+    pub trace_context: Option<Arc<dyn TraceContext>>,
 }
 
 impl ClientConfig {
@@ -68,6 +70,7 @@ impl ClientConfig {
             retry: RetryPolicy::default(),
             clock: Arc::new(SystemClock),
             observer: None,
+            trace_context: None,
         }
     }
 }
@@ -85,6 +88,7 @@ impl fmt::Debug for ClientConfig {
             .field("retry", &self.retry)
             .field("clock", &self.clock)
             .field("observer", &self.observer.is_some())
+            .field("trace_context", &self.trace_context.is_some())
             .finish()
     }
 }
@@ -116,6 +120,7 @@ struct Inner {
     timeout: Duration,
     retry: RetryPolicy,
     observer: Observer,
+    tracing: Tracing,
 }
 
 impl fmt::Debug for AirbyteClient {
@@ -202,6 +207,7 @@ impl AirbyteClient {
                     retry: config.retry,
                     clock: config.clock,
                     observer: config.observer.clone(),
+                    tracing: config.trace_context.clone(),
                 },
             ))),
         };
@@ -214,6 +220,7 @@ impl AirbyteClient {
                 timeout: config.timeout,
                 retry: config.retry,
                 observer: config.observer,
+                tracing: config.trace_context,
             }),
         })
     }
@@ -276,9 +283,12 @@ impl AirbyteClient {
     async fn execute(&self, call: &Call<'_>) -> Result<Outcome> {
         let span = tracing::debug_span!(
             "airbyte.call",
-            method = %call.method,
+            otel.kind = "client",
+            http.request.method = %call.method,
             route = %call.route,
-            status = field::Empty,
+            http.response.status_code = field::Empty,
+            http.request.resend_count = field::Empty,
+            otel.status_code = field::Empty,
             attempts = field::Empty,
             latency_ms = field::Empty,
         );
@@ -382,7 +392,7 @@ impl AirbyteClient {
             }
             builder = builder.body(body.clone());
         }
-        builder
+        observe::traced(&self.inner.tracing, builder)
     }
 
     /// Puts the credential on an attempt of an authenticated call. Returns the

@@ -74,7 +74,11 @@ pub(crate) async fn layer(State(shared): State<Arc<Shared>>, req: Request, next:
         .uri()
         .path_and_query()
         .map_or_else(|| req.uri().path().to_owned(), |pq| pq.as_str().to_owned());
-    lock(&shared.counters).request(&route, &target);
+    let traceparent = req
+        .headers()
+        .get("traceparent")
+        .and_then(|value| value.to_str().ok());
+    lock(&shared.counters).request(&route, &target, traceparent);
     let spec = shared.fault_spec(&route);
     if spec.latency_ms > 0 {
         lock(&shared.counters).fault(&route, "latency");

@@ -104,6 +104,33 @@ pub struct Metrics {
     airbyte_duration: Latencies<AirbyteRoute>,
     airbyte_retries: Family<AirbyteRoute, Counter>,
     airbyte_token_refreshes: Family<Outcome, Counter>,
+    trace_spans: Family<Outcome, Counter>,
+}
+
+/// What became of the finished spans of sampled traces: the trace
+/// exporter's counters, in `airlock_trace_spans_total`.
+#[derive(Debug, Clone)]
+pub struct SpanCounters {
+    exported: Counter,
+    dropped: Counter,
+    failed: Counter,
+}
+
+impl SpanCounters {
+    /// Spans the collector took.
+    pub fn exported(&self, spans: u64) {
+        self.exported.inc_by(spans);
+    }
+
+    /// Spans dropped because the export queue was full.
+    pub fn dropped(&self, spans: u64) {
+        self.dropped.inc_by(spans);
+    }
+
+    /// Spans lost because the collector refused them or could not be reached.
+    pub fn failed(&self, spans: u64) {
+        self.failed.inc_by(spans);
+    }
 }
 
 impl Default for Metrics {
@@ -126,6 +153,7 @@ impl Metrics {
             airbyte_duration: Family::new_with_constructor(latency_histogram),
             airbyte_retries: Family::default(),
             airbyte_token_refreshes: Family::default(),
+            trace_spans: Family::default(),
         };
         metrics.registered()
     }
@@ -174,7 +202,23 @@ impl Metrics {
             "Airbyte access token refreshes, by outcome (ok or error)",
             self.airbyte_token_refreshes.clone(),
         );
+        registry.register(
+            "airlock_trace_spans",
+            "Finished spans of sampled traces, by outcome (exported; dropped: the export queue was full; failed: the collector refused them or was not reached)",
+            self.trace_spans.clone(),
+        );
         self
+    }
+
+    /// The trace exporter's counters; from this call on, the family shows
+    /// all three outcomes, zeros included.
+    pub fn span_counters(&self) -> SpanCounters {
+        let counter = |outcome| self.trace_spans.get_or_create(&Outcome { outcome }).clone();
+        SpanCounters {
+            exported: counter("exported"),
+            dropped: counter("dropped"),
+            failed: counter("failed"),
+        }
     }
 
     /// One request served: `route` is the matched route template (or

@@ -20,12 +20,17 @@ pub struct CheckConfigArgs {
 pub(super) async fn run(args: &CheckConfigArgs) -> anyhow::Result<ExitCode> {
     let env = super::process_env();
     let lookup = |name: &str| std::env::var(name).ok();
-    let checked = Config::load(args.config.config.as_deref(), &env).and_then(|config| match config
-        .airbyte
-        .auth(&lookup)
-    {
-        Ok(_) => Ok(config),
-        Err(error) => Err(ConfigError::from(error)),
+    // Beyond the file: the credential it points at, and the `OTEL_*`
+    // variables `serve` would read.
+    let checked = Config::load(args.config.config.as_deref(), &env).and_then(|config| {
+        let resolved = config
+            .airbyte
+            .auth(&lookup)
+            .and_then(|_| config.telemetry.export(&lookup));
+        match resolved {
+            Ok(_) => Ok(config),
+            Err(error) => Err(ConfigError::from(error)),
+        }
     });
     match checked {
         Ok(config) => {

@@ -24,8 +24,16 @@ pub(super) async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         config.server.listen = listen;
     }
     let listen = config.server.listen;
-    crate::telemetry::export_traces(&config.telemetry)?;
+    // The trace export `[telemetry]` and the `OTEL_*` variables ask for,
+    // refused before anything starts when it cannot be honoured.
+    let traces = config
+        .telemetry
+        .export(&|name| std::env::var(name).ok())
+        .context("invalid trace configuration")?;
     let app = App::build(config, Extras::default()).await?;
+    if let Some(export) = traces {
+        crate::telemetry::start_traces(&export, app.state().metrics().span_counters())?;
+    }
     #[cfg(unix)]
     if let Some(path) = args.config.config.clone() {
         let state = app.state().clone();

@@ -73,7 +73,9 @@ impl Visit for Visitor<'_> {
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
         let name = field.name();
-        if self.result.is_err() || name.starts_with("log.") {
+        // `log.*` are the log crate's bridge fields; `otel.*` tell the trace
+        // bridge a span's kind and status.
+        if self.result.is_err() || name.starts_with("log.") || name.starts_with("otel.") {
             return;
         }
         let separator = if self.first { "" } else { " " };

@@ -3,28 +3,32 @@
 //! line with `--log-format json`. The filter comes from `AIRLOCK_LOG` (then `RUST_LOG`),
 //! `info` by default (`rmcp`, the MCP SDK, at `warn`).
 //!
-//! Traces: the subscriber also carries an OTLP exporter ([`otlp`]), inert
-//! until [`export_traces`] switches it on from `[telemetry]` (only `serve`
-//! does). It is installed here, before any configuration is read, and
-//! activated later, because the subscriber is the one global Airlock has and
-//! cannot be replaced once installed; its own filter keeps it independent of
+//! Traces: the subscriber's first layer is the OpenTelemetry bridge
+//! ([`traces`]), inert until [`start_traces`] switches it on from
+//! `[telemetry]` and the `OTEL_*` variables (only `serve` does). It is
+//! installed here, before any configuration is read, and started later,
+//! because the subscriber is the one global Airlock has and cannot be
+//! replaced once installed; its own filter keeps it independent of
 //! `AIRLOCK_LOG` (the Airbyte client's spans are at debug).
 
+mod config;
 mod fields;
-pub mod otlp;
+pub mod traces;
 
-use std::sync::{Arc, LazyLock};
+use std::sync::OnceLock;
 
 use clap::ValueEnum;
-use serde::{Deserialize, Serialize};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
-use airlock_domain::settings::InvalidKey;
+use airlock_services::metrics::SpanCounters;
 
-/// The process's trace exporter, switched on by [`export_traces`].
-static TRACES: LazyLock<Arc<otlp::Traces>> = LazyLock::new(Arc::default);
+pub use config::{Export, Protocol, TelemetryConfig};
+use traces::Traces;
+
+/// The process's traces, installed by [`init`], started by [`start_traces`].
+static TRACES: OnceLock<Traces> = OnceLock::new();
 
 /// How log lines are written to standard error.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
@@ -39,6 +43,10 @@ pub enum LogFormat {
 /// Installs the process-wide subscriber (the one global Airlock has).
 /// Calling it twice is harmless: the second call keeps the first subscriber.
 pub fn init(format: LogFormat) {
+    let (traces, bridge) = Traces::new();
+    if TRACES.set(traces).is_err() {
+        return;
+    }
     let filter = std::env::var("AIRLOCK_LOG")
         .ok()
         .and_then(|f| EnvFilter::try_new(f).ok())
@@ -65,93 +73,88 @@ pub fn init(format: LogFormat) {
             .boxed(),
     };
     let result = tracing_subscriber::registry()
+        .with(bridge)
         .with(logs)
-        .with(TRACES.layer())
         .try_init();
     // An error only means a subscriber is already installed (tests).
     drop(result);
 }
 
-/// Starts exporting traces when `[telemetry] otlp_endpoint` is set; does
-/// nothing otherwise, or when already started. Needs a Tokio runtime.
-pub fn export_traces(config: &TelemetryConfig) -> anyhow::Result<()> {
-    let Some(endpoint) = &config.otlp_endpoint else {
+/// Starts exporting traces as `export` says (see
+/// [`TelemetryConfig::export`]); does nothing when already started. Needs a
+/// Tokio runtime.
+pub fn start_traces(export: &Export, counters: SpanCounters) -> anyhow::Result<()> {
+    let Some(traces) = TRACES.get() else {
         return Ok(());
     };
-    let http = reqwest::Client::builder()
-        .build()
-        .map_err(|e| anyhow::anyhow!("cannot build the HTTP client for traces: {e}"))?;
-    let settings = otlp::Settings {
-        endpoint: endpoint.clone(),
-        service_name: config.service_name.clone(),
-        sample_ratio: config.sample_ratio,
-    };
-    if TRACES.activate(settings, http) {
-        // The endpoint without any credentials it may carry.
-        let shown = reqwest::Url::parse(endpoint).map_or_else(
-            |_| "?".to_owned(),
-            |url| format!("{}://{}", url.scheme(), url.host_str().unwrap_or("?")),
-        );
+    let exporter = otlp_exporter(export)?;
+    if traces.start(exporter, export, counters) {
         tracing::info!(
-            collector = %shown,
-            sample_ratio = config.sample_ratio,
+            collector = %shown(&export.endpoint),
+            protocol = export.protocol.as_str(),
+            sample_ratio = export.sampling.ratio,
+            parent_based = export.sampling.parent_based,
             "exporting traces over OTLP"
         );
     }
     Ok(())
 }
 
+/// The OTLP exporter for `export`: HTTP/protobuf through reqwest, or gRPC
+/// through tonic. Headers (`OTEL_EXPORTER_OTLP_HEADERS`), the timeout and
+/// compression are the exporter's own variables.
+fn otlp_exporter(export: &Export) -> anyhow::Result<opentelemetry_otlp::SpanExporter> {
+    use opentelemetry_otlp::{WithExportConfig, WithHttpConfig};
+    let builder = opentelemetry_otlp::SpanExporter::builder();
+    let built = match export.protocol {
+        Protocol::HttpProtobuf => {
+            let http = reqwest::Client::builder()
+                .build()
+                .map_err(|e| anyhow::anyhow!("cannot build the HTTP client for traces: {e}"))?;
+            builder
+                .with_http()
+                .with_http_client(http)
+                .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+                .with_endpoint(&export.endpoint)
+                .build()
+        }
+        Protocol::Grpc => builder.with_tonic().with_endpoint(&export.endpoint).build(),
+    };
+    built.map_err(|e| anyhow::anyhow!("cannot set up the trace exporter: {e}"))
+}
+
+/// A URL as logs may show it: scheme and host only.
+fn shown(url: &str) -> String {
+    reqwest::Url::parse(url).map_or_else(
+        |_| "?".to_owned(),
+        |url| format!("{}://{}", url.scheme(), url.host_str().unwrap_or("?")),
+    )
+}
+
 /// Sends the spans still queued (bounded wait); for a clean stop.
 pub async fn flush_traces() {
-    TRACES.flush().await;
-}
-
-/// `[telemetry]`: OpenTelemetry traces of requests, dispatches and Airbyte
-/// calls, POSTed as OTLP/HTTP JSON. Logs are set by flags, not here.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct TelemetryConfig {
-    /// The collector's OTLP/HTTP base URL (`http://collector:4318`); spans
-    /// go to `{otlp_endpoint}/v1/traces`. Absent: no traces.
-    pub otlp_endpoint: Option<String>,
-    /// `service.name` of the exported spans.
-    pub service_name: String,
-    /// The share of traces kept, from 0.0 to 1.0, decided at each root span.
-    pub sample_ratio: f64,
-}
-
-impl Default for TelemetryConfig {
-    fn default() -> Self {
-        Self {
-            otlp_endpoint: None,
-            service_name: "airlock".to_owned(),
-            sample_ratio: 1.0,
-        }
+    if let Some(traces) = TRACES.get() {
+        traces.flush().await;
     }
 }
 
-impl TelemetryConfig {
-    pub fn validate(&self) -> Result<(), InvalidKey> {
-        if let Some(endpoint) = &self.otlp_endpoint
-            && !(endpoint.starts_with("http://") || endpoint.starts_with("https://"))
-        {
-            return Err(InvalidKey::new(
-                "telemetry.otlp_endpoint",
-                format!("`{endpoint}` is not an http(s) URL"),
-            ));
+/// Makes the caller's `traceparent` the parent of a request span not yet
+/// entered; nothing when traces are off.
+pub fn adopt_parent(span: &tracing::Span, headers: &axum::http::HeaderMap) {
+    if let Some(traces) = TRACES.get() {
+        traces.adopt_parent(span, headers);
+    }
+}
+
+/// Carries the current span's trace context to Airbyte: the Airbyte
+/// client calls it for every attempt, inside the call's span.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AirbyteTraceContext;
+
+impl airbyte_client::TraceContext for AirbyteTraceContext {
+    fn inject(&self, headers: &mut axum::http::HeaderMap) {
+        if let Some(traces) = TRACES.get() {
+            traces.inject_current(headers);
         }
-        if self.service_name.trim().is_empty() {
-            return Err(InvalidKey::new(
-                "telemetry.service_name",
-                "must not be empty",
-            ));
-        }
-        if !(0.0..=1.0).contains(&self.sample_ratio) {
-            return Err(InvalidKey::new(
-                "telemetry.sample_ratio",
-                "must be between 0.0 and 1.0",
-            ));
-        }
-        Ok(())
     }
 }

@@ -2,8 +2,8 @@
 //! well-formed, a fresh one otherwise; echoed in every response and inside
 //! every error body. Each request runs in a `request` span (request id,
 //! method, route, subject, job ids and status once known: the span exported
-//! as a trace) and ends with one `airlock::request` log line and
-//! its metrics.
+//! as a trace, a child of the caller's `traceparent` when it sent one) and
+//! ends with one `airlock::request` log line and its metrics.
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
@@ -126,16 +126,21 @@ pub async fn layer(State(state): State<AppState>, mut request: Request, next: Ne
         .get::<MatchedPath>()
         .map_or("unmatched", MatchedPath::as_str)
         .to_owned();
+    // HTTP's fields under OpenTelemetry's names (the span is a trace's
+    // server span); Airlock's own under its own.
     let span = tracing::info_span!(
         "request",
+        otel.kind = "server",
         request_id = %id.0,
-        method = %method,
-        route = %route,
+        http.request.method = %method,
+        http.route = %route,
         subject = tracing::field::Empty,
         job_id = tracing::field::Empty,
         airbyte_job_id = tracing::field::Empty,
-        status = tracing::field::Empty,
+        http.response.status_code = tracing::field::Empty,
+        otel.status_code = tracing::field::Empty,
     );
+    crate::telemetry::adopt_parent(&span, request.headers());
     let log = RequestLog::new(span.clone());
     request.extensions_mut().insert(id.clone());
     request.extensions_mut().insert(log.clone());
@@ -160,7 +165,12 @@ pub async fn layer(State(state): State<AppState>, mut request: Request, next: Ne
     }
     let latency = started.elapsed();
     let status = response.status().as_u16();
-    log.span.record("status", status);
+    // As an i64, which trace exporters carry as an integer.
+    log.span
+        .record("http.response.status_code", i64::from(status));
+    if status >= 500 {
+        log.span.record("otel.status_code", "error");
+    }
     state
         .metrics()
         .request(method.as_str(), &route, status, latency);

@@ -1,8 +1,11 @@
-//! Traces over OTLP: `airlock serve` with `[telemetry] otlp_endpoint` set
-//! POSTs OTLP/HTTP JSON to a collector (here a recording axum server). A
-//! waited sync shows up as a `request` span (the caller's request id, its
-//! subject, both job ids) and as a `dispatch` trace (the Airlock job id and
-//! the Airbyte job id) holding the `airbyte.call` of `POST /jobs`.
+//! Traces over OTLP, through the OpenTelemetry SDK: `airlock serve` sends
+//! them to a collector of the test's own (OTLP/HTTP protobuf, decoded with
+//! the OTLP messages; OTLP/gRPC, with the trace service's server).
+//!
+//! A waited sync whose caller sent a `traceparent` shows up as a `request`
+//! span in the caller's trace (the caller's span is its parent), and as a
+//! `dispatch` trace holding the `airbyte.call` of `POST /jobs`; the
+//! simulated Airbyte received that call's own `traceparent`.
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -10,33 +13,117 @@ use std::time::Duration;
 use airbyte_sim::{Sim, SimConfig};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
+    TraceService, TraceServiceServer,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use opentelemetry_proto::tonic::common::v1::any_value;
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::Span;
+use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
+use prost::Message;
 use serde_json::Value;
 
 use crate::harness::{Grant, Harness};
 use crate::support::{self, Db, reliable_connections};
 
-/// What the fake collector was sent: each body, with its content type.
-type Received = Arc<Mutex<Vec<(String, Value)>>>;
+/// What the collector was sent: each export request, with its transport
+/// (the HTTP content type, or `grpc`).
+#[derive(Debug, Clone, Default)]
+struct Received(Arc<Mutex<Vec<(String, ExportTraceServiceRequest)>>>);
 
-async fn collector() -> (String, Received) {
-    let received: Received = Arc::default();
-    let store = Arc::clone(&received);
+impl Received {
+    fn push(&self, transport: String, request: ExportTraceServiceRequest) {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push((transport, request));
+    }
+
+    /// Every span received, each with its resource's `service.name` and
+    /// the transport it came by.
+    fn spans(&self) -> Vec<(String, String, Span)> {
+        let requests = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut all = Vec::new();
+        for (transport, request) in requests.iter() {
+            for resource in &request.resource_spans {
+                let service = resource
+                    .resource
+                    .as_ref()
+                    .and_then(|r| {
+                        r.attributes
+                            .iter()
+                            .find(|kv| kv.key == "service.name")
+                            .and_then(|kv| text(kv.value.as_ref()?.value.as_ref()?))
+                    })
+                    .unwrap_or_default();
+                for scope in &resource.scope_spans {
+                    for span in &scope.spans {
+                        all.push((transport.clone(), service.clone(), span.clone()));
+                    }
+                }
+            }
+        }
+        all
+    }
+
+    /// The resource `span` was sent with.
+    fn resource_of(&self, span: &Span) -> Option<Resource> {
+        let requests = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        requests
+            .iter()
+            .flat_map(|(_, request)| &request.resource_spans)
+            .find(|resource| {
+                resource.scope_spans.iter().any(|scope| {
+                    scope
+                        .spans
+                        .iter()
+                        .any(|s| s.trace_id == span.trace_id && s.span_id == span.span_id)
+                })
+            })
+            .and_then(|resource| resource.resource.clone())
+    }
+
+    /// Waits (up to 20 s) until `found` picks what it needs from the spans.
+    async fn wait_for<T>(&self, found: impl Fn(&[Span]) -> Option<T>) -> T {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let spans: Vec<Span> = self.spans().into_iter().map(|(_, _, s)| s).collect();
+            if let Some(result) = found(&spans) {
+                return result;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "missing spans; received: {spans:#?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// A collector taking OTLP/HTTP: protobuf POSTed to `/v1/traces`.
+async fn http_collector() -> (String, Received) {
+    let received = Received::default();
+    let store = received.clone();
     let app = axum::Router::new().route(
         "/v1/traces",
         post(move |headers: HeaderMap, body: axum::body::Bytes| {
-            let store = Arc::clone(&store);
+            let store = store.clone();
             async move {
                 let content_type = headers
                     .get("content-type")
                     .and_then(|v| v.to_str().ok())
                     .unwrap_or_default()
                     .to_owned();
-                let body: Value = serde_json::from_slice(&body).expect("the body is JSON");
-                store
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .push((content_type, body));
-                StatusCode::OK
+                let request =
+                    ExportTraceServiceRequest::decode(body).expect("an OTLP protobuf message");
+                store.push(content_type, request);
+                (
+                    [("content-type", "application/x-protobuf")],
+                    ExportTraceServiceResponse::default().encode_to_vec(),
+                )
             }
         }),
     );
@@ -48,55 +135,75 @@ async fn collector() -> (String, Received) {
     (base, received)
 }
 
-/// Every span received, each with `service.name` of its resource.
-fn spans(received: &Received) -> Vec<Value> {
-    let bodies = received.lock().unwrap_or_else(PoisonError::into_inner);
-    let mut all = Vec::new();
-    for (content_type, body) in bodies.iter() {
-        assert_eq!(content_type, "application/json");
-        for resource in body["resourceSpans"].as_array().expect("resourceSpans") {
-            assert_eq!(
-                resource["resource"]["attributes"][0]["key"], "service.name",
-                "{resource}"
-            );
-            for scope in resource["scopeSpans"].as_array().expect("scopeSpans") {
-                all.extend(scope["spans"].as_array().expect("spans").iter().cloned());
-            }
-        }
+#[tonic::async_trait]
+impl TraceService for Received {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        self.push("grpc".to_owned(), request.into_inner());
+        Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
     }
-    all
 }
 
-/// A span attribute as text (string values, or integers which OTLP JSON
-/// writes as strings).
-fn attr(span: &Value, key: &str) -> Option<String> {
-    let value = &span["attributes"]
-        .as_array()?
+/// A collector taking OTLP/gRPC.
+async fn grpc_collector() -> (String, Received) {
+    let received = Received::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let service = TraceServiceServer::new(received.clone());
+    tokio::spawn(async move {
+        tonic::transport::Server::builder()
+            .add_service(service)
+            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener))
+            .await
+    });
+    (base, received)
+}
+
+fn text(value: &any_value::Value) -> Option<String> {
+    match value {
+        any_value::Value::StringValue(s) => Some(s.clone()),
+        any_value::Value::IntValue(i) => Some(i.to_string()),
+        _ => None,
+    }
+}
+
+/// A span attribute as text (strings, and integers written out).
+fn attr(span: &Span, key: &str) -> Option<String> {
+    span.attributes
         .iter()
-        .find(|a| a["key"] == key)?["value"];
-    value["stringValue"]
-        .as_str()
-        .or_else(|| value["intValue"].as_str())
-        .map(str::to_owned)
+        .find(|kv| kv.key == key)
+        .and_then(|kv| text(kv.value.as_ref()?.value.as_ref()?))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_waited_sync_is_traced_from_request_to_airbyte_job() {
+fn is_int(span: &Span, key: &str) -> bool {
+    span.attributes.iter().any(|kv| {
+        kv.key == key
+            && matches!(
+                kv.value.as_ref().and_then(|v| v.value.as_ref()),
+                Some(any_value::Value::IntValue(_))
+            )
+    })
+}
+
+/// The simulator on a port of its own, with one connection that syncs.
+async fn simulated_airbyte() -> (Sim, String, String) {
     let sim = Sim::new(SimConfig {
         time_scale: 0.001,
         ..SimConfig::default()
     })
     .expect("the simulator builds");
-    let (client_id, client_secret) = sim.credentials();
-    let sim_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
-    let sim_base = format!("http://{}", sim_listener.local_addr().expect("addr"));
-    let sim_router = sim.router();
-    tokio::spawn(async move { axum::serve(sim_listener, sim_router).await });
-    let http = support::http_client();
-    let added: Value = http
-        .post(format!("{sim_base}/_sim/connections"))
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let router = sim.router();
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    let added: Value = support::http_client()
+        .post(format!("{base}/_sim/connections"))
         .json(&reliable_connections("traced", 1, 1))
         .send()
         .await
@@ -104,10 +211,22 @@ async fn a_waited_sync_is_traced_from_request_to_airbyte_job() {
         .json()
         .await
         .expect("JSON");
-    let connection = added["connection_ids"][0].as_str().expect("a connection");
+    let connection = added["connection_ids"][0]
+        .as_str()
+        .expect("a connection")
+        .to_owned();
+    (sim, base, connection)
+}
 
-    let (collector_base, received) = collector().await;
-    // The development identity provider on its own port; only runners.
+/// The caller's trace: what an Airflow task or a gateway would send.
+const CALLER_TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+const CALLER_SPAN: &str = "00f067aa0ba902b7";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waited_sync_is_traced_from_the_callers_trace_to_airbyte() {
+    let (sim, sim_base, connection) = simulated_airbyte().await;
+    let (client_id, client_secret) = sim.credentials();
+    let (collector_base, received) = http_collector().await;
     let deployment = Harness::new(Db::Sqlite)
         .airbyte_at(
             &format!("{sim_base}/api/public/v1"),
@@ -120,6 +239,8 @@ async fn a_waited_sync_is_traced_from_request_to_airbyte_job() {
         .grant(Grant::role("runner"))
         .set("telemetry", "otlp_endpoint", format!("{collector_base}/"))
         .set("telemetry", "service_name", "airlock-traced")
+        // A standard variable of the batch processor: batches leave fast.
+        .env("OTEL_BSP_SCHEDULE_DELAY", "100")
         .deploy()
         .await;
     let idp = &deployment
@@ -131,13 +252,14 @@ async fn a_waited_sync_is_traced_from_request_to_airbyte_job() {
 
     let token = idp.token_for("runner").expect("a token");
     let request_id = format!("traced-{}", uuid::Uuid::new_v4().simple());
-    let answer = http
+    let answer = support::http_client()
         .post(format!(
             "{}/v1/connections/{connection}/sync?wait=60s",
             served.client.base
         ))
         .bearer_auth(&token)
         .header("x-request-id", &request_id)
+        .header("traceparent", format!("00-{CALLER_TRACE}-{CALLER_SPAN}-01"))
         .send()
         .await
         .expect("Airlock answers");
@@ -150,81 +272,176 @@ async fn a_waited_sync_is_traced_from_request_to_airbyte_job() {
         .expect("an Airbyte job id")
         .to_string();
 
-    // Spans leave in batches every two seconds: wait for both traces.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    let (request, dispatch, call, all) = loop {
-        let all = spans(&received);
-        let request = all
-            .iter()
-            .find(|s| s["name"] == "request" && attr(s, "request_id").as_ref() == Some(&request_id))
-            .cloned();
-        let dispatch = all
-            .iter()
-            .find(|s| s["name"] == "dispatch" && attr(s, "job_id").as_ref() == Some(&job_id))
-            .cloned();
-        let call = dispatch.as_ref().and_then(|dispatch| {
-            all.iter()
-                .find(|s| {
-                    s["name"] == "airbyte.call"
-                        && s["parentSpanId"] == dispatch["spanId"]
-                        && attr(s, "route").as_deref() == Some("POST /jobs")
-                })
-                .cloned()
-        });
-        if let (Some(request), Some(dispatch), Some(call)) = (&request, &dispatch, &call) {
-            break (request.clone(), dispatch.clone(), call.clone(), all);
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "missing spans; received: {all:#?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let (request, dispatch, call) = received
+        .wait_for(|all| {
+            let request = all.iter().find(|s| {
+                s.name == "request" && attr(s, "request_id").as_ref() == Some(&request_id)
+            })?;
+            let dispatch = all
+                .iter()
+                .find(|s| s.name == "dispatch" && attr(s, "job_id").as_ref() == Some(&job_id))?;
+            let call = all.iter().find(|s| {
+                s.name == "airbyte.call"
+                    && s.parent_span_id == dispatch.span_id
+                    && attr(s, "route").as_deref() == Some("POST /jobs")
+            })?;
+            Some((request.clone(), dispatch.clone(), call.clone()))
+        })
+        .await;
 
-    // The request: a server span with the caller's id, subject and jobs.
-    assert_eq!(request["kind"], 2, "{request}");
+    // The request: a server span in the caller's trace, under its span.
+    assert_eq!(hex::encode(&request.trace_id), CALLER_TRACE);
+    assert_eq!(hex::encode(&request.parent_span_id), CALLER_SPAN);
+    assert_eq!(request.kind, SpanKind::Server as i32);
     assert_eq!(attr(&request, "subject").as_deref(), Some("runner"));
     assert_eq!(attr(&request, "job_id"), Some(job_id.clone()));
     assert_eq!(
         attr(&request, "airbyte_job_id"),
         Some(airbyte_job_id.clone())
     );
-    assert_eq!(attr(&request, "status").as_deref(), Some("200"));
     assert_eq!(
-        attr(&request, "route").as_deref(),
+        attr(&request, "http.request.method").as_deref(),
+        Some("POST")
+    );
+    assert_eq!(
+        attr(&request, "http.route").as_deref(),
         Some("/v1/connections/{reference}/sync")
     );
-    // The dispatch: the root of its trace, naming both jobs.
-    assert!(dispatch.get("parentSpanId").is_none(), "{dispatch}");
-    assert_eq!(attr(&dispatch, "airbyte_job_id"), Some(airbyte_job_id));
-    // Its POST /jobs: a client span of the same trace.
-    assert_eq!(call["kind"], 3, "{call}");
-    assert_eq!(call["traceId"], dispatch["traceId"]);
-    assert_eq!(attr(&call, "status").as_deref(), Some("200"));
-    for span in [&request, &dispatch, &call] {
-        assert_eq!(span["traceId"].as_str().map(str::len), Some(32), "{span}");
-        assert_eq!(span["spanId"].as_str().map(str::len), Some(16), "{span}");
-        let start: u128 = span["startTimeUnixNano"]
-            .as_str()
-            .expect("a start")
-            .parse()
-            .expect("nanos");
-        let end: u128 = span["endTimeUnixNano"]
-            .as_str()
-            .expect("an end")
-            .parse()
-            .expect("nanos");
-        assert!(start > 1_600_000_000_000_000_000 && start <= end, "{span}");
-    }
-    // Nothing but Airlock's own spans is exported, and no token is in them.
-    let names: std::collections::BTreeSet<&str> =
-        all.iter().filter_map(|s| s["name"].as_str()).collect();
-    assert!(
-        names.is_subset(&["request", "dispatch", "airbyte.call", "airbyte.token"].into()),
-        "{names:?}"
+    assert_eq!(
+        attr(&request, "http.response.status_code").as_deref(),
+        Some("200")
     );
-    let everything = serde_json::to_string(&all).expect("JSON");
+    assert!(is_int(&request, "http.response.status_code"));
+    // The dispatch: the root of its own trace, naming both jobs.
+    assert!(dispatch.parent_span_id.is_empty(), "{dispatch:?}");
+    assert_eq!(attr(&dispatch, "airbyte_job_id"), Some(airbyte_job_id));
+    // Its POST /jobs: a client span of the same trace, whose context
+    // Airbyte received.
+    assert_eq!(call.kind, SpanKind::Client as i32);
+    assert_eq!(call.trace_id, dispatch.trace_id);
+    assert_eq!(
+        attr(&call, "http.response.status_code").as_deref(),
+        Some("200")
+    );
+    let sent = format!(
+        "00-{}-{}-01",
+        hex::encode(&call.trace_id),
+        hex::encode(&call.span_id)
+    );
+    let traced = sim.counters().traced;
+    assert!(
+        traced
+            .iter()
+            .any(|t| t.route == "POST /jobs" && t.traceparent == sent),
+        "Airbyte received {traced:?}, not {sent}"
+    );
+    for span in [&request, &dispatch, &call] {
+        assert_eq!(span.trace_id.len(), 16, "{span:?}");
+        assert_eq!(span.span_id.len(), 8, "{span:?}");
+        assert!(
+            span.start_time_unix_nano > 1_600_000_000_000_000_000
+                && span.start_time_unix_nano <= span.end_time_unix_nano,
+            "{span:?}"
+        );
+    }
+    // Nothing but Airlock's own spans, by its protobuf transport, as the
+    // configured service; no token in them.
+    let all = received.spans();
+    for (transport, service, span) in &all {
+        assert_eq!(transport, "application/x-protobuf");
+        assert_eq!(service, "airlock-traced");
+        assert!(
+            ["request", "dispatch", "airbyte.call", "airbyte.token"].contains(&span.name.as_str()),
+            "{span:?}"
+        );
+    }
+    let everything = format!("{all:?}");
     assert!(!everything.contains(&token));
-    assert!(!everything.contains(&client_secret));
+    assert!(!everything.contains(client_secret.as_str()));
+    drop(served);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_otel_variables_alone_export_over_grpc_and_exports_are_counted() {
+    let (sim, sim_base, _connection) = simulated_airbyte().await;
+    let (client_id, client_secret) = sim.credentials();
+    let (collector_base, received) = grpc_collector().await;
+    let deployment = Harness::new(Db::Sqlite)
+        .airbyte_at(
+            &format!("{sim_base}/api/public/v1"),
+            &client_id,
+            client_secret.as_str(),
+        )
+        .without_role_grants()
+        .grant(Grant::role("reader"))
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", &collector_base)
+        .env("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
+        .env("OTEL_SERVICE_NAME", "airlock-grpc")
+        .env(
+            "OTEL_RESOURCE_ATTRIBUTES",
+            "deployment.environment.name=test",
+        )
+        .env("OTEL_BSP_SCHEDULE_DELAY", "100")
+        .deploy()
+        .await;
+    let idp = &deployment
+        .idp
+        .as_ref()
+        .expect("the development provider")
+        .idp;
+    let served = deployment.serve();
+    let token = idp.token_for("reader").expect("a token");
+    let answer = support::http_client()
+        .get(format!("{}/v1/connections", served.client.base))
+        .bearer_auth(&token)
+        .header("traceparent", format!("00-{CALLER_TRACE}-{CALLER_SPAN}-01"))
+        .send()
+        .await
+        .expect("Airlock answers");
+    assert_eq!(answer.status(), StatusCode::OK);
+
+    let request = received
+        .wait_for(|all| {
+            all.iter()
+                .find(|s| s.name == "request" && hex::encode(&s.trace_id) == CALLER_TRACE)
+                .cloned()
+        })
+        .await;
+    assert_eq!(hex::encode(&request.parent_span_id), CALLER_SPAN);
+    let all = received.spans();
+    assert!(
+        all.iter()
+            .all(|(transport, service, _)| transport == "grpc" && service == "airlock-grpc")
+    );
+    let resource = received
+        .resource_of(&request)
+        .expect("the request's resource");
+    assert!(
+        resource
+            .attributes
+            .iter()
+            .any(|kv| kv.key == "deployment.environment.name"),
+        "{resource:?}"
+    );
+    // The exporter's own counters, where operators look.
+    let metrics = support::http_client()
+        .get(format!("{}/metrics", served.client.base))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    let exported: u64 = metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("airlock_trace_spans_total{outcome=\"exported\"} "))
+        .expect("the exported count")
+        .parse()
+        .expect("a number");
+    assert!(exported >= 1, "{metrics}");
+    assert!(
+        metrics.contains("airlock_trace_spans_total{outcome=\"dropped\"} 0"),
+        "{metrics}"
+    );
     drop(served);
 }
