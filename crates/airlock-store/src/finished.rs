@@ -86,6 +86,7 @@ mod tests {
             bytes_synced: None,
             duration: None,
             error: None,
+            trace_parent: None,
         }
     }
 

@@ -159,6 +159,7 @@ mod tests {
             requester: serde_json::json!({"sub": "alice"}),
             channel: Channel::Api,
             retry_of: None,
+            trace_parent: None,
         };
         let Inserted::New { job, .. } = store
             .insert_job(&new, None, 1_000, &airlock_domain::audit::Entry::default())

@@ -159,6 +159,11 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("migrations/0011_approval_webhooks.sql"),
         postgres: include_str!("migrations/0011_approval_webhooks.sql"),
     },
+    Migration {
+        version: 12,
+        sqlite: include_str!("migrations/0012_job_trace_context.sql"),
+        postgres: include_str!("migrations/0012_job_trace_context.sql"),
+    },
 ];
 
 /// The pool and the backend it talks to. Cheap to clone.

@@ -123,6 +123,7 @@ fn job_queue(
         replica.to_owned(),
     );
     dispatcher.set_waker(Arc::clone(&dispatch));
+    dispatcher.set_trace_links(Arc::new(crate::telemetry::JobTraceLinks));
     let mut tracker = Tracker::new(
         store.clone(),
         airbyte.clone(),
@@ -131,6 +132,7 @@ fn job_queue(
         Arc::clone(catalog) as Arc<dyn airlock_services::queue::tracker::KnownConnections>,
     );
     tracker.set_waker(Arc::clone(&dispatch));
+    tracker.set_trace_links(Arc::new(crate::telemetry::JobTraceLinks));
     (dispatcher, tracker, dispatch)
 }
 

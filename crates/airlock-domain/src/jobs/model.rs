@@ -245,6 +245,9 @@ pub struct Job {
     pub duration: Option<String>,
     /// A short failure summary.
     pub error: Option<String>,
+    /// The W3C `traceparent` of the request that queued it, when that
+    /// request was traced: the dispatch's span links to it.
+    pub trace_parent: Option<String>,
 }
 
 /// What a trigger asks for; the store fills in the rest.
@@ -258,6 +261,8 @@ pub struct NewJob {
     pub requester: serde_json::Value,
     pub channel: Channel,
     pub retry_of: Option<JobId>,
+    /// The W3C `traceparent` of the queuing request, when it was traced.
+    pub trace_parent: Option<String>,
 }
 
 /// Airlock's state for an Airbyte status; `None` for a status this version

@@ -43,6 +43,8 @@ pub struct Dispatcher {
     owner: String,
     /// Poked when a job is queued, so it starts without waiting for a poll.
     wake: Arc<Notify>,
+    /// Links each dispatch's span to the request that queued the job.
+    links: Option<Arc<dyn super::TraceLinks>>,
 }
 
 /// What became of one claimed job (for logs and tests).
@@ -76,7 +78,14 @@ impl Dispatcher {
             clock,
             owner,
             wake: Arc::new(Notify::new()),
+            links: None,
         }
+    }
+
+    /// Links every dispatch's span to the trace of the request that
+    /// queued its job, through `links`.
+    pub fn set_trace_links(&mut self, links: Arc<dyn super::TraceLinks>) {
+        self.links = Some(links);
     }
 
     /// The handle that makes idle workers look at the queue now.
@@ -161,13 +170,17 @@ impl Dispatcher {
             return Ok(None);
         };
         // One span per dispatch, the root of a trace that holds the POST
-        // /jobs (or the reconciling list) and names both jobs.
+        // /jobs (or the reconciling list) and names both jobs, linked to
+        // the trace of the request that queued it.
         let span = tracing::info_span!(
             "dispatch",
             job_id = %job.id,
             connection_id = %job.connection_id,
             airbyte_job_id = tracing::field::Empty,
         );
+        if let (Some(links), Some(parent)) = (&claim.links, &job.trace_parent) {
+            links.link(&span, parent);
+        }
         let outcome = claim.handle(&job, earlier_request).instrument(span).await?;
         tracing::info!(
             job_id = %job.id,

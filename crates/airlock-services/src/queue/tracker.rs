@@ -18,6 +18,7 @@ use std::time::Duration;
 use airbyte_client::{AirbyteClient, JobFilter, JobOrder, JobStatus};
 use time::OffsetDateTime;
 use tokio::sync::Notify;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use airlock_domain::clock::SharedClock;
@@ -66,6 +67,8 @@ pub struct Tracker {
     /// Poked when jobs end, so that the dispatcher starts the next job of
     /// their connections without waiting for its own poll.
     wake: Option<Arc<Notify>>,
+    /// Links each recorded change's span to the request that queued the job.
+    links: Option<Arc<dyn super::TraceLinks>>,
 }
 
 impl Tracker {
@@ -86,7 +89,14 @@ impl Tracker {
             passes: 0,
             last_pass: HashMap::new(),
             wake: None,
+            links: None,
         }
+    }
+
+    /// Links the span of every change it records to the trace of the
+    /// request that queued the job, through `links`.
+    pub fn set_trace_links(&mut self, links: Arc<dyn super::TraceLinks>) {
+        self.links = Some(links);
     }
 
     /// Uses `wake` (the dispatcher's waker) to announce ended jobs.
@@ -389,6 +399,33 @@ impl Tracker {
             }
             return Ok(());
         }
+        // One span per change Airbyte reports, linked to the trace of the
+        // request that queued the job: a trace shows what came of it.
+        let span = tracing::info_span!(
+            "track",
+            job_id = %job.id,
+            airbyte_job_id = seen.job_id,
+            from = job.state.as_str(),
+            to = state.as_str(),
+        );
+        if let (Some(links), Some(parent)) = (&self.links, &job.trace_parent) {
+            links.link(&span, parent);
+        }
+        self.record_change(&job, seen, state, now, report)
+            .instrument(span)
+            .await
+    }
+
+    /// Records a change of state Airbyte reported: another attempt after a
+    /// failure with attempts left, else the new state.
+    async fn record_change(
+        &self,
+        job: &Job,
+        seen: &airbyte_client::Job,
+        state: JobState,
+        now: i64,
+        report: &mut PassReport,
+    ) -> Result<(), StoreError> {
         if state == JobState::Failed && job.attempts < job.max_attempts && !job.cancel_requested {
             // Another attempt: a new Airbyte job after the backoff.
             let delay = self.config.backoff(job.attempts - 1);

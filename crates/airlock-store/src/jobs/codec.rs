@@ -11,7 +11,7 @@ use airlock_domain::jobs::model::{Job, JobId, JobState, NewJob};
 pub(crate) const COLUMNS: &str = "id, connection_id, workspace_id, job_type, state, airbyte_job_id, attempts, \
     max_attempts, run_after, lease_owner, lease_until, start_requested_at, cancel_requested, requested_by, requester, \
     channel, retry_of, created_at, updated_at, finished_at, rows_synced, bytes_synced, duration, error, \
-    approval_id, approval_state";
+    approval_id, approval_state, trace_parent";
 
 /// One job by id, every column (`$1`: the id).
 pub(crate) static JOB_BY_ID: std::sync::LazyLock<String> =
@@ -19,7 +19,7 @@ pub(crate) static JOB_BY_ID: std::sync::LazyLock<String> =
 
 /// The names in [`COLUMNS`], in order: the inline reader finds a column's
 /// position here rather than asking SQLite for every column's name.
-pub(crate) const COLUMN_NAMES: [&str; 26] = [
+pub(crate) const COLUMN_NAMES: [&str; 27] = [
     "id",
     "connection_id",
     "workspace_id",
@@ -46,6 +46,7 @@ pub(crate) const COLUMN_NAMES: [&str; 26] = [
     "error",
     "approval_id",
     "approval_state",
+    "trace_parent",
 ];
 
 /// What [`decode`] needs of a row: its columns by name. Rows of the pool and
@@ -112,6 +113,7 @@ pub(crate) fn decode(row: &impl Columns) -> Result<Job, StoreError> {
         bytes_synced: opt_int("bytes_synced")?,
         duration: opt_text("duration")?,
         error: opt_text("error")?,
+        trace_parent: opt_text("trace_parent")?,
     })
 }
 
@@ -157,5 +159,6 @@ pub(crate) fn new_job_row(new: &NewJob, now: i64) -> Job {
         bytes_synced: None,
         duration: None,
         error: None,
+        trace_parent: new.trace_parent.clone(),
     }
 }

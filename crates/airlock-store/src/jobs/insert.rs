@@ -14,7 +14,7 @@ pub(super) fn is_unique_violation(error: &sqlx::Error) -> bool {
     matches!(error, sqlx::Error::Database(db) if db.is_unique_violation())
 }
 
-/// Rows per multi-row `INSERT` of jobs (15 parameters each).
+/// Rows per multi-row `INSERT` of jobs (16 parameters each).
 pub(super) const JOBS_PER_INSERT: usize = 64;
 
 /// Stores triggers, in order, inside `tx` (see [`Store::insert_job`]): each
@@ -123,9 +123,9 @@ async fn insert_rows(tx: &mut AnyConnection, created: &[Created]) -> Result<(), 
         let sql = format!(
             "INSERT INTO jobs (id, connection_id, workspace_id, job_type, state, attempts, max_attempts, \
              run_after, cancel_requested, requested_by, requester, channel, retry_of, created_at, updated_at, \
-             approval_id, approval_state) VALUES {}",
-            marks.rows(chunk.len(), 15, |p| format!(
-                "({}, {}, {}, {}, {}, 0, {}, {}, 0, {}, {}, {}, {}, {}, {}, {}, {})",
+             approval_id, approval_state, trace_parent) VALUES {}",
+            marks.rows(chunk.len(), 16, |p| format!(
+                "({}, {}, {}, {}, {}, 0, {}, {}, 0, {}, {}, {}, {}, {}, {}, {}, {}, {})",
                 p[0],
                 p[1],
                 p[2],
@@ -140,7 +140,8 @@ async fn insert_rows(tx: &mut AnyConnection, created: &[Created]) -> Result<(), 
                 p[11],
                 p[12],
                 p[13],
-                p[14]
+                p[14],
+                p[15]
             ))
         );
         let mut query = sqlx::query(AssertSqlSafe(sql));
@@ -160,7 +161,8 @@ async fn insert_rows(tx: &mut AnyConnection, created: &[Created]) -> Result<(), 
                 .bind(job.created_at)
                 .bind(job.created_at)
                 .bind(job.approval_id.clone())
-                .bind(job.approval_state.clone());
+                .bind(job.approval_state.clone())
+                .bind(job.trace_parent.clone());
         }
         query.execute(&mut *tx).await?;
 

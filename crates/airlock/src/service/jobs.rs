@@ -125,6 +125,7 @@ pub async fn trigger(
         requester: caller.requester(),
         channel: approvals::channel_of(caller),
         retry_of: None,
+        trace_parent: crate::telemetry::current_trace_parent(),
     };
     let key = trigger.idempotency_key.map(|key| IdempotencyKey {
         principal: format!("{}|{}", caller.principal.issuer, caller.principal.subject),
@@ -497,6 +498,7 @@ pub async fn retry(state: &AppState, caller: &Caller, id: &str) -> Result<Job, S
         requester: caller.requester(),
         channel: approvals::channel_of(caller),
         retry_of: Some(job.id.clone()),
+        trace_parent: crate::telemetry::current_trace_parent(),
     };
     let mut entry = caller.entry("jobs.retry", &decision);
     entry.detail = Some(json!({"retry_of": job.id}));

@@ -158,3 +158,22 @@ impl airbyte_client::TraceContext for AirbyteTraceContext {
         }
     }
 }
+
+/// The W3C `traceparent` of the current span when it is exported and
+/// sampled: stored with a job that a request queues, so that the job's
+/// dispatch links back to it.
+pub fn current_trace_parent() -> Option<String> {
+    TRACES.get()?.current_trace_parent()
+}
+
+/// Links a job's dispatch span to the request that queued it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct JobTraceLinks;
+
+impl airlock_services::queue::TraceLinks for JobTraceLinks {
+    fn link(&self, span: &tracing::Span, trace_parent: &str) {
+        if let Some(traces) = TRACES.get() {
+            traces.link(span, trace_parent);
+        }
+    }
+}

@@ -1,5 +1,5 @@
 //! Traces through the OpenTelemetry SDK: `tracing-opentelemetry` turns
-//! Airlock's own spans (`request`, `dispatch`, `airbyte.call`,
+//! Airlock's own spans (`request`, `dispatch`, `track`, `airbyte.call`,
 //! `airbyte.token`) into OpenTelemetry spans, the SDK samples them and
 //! gives them ids, and the OTLP exporter sends them over HTTP/protobuf or
 //! gRPC. W3C trace context crosses both edges: an incoming `traceparent`
@@ -41,11 +41,12 @@ use super::config::{Export, Sampling};
 pub use queue::Flush;
 
 /// The spans exported: Airlock's request span, the dispatcher's dispatch
-/// span, and the Airbyte client's call and token spans. Everything else
-/// stays local.
-const EXPORTED: [(&str, &str); 4] = [
+/// span, the tracker's span of each change it records, and the Airbyte
+/// client's call and token spans. Everything else stays local.
+const EXPORTED: [(&str, &str); 5] = [
     ("airlock", "request"),
     ("airlock_services", "dispatch"),
+    ("airlock_services", "track"),
     ("airbyte_client", "airbyte.call"),
     ("airbyte_client", "airbyte.token"),
 ];
@@ -217,6 +218,35 @@ impl Traces {
         if parent.span().span_context().is_valid() {
             // Fails only when the span is not exported, which is no error.
             let _ = span.set_parent(parent);
+        }
+    }
+
+    /// The current span's `traceparent`, when it is exported and sampled.
+    pub fn current_trace_parent(&self) -> Option<String> {
+        if !self.is_on() {
+            return None;
+        }
+        let context = tracing::Span::current().context();
+        if !context.span().span_context().is_sampled() {
+            return None;
+        }
+        let mut carrier = std::collections::HashMap::new();
+        TraceContextPropagator::new().inject_context(&context, &mut carrier);
+        carrier.remove("traceparent")
+    }
+
+    /// Links `span`, not yet entered, to the span `trace_parent` names;
+    /// nothing when traces are off or it does not parse.
+    pub fn link(&self, span: &tracing::Span, trace_parent: &str) {
+        if !self.is_on() {
+            return;
+        }
+        let carrier =
+            std::collections::HashMap::from([("traceparent".to_owned(), trace_parent.to_owned())]);
+        let linked = TraceContextPropagator::new().extract(&carrier);
+        let linked = linked.span().span_context().clone();
+        if linked.is_valid() {
+            span.add_link(linked);
         }
     }
 

@@ -40,6 +40,7 @@ async fn claimed(store: &Store, owner: &str, now: i64) -> airlock_domain::jobs::
         requester: serde_json::json!({"sub": "alice"}),
         channel: Channel::Api,
         retry_of: None,
+        trace_parent: None,
     };
     let entry = airlock_domain::audit::Entry::default();
     let Inserted::New { job, .. } = store

@@ -541,6 +541,7 @@ async fn a_start_is_given_up_once_its_lease_is_lost(db: Db) {
         requester: json!({"sub": "alice"}),
         channel: Channel::Api,
         retry_of: None,
+        trace_parent: None,
     };
     let now = airlock_store::now_ms();
     let entry = airlock_domain::audit::Entry::default();
@@ -657,6 +658,7 @@ async fn a_cancel_during_an_unsettled_start_is_carried_out(db: Db) {
             requester: json!({"subject": "runner"}),
             channel: Channel::Api,
             retry_of: None,
+            trace_parent: None,
         };
         let now = airlock_store::now_ms();
         let mut ids = Vec::new();

@@ -17,6 +17,7 @@ fn new_job(connection: &str) -> NewJob {
         requester: serde_json::json!({"sub": "alice"}),
         channel: Channel::Api,
         retry_of: None,
+        trace_parent: None,
     }
 }
 

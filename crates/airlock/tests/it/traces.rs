@@ -4,8 +4,10 @@
 //!
 //! A waited sync whose caller sent a `traceparent` shows up as a `request`
 //! span in the caller's trace (the caller's span is its parent), and as a
-//! `dispatch` trace holding the `airbyte.call` of `POST /jobs`; the
-//! simulated Airbyte received that call's own `traceparent`.
+//! `dispatch` trace, linked to that request, holding the `airbyte.call` of
+//! `POST /jobs` (the simulated Airbyte received that call's own
+//! `traceparent`), and as the `track` span, linked to it too, of the
+//! tracker recording that the sync ended.
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -272,7 +274,7 @@ async fn a_waited_sync_is_traced_from_the_callers_trace_to_airbyte() {
         .expect("an Airbyte job id")
         .to_string();
 
-    let (request, dispatch, call) = received
+    let (request, dispatch, call, track) = received
         .wait_for(|all| {
             let request = all.iter().find(|s| {
                 s.name == "request" && attr(s, "request_id").as_ref() == Some(&request_id)
@@ -285,7 +287,17 @@ async fn a_waited_sync_is_traced_from_the_callers_trace_to_airbyte() {
                     && s.parent_span_id == dispatch.span_id
                     && attr(s, "route").as_deref() == Some("POST /jobs")
             })?;
-            Some((request.clone(), dispatch.clone(), call.clone()))
+            let track = all.iter().find(|s| {
+                s.name == "track"
+                    && attr(s, "job_id").as_ref() == Some(&job_id)
+                    && attr(s, "to").as_deref() == Some("succeeded")
+            })?;
+            Some((
+                request.clone(),
+                dispatch.clone(),
+                call.clone(),
+                track.clone(),
+            ))
         })
         .await;
 
@@ -312,9 +324,27 @@ async fn a_waited_sync_is_traced_from_the_callers_trace_to_airbyte() {
         Some("200")
     );
     assert!(is_int(&request, "http.response.status_code"));
-    // The dispatch: the root of its own trace, naming both jobs.
+    // The dispatch: the root of its own trace, naming both jobs, linked to
+    // the request that queued the job.
     assert!(dispatch.parent_span_id.is_empty(), "{dispatch:?}");
     assert_eq!(attr(&dispatch, "airbyte_job_id"), Some(airbyte_job_id));
+    // So is the tracker's record of Airbyte's answer that the sync ended.
+    for span in [&dispatch, &track] {
+        let links: Vec<(String, String)> = span
+            .links
+            .iter()
+            .map(|link| (hex::encode(&link.trace_id), hex::encode(&link.span_id)))
+            .collect();
+        assert_eq!(
+            links,
+            [(CALLER_TRACE.to_owned(), hex::encode(&request.span_id))],
+            "{span:?}"
+        );
+    }
+    assert_eq!(
+        attr(&track, "airbyte_job_id"),
+        attr(&dispatch, "airbyte_job_id")
+    );
     // Its POST /jobs: a client span of the same trace, whose context
     // Airbyte received.
     assert_eq!(call.kind, SpanKind::Client as i32);
@@ -351,7 +381,14 @@ async fn a_waited_sync_is_traced_from_the_callers_trace_to_airbyte() {
         assert_eq!(transport, "application/x-protobuf");
         assert_eq!(service, "airlock-traced");
         assert!(
-            ["request", "dispatch", "airbyte.call", "airbyte.token"].contains(&span.name.as_str()),
+            [
+                "request",
+                "dispatch",
+                "track",
+                "airbyte.call",
+                "airbyte.token"
+            ]
+            .contains(&span.name.as_str()),
             "{span:?}"
         );
     }

@@ -142,6 +142,7 @@ pub(crate) async fn run_job(store: &Store, connection: &str, end: JobState, now:
         requester: serde_json::json!({"sub": "alice"}),
         channel: Channel::Api,
         retry_of: None,
+        trace_parent: None,
     };
     let Inserted::New { job, .. } = store
         .insert_job(

@@ -267,7 +267,14 @@ fn only_airlocks_own_spans_are_exported() {
     let names: std::collections::BTreeSet<&str> = EXPORTED.iter().map(|(_, name)| *name).collect();
     assert_eq!(
         names,
-        ["airbyte.call", "airbyte.token", "dispatch", "request"].into()
+        [
+            "airbyte.call",
+            "airbyte.token",
+            "dispatch",
+            "request",
+            "track"
+        ]
+        .into()
     );
 }
 
@@ -282,4 +289,53 @@ fn the_resource_names_the_service_and_keeps_the_files_attributes() {
         Some(Value::from(env!("CARGO_PKG_VERSION")))
     );
     assert_eq!(get("telemetry.sdk.language"), Some(Value::from("rust")));
+}
+
+#[tokio::test]
+async fn a_dispatch_links_to_the_request_that_queued_its_job() {
+    let (traces, recorder, _metrics, _guard) = started(1.0, 64);
+    let request = tracing::info_span!(target: "airlock::web", "request");
+    let stored = request
+        .in_scope(|| traces.current_trace_parent())
+        .expect("a sampled request has a traceparent");
+    drop(request);
+    let dispatch = tracing::info_span!(target: "airlock_services::queue", "dispatch");
+    traces.link(&dispatch, &stored);
+    dispatch.in_scope(|| {});
+    drop(dispatch);
+    // Nothing to store outside an exported span, nothing linked to garbage.
+    assert_eq!(traces.current_trace_parent(), None);
+    let other = tracing::info_span!(target: "airlock_services::queue", "dispatch");
+    traces.link(&other, "00-not-a-trace-01");
+    drop(other);
+    traces.flush().await;
+    let spans = recorder.spans();
+    assert_eq!(spans.len(), 3, "{spans:#?}");
+    let (request, dispatch, other) = (&spans[0], &spans[1], &spans[2]);
+    assert_eq!(
+        stored,
+        format!(
+            "00-{}-{}-01",
+            request.span_context.trace_id(),
+            request.span_context.span_id()
+        )
+    );
+    assert_ne!(
+        dispatch.span_context.trace_id(),
+        request.span_context.trace_id(),
+        "a trace of its own"
+    );
+    let linked: Vec<_> = dispatch
+        .links
+        .iter()
+        .map(|link| (link.span_context.trace_id(), link.span_context.span_id()))
+        .collect();
+    assert_eq!(
+        linked,
+        [(
+            request.span_context.trace_id(),
+            request.span_context.span_id()
+        )]
+    );
+    assert!(other.links.is_empty());
 }
