@@ -13,7 +13,7 @@
 
 mod config;
 mod fields;
-pub mod traces;
+mod traces;
 
 use std::sync::OnceLock;
 

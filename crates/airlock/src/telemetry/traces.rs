@@ -38,7 +38,7 @@ use airlock_services::metrics::SpanCounters;
 
 use super::config::{Export, Sampling};
 
-pub use queue::Flush;
+use queue::Flush;
 
 /// The spans exported: Airlock's request span, the dispatcher's dispatch
 /// span, the tracker's span of each change it records, and the Airbyte

@@ -33,11 +33,11 @@ pub(super) struct Queued {
 
 /// Asks the export task to send what it holds now.
 #[derive(Debug, Clone)]
-pub struct Flush(mpsc::Sender<oneshot::Sender<()>>);
+pub(super) struct Flush(mpsc::Sender<oneshot::Sender<()>>);
 
 impl Flush {
     /// Sends what is queued and waits for it, at most [`FLUSH_WAIT`].
-    pub async fn now(&self) {
+    pub(super) async fn now(&self) {
         let (done, finished) = oneshot::channel();
         if self.0.send(done).await.is_ok() {
             let _ = tokio::time::timeout(FLUSH_WAIT, finished).await;
