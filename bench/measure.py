@@ -128,6 +128,7 @@ REFERENCE_SCENARIOS = [
     ("fake-nginx", "bare nginx reverse proxy (keep-alive upstream; no identity, no policy)", "nginx"),
     ("fake-haproxy", "HAProxy 2.6 verifying the RS256 JWT on every request, role checked, token swapped", "HAProxy"),
     ("fake-front", "Airlock front, running job forwarded (one token)", "Airlock"),
+    ("fake-front-traced", "the same with traces on: every request sampled, OTLP/HTTP to a local sink", "Airlock"),
 ]
 
 
@@ -247,6 +248,17 @@ def reference_section(raw: str, result: dict) -> list:
             f"| {label} | {rps:,.0f} | {p50:.2f} | {p99:.2f} | {non200} | {gateway} | {shown} | {cpu_fake:.1f} |"
         )
     md.append("")
+    spans = f"{raw}/reads-traced-spans.json"
+    if os.path.exists(spans):
+        with open(spans) as f:
+            counts = json.load(f)
+        result["reference"]["traced_spans"] = counts
+        md.append(
+            "The traced front's spans (`airlock_trace_spans_total`): "
+            + ", ".join(f"{outcome} {count:,.0f}" for outcome, count in sorted(counts.items()))
+            + "."
+        )
+        md.append("")
     return md
 
 
@@ -434,6 +446,26 @@ def targets_section(result: dict) -> list:
     return md
 
 
+def sink(port: int) -> None:
+    """An OTLP/HTTP collector that takes every export and keeps nothing."""
+    import http.server
+
+    class Sink(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("content-length", 0)))
+            self.send_response(200)
+            self.send_header("content-type", "application/x-protobuf")
+            self.send_header("content-length", "0")
+            self.end_headers()
+
+        def log_message(self, *args) -> None:
+            pass
+
+    http.server.ThreadingHTTPServer(("127.0.0.1", port), Sink).serve_forever()
+
+
 def main() -> None:
     command = sys.argv[1]
     if command == "freeport":
@@ -449,6 +481,8 @@ def main() -> None:
         ready(url, runs, idle, out, sys.argv[sys.argv.index("--") + 1 :])
     elif command == "report":
         report(sys.argv[2], sys.argv[3], sys.argv[4])
+    elif command == "sink":
+        sink(int(sys.argv[2]))
     else:
         sys.exit(f"unknown command {command}")
 

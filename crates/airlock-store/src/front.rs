@@ -23,6 +23,8 @@ pub struct StartedJob<'a> {
     /// The principal as JSON (issuer, subject, kind, client id).
     pub requester: &'a serde_json::Value,
     pub channel: Channel,
+    /// The W3C `traceparent` of the request that started it, when traced.
+    pub trace_parent: Option<&'a str>,
 }
 
 /// What recording a started job did.
@@ -142,8 +144,8 @@ async fn insert_row(
     let inserted = sqlx::query(
         "INSERT INTO jobs (id, connection_id, workspace_id, job_type, state, airbyte_job_id, attempts, \
          max_attempts, run_after, cancel_requested, requested_by, requester, channel, created_at, updated_at, \
-         finished_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, 1, 1, $7, 0, $8, $9, $10, $7, $7, $11) ON CONFLICT DO NOTHING",
+         finished_at, trace_parent) \
+         VALUES ($1, $2, $3, $4, $5, $6, 1, 1, $7, 0, $8, $9, $10, $7, $7, $11, $12) ON CONFLICT DO NOTHING",
     )
     .bind(id.as_str())
     .bind(job.connection_id)
@@ -156,6 +158,7 @@ async fn insert_row(
     .bind(job.requester.to_string())
     .bind(job.channel.as_str())
     .bind(finished_at)
+    .bind(job.trace_parent)
     .execute(conn)
     .await?
     .rows_affected();
@@ -172,13 +175,14 @@ async fn adopt_or_leave(
     entry: &mut audit::Entry,
 ) -> Result<Outcome, StoreError> {
     let adopted = sqlx::query(
-        "UPDATE jobs SET channel = $1, requested_by = $2, requester = $3, updated_at = $4 \
-         WHERE airbyte_job_id = $5 AND channel = 'airbyte'",
+        "UPDATE jobs SET channel = $1, requested_by = $2, requester = $3, updated_at = $4, trace_parent = $5 \
+         WHERE airbyte_job_id = $6 AND channel = 'airbyte'",
     )
     .bind(job.channel.as_str())
     .bind(job.requested_by)
     .bind(job.requester.to_string())
     .bind(now)
+    .bind(job.trace_parent)
     .bind(job.airbyte_job_id)
     .execute(&mut *conn)
     .await?

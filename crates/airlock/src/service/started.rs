@@ -32,6 +32,7 @@ pub async fn record_started(
         return;
     };
     let requester = caller.requester();
+    let trace_parent = crate::telemetry::current_trace_parent();
     let started = StartedJob {
         connection_id: &connection.id,
         workspace_id: &connection.workspace_id,
@@ -41,6 +42,7 @@ pub async fn record_started(
         requested_by: &caller.principal.subject,
         requester: &requester,
         channel: Channel::Front,
+        trace_parent: trace_parent.as_deref(),
     };
     let entry = caller.entry(action, decision);
     match state

@@ -777,6 +777,7 @@ mod store {
             requested_by: "ci-runner",
             requester,
             channel: Channel::Front,
+            trace_parent: None,
         }
     }
 

@@ -395,6 +395,47 @@ async fn a_waited_sync_is_traced_from_the_callers_trace_to_airbyte() {
     let everything = format!("{all:?}");
     assert!(!everything.contains(&token));
     assert!(!everything.contains(client_secret.as_str()));
+
+    // A job started through the front (Airbyte starts it during the
+    // request) keeps the request's context too: the tracker's record of it
+    // links back.
+    let front_trace = "0af7651916cd43dd8448eb211c80319c";
+    let answer = support::http_client()
+        .post(format!("{}/api/public/v1/jobs", served.client.base))
+        .bearer_auth(&token)
+        .header(
+            "traceparent",
+            format!("00-{front_trace}-b7ad6b7169203331-01"),
+        )
+        .json(&serde_json::json!({"connectionId": connection, "jobType": "sync"}))
+        .send()
+        .await
+        .expect("Airlock answers");
+    assert_eq!(answer.status(), StatusCode::OK);
+    let started: Value = answer.json().await.expect("Airbyte's job");
+    let started_id = started["jobId"].as_i64().expect("a job id").to_string();
+    let (front_request, front_track) = received
+        .wait_for(|all| {
+            let request = all
+                .iter()
+                .find(|s| s.name == "request" && hex::encode(&s.trace_id) == front_trace)?;
+            let track = all.iter().find(|s| {
+                s.name == "track"
+                    && attr(s, "airbyte_job_id").as_ref() == Some(&started_id)
+                    && attr(s, "to").as_deref() == Some("succeeded")
+            })?;
+            Some((request.clone(), track.clone()))
+        })
+        .await;
+    let links: Vec<(String, String)> = front_track
+        .links
+        .iter()
+        .map(|link| (hex::encode(&link.trace_id), hex::encode(&link.span_id)))
+        .collect();
+    assert_eq!(
+        links,
+        [(front_trace.to_owned(), hex::encode(&front_request.span_id))]
+    );
     drop(served);
 }
 
@@ -460,25 +501,37 @@ async fn the_otel_variables_alone_export_over_grpc_and_exports_are_counted() {
             .any(|kv| kv.key == "deployment.environment.name"),
         "{resource:?}"
     );
-    // The exporter's own counters, where operators look.
-    let metrics = support::http_client()
-        .get(format!("{}/metrics", served.client.base))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
-    let exported: u64 = metrics
-        .lines()
-        .find_map(|line| line.strip_prefix("airlock_trace_spans_total{outcome=\"exported\"} "))
-        .expect("the exported count")
-        .parse()
-        .expect("a number");
-    assert!(exported >= 1, "{metrics}");
-    assert!(
-        metrics.contains("airlock_trace_spans_total{outcome=\"dropped\"} 0"),
-        "{metrics}"
-    );
+    // The exporter's own counters, where operators look (counted once the
+    // collector's answer is back, a moment after the collector has them).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let metrics = support::http_client()
+            .get(format!("{}/metrics", served.client.base))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text");
+        let count = |outcome: &str| -> u64 {
+            let prefix = format!("airlock_trace_spans_total{{outcome=\"{outcome}\"}} ");
+            metrics
+                .lines()
+                .find_map(|line| line.strip_prefix(&prefix))
+                .unwrap_or_else(|| panic!("no {outcome} count in {metrics}"))
+                .parse()
+                .expect("a number")
+        };
+        assert_eq!(count("dropped"), 0, "{metrics}");
+        assert_eq!(count("failed"), 0, "{metrics}");
+        if count("exported") >= 1 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "nothing counted as exported: {metrics}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     drop(served);
 }
