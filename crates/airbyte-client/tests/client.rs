@@ -187,6 +187,18 @@ async fn a_401_refreshes_the_token_once_and_the_call_succeeds() {
     assert_eq!(counters.responses_to("GET /connections", 200), 1);
 }
 
+/// Lists the connections (a token, then `GET /connections`), expires the
+/// token and reads one connection (a 401, a new token, the read again).
+async fn read_through_a_refresh(sim: &RunningSim, client: &AirbyteClient) -> Uuid {
+    let connection = active_connections(client, 1).await[0];
+    sim.sim.expire_tokens();
+    client
+        .get_connection(connection)
+        .await
+        .expect("recovers from the 401");
+    connection
+}
+
 /// What an observer was told, in order.
 #[derive(Debug, Default)]
 struct Recorded {
@@ -216,12 +228,7 @@ async fn the_observer_sees_every_attempt_and_refresh_by_route_template() {
     let recorded = Arc::new(Recorded::default());
     let observer = Arc::clone(&recorded) as Arc<dyn airbyte_client::CallObserver>;
     let client = client_for(&sim, |config| config.observer = Some(observer));
-    let connection = active_connections(&client, 1).await[0];
-    sim.sim.expire_tokens();
-    client
-        .get_connection(connection)
-        .await
-        .expect("recovers from the 401");
+    let connection = read_through_a_refresh(&sim, &client).await;
     let refused = client.get_job(999_999_999).await.unwrap_err();
     assert!(matches!(refused, Error::NotFound { .. }), "{refused:?}");
     let calls = recorded
@@ -289,12 +296,7 @@ async fn every_attempt_and_token_request_carries_the_trace_context() {
     let hook = Arc::new(Numbered::default());
     let tracing = Arc::clone(&hook) as Arc<dyn airbyte_client::TraceContext>;
     let client = client_for(&sim, |config| config.trace_context = Some(tracing));
-    let connection = active_connections(&client, 1).await[0];
-    sim.sim.expire_tokens();
-    client
-        .get_connection(connection)
-        .await
-        .expect("recovers from the 401");
+    read_through_a_refresh(&sim, &client).await;
     // A caller's traceparent on a raw call is replaced by the call's own.
     let mut caller = HeaderMap::new();
     caller.insert(

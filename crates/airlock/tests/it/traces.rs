@@ -181,6 +181,14 @@ fn attr(span: &Span, key: &str) -> Option<String> {
         .and_then(|kv| text(kv.value.as_ref()?.value.as_ref()?))
 }
 
+/// A span's links, as (trace id, span id) in hex.
+fn links_of(span: &Span) -> Vec<(String, String)> {
+    span.links
+        .iter()
+        .map(|link| (hex::encode(&link.trace_id), hex::encode(&link.span_id)))
+        .collect()
+}
+
 fn is_int(span: &Span, key: &str) -> bool {
     span.attributes.iter().any(|kv| {
         kv.key == key
@@ -220,6 +228,16 @@ async fn simulated_airbyte() -> (Sim, String, String) {
     (sim, base, connection)
 }
 
+/// `airlock serve` on SQLite, its Airbyte the simulator at `sim_base`.
+fn next_to(sim: &Sim, sim_base: &str) -> Harness {
+    let (client_id, client_secret) = sim.credentials();
+    Harness::new(Db::Sqlite).airbyte_at(
+        &format!("{sim_base}/api/public/v1"),
+        &client_id,
+        client_secret.as_str(),
+    )
+}
+
 /// The caller's trace: what an Airflow task or a gateway would send.
 const CALLER_TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const CALLER_SPAN: &str = "00f067aa0ba902b7";
@@ -227,14 +245,9 @@ const CALLER_SPAN: &str = "00f067aa0ba902b7";
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_waited_sync_is_traced_from_the_callers_trace_to_airbyte() {
     let (sim, sim_base, connection) = simulated_airbyte().await;
-    let (client_id, client_secret) = sim.credentials();
+    let (_, client_secret) = sim.credentials();
     let (collector_base, received) = http_collector().await;
-    let deployment = Harness::new(Db::Sqlite)
-        .airbyte_at(
-            &format!("{sim_base}/api/public/v1"),
-            &client_id,
-            client_secret.as_str(),
-        )
+    let deployment = next_to(&sim, &sim_base)
         .airbyte_timeout(5)
         .fast_jobs()
         .without_role_grants()
@@ -330,13 +343,8 @@ async fn a_waited_sync_is_traced_from_the_callers_trace_to_airbyte() {
     assert_eq!(attr(&dispatch, "airbyte_job_id"), Some(airbyte_job_id));
     // So is the tracker's record of Airbyte's answer that the sync ended.
     for span in [&dispatch, &track] {
-        let links: Vec<(String, String)> = span
-            .links
-            .iter()
-            .map(|link| (hex::encode(&link.trace_id), hex::encode(&link.span_id)))
-            .collect();
         assert_eq!(
-            links,
+            links_of(span),
             [(CALLER_TRACE.to_owned(), hex::encode(&request.span_id))],
             "{span:?}"
         );
@@ -427,13 +435,8 @@ async fn a_waited_sync_is_traced_from_the_callers_trace_to_airbyte() {
             Some((request.clone(), track.clone()))
         })
         .await;
-    let links: Vec<(String, String)> = front_track
-        .links
-        .iter()
-        .map(|link| (hex::encode(&link.trace_id), hex::encode(&link.span_id)))
-        .collect();
     assert_eq!(
-        links,
+        links_of(&front_track),
         [(front_trace.to_owned(), hex::encode(&front_request.span_id))]
     );
     drop(served);
@@ -442,14 +445,8 @@ async fn a_waited_sync_is_traced_from_the_callers_trace_to_airbyte() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_otel_variables_alone_export_over_grpc_and_exports_are_counted() {
     let (sim, sim_base, _connection) = simulated_airbyte().await;
-    let (client_id, client_secret) = sim.credentials();
     let (collector_base, received) = grpc_collector().await;
-    let deployment = Harness::new(Db::Sqlite)
-        .airbyte_at(
-            &format!("{sim_base}/api/public/v1"),
-            &client_id,
-            client_secret.as_str(),
-        )
+    let deployment = next_to(&sim, &sim_base)
         .without_role_grants()
         .grant(Grant::role("reader"))
         .env("OTEL_EXPORTER_OTLP_ENDPOINT", &collector_base)
