@@ -6,9 +6,10 @@
 //! itself (one warning, then a total at shutdown), and Airlock's promise is
 //! that dropped spans are counted where operators look, in
 //! `airlock_trace_spans_total{outcome="dropped"}`. Its export thread also
-//! cannot drive the async exporters this process already has (reqwest's,
-//! tonic's). The batching rules are the specification's: a batch leaves
-//! when it holds `max_batch` spans or `delay` after its first span.
+//! cannot drive the OTLP exporter over Airlock's async reqwest client (it
+//! would need reqwest's blocking client, a runtime thread of its own). The
+//! batching rules are the specification's: a batch leaves when it holds
+//! `max_batch` spans or `delay` after its first span.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
