@@ -12,7 +12,7 @@
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use airbyte_sim::{Sim, SimConfig};
+use airbyte_sim::{RunningSim, SimConfig};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
@@ -199,43 +199,22 @@ fn is_int(span: &Span, key: &str) -> bool {
     })
 }
 
-/// The simulator on a port of its own, with one connection that syncs.
-async fn simulated_airbyte() -> (Sim, String, String) {
-    let sim = Sim::new(SimConfig {
+/// A simulator with one connection whose syncs succeed in a moment.
+async fn simulated_airbyte() -> (RunningSim, String) {
+    let sim = airbyte_sim::spawn(SimConfig {
         time_scale: 0.001,
         ..SimConfig::default()
     })
-    .expect("the simulator builds");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
-    let router = sim.router();
-    tokio::spawn(async move { axum::serve(listener, router).await });
-    let added: Value = support::http_client()
-        .post(format!("{base}/_sim/connections"))
-        .json(&reliable_connections("traced", 1, 1))
-        .send()
-        .await
-        .expect("the simulator answers")
-        .json()
-        .await
-        .expect("JSON");
-    let connection = added["connection_ids"][0]
-        .as_str()
-        .expect("a connection")
-        .to_owned();
-    (sim, base, connection)
-}
-
-/// `airlock serve` on SQLite, its Airbyte the simulator at `sim_base`.
-fn next_to(sim: &Sim, sim_base: &str) -> Harness {
-    let (client_id, client_secret) = sim.credentials();
-    Harness::new(Db::Sqlite).airbyte_at(
-        &format!("{sim_base}/api/public/v1"),
-        &client_id,
-        client_secret.as_str(),
+    .await
+    .expect("the simulator starts");
+    let added = support::sim_add_connections(
+        &support::http_client(),
+        &sim,
+        reliable_connections("traced", 1, 1),
     )
+    .await;
+    let connection = added.connection_ids[0].clone();
+    (sim, connection)
 }
 
 /// The caller's trace: what an Airflow task or a gateway would send.
@@ -244,10 +223,11 @@ const CALLER_SPAN: &str = "00f067aa0ba902b7";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_waited_sync_is_traced_from_the_callers_trace_to_airbyte() {
-    let (sim, sim_base, connection) = simulated_airbyte().await;
-    let (_, client_secret) = sim.credentials();
+    let (sim, connection) = simulated_airbyte().await;
+    let (_, client_secret) = sim.sim.credentials();
     let (collector_base, received) = http_collector().await;
-    let deployment = next_to(&sim, &sim_base)
+    let deployment = Harness::new(Db::Sqlite)
+        .airbyte(&sim)
         .airbyte_timeout(5)
         .fast_jobs()
         .without_role_grants()
@@ -258,20 +238,18 @@ async fn a_waited_sync_is_traced_from_the_callers_trace_to_airbyte() {
         .env("OTEL_BSP_SCHEDULE_DELAY", "100")
         .deploy()
         .await;
-    let idp = &deployment
-        .idp
-        .as_ref()
-        .expect("the development provider")
-        .idp;
     let served = deployment.serve();
 
-    let token = idp.token_for("runner").expect("a token");
+    let token = served.client.token("runner");
     let request_id = format!("traced-{}", uuid::Uuid::new_v4().simple());
-    let answer = support::http_client()
-        .post(format!(
-            "{}/v1/connections/{connection}/sync?wait=60s",
-            served.client.base
-        ))
+    let answer = served
+        .client
+        .http
+        .post(
+            served
+                .client
+                .url(&format!("/v1/connections/{connection}/sync?wait=60s")),
+        )
         .bearer_auth(&token)
         .header("x-request-id", &request_id)
         .header("traceparent", format!("00-{CALLER_TRACE}-{CALLER_SPAN}-01"))
@@ -366,7 +344,7 @@ async fn a_waited_sync_is_traced_from_the_callers_trace_to_airbyte() {
         hex::encode(&call.trace_id),
         hex::encode(&call.span_id)
     );
-    let traced = sim.counters().traced;
+    let traced = sim.sim.counters().traced;
     assert!(
         traced
             .iter()
@@ -408,8 +386,10 @@ async fn a_waited_sync_is_traced_from_the_callers_trace_to_airbyte() {
     // request) keeps the request's context too: the tracker's record of it
     // links back.
     let front_trace = "0af7651916cd43dd8448eb211c80319c";
-    let answer = support::http_client()
-        .post(format!("{}/api/public/v1/jobs", served.client.base))
+    let answer = served
+        .client
+        .http
+        .post(served.client.url("/api/public/v1/jobs"))
         .bearer_auth(&token)
         .header(
             "traceparent",
@@ -444,9 +424,10 @@ async fn a_waited_sync_is_traced_from_the_callers_trace_to_airbyte() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_otel_variables_alone_export_over_grpc_and_exports_are_counted() {
-    let (sim, sim_base, _connection) = simulated_airbyte().await;
+    let (sim, _connection) = simulated_airbyte().await;
     let (collector_base, received) = grpc_collector().await;
-    let deployment = next_to(&sim, &sim_base)
+    let deployment = Harness::new(Db::Sqlite)
+        .airbyte(&sim)
         .without_role_grants()
         .grant(Grant::role("reader"))
         .env("OTEL_EXPORTER_OTLP_ENDPOINT", &collector_base)
@@ -459,15 +440,12 @@ async fn the_otel_variables_alone_export_over_grpc_and_exports_are_counted() {
         .env("OTEL_BSP_SCHEDULE_DELAY", "100")
         .deploy()
         .await;
-    let idp = &deployment
-        .idp
-        .as_ref()
-        .expect("the development provider")
-        .idp;
     let served = deployment.serve();
-    let token = idp.token_for("reader").expect("a token");
-    let answer = support::http_client()
-        .get(format!("{}/v1/connections", served.client.base))
+    let token = served.client.token("reader");
+    let answer = served
+        .client
+        .http
+        .get(served.client.url("/v1/connections"))
         .bearer_auth(&token)
         .header("traceparent", format!("00-{CALLER_TRACE}-{CALLER_SPAN}-01"))
         .send()
@@ -502,14 +480,14 @@ async fn the_otel_variables_alone_export_over_grpc_and_exports_are_counted() {
     // collector's answer is back, a moment after the collector has them).
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
-        let metrics = support::http_client()
-            .get(format!("{}/metrics", served.client.base))
-            .send()
-            .await
-            .expect("metrics")
-            .text()
-            .await
-            .expect("text");
+        let (status, body) = support::send(served.client.request(
+            reqwest::Method::GET,
+            "/metrics",
+            None,
+        ))
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        let metrics = body.as_str().expect("the text exposition").to_owned();
         let count = |outcome: &str| -> u64 {
             let prefix = format!("airlock_trace_spans_total{{outcome=\"{outcome}\"}} ");
             metrics
