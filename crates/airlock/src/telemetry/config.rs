@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use airlock_domain::settings::InvalidKey;
+use airlock_domain::settings::{self, InvalidKey};
 
 /// `[telemetry]`: OpenTelemetry traces of requests, dispatches and Airbyte
 /// calls, exported over OTLP. Logs are set by flags, not here.
@@ -292,15 +292,8 @@ fn names_service(list: &str) -> bool {
 /// logged, may show it (the collector's credentials go in
 /// `OTEL_EXPORTER_OTLP_HEADERS`).
 fn http_url(key: &str, url: &str) -> Result<(), InvalidKey> {
-    let Some(rest) = url
-        .strip_prefix("http://")
-        .or_else(|| url.strip_prefix("https://"))
-    else {
-        return Err(InvalidKey::new(
-            key,
-            format!("`{url}` is not an http(s) URL"),
-        ));
-    };
+    settings::http_url(key, url)?;
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
     let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
     if authority.contains('@') {
         return Err(InvalidKey::new(

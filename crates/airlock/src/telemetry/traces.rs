@@ -185,14 +185,14 @@ impl Traces {
         export: &Export,
         counters: SpanCounters,
     ) -> bool {
-        if self.flush.get().is_some() || self.sampler.0.set(sampler(export.sampling)).is_err() {
+        // The sampler is set once: whoever sets it is the one start.
+        if self.sampler.0.set(sampler(export.sampling)).is_err() {
             return false;
         }
         exporter.set_resource(&resource(export));
         let (queued, flush) = queue::start(exporter, export.queue, counters);
-        if self.processor.0.set(queued).is_err() || self.flush.set(flush).is_err() {
-            return false;
-        }
+        let _ = self.processor.0.set(queued);
+        let _ = self.flush.set(flush);
         self.on.store(true, Ordering::Relaxed);
         // Callsites registered while off were told "sometimes"; the level
         // hint changed.
