@@ -93,7 +93,7 @@ pub enum Error {
         attempts: u32,
         /// The underlying error, without the URL.
         #[source]
-        source: Option<Arc<reqwest::Error>>,
+        source: Option<Arc<dyn std::error::Error + Send + Sync>>,
     },
 
     /// Airbyte answered something this client cannot read (wrong shape, a redirect,

@@ -64,4 +64,5 @@ pub use retry::RetryPolicy;
 
 /// The HTTP vocabulary of [`AirbyteClient::send_raw`], re-exported so callers need
 /// not depend on the same HTTP crate version.
-pub use reqwest::{Method, StatusCode, Url, header::HeaderMap};
+pub use http::{HeaderMap, Method, StatusCode};
+pub use url::Url;

@@ -31,26 +31,24 @@ pub trait CallObserver: Send + Sync {
 /// add only trace-context headers.
 pub trait TraceContext: Send + Sync {
     /// Adds the headers of the current span's context, if any.
-    fn inject(&self, headers: &mut reqwest::header::HeaderMap);
+    fn inject(&self, headers: &mut http::HeaderMap);
 }
 
 /// An optional trace-context hook, shared by a client and its token manager.
 pub(crate) type Tracing = Option<std::sync::Arc<dyn TraceContext>>;
 
-/// Puts the current trace context on an attempt, if anyone traces.
-pub(crate) fn traced(
-    tracing: &Tracing,
-    builder: reqwest::RequestBuilder,
-) -> reqwest::RequestBuilder {
+/// Puts the current trace context on an attempt, if anyone traces, over any
+/// the caller's headers carried.
+pub(crate) fn trace_context(tracing: &Tracing, headers: &mut http::HeaderMap) {
     let Some(hook) = tracing else {
-        return builder;
+        return;
     };
-    let mut headers = reqwest::header::HeaderMap::new();
-    hook.inject(&mut headers);
-    if headers.is_empty() {
-        builder
-    } else {
-        builder.headers(headers)
+    let mut context = http::HeaderMap::new();
+    hook.inject(&mut context);
+    for (name, value) in context {
+        if let Some(name) = name {
+            headers.insert(name, value);
+        }
     }
 }
 

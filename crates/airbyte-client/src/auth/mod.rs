@@ -5,10 +5,11 @@ pub(crate) mod token;
 
 use std::fmt;
 
-use reqwest::RequestBuilder;
+use base64::Engine as _;
+use http::header::{AUTHORIZATION, HeaderMap, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use token::TokenManager;
 
 /// Airlock's credential for Airbyte. It never leaves the client: not in logs, not
@@ -71,26 +72,25 @@ pub(crate) enum Authenticator {
 impl Authenticator {
     /// Puts the credential on a request. Returns the generation of the token used,
     /// when it came from the token manager, so a 401 can invalidate exactly it.
-    pub(crate) async fn authorize(
-        &self,
-        builder: RequestBuilder,
-    ) -> Result<(RequestBuilder, Option<u64>)> {
-        Ok(match self {
-            Self::None => (builder, None),
-            // reqwest marks these header values sensitive.
-            Self::Bearer(token) => (builder.bearer_auth(token.expose_secret()), None),
-            Self::Basic { username, password } => (
-                builder.basic_auth(username, Some(password.expose_secret())),
-                None,
-            ),
+    pub(crate) async fn authorize(&self, headers: &mut HeaderMap) -> Result<Option<u64>> {
+        let (value, generation) = match self {
+            Self::None => return Ok(None),
+            Self::Bearer(token) => (bearer(token.expose_secret())?, None),
+            Self::Basic { username, password } => {
+                let pair = format!("{username}:{}", password.expose_secret());
+                let encoded = base64::engine::general_purpose::STANDARD.encode(pair);
+                (credential(format!("Basic {encoded}"))?, None)
+            }
             Self::Tokens(manager) => {
                 let token = manager.token().await?;
                 (
-                    builder.bearer_auth(token.secret.expose_secret()),
+                    bearer(token.secret.expose_secret())?,
                     Some(token.generation),
                 )
             }
-        })
+        };
+        headers.insert(AUTHORIZATION, value);
+        Ok(generation)
     }
 
     /// Forgets the token of this generation after a 401, if it is still current.
@@ -104,4 +104,18 @@ impl Authenticator {
             _ => false,
         }
     }
+}
+
+fn bearer(token: &str) -> Result<HeaderValue> {
+    credential(format!("Bearer {token}"))
+}
+
+/// An `authorization` value, marked sensitive so that no header dump shows it.
+/// The error does not quote it.
+fn credential(text: String) -> Result<HeaderValue> {
+    let mut value = HeaderValue::try_from(text).map_err(|_| {
+        Error::InvalidInput("the Airbyte credential cannot be sent in a header".to_owned())
+    })?;
+    value.set_sensitive(true);
+    Ok(value)
 }

@@ -18,7 +18,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
-use reqwest::header::{ACCEPT, CONTENT_TYPE};
+use bytes::Bytes;
+use http::Method;
+use http::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Mutex, MutexGuard};
@@ -28,7 +30,7 @@ use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::observe::{self, Observer, Tracing};
 use crate::retry::{Idempotency, RetryPolicy, retryable_status};
-use crate::transport::{self, Failure, Progress};
+use crate::transport::{Failure, Outgoing, Progress, Site};
 
 /// The route template of the token endpoint, in spans and for the observer.
 const TOKEN_ROUTE: &str = "POST /applications/token";
@@ -125,8 +127,9 @@ pub(crate) fn schedule(lifetime: Duration) -> (Duration, Duration) {
 
 /// Fetches, caches and refreshes tokens for one set of client credentials.
 pub(crate) struct TokenManager {
-    http: reqwest::Client,
-    token_url: String,
+    /// The public API's site; the token endpoint is under it.
+    site: Arc<Site>,
+    token_target: String,
     client_id: String,
     client_secret: SecretString,
     timeout: Duration,
@@ -151,9 +154,8 @@ impl fmt::Debug for TokenManager {
     }
 }
 
-/// What a [`TokenManager`] needs besides the HTTP client.
+/// What a [`TokenManager`] needs besides the site it asks.
 pub(crate) struct TokenSettings {
-    pub(crate) token_url: String,
     pub(crate) client_id: String,
     pub(crate) client_secret: SecretString,
     pub(crate) timeout: Duration,
@@ -164,10 +166,10 @@ pub(crate) struct TokenSettings {
 }
 
 impl TokenManager {
-    pub(crate) fn new(http: reqwest::Client, settings: TokenSettings) -> Self {
+    pub(crate) fn new(site: Arc<Site>, settings: TokenSettings) -> Self {
         Self {
-            http,
-            token_url: settings.token_url,
+            token_target: site.target("/applications/token"),
+            site,
             client_id: settings.client_id,
             client_secret: settings.client_secret,
             timeout: settings.timeout,
@@ -304,23 +306,26 @@ impl TokenManager {
             client_secret: self.client_secret.expose_secret(),
             grant_type: "client_credentials",
         })
+        .map(Bytes::from)
         .map_err(|_| Error::InvalidInput("client credentials cannot be encoded".to_owned()))?;
         let mut attempts = 0u32;
         loop {
             attempts += 1;
             progress.attempts = attempts;
             let issued_at = self.clock.now();
-            let builder = self
-                .http
-                .post(&self.token_url)
-                .timeout(self.timeout)
-                .header(CONTENT_TYPE, "application/json")
-                .header(ACCEPT, "application/json")
-                .body(body.clone());
-            let builder = observe::traced(&self.tracing, builder);
+            let mut headers = HeaderMap::new();
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
+            observe::trace_context(&self.tracing, &mut headers);
+            let outgoing = Outgoing {
+                method: Method::POST,
+                target: self.token_target.clone(),
+                headers,
+                body: body.clone(),
+            };
             let retries_left = attempts <= self.retry.max_retries;
             let sent_at = Instant::now();
-            let result = transport::send_once(builder).await;
+            let result = self.site.send(outgoing, self.timeout).await;
             let status = result.as_ref().ok().map(|reply| reply.status);
             observe::call(
                 &self.observer,

@@ -1,6 +1,6 @@
 //! The job calls: start one, read one, list them, cancel one.
 
-use reqwest::Method;
+use http::Method;
 use uuid::Uuid;
 
 use super::{AirbyteClient, Pages, decode};
@@ -22,7 +22,7 @@ impl AirbyteClient {
         })
         .map_err(|error| Error::InvalidInput(error.to_string()))?;
         let mut call = self.call(Method::POST, "POST /jobs", "/jobs".to_owned());
-        call.body = Some(body);
+        call.body = Some(body.into());
         call.idempotency = Idempotency::NonIdempotent;
         self.call_json(call).await
     }

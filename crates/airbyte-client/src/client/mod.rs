@@ -19,10 +19,12 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderValue};
-use reqwest::{Method, RequestBuilder, Url};
+use bytes::Bytes;
+use http::Method;
+use http::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderValue};
 use serde::de::DeserializeOwned;
 use tracing::{Instrument, field};
+use url::Url;
 
 use crate::auth::token::{TokenManager, TokenSettings};
 use crate::auth::{Auth, Authenticator};
@@ -30,7 +32,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
 use crate::observe::{self, CallObserver, Observer, TraceContext, Tracing};
 use crate::retry::{Idempotency, RetryPolicy, retryable_status};
-use crate::transport::{self, Failure, Progress, Reply};
+use crate::transport::{Failure, Outgoing, Progress, Reply, Site};
 
 pub use pages::Pages;
 pub use raw::RawResponse;
@@ -111,11 +113,10 @@ pub struct AirbyteClient {
 }
 
 struct Inner {
-    http: reqwest::Client,
-    /// The public API root, without a trailing slash.
-    base: String,
-    /// The Configuration API root, without a trailing slash.
-    config_base: Option<String>,
+    /// The public API root and its connections.
+    api: Arc<Site>,
+    /// The Configuration API root and its connections.
+    config: Option<Site>,
     auth: Authenticator,
     timeout: Duration,
     retry: RetryPolicy,
@@ -126,8 +127,8 @@ struct Inner {
 impl fmt::Debug for AirbyteClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AirbyteClient")
-            .field("base", &self.inner.base)
-            .field("config_base", &self.inner.config_base)
+            .field("base", &self.inner.api.root())
+            .field("config_base", &self.inner.config.as_ref().map(Site::root))
             .field("auth", &self.inner.auth)
             .field("timeout", &self.inner.timeout)
             .field("retry", &self.inner.retry)
@@ -140,9 +141,12 @@ struct Call<'a> {
     method: Method,
     /// Route template for logs and spans, such as `GET /jobs/{jobId}`.
     route: Cow<'static, str>,
-    url: String,
+    /// The site the call goes to.
+    site: &'a Site,
+    /// The path and query on that site, its root included.
+    target: String,
     query: Vec<(&'static str, String)>,
-    body: Option<Vec<u8>>,
+    body: Option<Bytes>,
     headers: Option<&'a HeaderMap>,
     auth: bool,
     idempotency: Idempotency,
@@ -172,24 +176,28 @@ impl AirbyteClient {
                 )));
             }
         }
-        let base = trimmed(&config.base_url);
-        let config_base = match &config.config_api_url {
-            Some(url) => Some(trimmed(url)),
-            None => base
-                .strip_suffix("/api/public/v1")
-                .map(|root| format!("{root}/api/v1")),
+        let connect_timeout = config.timeout.min(Duration::from_secs(10));
+        let mut tls = None;
+        let mut site = |url: &Url| {
+            Site::new(url, connect_timeout, || {
+                tls.get_or_insert_with(tls_settings).clone()
+            })
+            .map_err(Error::InvalidInput)
         };
-        let http = reqwest::Client::builder()
-            .connect_timeout(config.timeout.min(Duration::from_secs(10)))
-            // An API does not redirect; following one could move a request (and
-            // its credential) somewhere else.
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!(
-                "airlock-airbyte-client/",
-                env!("CARGO_PKG_VERSION")
-            ))
-            .build()
-            .map_err(|error| Error::InvalidInput(transport::describe(&error)))?;
+        let api = Arc::new(site(&config.base_url)?);
+        let config_url = match &config.config_api_url {
+            Some(url) => Some(url.clone()),
+            None => api
+                .root()
+                .strip_suffix("/api/public/v1")
+                .map(|root| format!("{root}/api/v1"))
+                .map(|root| {
+                    root.parse::<Url>()
+                        .map_err(|error| Error::InvalidInput(error.to_string()))
+                })
+                .transpose()?,
+        };
+        let config_site = config_url.as_ref().map(&mut site).transpose()?;
         let auth = match config.auth {
             Auth::None => Authenticator::None,
             Auth::Bearer(token) => Authenticator::Bearer(token),
@@ -198,9 +206,8 @@ impl AirbyteClient {
                 client_id,
                 client_secret,
             } => Authenticator::Tokens(Box::new(TokenManager::new(
-                http.clone(),
+                Arc::clone(&api),
                 TokenSettings {
-                    token_url: format!("{base}/applications/token"),
                     client_id,
                     client_secret,
                     timeout: config.timeout,
@@ -213,9 +220,8 @@ impl AirbyteClient {
         };
         Ok(Self {
             inner: Arc::new(Inner {
-                http,
-                base,
-                config_base,
+                api,
+                config: config_site,
                 auth,
                 timeout: config.timeout,
                 retry: config.retry,
@@ -227,12 +233,12 @@ impl AirbyteClient {
 
     /// The public API root this client talks to (no credentials in it).
     pub fn base_url(&self) -> &str {
-        &self.inner.base
+        self.inner.api.root()
     }
 
     /// The Configuration API root, when known.
     pub fn config_api_url(&self) -> Option<&str> {
-        self.inner.config_base.as_deref()
+        self.inner.config.as_ref().map(Site::root)
     }
 
     /// `GET /health`, unauthenticated and tried once: a readiness probe should see
@@ -255,7 +261,7 @@ impl AirbyteClient {
 
     /// A call with the defaults: authenticated, idempotent, the configured retries.
     fn call<'a>(
-        &self,
+        &'a self,
         method: Method,
         route: impl Into<Cow<'static, str>>,
         path: String,
@@ -263,7 +269,8 @@ impl AirbyteClient {
         Call {
             method,
             route: route.into(),
-            url: format!("{}{path}", self.inner.base),
+            site: &self.inner.api,
+            target: self.inner.api.target(&path),
             query: Vec::new(),
             body: None,
             headers: None,
@@ -314,9 +321,9 @@ impl AirbyteClient {
         loop {
             attempts += 1;
             progress.attempts = attempts;
-            let builder = self.request(call);
-            let (builder, generation) = self.authorize(call, builder).await?;
-            let (result, elapsed_ms) = self.send(call, builder, attempts).await;
+            let mut outgoing = self.request(call);
+            let generation = self.authorize(call, &mut outgoing.headers).await?;
+            let (result, elapsed_ms) = self.send(call, outgoing, attempts).await;
             let may_retry = retries < call.retries;
             match result {
                 Ok(reply) => {
@@ -368,44 +375,50 @@ impl AirbyteClient {
         }
     }
 
-    /// The request of one attempt, before its credential: method, URL, the
-    /// per-attempt timeout, `accept`, the caller's headers, the query and the body.
-    fn request(&self, call: &Call<'_>) -> RequestBuilder {
-        let mut builder = self
-            .inner
-            .http
-            .request(call.method.clone(), &call.url)
-            .timeout(self.inner.timeout)
-            .header(ACCEPT, HeaderValue::from_static("application/json"));
-        if let Some(headers) = call.headers {
-            builder = builder.headers(headers.clone());
-        }
-        if !call.query.is_empty() {
-            builder = builder.query(&call.query);
-        }
-        if let Some(body) = &call.body {
-            if call
-                .headers
-                .is_none_or(|headers| !headers.contains_key(CONTENT_TYPE))
-            {
-                builder = builder.header(CONTENT_TYPE, "application/json");
+    /// The request of one attempt, before its credential: method, target and
+    /// query, `accept`, the caller's headers, the trace context and the body.
+    fn request(&self, call: &Call<'_>) -> Outgoing {
+        let mut headers = HeaderMap::new();
+        headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
+        if let Some(own) = call.headers {
+            for name in own.keys() {
+                headers.remove(name);
+                for value in own.get_all(name) {
+                    headers.append(name, value.clone());
+                }
             }
-            builder = builder.body(body.clone());
         }
-        observe::traced(&self.inner.tracing, builder)
+        let mut target = call.target.clone();
+        if !call.query.is_empty() {
+            target.push(if target.contains('?') { '&' } else { '?' });
+            let start = target.len();
+            form_urlencoded::Serializer::for_suffix(&mut target, start).extend_pairs(&call.query);
+        }
+        let body = match &call.body {
+            Some(body) => {
+                if !headers.contains_key(CONTENT_TYPE) {
+                    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                }
+                body.clone()
+            }
+            None => Bytes::new(),
+        };
+        observe::trace_context(&self.inner.tracing, &mut headers);
+        Outgoing {
+            method: call.method.clone(),
+            target,
+            headers,
+            body,
+        }
     }
 
     /// Puts the credential on an attempt of an authenticated call. Returns the
     /// generation of the token used, if any, so a 401 can invalidate exactly it.
-    async fn authorize(
-        &self,
-        call: &Call<'_>,
-        builder: RequestBuilder,
-    ) -> Result<(RequestBuilder, Option<u64>)> {
+    async fn authorize(&self, call: &Call<'_>, headers: &mut HeaderMap) -> Result<Option<u64>> {
         if call.auth {
-            self.inner.auth.authorize(builder).await
+            self.inner.auth.authorize(headers).await
         } else {
-            Ok((builder, None))
+            Ok(None)
         }
     }
 
@@ -414,11 +427,11 @@ impl AirbyteClient {
     async fn send(
         &self,
         call: &Call<'_>,
-        builder: RequestBuilder,
+        outgoing: Outgoing,
         attempt: u32,
     ) -> (Result<Reply, Failure>, u64) {
         let sent_at = Instant::now();
-        let result = transport::send_once(builder).await;
+        let result = call.site.send(outgoing, self.inner.timeout).await;
         let elapsed = sent_at.elapsed();
         let elapsed_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
         let status = result.as_ref().ok().map(|reply| reply.status);
@@ -464,9 +477,20 @@ fn decode<T: DeserializeOwned>(call: &Call<'_>, outcome: Outcome) -> Result<T> {
     Err(Error::from_status(status, &reply.body, attempts))
 }
 
-/// A URL as a string without the trailing slash, so paths can be appended.
-fn trimmed(url: &Url) -> String {
-    url.as_str().trim_end_matches('/').to_owned()
+/// The TLS settings of every https site: rustls with the platform's
+/// verifier (as reqwest had them), HTTP/1.1 offered by ALPN.
+fn tls_settings() -> std::result::Result<Arc<rustls::ClientConfig>, String> {
+    use rustls_platform_verifier::BuilderVerifierExt;
+    let provider = rustls::crypto::CryptoProvider::get_default()
+        .cloned()
+        .unwrap_or_else(|| Arc::new(rustls::crypto::aws_lc_rs::default_provider()));
+    let mut settings = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .and_then(|builder| builder.with_platform_verifier())
+        .map_err(|error| format!("TLS cannot be set up: {error}"))?
+        .with_no_client_auth();
+    settings.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(settings))
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 use std::fmt;
 use std::marker::PhantomData;
 
-use reqwest::Method;
+use http::Method;
 use serde::de::DeserializeOwned;
 
 use super::AirbyteClient;

@@ -3,8 +3,8 @@
 //! credentials and hop-by-hop headers are dropped, and logs and metrics see a
 //! route template rather than the path.
 
-use reqwest::header::{self, HeaderMap};
-use reqwest::{Method, StatusCode};
+use http::header::{self, HeaderMap};
+use http::{Method, StatusCode};
 use uuid::Uuid;
 
 use super::AirbyteClient;
@@ -58,7 +58,7 @@ impl AirbyteClient {
             path_and_query.to_owned(),
         );
         call.headers = Some(&forwarded);
-        call.body = (!body.is_empty()).then_some(body);
+        call.body = (!body.is_empty()).then(|| body.into());
         call.idempotency = idempotency;
         let outcome = self.execute(&call).await?;
         let status = StatusCode::from_u16(outcome.reply.status)
@@ -66,7 +66,7 @@ impl AirbyteClient {
         Ok(RawResponse {
             status,
             content_type: outcome.reply.content_type,
-            body: outcome.reply.body,
+            body: outcome.reply.body.into(),
         })
     }
 }
@@ -143,7 +143,7 @@ fn forwardable_headers(headers: &HeaderMap) -> HeaderMap {
 
 #[cfg(test)]
 mod tests {
-    use reqwest::header::HeaderValue;
+    use http::header::HeaderValue;
 
     use super::*;
 

@@ -2,7 +2,7 @@
 //! named: workspaces, connections, sources and destinations, and the
 //! Configuration API's read of one connection.
 
-use reqwest::Method;
+use http::Method;
 use uuid::Uuid;
 
 use super::{AirbyteClient, Pages};
@@ -99,7 +99,7 @@ impl AirbyteClient {
     /// the one internal route Dagster needs; the body is returned as Airbyte sent it.
     /// A read, so retried like one although it is a POST.
     pub async fn get_connection_config(&self, connection_id: Uuid) -> Result<serde_json::Value> {
-        let Some(config_base) = &self.inner.config_base else {
+        let Some(site) = &self.inner.config else {
             return Err(Error::InvalidInput(
                 "no Configuration API URL is configured".to_owned(),
             ));
@@ -107,8 +107,9 @@ impl AirbyteClient {
         let body = serde_json::to_vec(&serde_json::json!({ "connectionId": connection_id }))
             .map_err(|error| Error::InvalidInput(error.to_string()))?;
         let mut call = self.call(Method::POST, "POST /api/v1/connections/get", String::new());
-        call.url = format!("{config_base}/connections/get");
-        call.body = Some(body);
+        call.site = site;
+        call.target = site.target("/connections/get");
+        call.body = Some(body.into());
         self.call_json(call).await
     }
 }

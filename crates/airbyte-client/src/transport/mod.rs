@@ -1,22 +1,56 @@
-//! One HTTP exchange, and the one question the retry rules need answered about a
-//! failure: could the request have reached Airbyte?
+//! One HTTP exchange with Airbyte, and the one question the retry rules need
+//! answered about a failure: could the request have reached Airbyte?
+//!
+//! The client is HTTP/1.1 on hyper's connection API ([`Site`]), not reqwest:
+//! a request checks out an idle connection of its own [`Site`] (or opens one)
+//! and drives it inside its own task until the answer's last byte, then puts
+//! it back. reqwest runs every connection in a task of its own and hands each
+//! request to it through channels, so one forwarded read woke two tasks,
+//! often on two cores; its pool, retry layer and URL handling added the rest
+//! (BENCHMARKS.md, "Eleventh session", has the profile and the measurement).
+//! What this client keeps of reqwest's behaviour, and no more: a pool of
+//! keep-alive connections per origin (idle for at most 90 s), a connect
+//! timeout, TLS through rustls with the platform's verifier, no redirects,
+//! and a request that provably never left is sent again on a fresh
+//! connection when a reused one turns out closed. It reads no `HTTP_PROXY`.
 
-use std::error::Error as _;
+mod conn;
+mod pool;
+mod site;
+
+use std::error::Error as StdError;
+use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use reqwest::RequestBuilder;
-use reqwest::header::{CONTENT_TYPE, RETRY_AFTER};
+use bytes::Bytes;
+use http::{HeaderMap, Method};
 
 use crate::error::Error;
 use crate::retry::Idempotency;
+
+pub(crate) use site::Site;
+
+/// What went wrong underneath, without a URL in it.
+pub(crate) type Cause = Box<dyn StdError + Send + Sync>;
+
+/// A request of one attempt, complete but for the connection's own headers
+/// (`host`, and `user-agent` unless it has one).
+#[derive(Debug)]
+pub(crate) struct Outgoing {
+    pub(crate) method: Method,
+    /// The path and query, starting with `/`.
+    pub(crate) target: String,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: Bytes,
+}
 
 /// A complete answer: status, content type and the whole body.
 #[derive(Debug)]
 pub(crate) struct Reply {
     pub(crate) status: u16,
     pub(crate) content_type: Option<String>,
-    pub(crate) body: Vec<u8>,
+    pub(crate) body: Bytes,
     /// A `Retry-After` in seconds, as Cloud may send with a 429 or 503.
     pub(crate) retry_after: Option<Duration>,
 }
@@ -24,34 +58,19 @@ pub(crate) struct Reply {
 /// Why an exchange produced no complete answer.
 #[derive(Debug)]
 pub(crate) enum Failure {
-    /// The request could not be built (bad header, bad URL): nothing was sent and
-    /// sending again will not help.
-    Invalid(reqwest::Error),
+    /// The request could not be built (a bad header or path): nothing was sent
+    /// and sending again will not help.
+    Invalid(String),
     /// Connecting failed (refused, DNS, TLS, connect timeout): nothing was sent.
-    NotSent(reqwest::Error),
+    NotSent(Cause),
     /// The per-attempt timeout fired after the connection was made: the request may
     /// have been processed.
     TimedOut,
     /// The connection broke after the request may have been written.
-    Lost(reqwest::Error),
+    Lost(Cause),
 }
 
 impl Failure {
-    fn classify(error: reqwest::Error) -> Self {
-        let error = error.without_url();
-        if error.is_builder() {
-            Self::Invalid(error)
-        } else if error.is_connect() {
-            // Checked before timeouts: a connect timeout is a connect error, and
-            // nothing was sent.
-            Self::NotSent(error)
-        } else if error.is_timeout() {
-            Self::TimedOut
-        } else {
-            Self::Lost(error)
-        }
-    }
-
     /// True when the request provably did not reach Airbyte.
     pub(crate) fn not_sent(&self) -> bool {
         matches!(self, Self::NotSent(_))
@@ -75,8 +94,8 @@ impl Failure {
         timeout: Duration,
     ) -> Error {
         match (self, idempotency) {
-            (Self::Invalid(error), _) => Error::InvalidInput(describe(&error)),
-            (Self::NotSent(error), _) => transport(error, attempts),
+            (Self::Invalid(message), _) => Error::InvalidInput(message),
+            (Self::NotSent(cause), _) => transport(cause, attempts),
             (Self::TimedOut, Idempotency::Idempotent) => Error::Timeout {
                 after: timeout,
                 attempts,
@@ -85,26 +104,26 @@ impl Failure {
                 reason: format!("no answer within {timeout:?} after the request was sent"),
                 status: None,
             },
-            (Self::Lost(error), Idempotency::Idempotent) => transport(error, attempts),
-            (Self::Lost(error), Idempotency::NonIdempotent) => Error::Ambiguous {
-                reason: format!("connection lost after sending: {}", describe(&error)),
+            (Self::Lost(cause), Idempotency::Idempotent) => transport(cause, attempts),
+            (Self::Lost(cause), Idempotency::NonIdempotent) => Error::Ambiguous {
+                reason: format!("connection lost after sending: {}", describe(&*cause)),
                 status: None,
             },
         }
     }
 }
 
-fn transport(error: reqwest::Error, attempts: u32) -> Error {
+fn transport(cause: Cause, attempts: u32) -> Error {
     Error::Transport {
-        message: describe(&error),
+        message: describe(&*cause),
         attempts,
-        source: Some(Arc::new(error)),
+        source: Some(Arc::from(cause)),
     }
 }
 
-/// The error and its causes on one line. reqwest's own message is vague ("error
-/// sending request"); the causes say what happened. URLs were stripped already.
-pub(crate) fn describe(error: &reqwest::Error) -> String {
+/// The error and its causes on one line: hyper's own message is vague
+/// ("connection error"); the causes say what happened.
+pub(crate) fn describe(error: &(dyn StdError + 'static)) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
@@ -118,29 +137,30 @@ pub(crate) fn describe(error: &reqwest::Error) -> String {
     text
 }
 
-/// Sends one request and reads the whole answer (the builder carries the timeout,
-/// which covers the body too).
-pub(crate) async fn send_once(builder: RequestBuilder) -> Result<Reply, Failure> {
-    let response = builder.send().await.map_err(Failure::classify)?;
-    let status = response.status().as_u16();
-    let content_type = response
-        .headers()
-        .get(CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .map(str::to_owned);
-    let retry_after = response
-        .headers()
-        .get(RETRY_AFTER)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.trim().parse::<u64>().ok())
-        .map(Duration::from_secs);
-    let body = response.bytes().await.map_err(Failure::classify)?;
-    Ok(Reply {
-        status,
-        content_type,
-        body: body.to_vec(),
-        retry_after,
-    })
+/// A step of an exchange that failed ("connect", "TLS handshake"), over its
+/// cause.
+#[derive(Debug)]
+struct Step {
+    step: &'static str,
+    cause: Cause,
+}
+
+impl Step {
+    fn cause(step: &'static str) -> impl FnOnce(Cause) -> Cause {
+        move |cause| Box::new(Self { step, cause })
+    }
+}
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.step)
+    }
+}
+
+impl StdError for Step {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        Some(&*self.cause)
+    }
 }
 
 /// What an attempt loop got to, for the span of the call.
@@ -169,3 +189,6 @@ impl Progress {
         span.record("latency_ms", i64::try_from(latency_ms).unwrap_or(i64::MAX));
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,293 @@
+//! The connection handling, against a bare HTTP/1.1 server whose every
+//! connection and request the tests count.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, Method};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use super::conn::{Conn, Exchanged, Stream};
+use super::{Failure, Outgoing, Site};
+
+/// How the server treats each connection.
+#[derive(Clone, Copy)]
+struct Script {
+    /// Requests answered on one connection before the server closes it.
+    per_connection: usize,
+    /// Whether answers say `connection: close` (the socket stays open).
+    say_close: bool,
+    /// Whether the server reads a request and closes without answering.
+    drop_requests: bool,
+}
+
+const KEEP_ALIVE: Script = Script {
+    per_connection: usize::MAX,
+    say_close: false,
+    drop_requests: false,
+};
+
+struct Server {
+    url: url::Url,
+    connections: Arc<AtomicUsize>,
+    requests: Arc<AtomicUsize>,
+}
+
+async fn serve(script: Script) -> Server {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/api/public/v1", listener.local_addr().unwrap())
+        .parse()
+        .unwrap();
+    let connections = Arc::new(AtomicUsize::new(0));
+    let requests = Arc::new(AtomicUsize::new(0));
+    let (accepted, answered) = (Arc::clone(&connections), Arc::clone(&requests));
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            accepted.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(connection(socket, script, Arc::clone(&answered)));
+        }
+    });
+    Server {
+        url,
+        connections,
+        requests,
+    }
+}
+
+async fn connection(mut socket: TcpStream, script: Script, requests: Arc<AtomicUsize>) {
+    let mut buffer = Vec::new();
+    for _ in 0..script.per_connection {
+        if !read_request(&mut socket, &mut buffer).await {
+            return;
+        }
+        let number = requests.fetch_add(1, Ordering::SeqCst) + 1;
+        if script.drop_requests {
+            return;
+        }
+        let body = format!("{{\"request\":{number}}}");
+        let close = if script.say_close {
+            "connection: close\r\n"
+        } else {
+            ""
+        };
+        let answer = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n{close}content-length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        if socket.write_all(answer.as_bytes()).await.is_err() {
+            return;
+        }
+    }
+    // Closing at once: the client sees the close while the connection is idle.
+}
+
+/// Reads one request (head and `content-length` body) off the socket.
+async fn read_request(socket: &mut TcpStream, buffer: &mut Vec<u8>) -> bool {
+    loop {
+        if let Some(end) = buffer.windows(4).position(|window| window == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buffer[..end]).to_ascii_lowercase();
+            let length: usize = head
+                .lines()
+                .find_map(|line| line.strip_prefix("content-length:"))
+                .map_or(0, |value| value.trim().parse().unwrap());
+            if buffer.len() >= end + 4 + length {
+                buffer.drain(..end + 4 + length);
+                return true;
+            }
+        }
+        let mut chunk = [0u8; 4096];
+        match socket.read(&mut chunk).await {
+            Ok(0) | Err(_) => return false,
+            Ok(read) => buffer.extend_from_slice(&chunk[..read]),
+        }
+    }
+}
+
+fn site(server: &Server) -> Site {
+    Site::new(&server.url, Duration::from_secs(2), || {
+        Err("no TLS in these tests".to_owned())
+    })
+    .unwrap()
+}
+
+fn request(site: &Site, method: Method) -> Outgoing {
+    Outgoing {
+        target: site.target("/jobs"),
+        body: if method == Method::POST {
+            Bytes::from_static(b"{}")
+        } else {
+            Bytes::new()
+        },
+        method,
+        headers: HeaderMap::new(),
+    }
+}
+
+async fn send(site: &Site, method: Method) -> Result<String, Failure> {
+    let reply = site
+        .send(request(site, method), Duration::from_secs(2))
+        .await?;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.content_type.as_deref(), Some("application/json"));
+    Ok(String::from_utf8(reply.body.to_vec()).unwrap())
+}
+
+#[tokio::test]
+async fn requests_one_after_another_share_one_connection() {
+    let server = serve(KEEP_ALIVE).await;
+    let site = site(&server);
+    for number in 1..=5 {
+        let body = send(&site, Method::GET).await.unwrap();
+        assert_eq!(body, format!("{{\"request\":{number}}}"));
+    }
+    assert_eq!(server.connections.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn requests_at_once_open_connections_that_are_kept_for_later() {
+    let server = serve(KEEP_ALIVE).await;
+    let site = site(&server);
+    let (a, b, c, d) = tokio::join!(
+        send(&site, Method::GET),
+        send(&site, Method::GET),
+        send(&site, Method::GET),
+        send(&site, Method::GET),
+    );
+    for answer in [a, b, c, d] {
+        answer.unwrap();
+    }
+    let opened = server.connections.load(Ordering::SeqCst);
+    assert!(
+        (2..=4).contains(&opened),
+        "{opened} connections for 4 requests at once"
+    );
+    for _ in 0..4 {
+        send(&site, Method::GET).await.unwrap();
+    }
+    assert_eq!(server.connections.load(Ordering::SeqCst), opened);
+}
+
+#[tokio::test]
+async fn a_connection_the_server_closed_while_idle_is_not_used_again() {
+    let server = serve(Script {
+        per_connection: 1,
+        ..KEEP_ALIVE
+    })
+    .await;
+    let site = site(&server);
+    send(&site, Method::GET).await.unwrap();
+    // Give the server's close time to arrive.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // A POST on the closed connection would be lost or ambiguous; it goes on
+    // a new one and is answered.
+    let body = send(&site, Method::POST).await.unwrap();
+    assert_eq!(body, "{\"request\":2}");
+    assert_eq!(server.connections.load(Ordering::SeqCst), 2);
+    assert_eq!(server.requests.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn an_answer_that_closes_its_connection_leaves_nothing_in_the_pool() {
+    let server = serve(Script {
+        say_close: true,
+        ..KEEP_ALIVE
+    })
+    .await;
+    let site = site(&server);
+    for _ in 0..3 {
+        send(&site, Method::GET).await.unwrap();
+    }
+    assert_eq!(server.connections.load(Ordering::SeqCst), 3);
+}
+
+#[tokio::test]
+async fn failures_say_whether_the_request_left() {
+    let server = serve(Script {
+        drop_requests: true,
+        ..KEEP_ALIVE
+    })
+    .await;
+    let dropping = site(&server);
+    let lost = send(&dropping, Method::POST).await.unwrap_err();
+    assert!(matches!(lost, Failure::Lost(_)), "{lost:?}");
+    assert_eq!(server.requests.load(Ordering::SeqCst), 1);
+
+    let closed = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let refused = Server {
+        url: format!("http://{}/", closed.local_addr().unwrap())
+            .parse()
+            .unwrap(),
+        connections: Arc::default(),
+        requests: Arc::default(),
+    };
+    drop(closed);
+    let not_sent = send(&site(&refused), Method::POST).await.unwrap_err();
+    assert!(matches!(not_sent, Failure::NotSent(_)), "{not_sent:?}");
+    assert!(
+        super::describe(match &not_sent {
+            Failure::NotSent(cause) => &**cause,
+            _ => unreachable!(),
+        })
+        .starts_with("connect: "),
+        "{not_sent:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_deadline_covers_the_whole_answer() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let (mut socket, _) = listener.accept().await.unwrap();
+        let mut buffer = Vec::new();
+        read_request(&mut socket, &mut buffer).await;
+        // The head, then a body that never ends.
+        socket
+            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nhalf")
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_secs(10)).await;
+    });
+    let site = Site::new(&url.parse().unwrap(), Duration::from_secs(2), || {
+        Err("no TLS".to_owned())
+    })
+    .unwrap();
+    let timed_out = site
+        .send(request(&site, Method::GET), Duration::from_millis(200))
+        .await
+        .unwrap_err();
+    assert!(matches!(timed_out, Failure::TimedOut), "{timed_out:?}");
+}
+
+#[tokio::test]
+async fn an_idle_connection_sees_the_server_s_close() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (mut socket, _) = listener.accept().await.unwrap();
+        let mut buffer = Vec::new();
+        read_request(&mut socket, &mut buffer).await;
+        socket
+            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+            .await
+            .unwrap();
+        // Closed after the client has put the connection away.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    });
+    let tcp = TcpStream::connect(address).await.unwrap();
+    let mut conn = Conn::handshake(Stream::Plain(tcp)).await.unwrap();
+    let request = http::Request::get("/")
+        .header(http::header::HOST, address.to_string())
+        .body(http_body_util::Full::new(Bytes::new()))
+        .unwrap();
+    let Exchanged::Answered { reply, reusable } = conn.exchange(request).await else {
+        panic!("no answer");
+    };
+    assert_eq!((reply.status, reusable), (200, true));
+    assert!(conn.open(), "open while the server keeps it");
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert!(!conn.open(), "closed once the server closed it");
+}
