@@ -3,6 +3,7 @@
 //! credentials and hop-by-hop headers are dropped, and logs and metrics see a
 //! route template rather than the path.
 
+use bytes::Bytes;
 use http::header::{self, HeaderMap};
 use http::{Method, StatusCode};
 use uuid::Uuid;
@@ -20,7 +21,7 @@ pub struct RawResponse {
     /// Airbyte's content type, if any.
     pub content_type: Option<String>,
     /// The body, unchanged.
-    pub body: Vec<u8>,
+    pub body: Bytes,
 }
 
 impl AirbyteClient {
@@ -66,7 +67,7 @@ impl AirbyteClient {
         Ok(RawResponse {
             status,
             content_type: outcome.reply.content_type,
-            body: outcome.reply.body.into(),
+            body: outcome.reply.body,
         })
     }
 }
@@ -75,18 +76,21 @@ impl AirbyteClient {
 /// segment (a UUID or a number) replaced by `{id}`, so that logs and metrics
 /// name a handful of routes rather than one per resource.
 fn raw_route(method: &Method, path: &str) -> String {
-    let template: Vec<&str> = path
-        .split('/')
-        .map(|segment| {
-            let numeric = !segment.is_empty() && segment.bytes().all(|b| b.is_ascii_digit());
-            if numeric || Uuid::parse_str(segment).is_ok() {
-                "{id}"
-            } else {
-                segment
-            }
-        })
-        .collect();
-    format!("{method} {}", template.join("/"))
+    let mut template = String::with_capacity(method.as_str().len() + 1 + path.len());
+    template.push_str(method.as_str());
+    template.push(' ');
+    for (index, segment) in path.split('/').enumerate() {
+        if index > 0 {
+            template.push('/');
+        }
+        let numeric = !segment.is_empty() && segment.bytes().all(|b| b.is_ascii_digit());
+        if numeric || Uuid::try_parse(segment).is_ok() {
+            template.push_str("{id}");
+        } else {
+            template.push_str(segment);
+        }
+    }
+    template
 }
 
 /// Refuses raw paths that could leave the public API root or smuggle a request.
@@ -100,17 +104,34 @@ fn check_raw_path(path_and_query: &str) -> Result<()> {
         || path_and_query
             .chars()
             .any(|ch| ch.is_whitespace() || ch.is_control())
-        || path.split('/').any(|segment| {
-            let decoded = segment.to_ascii_lowercase().replace("%2e", ".");
-            decoded == ".." || decoded == "."
-        })
-        || path.to_ascii_lowercase().contains("%2f");
+        || path.split('/').any(is_dot_segment)
+        || path
+            .as_bytes()
+            .windows(3)
+            .any(|three| three.eq_ignore_ascii_case(b"%2f"));
     if bad {
         return Err(Error::InvalidInput(
             "the raw path must be an absolute path under the public API root".to_owned(),
         ));
     }
     Ok(())
+}
+
+/// Whether a segment is `.` or `..`, with any dot written as `%2e`.
+fn is_dot_segment(segment: &str) -> bool {
+    let mut rest = segment.as_bytes();
+    let mut dots = 0;
+    while !rest.is_empty() {
+        if rest[0] == b'.' {
+            rest = &rest[1..];
+        } else if rest.len() >= 3 && rest[..3].eq_ignore_ascii_case(b"%2e") {
+            rest = &rest[3..];
+        } else {
+            return false;
+        }
+        dots += 1;
+    }
+    matches!(dots, 1 | 2)
 }
 
 /// The caller's headers minus credentials, hop-by-hop headers and
@@ -149,7 +170,14 @@ mod tests {
 
     #[test]
     fn raw_paths_stay_under_the_root() {
-        for good in ["/jobs", "/jobs?limit=5&workspaceIds=a", "/connections/abc"] {
+        for good in [
+            "/jobs",
+            "/jobs?limit=5&workspaceIds=a",
+            "/connections/abc",
+            "/a/.../b",
+            "/a/.x",
+            "/a/%2e%2e%2e",
+        ] {
             assert!(check_raw_path(good).is_ok(), "{good}");
         }
         for bad in [
@@ -160,6 +188,9 @@ mod tests {
             "/a%2Fb",
             "/jobs#x",
             "/jobs HTTP/1.1\r\nX: y",
+            "/a/./b",
+            "/a/.%2E",
+            "/a/%2e",
         ] {
             assert!(check_raw_path(bad).is_err(), "{bad}");
         }

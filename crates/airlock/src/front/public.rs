@@ -437,9 +437,8 @@ async fn answer(
     let raw = forward(state, parts, forwarded, body).await?;
     let status = raw.status;
     let response = if let Some(id) = job_read {
-        let body = Bytes::from(raw.body);
-        finished.offer(id, status, raw.content_type.as_deref(), &body);
-        airbyte_response(status, raw.content_type.as_deref(), Body::from(body))
+        finished.offer(id, status, raw.content_type.as_deref(), &raw.body);
+        airbyte_response(status, raw.content_type.as_deref(), Body::from(raw.body))
     } else {
         raw_response(raw)
     };
