@@ -32,7 +32,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
 use crate::observe::{self, CallObserver, Observer, TraceContext, Tracing};
 use crate::retry::{Idempotency, RetryPolicy, retryable_status};
-use crate::transport::{Failure, Outgoing, Progress, Reply, Site};
+use crate::transport::{self, Failure, Outgoing, Progress, Reply, Site};
 
 pub use pages::Pages;
 pub use raw::RawResponse;
@@ -180,7 +180,7 @@ impl AirbyteClient {
         let mut tls = None;
         let mut site = |url: &Url| {
             Site::new(url, connect_timeout, || {
-                tls.get_or_insert_with(tls_settings).clone()
+                tls.get_or_insert_with(transport::tls_settings).clone()
             })
             .map_err(Error::InvalidInput)
         };
@@ -475,22 +475,6 @@ fn decode<T: DeserializeOwned>(call: &Call<'_>, outcome: Outcome) -> Result<T> {
         });
     }
     Err(Error::from_status(status, &reply.body, attempts))
-}
-
-/// The TLS settings of every https site: rustls with the platform's
-/// verifier (as reqwest had them), HTTP/1.1 offered by ALPN.
-fn tls_settings() -> std::result::Result<Arc<rustls::ClientConfig>, String> {
-    use rustls_platform_verifier::BuilderVerifierExt;
-    let provider = rustls::crypto::CryptoProvider::get_default()
-        .cloned()
-        .unwrap_or_else(|| Arc::new(rustls::crypto::aws_lc_rs::default_provider()));
-    let mut settings = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .and_then(|builder| builder.with_platform_verifier())
-        .map_err(|error| format!("TLS cannot be set up: {error}"))?
-        .with_no_client_auth();
-    settings.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(Arc::new(settings))
 }
 
 #[cfg(test)]

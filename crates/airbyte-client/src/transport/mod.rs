@@ -163,6 +163,22 @@ impl StdError for Step {
     }
 }
 
+/// The TLS settings of every https site: rustls with the platform's
+/// verifier (as reqwest had them), HTTP/1.1 offered by ALPN.
+pub(crate) fn tls_settings() -> Result<Arc<rustls::ClientConfig>, String> {
+    use rustls_platform_verifier::BuilderVerifierExt;
+    let provider = rustls::crypto::CryptoProvider::get_default()
+        .cloned()
+        .unwrap_or_else(|| Arc::new(rustls::crypto::aws_lc_rs::default_provider()));
+    let mut settings = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .and_then(|builder| builder.with_platform_verifier())
+        .map_err(|error| format!("TLS cannot be set up: {error}"))?
+        .with_no_client_auth();
+    settings.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(settings))
+}
+
 /// What an attempt loop got to, for the span of the call.
 #[derive(Debug, Default)]
 pub(crate) struct Progress {

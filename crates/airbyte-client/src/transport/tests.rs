@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderMap, Method};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use super::conn::{Conn, Exchanged, Stream};
@@ -57,7 +57,10 @@ async fn serve(script: Script) -> Server {
     }
 }
 
-async fn connection(mut socket: TcpStream, script: Script, requests: Arc<AtomicUsize>) {
+async fn connection<S>(mut socket: S, script: Script, requests: Arc<AtomicUsize>)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     let mut buffer = Vec::new();
     for _ in 0..script.per_connection {
         if !read_request(&mut socket, &mut buffer).await {
@@ -85,7 +88,7 @@ async fn connection(mut socket: TcpStream, script: Script, requests: Arc<AtomicU
 }
 
 /// Reads one request (head and `content-length` body) off the socket.
-async fn read_request(socket: &mut TcpStream, buffer: &mut Vec<u8>) -> bool {
+async fn read_request<S: AsyncRead + Unpin>(socket: &mut S, buffer: &mut Vec<u8>) -> bool {
     loop {
         if let Some(end) = buffer.windows(4).position(|window| window == b"\r\n\r\n") {
             let head = String::from_utf8_lossy(&buffer[..end]).to_ascii_lowercase();
@@ -290,4 +293,83 @@ async fn an_idle_connection_sees_the_server_s_close() {
     assert!(conn.open(), "open while the server keeps it");
     tokio::time::sleep(Duration::from_millis(150)).await;
     assert!(!conn.open(), "closed once the server closed it");
+}
+
+/// A TLS server for `localhost` whose certificate no system trusts, with the
+/// connection script behind its handshake; its handshake failures are
+/// counted as connections too.
+async fn serve_tls(script: Script) -> (Server, Arc<rustls::ClientConfig>) {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let fixture = |name: &str| format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    let certificate = CertificateDer::from_pem_file(fixture("self-signed-localhost.crt")).unwrap();
+    let key = PrivateKeyDer::from_pem_file(fixture("self-signed-localhost.key")).unwrap();
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let server = rustls::ServerConfig::builder_with_provider(Arc::clone(&provider))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![certificate.clone()], key)
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server));
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(certificate).unwrap();
+    let client = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!(
+        "https://localhost:{}/api/public/v1",
+        listener.local_addr().unwrap().port()
+    )
+    .parse()
+    .unwrap();
+    let connections = Arc::new(AtomicUsize::new(0));
+    let requests = Arc::new(AtomicUsize::new(0));
+    let (accepted, answered) = (Arc::clone(&connections), Arc::clone(&requests));
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            accepted.fetch_add(1, Ordering::SeqCst);
+            let (acceptor, answered) = (acceptor.clone(), Arc::clone(&answered));
+            tokio::spawn(async move {
+                if let Ok(tls) = acceptor.accept(socket).await {
+                    connection(tls, script, answered).await;
+                }
+            });
+        }
+    });
+    let server = Server {
+        url,
+        connections,
+        requests,
+    };
+    (server, Arc::new(client))
+}
+
+#[tokio::test]
+async fn https_sites_speak_tls_and_keep_their_connections() {
+    let (server, trusting) = serve_tls(KEEP_ALIVE).await;
+    let site = Site::new(&server.url, Duration::from_secs(2), || Ok(trusting)).unwrap();
+    for number in 1..=3 {
+        let body = send(&site, Method::GET).await.unwrap();
+        assert_eq!(body, format!("{{\"request\":{number}}}"));
+    }
+    assert_eq!(server.connections.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn an_untrusted_certificate_is_refused_before_anything_is_sent() {
+    let (server, _) = serve_tls(KEEP_ALIVE).await;
+    let site = Site::new(&server.url, Duration::from_secs(2), super::tls_settings).unwrap();
+    let refused = send(&site, Method::POST).await.unwrap_err();
+    let Failure::NotSent(cause) = &refused else {
+        panic!("{refused:?}");
+    };
+    let text = super::describe(&**cause);
+    assert!(text.starts_with("TLS handshake: "), "{text}");
+    assert!(text.contains("certificate"), "{text}");
+    assert_eq!(server.requests.load(Ordering::SeqCst), 0);
 }
