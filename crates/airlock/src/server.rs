@@ -79,6 +79,10 @@ pub async fn serve(
     Ok(())
 }
 
+/// The longest `request_log_flush_ms`: request lines later than this would
+/// no longer read as the request log of the moment.
+const MAX_REQUEST_LOG_FLUSH_MS: u64 = 10_000;
+
 /// The HTTP server.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -107,6 +111,10 @@ pub struct ServerConfig {
     /// closes, unless they carry a token that already verified (0: no
     /// throttle).
     pub refusals_per_address: u32,
+    /// Milliseconds a request log line may wait to be written with the
+    /// others of the same interval, in one write (0: each at once). Other
+    /// log lines are always written at once.
+    pub request_log_flush_ms: u64,
 }
 
 impl Default for ServerConfig {
@@ -119,6 +127,7 @@ impl Default for ServerConfig {
             header_timeout_secs: 30,
             refusal_window_secs: 60,
             refusals_per_address: 300,
+            request_log_flush_ms: 100,
         }
     }
 }
@@ -128,6 +137,13 @@ impl ServerConfig {
     pub fn validate(&self) -> Result<(), InvalidKey> {
         settings::at_least_one_sec("server.body_timeout_secs", self.body_timeout_secs)?;
         settings::at_least_one_sec("server.header_timeout_secs", self.header_timeout_secs)?;
-        settings::at_least_one_sec("server.refusal_window_secs", self.refusal_window_secs)
+        settings::at_least_one_sec("server.refusal_window_secs", self.refusal_window_secs)?;
+        if self.request_log_flush_ms > MAX_REQUEST_LOG_FLUSH_MS {
+            return Err(InvalidKey::new(
+                "server.request_log_flush_ms",
+                format!("at most {MAX_REQUEST_LOG_FLUSH_MS} (10 s); 0 writes each line at once"),
+            ));
+        }
+        Ok(())
     }
 }

@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context;
 
@@ -24,6 +25,7 @@ pub(super) async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         config.server.listen = listen;
     }
     let listen = config.server.listen;
+    let request_log_flush = Duration::from_millis(config.server.request_log_flush_ms);
     // The trace export `[telemetry]` and the `OTEL_*` variables ask for,
     // refused before anything starts when it cannot be honoured.
     let traces = config
@@ -43,7 +45,9 @@ pub(super) async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     tracing::info!(addr = %listener.local_addr()?, "airlock listening");
+    crate::telemetry::gather_request_log(request_log_flush)?;
     let served = app.run(listener, crate::shutdown_signal()).await;
+    crate::telemetry::flush_logs();
     crate::telemetry::flush_traces().await;
     served?;
     Ok(ExitCode::SUCCESS)

@@ -136,6 +136,10 @@ fn redacted_output_hides_inline_secrets() {
 #[test]
 fn bad_values_are_named() {
     for (text, key) in [
+        (
+            "[server]\nrequest_log_flush_ms = 10001\n",
+            "server.request_log_flush_ms",
+        ),
         ("[storage]\nurl = \"mysql://x\"\n", "storage.url"),
         ("[airbyte]\nurl = \"ftp://x\"\n", "airbyte.url"),
         ("[airbyte]\ntimeout_secs = 0\n", "airbyte.timeout_secs"),
@@ -195,6 +199,10 @@ fn every_section_error_names_its_key() {
         (
             "[server]\nbody_timeout_secs = 0\n",
             "server.body_timeout_secs",
+        ),
+        (
+            "[server]\nrequest_log_flush_ms = 10001\n",
+            "server.request_log_flush_ms",
         ),
         ("[storage]\nurl = \"mysql://x\"\n", "storage.url"),
         ("[airbyte]\ntimeout_secs = 0\n", "airbyte.timeout_secs"),

@@ -1,7 +1,9 @@
 //! Logging: human-readable lines by default (control characters in
 //! values escaped, so that no request can add a line), one JSON object per
 //! line with `--log-format json`. The filter comes from `AIRLOCK_LOG` (then `RUST_LOG`),
-//! `info` by default (`rmcp`, the MCP SDK, at `warn`).
+//! `info` by default (`rmcp`, the MCP SDK, at `warn`). Lines go to standard
+//! error through [`sink`], which `serve` lets gather the request log's lines
+//! ([`gather_request_log`]).
 //!
 //! Traces: the subscriber's first layer is the OpenTelemetry bridge
 //! ([`traces`]), inert until [`start_traces`] switches it on from
@@ -13,9 +15,11 @@
 
 mod config;
 mod fields;
+mod sink;
 mod traces;
 
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use clap::ValueEnum;
 use tracing_subscriber::layer::SubscriberExt;
@@ -25,10 +29,15 @@ use tracing_subscriber::{EnvFilter, Layer};
 use airlock_services::metrics::SpanCounters;
 
 pub use config::{Export, Protocol, TelemetryConfig};
+use sink::Sink;
 use traces::Traces;
 
 /// The process's traces, installed by [`init`], started by [`start_traces`].
 static TRACES: OnceLock<Traces> = OnceLock::new();
+
+/// The log's writer, installed by [`init`]; [`gather_request_log`] and
+/// [`flush_logs`] change how it writes.
+static SINK: OnceLock<Sink> = OnceLock::new();
 
 /// How log lines are written to standard error.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
@@ -55,9 +64,10 @@ pub fn init(format: LogFormat) {
         .unwrap_or_else(|| EnvFilter::new("info,rmcp=warn"));
     // Colours only for a person at a terminal: escape codes in a file or a
     // log shipper are noise (and cost a little on every line).
+    let sink = SINK.get_or_init(Sink::stderr).clone();
     let fmt = tracing_subscriber::fmt::layer()
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr);
+        .with_writer(sink);
     let logs = match format {
         // Values from requests (client ids, paths, slugs) cannot forge a
         // line: every field is escaped ([`fields`]).
@@ -78,6 +88,26 @@ pub fn init(format: LogFormat) {
         .try_init();
     // An error only means a subscriber is already installed (tests).
     drop(result);
+}
+
+/// Holds the request log's lines (one per request) and writes them
+/// together every `interval`, from a thread of its own; other lines are
+/// still written at once. Zero keeps every line written at once. `serve`
+/// calls it with `[server] request_log_flush_ms`, and [`flush_logs`] when it
+/// stops.
+pub fn gather_request_log(interval: Duration) -> anyhow::Result<()> {
+    if let Some(sink) = SINK.get() {
+        sink.gather(interval)
+            .map_err(|e| anyhow::anyhow!("cannot start the log's writing thread: {e}"))?;
+    }
+    Ok(())
+}
+
+/// Writes every held log line; later lines are written at once.
+pub fn flush_logs() {
+    if let Some(sink) = SINK.get() {
+        sink.stop();
+    }
 }
 
 /// Starts exporting traces as `export` says (see

@@ -16,7 +16,7 @@ use axum::response::Response;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::harness::{Harness, secret_env};
+use crate::harness::{Harness, Served, secret_env};
 use crate::support::{self, Db, id_of, reliable_connections};
 
 // ---------------------------------------------------------------------------
@@ -487,10 +487,26 @@ impl Transcript {
 
 /// The `airlock::request` line of `request_id`.
 fn request_line(log: &[String], request_id: &str) -> Value {
+    find_request_line(log, request_id).unwrap_or_else(|| panic!("no request line for {request_id}"))
+}
+
+fn find_request_line(log: &[String], request_id: &str) -> Option<Value> {
     log.iter()
         .filter_map(|line| serde_json::from_str::<Value>(line).ok())
         .find(|event| event["target"] == "airlock::request" && event["request_id"] == request_id)
-        .unwrap_or_else(|| panic!("no request line for {request_id}"))
+}
+
+/// The log once the request line of `request_id` is in it, or after a few
+/// seconds.
+async fn log_through(served: &Served, request_id: &str) -> Vec<String> {
+    for _ in 0..200 {
+        let log = served.log_lines();
+        if find_request_line(&log, request_id).is_some() {
+            return log;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    served.log_lines()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -725,8 +741,10 @@ async fn request_logs_and_no_secret_anywhere() {
     );
     assert!(metrics.value("airlock_jobs", &[("state", "cancelled")]) >= 1.0);
 
-    // The request log: one line per request, with its fields.
-    let log = served.log_lines();
+    // The request log: one line per request, with its fields. Its lines
+    // are written together every `request_log_flush_ms`, in order: once
+    // the last request's line is there, every line before it is.
+    let log = log_through(&served, "obs-metrics").await;
     let line = request_line(&log, "obs-cancel");
     assert_eq!(line["level"], "INFO");
     assert_eq!(line["method"], "POST");

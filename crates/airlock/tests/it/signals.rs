@@ -90,3 +90,32 @@ async fn sigterm_stops_within_the_grace_period_with_requests_held_open() {
     assert!(status.success(), "a clean exit: {status}");
     held.abort();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_log_lines_held_for_their_interval_are_written_when_serve_stops() {
+    let sim = airbyte_sim::spawn(SimConfig::default())
+        .await
+        .expect("simulator");
+    // An interval no step below waits out: only the stop writes the lines.
+    let deployment = harness(&sim)
+        .extra("[server]\nrequest_log_flush_ms = 10000\n")
+        .deploy()
+        .await;
+    let mut served = deployment.serve();
+    for _ in 0..3 {
+        served.client.get("/v1/jobs", "reader").await;
+    }
+    // A line that is not the request log's is written at once meanwhile.
+    served.signal("HUP");
+    assert_eq!(served.logged_within("policy reloaded", 1).await, 1);
+    assert_eq!(served.logged("request"), 0, "the request lines are held");
+
+    served.signal("TERM");
+    let bound = airlock::app::SHUTDOWN_GRACE + Duration::from_secs(10);
+    let status = tokio::task::block_in_place(|| served.wait_exit(bound));
+    assert!(status.expect("airlock exited").success());
+    assert!(
+        served.logged_within("request", 3).await >= 3,
+        "the stop wrote the held request lines"
+    );
+}
