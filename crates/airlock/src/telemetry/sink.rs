@@ -8,13 +8,13 @@
 //! interval do. One `write` per interval instead of one per request: on the
 //! forwarded read, the line's `write` was 5% of Airlock's CPU (BENCHMARKS.md,
 //! eleventh session). A warning or an error is never held back; held lines
-//! are written when the interval ends, when more than [`MAX_HELD`] bytes
-//! wait, on a panic and when `serve` stops. A process killed outright loses
-//! at most one interval of request lines.
+//! are written when the interval ends or [`WRITE_AT`] bytes have gathered,
+//! on a panic and when `serve` stops. A process killed outright loses at
+//! most one interval of request lines.
 
 use std::io::{self, Write as _};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tracing::Metadata;
 use tracing_subscriber::fmt::MakeWriter;
@@ -22,9 +22,15 @@ use tracing_subscriber::fmt::MakeWriter;
 /// The request log's target.
 const REQUEST_TARGET: &str = "airlock::request";
 
-/// Held bytes beyond which the logging thread writes them itself: a flood
-/// of requests must not grow memory without bound.
-const MAX_HELD: usize = 1 << 20;
+/// Held bytes at which the writing thread is told to write at once rather
+/// than at the interval's end: a batch stays a few hundred kilobytes at any
+/// rate of requests.
+const WRITE_AT: usize = 256 << 10;
+
+/// Held bytes beyond which the logging thread writes them itself: when the
+/// writing thread cannot keep up (a blocked standard error), memory must
+/// not grow without bound.
+const MAX_HELD: usize = 4 << 20;
 
 /// Where bytes finally go (standard error, or a test's buffer).
 type Output = Box<dyn Fn(&[u8]) + Send + Sync>;
@@ -39,6 +45,10 @@ struct Shared {
     held: Mutex<Held>,
     /// Told when the first line of an interval is held.
     ready: Condvar,
+    /// The batch being written: its lock is taken before `held`'s, so
+    /// batches go out in order while request lines are held meanwhile
+    /// (a slow standard error, a full pipe, blocks only the writer).
+    writing: Mutex<Vec<u8>>,
     out: Output,
 }
 
@@ -70,6 +80,7 @@ impl Sink {
             shared: Arc::new(Shared {
                 held: Mutex::default(),
                 ready: Condvar::new(),
+                writing: Mutex::default(),
                 out,
             }),
         }
@@ -100,9 +111,14 @@ impl Sink {
         let shared = Arc::clone(&self.shared);
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
-            // Not if the panic came from inside the sink (its lock held).
-            if let Ok(mut held) = shared.held.try_lock() {
-                shared.write_held(&mut held);
+            // Not if the panic came from inside the sink (a lock held).
+            if let (Ok(mut batch), Ok(mut held)) =
+                (shared.writing.try_lock(), shared.held.try_lock())
+            {
+                (shared.out)(&batch);
+                (shared.out)(&held.bytes);
+                batch.clear();
+                held.bytes.clear();
             }
             previous(info);
         }));
@@ -111,9 +127,8 @@ impl Sink {
 
     /// Writes what is held and stops holding: later lines go at once.
     pub(super) fn stop(&self) {
-        let mut held = self.shared.lock();
-        held.interval = None;
-        self.shared.write_held(&mut held);
+        self.shared.lock().interval = None;
+        self.shared.write_held();
         self.shared.ready.notify_one();
     }
 }
@@ -129,47 +144,63 @@ impl Shared {
         if held.interval.is_none() {
             return false;
         }
-        if held.bytes.is_empty() {
+        let before = held.bytes.len();
+        held.bytes.extend_from_slice(line);
+        if before == 0 || (before < WRITE_AT && held.bytes.len() >= WRITE_AT) {
             self.ready.notify_one();
         }
-        held.bytes.extend_from_slice(line);
-        if held.bytes.len() >= MAX_HELD {
-            self.write_held(&mut held);
+        let flood = held.bytes.len() >= MAX_HELD;
+        drop(held);
+        if flood {
+            self.write_held();
         }
         true
     }
 
-    /// Writes the held lines, under the lock so that request lines keep
-    /// their order, and keeps the buffer for the next interval.
-    fn write_held(&self, held: &mut Held) {
-        if !held.bytes.is_empty() {
-            (self.out)(&held.bytes);
-            held.bytes.clear();
+    /// Takes the held lines out and writes them, after any batch still
+    /// being written; the two buffers trade places, so neither is
+    /// allocated again.
+    fn write_held(&self) {
+        let mut batch = self.writing.lock().unwrap_or_else(PoisonError::into_inner);
+        std::mem::swap(&mut self.lock().bytes, &mut *batch);
+        if !batch.is_empty() {
+            (self.out)(&batch);
+            batch.clear();
         }
     }
 
-    /// The writing thread: waits for a first held line, lets the interval
-    /// pass, writes, until gathering stops.
+    /// The writing thread: waits for a first held line, then for the
+    /// interval to pass or [`WRITE_AT`] bytes to gather, writes, until
+    /// gathering stops.
     fn write_every_interval(&self) {
+        let wait = |held| {
+            self.ready
+                .wait(held)
+                .unwrap_or_else(PoisonError::into_inner)
+        };
         loop {
-            let interval = {
-                let mut held = self.lock();
-                loop {
-                    match held.interval {
-                        None => return,
-                        Some(interval) if !held.bytes.is_empty() => break interval,
-                        Some(_) => {
-                            held = self
-                                .ready
-                                .wait(held)
-                                .unwrap_or_else(PoisonError::into_inner);
-                        }
-                    }
+            let mut held = self.lock();
+            let interval = loop {
+                match held.interval {
+                    None => return,
+                    Some(interval) if !held.bytes.is_empty() => break interval,
+                    Some(_) => held = wait(held),
                 }
             };
-            std::thread::sleep(interval);
-            let mut held = self.lock();
-            self.write_held(&mut held);
+            let deadline = Instant::now() + interval;
+            while held.interval.is_some() && held.bytes.len() < WRITE_AT {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                held = self
+                    .ready
+                    .wait_timeout(held, left)
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .0;
+            }
+            drop(held);
+            self.write_held();
         }
     }
 }
@@ -213,8 +244,6 @@ impl io::Write for Line<'_> {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Instant;
-
     use super::*;
 
     /// A sink writing to a buffer the test reads.
@@ -285,15 +314,56 @@ mod tests {
     }
 
     #[test]
-    fn a_flood_is_written_without_waiting() {
+    fn a_slow_standard_error_does_not_hold_up_the_lines_being_logged() {
+        use std::sync::mpsc;
+        let (entered, writing) = mpsc::channel();
+        let (release, gate) = mpsc::channel::<()>();
+        let gate = Mutex::new(gate);
+        let written = Arc::new(Mutex::new(Vec::new()));
+        let into = Arc::clone(&written);
+        let sink = Sink::to(Box::new(move |bytes| {
+            if bytes.starts_with(b"request 1") {
+                entered.send(()).unwrap();
+                gate.lock().unwrap().recv().unwrap();
+            }
+            into.lock().unwrap().extend_from_slice(bytes);
+        }));
+        sink.gather(Duration::from_millis(10)).unwrap();
+        log(&sink, true, "request 1\n");
+        writing.recv_timeout(Duration::from_secs(5)).unwrap();
+        // The first batch is stuck in its write; the next line is held.
+        let (logged, done) = mpsc::channel();
+        let logging = sink.clone();
+        std::thread::spawn(move || {
+            log(&logging, true, "request 2\n");
+            logged.send(()).unwrap();
+        });
+        done.recv_timeout(Duration::from_secs(5))
+            .expect("logging waited for the write");
+        release.send(()).unwrap();
+        sink.stop();
+        assert_eq!(text(&written), "request 1\nrequest 2\n");
+    }
+
+    #[test]
+    fn a_big_batch_is_written_before_its_interval_ends() {
         let (sink, written) = captured();
         sink.gather(Duration::from_secs(3600)).unwrap();
         let line = format!("{}\n", "x".repeat(1023));
-        for _ in 0..MAX_HELD / line.len() + 1 {
+        let under = WRITE_AT / line.len() - 1;
+        for _ in 0..under {
             log(&sink, true, &line);
         }
-        assert!(written.lock().unwrap().len() >= MAX_HELD);
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(text(&written).is_empty(), "under the size, lines wait");
+        log(&sink, true, &line);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while written.lock().unwrap().len() < WRITE_AT {
+            assert!(Instant::now() < deadline, "the batch was never written");
+            std::thread::sleep(Duration::from_millis(10));
+        }
         sink.stop();
+        assert_eq!(text(&written).len(), (under + 1) * line.len());
     }
 
     #[test]
