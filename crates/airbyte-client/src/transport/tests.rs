@@ -37,21 +37,39 @@ struct Server {
 }
 
 async fn serve(script: Script) -> Server {
+    serve_on(script, None).await
+}
+
+/// A server for `script`, over TLS with `tls`; every accepted connection is
+/// counted, a failed TLS handshake too.
+async fn serve_on(script: Script, tls: Option<tokio_rustls::TlsAcceptor>) -> Server {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/api/public/v1", listener.local_addr().unwrap())
-        .parse()
-        .unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let url = match tls {
+        Some(_) => format!("https://localhost:{port}/api/public/v1"),
+        None => format!("http://127.0.0.1:{port}/api/public/v1"),
+    };
     let connections = Arc::new(AtomicUsize::new(0));
     let requests = Arc::new(AtomicUsize::new(0));
     let (accepted, answered) = (Arc::clone(&connections), Arc::clone(&requests));
     tokio::spawn(async move {
         while let Ok((socket, _)) = listener.accept().await {
             accepted.fetch_add(1, Ordering::SeqCst);
-            tokio::spawn(connection(socket, script, Arc::clone(&answered)));
+            let (tls, answered) = (tls.clone(), Arc::clone(&answered));
+            tokio::spawn(async move {
+                match tls {
+                    None => connection(socket, script, answered).await,
+                    Some(acceptor) => {
+                        if let Ok(tls) = acceptor.accept(socket).await {
+                            connection(tls, script, answered).await;
+                        }
+                    }
+                }
+            });
         }
     });
     Server {
-        url,
+        url: url.parse().unwrap(),
         connections,
         requests,
     }
@@ -295,9 +313,8 @@ async fn an_idle_connection_sees_the_server_s_close() {
     assert!(!conn.open(), "closed once the server closed it");
 }
 
-/// A TLS server for `localhost` whose certificate no system trusts, with the
-/// connection script behind its handshake; its handshake failures are
-/// counted as connections too.
+/// A TLS server for `localhost` whose certificate no system trusts, and
+/// client settings that trust it.
 async fn serve_tls(script: Script) -> (Server, Arc<rustls::ClientConfig>) {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -311,7 +328,6 @@ async fn serve_tls(script: Script) -> (Server, Arc<rustls::ClientConfig>) {
         .with_no_client_auth()
         .with_single_cert(vec![certificate.clone()], key)
         .unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server));
     let mut roots = rustls::RootCertStore::empty();
     roots.add(certificate).unwrap();
     let client = rustls::ClientConfig::builder_with_provider(provider)
@@ -319,34 +335,8 @@ async fn serve_tls(script: Script) -> (Server, Arc<rustls::ClientConfig>) {
         .unwrap()
         .with_root_certificates(roots)
         .with_no_client_auth();
-
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!(
-        "https://localhost:{}/api/public/v1",
-        listener.local_addr().unwrap().port()
-    )
-    .parse()
-    .unwrap();
-    let connections = Arc::new(AtomicUsize::new(0));
-    let requests = Arc::new(AtomicUsize::new(0));
-    let (accepted, answered) = (Arc::clone(&connections), Arc::clone(&requests));
-    tokio::spawn(async move {
-        while let Ok((socket, _)) = listener.accept().await {
-            accepted.fetch_add(1, Ordering::SeqCst);
-            let (acceptor, answered) = (acceptor.clone(), Arc::clone(&answered));
-            tokio::spawn(async move {
-                if let Ok(tls) = acceptor.accept(socket).await {
-                    connection(tls, script, answered).await;
-                }
-            });
-        }
-    });
-    let server = Server {
-        url,
-        connections,
-        requests,
-    };
-    (server, Arc::new(client))
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server));
+    (serve_on(script, Some(acceptor)).await, Arc::new(client))
 }
 
 #[tokio::test]
