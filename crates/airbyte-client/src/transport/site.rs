@@ -12,7 +12,7 @@ use http_body_util::Full;
 use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
-use url::{Host, Position, Url};
+use url::{Position, Url};
 
 use super::conn::{Conn, Exchanged, Stream};
 use super::pool::Pool;
@@ -62,12 +62,14 @@ impl Site {
         connect_timeout: Duration,
         tls: impl FnOnce() -> Result<Arc<rustls::ClientConfig>, String>,
     ) -> Result<Self, String> {
-        let (host, name) = match url.host() {
-            Some(Host::Domain(domain)) => (domain.to_owned(), url.host_str().unwrap_or(domain)),
-            Some(Host::Ipv4(address)) => (address.to_string(), url.host_str().unwrap_or_default()),
-            Some(Host::Ipv6(address)) => (address.to_string(), url.host_str().unwrap_or_default()),
-            None => return Err("the Airbyte URL has no host".to_owned()),
-        };
+        let name = url
+            .host_str()
+            .ok_or_else(|| "the Airbyte URL has no host".to_owned())?;
+        // What to connect to: an IPv6 address without its brackets.
+        let host = name
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned();
         let port = url
             .port_or_known_default()
             .ok_or_else(|| "the Airbyte URL has no port".to_owned())?;
@@ -145,8 +147,9 @@ impl Site {
         }
     }
 
-    /// The hyper request: the target as an origin-form URI, the connection's
-    /// headers first and the request's own over them.
+    /// The hyper request: the target as an origin-form URI, the request's
+    /// own headers, `host` always the site's, and `user-agent` unless the
+    /// request has one.
     fn request(&self, outgoing: Outgoing) -> Result<Request<Full<Bytes>>, Failure> {
         let Outgoing {
             method,
@@ -161,13 +164,12 @@ impl Site {
         let mut request = Request::new(Full::new(body));
         *request.method_mut() = method;
         *request.uri_mut() = uri;
+        *request.headers_mut() = headers;
         let all = request.headers_mut();
-        all.reserve(headers.len() + 2);
         all.insert(HOST, self.authority.clone());
-        if !headers.contains_key(USER_AGENT) {
+        if !all.contains_key(USER_AGENT) {
             all.insert(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE));
         }
-        all.extend(headers);
         Ok(request)
     }
 
@@ -265,10 +267,11 @@ mod tests {
     }
 
     #[test]
-    fn the_connection_headers_come_first_and_the_request_s_own_win() {
+    fn host_is_the_site_s_and_user_agent_the_request_s_if_it_has_one() {
         let site = site("http://airbyte:8000/api/public/v1");
         let mut headers = HeaderMap::new();
         headers.insert(USER_AGENT, HeaderValue::from_static("airbyte-api-python"));
+        headers.insert(HOST, HeaderValue::from_static("elsewhere.example"));
         let request = site
             .request(Outgoing {
                 method: http::Method::GET,
