@@ -15,7 +15,7 @@ use tokio::time::Instant;
 use url::{Position, Url};
 
 use super::conn::{Conn, Exchanged, Stream};
-use super::pool::Pool;
+use super::pool::{self, Pool};
 use super::{Cause, Failure, Outgoing, Reply, Step};
 
 const USER_AGENT_VALUE: &str = concat!("airlock-airbyte-client/", env!("CARGO_PKG_VERSION"));
@@ -35,7 +35,7 @@ pub(crate) struct Site {
     authority: HeaderValue,
     tls: Option<Tls>,
     connect_timeout: Duration,
-    pool: Pool,
+    pool: Arc<Pool>,
 }
 
 #[derive(Clone)]
@@ -97,8 +97,22 @@ impl Site {
             authority,
             tls,
             connect_timeout,
-            pool: Pool::default(),
+            pool: Pool::new(pool::IDLE_TIMEOUT),
         })
+    }
+
+    /// The same site keeping idle connections for `idle_timeout` (swept
+    /// every sixth of it) instead of [`pool::IDLE_TIMEOUT`].
+    #[cfg(test)]
+    pub(super) fn with_idle_timeout(mut self, idle_timeout: Duration) -> Self {
+        self.pool = Pool::new(idle_timeout);
+        self
+    }
+
+    /// How many connections are idle.
+    #[cfg(test)]
+    pub(super) fn idle(&self) -> usize {
+        self.pool.idle()
     }
 
     /// The root as configured, without a trailing slash.

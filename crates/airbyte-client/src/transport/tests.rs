@@ -22,18 +22,23 @@ struct Script {
     say_close: bool,
     /// Whether the server reads a request and closes without answering.
     drop_requests: bool,
+    /// How long the server waits before it closes, after the last answer.
+    linger: Duration,
 }
 
 const KEEP_ALIVE: Script = Script {
     per_connection: usize::MAX,
     say_close: false,
     drop_requests: false,
+    linger: Duration::ZERO,
 };
 
 struct Server {
     url: url::Url,
     connections: Arc<AtomicUsize>,
     requests: Arc<AtomicUsize>,
+    /// Connections the client closed.
+    hung_up: Arc<AtomicUsize>,
 }
 
 async fn serve(script: Script) -> Server {
@@ -51,17 +56,21 @@ async fn serve_on(script: Script, tls: Option<tokio_rustls::TlsAcceptor>) -> Ser
     };
     let connections = Arc::new(AtomicUsize::new(0));
     let requests = Arc::new(AtomicUsize::new(0));
-    let (accepted, answered) = (Arc::clone(&connections), Arc::clone(&requests));
+    let hung_up = Arc::new(AtomicUsize::new(0));
+    let (accepted, counts) = (
+        Arc::clone(&connections),
+        (Arc::clone(&requests), Arc::clone(&hung_up)),
+    );
     tokio::spawn(async move {
         while let Ok((socket, _)) = listener.accept().await {
             accepted.fetch_add(1, Ordering::SeqCst);
-            let (tls, answered) = (tls.clone(), Arc::clone(&answered));
+            let (tls, counts) = (tls.clone(), counts.clone());
             tokio::spawn(async move {
                 match tls {
-                    None => connection(socket, script, answered).await,
+                    None => connection(socket, script, counts).await,
                     Some(acceptor) => {
                         if let Ok(tls) = acceptor.accept(socket).await {
-                            connection(tls, script, answered).await;
+                            connection(tls, script, counts).await;
                         }
                     }
                 }
@@ -72,16 +81,23 @@ async fn serve_on(script: Script, tls: Option<tokio_rustls::TlsAcceptor>) -> Ser
         url: url.parse().unwrap(),
         connections,
         requests,
+        hung_up,
     }
 }
 
-async fn connection<S>(mut socket: S, script: Script, requests: Arc<AtomicUsize>)
-where
+/// Serves one connection as `script` says, counting its requests, and the
+/// connection if the client closes it.
+async fn connection<S>(
+    mut socket: S,
+    script: Script,
+    (requests, hung_up): (Arc<AtomicUsize>, Arc<AtomicUsize>),
+) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let mut buffer = Vec::new();
     for _ in 0..script.per_connection {
         if !read_request(&mut socket, &mut buffer).await {
+            hung_up.fetch_add(1, Ordering::SeqCst);
             return;
         }
         let number = requests.fetch_add(1, Ordering::SeqCst) + 1;
@@ -102,7 +118,8 @@ where
             return;
         }
     }
-    // Closing at once: the client sees the close while the connection is idle.
+    // The client sees the close while the connection is idle.
+    tokio::time::sleep(script.linger).await;
 }
 
 /// Reads one request (head and `content-length` body) off the socket.
@@ -211,6 +228,41 @@ async fn a_connection_the_server_closed_while_idle_is_not_used_again() {
 }
 
 #[tokio::test]
+async fn idle_connections_are_closed_once_expired_with_no_request_to_notice() {
+    let server = serve(KEEP_ALIVE).await;
+    let site = site(&server).with_idle_timeout(Duration::from_millis(300));
+    send(&site, Method::GET).await.unwrap();
+    assert_eq!(site.idle(), 1);
+    // Swept every 50 ms: closed between 300 and 350 ms after its answer.
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert_eq!((site.idle(), server.hung_up.load(Ordering::SeqCst)), (1, 0));
+    tokio::time::sleep(Duration::from_millis(750)).await;
+    assert_eq!((site.idle(), server.hung_up.load(Ordering::SeqCst)), (0, 1));
+    // The sweep starts again with the next idle connection.
+    send(&site, Method::GET).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    assert_eq!((site.idle(), server.hung_up.load(Ordering::SeqCst)), (0, 2));
+    assert_eq!(server.connections.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn connections_the_server_closed_are_let_go_before_they_expire() {
+    let server = serve(Script {
+        per_connection: 1,
+        linger: Duration::from_millis(100),
+        ..KEEP_ALIVE
+    })
+    .await;
+    let site = site(&server).with_idle_timeout(Duration::from_secs(3));
+    send(&site, Method::GET).await.unwrap();
+    assert_eq!(site.idle(), 1);
+    // The server closes it after 100 ms; the sweep (every 500 ms) sees that
+    // long before the connection would expire, and no request is needed.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(site.idle(), 0);
+}
+
+#[tokio::test]
 async fn an_answer_that_closes_its_connection_leaves_nothing_in_the_pool() {
     let server = serve(Script {
         say_close: true,
@@ -243,6 +295,7 @@ async fn failures_say_whether_the_request_left() {
             .unwrap(),
         connections: Arc::default(),
         requests: Arc::default(),
+        hung_up: Arc::default(),
     };
     drop(closed);
     let not_sent = send(&site(&refused), Method::POST).await.unwrap_err();
