@@ -129,6 +129,7 @@ REFERENCE_SCENARIOS = [
     ("fake-haproxy", "HAProxy 2.6 verifying the RS256 JWT on every request, role checked, token swapped", "HAProxy"),
     ("fake-front", "Airlock front, running job forwarded (one token)", "Airlock"),
     ("fake-front-traced", "the same with traces on: every request sampled, OTLP/HTTP to a local sink", "Airlock"),
+    ("fake-front-each", "the same with its request log written a line at a time (`request_log_flush_ms = 0`)", "Airlock"),
 ]
 
 
