@@ -188,6 +188,16 @@ impl TokenManager {
     pub(crate) async fn token(&self) -> Result<Arc<Token>> {
         match self.freshness() {
             Freshness::Fresh(token) => Ok(token),
+            // A refresh (about once an hour) is boxed: its future is large,
+            // and every request's would carry it otherwise.
+            freshness => Box::pin(self.renew(freshness)).await,
+        }
+    }
+
+    /// Renews an aging or stale token (see [`Self::token`]).
+    async fn renew(&self, freshness: Freshness) -> Result<Arc<Token>> {
+        match freshness {
+            Freshness::Fresh(token) => Ok(token),
             Freshness::Aging(old) => {
                 // One caller refreshes; everyone else keeps the still-valid token.
                 let Ok(flight) = self.flight.try_lock() else {

@@ -30,8 +30,9 @@ pub(super) struct Pool {
 
 #[derive(Default)]
 struct Idle {
-    /// Oldest first.
-    conns: VecDeque<Conn>,
+    /// Oldest first; boxed, so that taking one out or putting it back
+    /// moves a pointer, not the connection's buffers and state.
+    conns: VecDeque<Box<Conn>>,
     /// Whether a sweep is under way (it ends once nothing is idle).
     swept: bool,
 }
@@ -46,7 +47,7 @@ impl Pool {
 
     /// The most recently used idle connection that is still open, if any.
     /// Closed and expired ones met on the way are dropped.
-    pub(super) fn checkout(&self) -> Option<Conn> {
+    pub(super) fn checkout(&self) -> Option<Box<Conn>> {
         loop {
             let mut conn = self.lock().conns.pop_back()?;
             if self.fresh(&conn) && conn.open() {
@@ -57,7 +58,7 @@ impl Pool {
 
     /// Puts a connection that carried a whole exchange back, and starts the
     /// sweep when none is under way (within a Tokio runtime; the request's).
-    pub(super) fn put(self: &Arc<Self>, mut conn: Conn) {
+    pub(super) fn put(self: &Arc<Self>, mut conn: Box<Conn>) {
         conn.idle_since = Instant::now();
         let (dropped, sweep) = {
             let mut idle = self.lock();

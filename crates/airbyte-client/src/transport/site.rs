@@ -140,7 +140,9 @@ impl Site {
         loop {
             let (mut conn, reused) = match self.pool.checkout() {
                 Some(conn) => (conn, true),
-                None => (self.connect(deadline).await?, false),
+                // Boxed: a new connection is rare, and its future is the
+                // largest part of this one's, which every request moves.
+                None => (Box::pin(self.connect(deadline)).await?, false),
             };
             let exchanged = tokio::time::timeout_at(deadline, conn.exchange(request))
                 .await
@@ -188,7 +190,7 @@ impl Site {
     }
 
     /// A new connection, within the connect timeout and the attempt's deadline.
-    async fn connect(&self, deadline: Instant) -> Result<Conn, Failure> {
+    async fn connect(&self, deadline: Instant) -> Result<Box<Conn>, Failure> {
         let limit = deadline.min(Instant::now() + self.connect_timeout);
         match tokio::time::timeout_at(limit, self.open()).await {
             Ok(Ok(conn)) => Ok(conn),
@@ -197,7 +199,7 @@ impl Site {
         }
     }
 
-    async fn open(&self) -> Result<Conn, Cause> {
+    async fn open(&self) -> Result<Box<Conn>, Cause> {
         let tcp = TcpStream::connect((self.host.as_str(), self.port))
             .await
             .map_err(|error| Step::cause("connect")(error.into()))?;
@@ -214,6 +216,7 @@ impl Site {
         };
         Conn::handshake(stream)
             .await
+            .map(Box::new)
             .map_err(|error| Step::cause("HTTP handshake")(error.into()))
     }
 }

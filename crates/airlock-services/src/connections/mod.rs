@@ -330,7 +330,9 @@ impl Catalog {
         if let Some(found) = self.snapshot().resolve(reference) {
             return Ok(Some(found.clone()));
         }
-        let snapshot = self.refresh_after_miss().await?;
+        // Boxed: the listing's future is large and a miss is rare, while
+        // every request that resolves a connection would carry it.
+        let snapshot = Box::pin(self.refresh_after_miss()).await?;
         Ok(snapshot.resolve(reference).cloned())
     }
 

@@ -73,8 +73,11 @@ async fn serve_public(
     let (permission, reference) = route(state, &caller, parts, path).await?;
     let query = parse_query(state, &caller, parts).await?;
     let body = read_body(body).await?;
+    // The branches no read takes are boxed (here and below): their futures
+    // are the largest, and every request's future would be as large as
+    // they are, moved whole from frame to frame.
     if reference == ResourceRef::NewJob {
-        return jobs::create_job(state, &caller, parts, &body).await;
+        return Box::pin(jobs::create_job(state, &caller, parts, &body)).await;
     }
     caller.require_somewhere(state, permission).await?;
     let reads = matches!(
@@ -88,7 +91,7 @@ async fn serve_public(
         path,
     };
     if let ResourceRef::List(listing) = reference {
-        let response = lists::list(state, &caller, listing, parts, &query).await?;
+        let response = Box::pin(lists::list(state, &caller, listing, parts, &query)).await?;
         let outcome = response.status().as_u16().to_string();
         audit
             .record(state, &caller, None, &Resource::Global, outcome)
@@ -115,7 +118,7 @@ async fn serve_public(
     let forwarded = query.after(path);
     let (status, response) = answer(state, parts, &forwarded, job_read, fetched, body).await?;
     if permission == Permission::AirbyteWrite && status.is_success() {
-        catalog_follows(state).await;
+        Box::pin(catalog_follows(state)).await;
     }
     let mut outcome = status.as_u16().to_string();
     if let ResourceRef::Job(id) = reference {
@@ -336,7 +339,7 @@ async fn main_target(
                 ResourceRef::Source(_) => ("sources", "source"),
                 _ => ("destinations", "destination"),
             };
-            let (workspace, raw) = match locate(state, parts, plural, id).await? {
+            let (workspace, raw) = match Box::pin(locate(state, parts, plural, id)).await? {
                 Located::In(workspace, raw) => (workspace, raw),
                 Located::Refused(raw) => return Ok(Step::Answer(raw_response(raw))),
             };
@@ -350,7 +353,7 @@ async fn main_target(
             let source = query
                 .uuid("sourceId")?
                 .ok_or_else(|| FrontError::BadRequest("sourceId must be a UUID".to_owned()))?;
-            let workspace = match source_workspace(state, parts, source).await? {
+            let workspace = match Box::pin(source_workspace(state, parts, source)).await? {
                 Step::Go(workspace) => workspace,
                 Step::Answer(response) => return Ok(Step::Answer(response)),
             };
@@ -360,7 +363,8 @@ async fn main_target(
             source
         }
         ResourceRef::NewConnection | ResourceRef::NewInWorkspace => {
-            let (named, workspace) = match new_in(state, parts, reference, object).await? {
+            let (named, workspace) = match Box::pin(new_in(state, parts, reference, object)).await?
+            {
                 Step::Go(found) => found,
                 Step::Answer(response) => return Ok(Step::Answer(response)),
             };
@@ -559,7 +563,8 @@ pub(super) async fn resolve_job(
         None => {
             let id = match state.store().get_job_by_airbyte_id(job_id).await? {
                 Some(job) => job.connection_id,
-                None => match state.airbyte().get_job(job_id).await {
+                // Boxed: rare (a job Airlock never saw), and large.
+                None => match Box::pin(state.airbyte().get_job(job_id)).await {
                     Ok(job) => job.connection_id.hyphenated().to_string(),
                     Err(error) if is_not_found(&error) => return Err(not_found()),
                     Err(error) => return Err(from_airbyte(&error, "")),

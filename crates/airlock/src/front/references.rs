@@ -152,7 +152,9 @@ pub(super) async fn find(
                     Named::Source(_) => ("sources", "source"),
                     _ => ("destinations", "destination"),
                 };
-                match locate(state, parts, plural, uuid).await? {
+                // Boxed: only writes name sources or destinations, and the
+                // lookup's future is large.
+                match Box::pin(locate(state, parts, plural, uuid)).await? {
                     Located::In(workspace, _) => (workspace_resource(state, &workspace), kind),
                     Located::Refused(raw) => return Ok(Step::Answer(raw_response(raw))),
                 }

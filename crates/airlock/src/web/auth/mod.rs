@@ -208,17 +208,22 @@ impl Caller {
                 status: "429",
                 detail: serde_json::json!({"path": refusals::bounded(parts.uri.path())}),
             };
-            state.refused(refusal.entry(origin), None, &[]).await;
+            // Refusals and sessions are boxed: their futures are the
+            // largest here, and every bearer token's request would carry them.
+            Box::pin(state.refused(refusal.entry(origin), None, &[])).await;
             return Err(Refusal::TooManyRequests);
         }
         // A bearer token wins over a session cookie sent along with it.
         let session_channel = tagged(parts).unwrap_or(door.session_channel);
         if door.sessions
             && header.is_none()
-            && let Some(id) = session_cookie(parts, state, session_channel).await?
+            && let Some(id) = Box::pin(session_cookie(parts, state, session_channel)).await?
         {
             let id = id.to_owned();
-            return Self::from_session(parts, state, door, &id, request_id, origin).await;
+            return Box::pin(Self::from_session(
+                parts, state, door, &id, request_id, origin,
+            ))
+            .await;
         }
         let door = Door {
             channel: tagged(parts).unwrap_or(door.channel),
@@ -231,7 +236,15 @@ impl Caller {
                     code: error.code(),
                     claim: error.claim(),
                 };
-                refuse(parts, state, &request_id, origin, door.channel, reason).await;
+                Box::pin(refuse(
+                    parts,
+                    state,
+                    &request_id,
+                    origin,
+                    door.channel,
+                    reason,
+                ))
+                .await;
                 Err(Refusal::Unauthenticated)
             }
         }
