@@ -118,7 +118,8 @@ async fn connection<S>(
             return;
         }
     }
-    // The client sees the close while the connection is idle.
+    // Closed after `linger`: the client sees the close while it holds the
+    // connection idle.
     tokio::time::sleep(script.linger).await;
 }
 

@@ -73,9 +73,10 @@ async fn serve_public(
     let (permission, reference) = route(state, &caller, parts, path).await?;
     let query = parse_query(state, &caller, parts).await?;
     let body = read_body(body).await?;
-    // The branches no read takes are boxed (here and below): their futures
-    // are the largest, and every request's future would be as large as
-    // they are, moved whole from frame to frame.
+    // Branches most requests do not take, whose futures are the largest,
+    // are boxed (here, below and in `main_target`): every request's future
+    // would otherwise be as large as they are, moved whole from frame to
+    // frame.
     if reference == ResourceRef::NewJob {
         return Box::pin(jobs::create_job(state, &caller, parts, &body)).await;
     }
