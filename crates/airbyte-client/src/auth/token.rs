@@ -186,24 +186,16 @@ impl TokenManager {
 
     /// A token to put on the next request, refreshing first if needed.
     pub(crate) async fn token(&self) -> Result<Arc<Token>> {
+        // A refresh (about once an hour) is awaited boxed: its future is
+        // large, and every request's would carry it otherwise.
         match self.freshness() {
-            Freshness::Fresh(token) => Ok(token),
-            // A refresh (about once an hour) is boxed: its future is large,
-            // and every request's would carry it otherwise.
-            freshness => Box::pin(self.renew(freshness)).await,
-        }
-    }
-
-    /// Renews an aging or stale token (see [`Self::token`]).
-    async fn renew(&self, freshness: Freshness) -> Result<Arc<Token>> {
-        match freshness {
             Freshness::Fresh(token) => Ok(token),
             Freshness::Aging(old) => {
                 // One caller refreshes; everyone else keeps the still-valid token.
                 let Ok(flight) = self.flight.try_lock() else {
                     return Ok(old);
                 };
-                match self.refresh(flight, None).await {
+                match Box::pin(self.refresh(flight, None)).await {
                     Ok(token) => Ok(token),
                     Err(error) => {
                         tracing::warn!(%error, "early token refresh failed; the current token is still valid");
@@ -214,7 +206,7 @@ impl TokenManager {
             Freshness::Stale => {
                 let seen = self.flights_done.load(Ordering::Acquire);
                 let flight = self.flight.lock().await;
-                self.refresh(flight, Some(seen)).await
+                Box::pin(self.refresh(flight, Some(seen))).await
             }
         }
     }
