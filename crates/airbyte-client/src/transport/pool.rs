@@ -34,7 +34,7 @@ struct Idle {
     /// moves a pointer, not the connection's buffers and state.
     conns: VecDeque<Box<Conn>>,
     /// Whether a sweep is under way (it ends once nothing is idle).
-    swept: bool,
+    sweeping: bool,
 }
 
 impl Pool {
@@ -69,15 +69,15 @@ impl Pool {
                 None
             };
             idle.conns.push_back(conn);
-            let sweep = !idle.swept;
-            idle.swept = true;
+            let sweep = !idle.sweeping;
+            idle.sweeping = true;
             (dropped, sweep)
         };
         drop(dropped);
         if sweep {
             match tokio::runtime::Handle::try_current() {
-                Ok(runtime) => drop(runtime.spawn(sweeping(Arc::downgrade(self)))),
-                Err(_) => self.lock().swept = false,
+                Ok(runtime) => drop(runtime.spawn(sweep_while_idle(Arc::downgrade(self)))),
+                Err(_) => self.lock().sweeping = false,
             }
         }
     }
@@ -102,12 +102,12 @@ impl Pool {
             }
         }
         idle.conns = kept;
-        idle.swept = !idle.conns.is_empty();
-        let swept = idle.swept;
+        idle.sweeping = !idle.conns.is_empty();
+        let sweeping = idle.sweeping;
         drop(idle);
         // Closed outside the lock.
         drop(gone);
-        swept
+        sweeping
     }
 
     fn fresh(&self, conn: &Conn) -> bool {
@@ -121,7 +121,7 @@ impl Pool {
 
 /// The sweep: every sixth of the idle timeout while the pool lives and holds
 /// connections.
-async fn sweeping(pool: Weak<Pool>) {
+async fn sweep_while_idle(pool: Weak<Pool>) {
     let Some(every) = pool.upgrade().map(|pool| pool.idle_timeout / 6) else {
         return;
     };
