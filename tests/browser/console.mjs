@@ -125,7 +125,8 @@ async function signIn(context, login) {
 }
 
 async function connectionNames(page) {
-  await page.locator('#connections-count').filter({ hasText: 'connections' }).waitFor();
+  // The count, not the "Loading connections…" shown before the list arrives.
+  await page.locator('#connections-count').filter({ hasText: /\d+ of \d+ connections/ }).waitFor();
   return page.locator('tr[data-connection] strong').allTextContents();
 }
 
